@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Every test tinyvmm has: unit tests, CLI error tests and boot tests in a
+# normal build and in an ASan+UBSan build, then make distcheck.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+
+scripts/setup.sh --no-demo || exit 1
+export TINYVMM_KERNEL_DIR
+TINYVMM_KERNEL_DIR=$(images/build-kernel.sh --print-dir)
+
+status=0
+summary() {	# summary DIR: add up automake's per-test results
+	cat "$1"/tests/unit/*.trs "$1"/tests/*/*.trs 2>/dev/null |
+		awk '/^:test-result:/ { n[$2]++ } END { printf "%d %d %d\n", n["PASS"], n["FAIL"] + n["ERROR"] + n["XPASS"], n["SKIP"] }'
+}
+run_check() {	# run_check NAME DIR CONFIGURE-ARGS...
+	local name=$1 dir=$2
+	shift 2
+	echo "=== $name: make check in $dir"
+	mkdir -p "$dir"
+	(cd "$dir" && { [ -f Makefile ] || "$top/configure" -q "$@"; } && make -s -j"$(nproc)" &&
+		make -s -j"$(nproc)" check) || status=1
+	for log in "$dir"/tests/*/*.log; do
+		case $log in */test-suite.log) continue ;; esac
+		if grep -q '^:test-result: \(FAIL\|ERROR\)' "${log%.log}.trs" 2>/dev/null; then
+			echo "--- $log"
+			tail -n 40 "$log"
+		fi
+		grep -h '^SKIP ' "$log" 2>/dev/null || true
+	done
+	read -r p f s < <(summary "$dir")
+	echo "$name: $p passed, $f failed, $s skipped"
+	total_p=$((total_p + p)); total_f=$((total_f + f)); total_s=$((total_s + s))
+}
+total_p=0; total_f=0; total_s=0
+
+run_check default build
+run_check sanitizers build-asan --enable-sanitizers
+
+echo "=== make distcheck"
+# Boot tests already ran twice above; distcheck proves the tarball builds and passes.
+if (cd build && TINYVMM_SKIP_BOOT=1 make -s distcheck >"$top/build/distcheck.log" 2>&1); then
+	echo "distcheck: passed"
+	total_p=$((total_p + 1))
+else
+	tail -n 60 build/distcheck.log
+	echo "distcheck: FAILED"
+	total_f=$((total_f + 1))
+	status=1
+fi
+
+[ "$total_f" -eq 0 ] || status=1
+[ "$total_s" -eq 0 ] || echo "NOTE: $total_s test(s) were SKIPPED and did not run (see the SKIP lines above)"
+echo "tinyvmm: $total_p passed, $total_f failed, $total_s skipped"
+exit $status

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tinyvmm: boot a Linux kernel under KVM with a serial console and
+ * virtio block devices.  main() only parses options and runs the VM; the
+ * init order lives in vm_create().
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "lib/util.h"
+#include "vmm/options.h"
+#include "vmm/vm.h"
+
+int main(int argc, char **argv)
+{
+	struct options opt;
+	struct vm vm;
+	int status;
+
+	status = options_parse(&opt, argc, argv);
+	if (status) {
+		options_free(&opt);
+		return status;
+	}
+	if (opt.help) {
+		options_usage(stdout);
+		options_free(&opt);
+		return 0;
+	}
+	if (opt.version) {
+		printf("tinyvmm %s\n", TINYVMM_VERSION);
+		options_free(&opt);
+		return 0;
+	}
+
+	/* A console reader that went away must not kill the VM. */
+	signal(SIGPIPE, SIG_IGN);
+
+	status = vm_create(&vm, &opt);
+	if (!status) {
+		status = vm_run(&vm);
+		if (opt.stats)
+			vm_print_stats(&vm);
+	}
+	vm_destroy(&vm);
+	options_free(&opt);
+	return status;
+}

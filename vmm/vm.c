@@ -1,0 +1,345 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "devices/platform/cmos_rtc.h"
+#include "devices/platform/debug_exit.h"
+#include "devices/platform/i8042.h"
+#include "devices/platform/ioport_sink.h"
+#include "devices/serial/uart16550.h"
+#include "lib/util.h"
+#include "vmm/console.h"
+#include "vmm/layout.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+#define COM1_PORT	0x3f8
+#define COM1_IRQ	4
+
+static void vm_stop_cb(void *opaque, int status, const char *why)
+{
+	vm_request_stop(opaque, status, why);
+}
+
+static void vm_irq_cb(void *opaque, unsigned int gsi, int level)
+{
+	struct vm *vm = opaque;
+	int ret = kvm_irq_line(&vm->kvm, gsi, level);
+
+	if (ret)
+		pr_warn("KVM_IRQ_LINE %u=%d: %s", gsi, level, strerror(-ret));
+}
+
+void vm_request_stop(struct vm *vm, int status, const char *why)
+{
+	uint64_t one = 1;
+	unsigned int i;
+
+	pthread_mutex_lock(&vm->stop_lock);
+	if (vm->stopping) {
+		pthread_mutex_unlock(&vm->stop_lock);
+		return;
+	}
+	vm->stopping = true;
+	vm->exit_status = status;
+	snprintf(vm->stop_why, sizeof(vm->stop_why), "%s", why);
+	pthread_mutex_unlock(&vm->stop_lock);
+
+	for (i = 0; i < vm->nr_vcpus; i++)
+		if (!pthread_equal(vm->vcpu[i].thread, pthread_self()))
+			vcpu_kick(&vm->vcpu[i]);
+	if (write(vm->stop_efd, &one, sizeof(one)) < 0)
+		pr_warn("cannot wake the main loop: %s", strerror(errno));
+}
+
+bool vm_stopping(struct vm *vm)
+{
+	bool s;
+
+	pthread_mutex_lock(&vm->stop_lock);
+	s = vm->stopping;
+	pthread_mutex_unlock(&vm->stop_lock);
+	return s;
+}
+
+static int vm_compose_cmdline(struct vm *vm, char *buf, size_t len)
+{
+	const char *user = vm->opt->cmdline ? vm->opt->cmdline : OPT_DEFAULT_CMDLINE;
+	int ret = host_cmdline_compose(buf, len, user, vm->host, vm->opt->host_quirks);
+
+	if (ret < 0)
+		pr_err("--cmdline: too long (at most %zu bytes with host additions)", len - 1);
+	return ret;
+}
+
+static int vm_create_devices(struct vm *vm)
+{
+	static const uint16_t sinks[] = { IOPORT_SINK_POST_PORT, IOPORT_SINK_DELAY_PORT };
+	size_t i;
+	int ret;
+
+	vm->stop = (struct vm_stop) { .request = vm_stop_cb, .opaque = vm };
+	vm->uart_irq = (struct irq_line) { .set_level = vm_irq_cb, .opaque = vm, .gsi = COM1_IRQ };
+
+	vm->uart = uart_create(&vm->uart_irq, STDOUT_FILENO);
+	vm->rtc = cmos_rtc_create();
+	vm->i8042 = i8042_create(&vm->stop);
+	vm->debug_exit = debug_exit_create(&vm->stop);
+	if (!vm->uart || !vm->rtc || !vm->i8042 || !vm->debug_exit) {
+		pr_err("cannot create the legacy devices: out of memory");
+		return -ENOMEM;
+	}
+
+	ret = io_bus_register(&vm->pio, COM1_PORT, 8, &uart_io_ops, vm->uart, "uart");
+	ret = ret ?: io_bus_register(&vm->pio, CMOS_RTC_BASE, CMOS_RTC_IO_LEN, &cmos_rtc_io_ops, vm->rtc, "cmos");
+	ret = ret ?: io_bus_register(&vm->pio, I8042_DATA_PORT, 1, &i8042_data_io_ops, vm->i8042, "i8042");
+	ret = ret ?: io_bus_register(&vm->pio, I8042_CMD_PORT, 1, &i8042_cmd_io_ops, vm->i8042, "i8042");
+	ret = ret ?: io_bus_register(&vm->pio, DEBUG_EXIT_PORT, DEBUG_EXIT_PORT_LEN,
+				     &debug_exit_io_ops, vm->debug_exit, "debug-exit");
+	for (i = 0; !ret && i < ARRAY_SIZE(sinks); i++)
+		ret = io_bus_register(&vm->pio, sinks[i], 1,
+				      &ioport_sink_io_ops, NULL, "delay");
+	if (ret)
+		pr_err("cannot register legacy I/O ports: %s", strerror(-ret));
+	return ret;
+}
+
+int vm_create(struct vm *vm, const struct options *opt)
+{
+	char cmdline[BOOT_CMDLINE_MAX];
+	struct boot_config bc;
+	unsigned int i;
+	int ret, appended;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->opt = opt;
+	vm->stop_efd = -1;
+	vm->kvm.sys_fd = vm->kvm.vm_fd = -1;
+	pthread_mutex_init(&vm->stop_lock, NULL);
+	io_bus_init(&vm->pio);
+
+	/* 1. Host kind, and so the cmdline the kernel gets. */
+	vm->host = host_detect("");
+	vm->quirks = opt->host_quirks && vm->host == HOST_PVM;
+	appended = vm_compose_cmdline(vm, cmdline, sizeof(cmdline));
+	if (appended < 0)
+		return EXIT_SETUP_ERROR;
+
+	/*
+	 * 2. Guest RAM and the kernel: needs no KVM, so a bad kernel or
+	 * initrd is reported before anything about the host.
+	 */
+	ret = gmem_init(&vm->mem, opt->mem_size);
+	if (ret) {
+		pr_err("-m: cannot allocate %llu MiB of guest RAM: %s",
+		       (unsigned long long)(opt->mem_size >> 20), strerror(-ret));
+		return EXIT_SETUP_ERROR;
+	}
+	bc = (struct boot_config) {
+		.kernel_path = opt->kernel, .initrd_path = opt->initrd, .cmdline = cmdline,
+	};
+	if (kernel_load(&vm->mem, &bc, &vm->entry))
+		return EXIT_SETUP_ERROR;
+	if (mptable_write(&vm->mem, opt->nr_cpus, NULL, 0))
+		return EXIT_SETUP_ERROR;
+
+	/* 3. The KVM VM with its in-kernel irqchip and PIT, and RAM mapped. */
+	if (kvm_init(&vm->kvm, opt->nr_cpus))
+		return EXIT_SETUP_ERROR;
+	if (kvm_map_memory(&vm->kvm, &vm->mem))
+		return EXIT_SETUP_ERROR;
+	/* Said only once the VM will run, so that an error stays one line. */
+	if (appended)
+		pr_info("%s host: appended to the guest cmdline: %s (--no-host-quirks turns this off)",
+			host_kind_name(vm->host), PVM_GUEST_CMDLINE);
+	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_efd < 0) {
+		pr_err("eventfd: %s", strerror(errno));
+		return EXIT_SETUP_ERROR;
+	}
+
+	/* 4. Devices. */
+	if (vm_create_devices(vm))
+		return EXIT_SETUP_ERROR;
+	for (i = 0; i < opt->nr_slots; i++) {
+		if (!strcmp(opt->slot[i].device, "hostbridge"))
+			continue;
+		pr_err("-s %u,%s: PCI devices are not implemented yet in this build",
+		       opt->slot[i].slot, opt->slot[i].device);
+		return EXIT_SETUP_ERROR;
+	}
+
+	/* 5. vCPUs; only the boot vCPU gets register state, APs wait for SIPI. */
+	vm->vcpu = calloc(opt->nr_cpus, sizeof(*vm->vcpu));
+	if (!vm->vcpu)
+		return EXIT_SETUP_ERROR;
+	for (i = 0; i < opt->nr_cpus; i++) {
+		vm->nr_vcpus = i + 1;
+		if (vcpu_create(vm, &vm->vcpu[i], i))
+			return EXIT_SETUP_ERROR;
+	}
+	if (vcpu_setup_boot(&vm->vcpu[0], &vm->entry))
+		return EXIT_SETUP_ERROR;
+	return 0;
+}
+
+static void sigusr1_nop(int sig)
+{
+}
+
+/*
+ * The main thread owns the terminal and signals; vCPU threads only run
+ * guest code.  It returns when something asked the VM to stop.
+ */
+int vm_run(struct vm *vm)
+{
+	struct sigaction sa = { .sa_handler = sigusr1_nop };	/* no SA_RESTART */
+	struct console con;
+	sigset_t set;
+	int sfd, ret = 0;
+	bool stdin_open = true;
+	unsigned int i;
+
+	sigaction(SIGUSR1, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	/* vCPU threads inherit this mask and unblock SIGUSR1 themselves. */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sigdelset(&set, SIGUSR1);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		pr_err("signalfd: %s", strerror(errno));
+		return EXIT_SETUP_ERROR;
+	}
+
+	console_init(&con, STDIN_FILENO);
+	if (console_raw(&con))
+		pr_warn("cannot put the terminal in raw mode: %s", strerror(errno));
+
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		if (vcpu_start(&vm->vcpu[i])) {
+			vm_request_stop(vm, EXIT_SETUP_ERROR, "vCPU thread");
+			break;
+		}
+	}
+
+	while (!vm_stopping(vm)) {
+		struct pollfd pfd[3] = {
+			{ .fd = vm->stop_efd, .events = POLLIN },
+			{ .fd = sfd, .events = POLLIN },
+			{ .fd = -1, .events = POLLIN },
+		};
+		bool want = stdin_open && console_wants_input(&con, vm->uart);
+
+		if (want)
+			pfd[2].fd = con.fd;
+		/* When the UART is full, come back soon to hand it more. */
+		if (poll(pfd, 3, stdin_open && !want ? 10 : -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				char why[64];
+
+				snprintf(why, sizeof(why), "signal %s", strsignal(si.ssi_signo));
+				vm_request_stop(vm, EXIT_SIGNAL_BASE + si.ssi_signo, why);
+			}
+		}
+		if (pfd[2].revents & (POLLIN | POLLHUP | POLLERR)) {
+			switch (console_input(&con, vm->uart)) {
+			case CONSOLE_QUIT:
+				vm_request_stop(vm, EXIT_GUEST_DONE, "quit from the console (Ctrl-A x)");
+				break;
+			case CONSOLE_EOF:
+				stdin_open = false;
+				break;
+			default:
+				break;
+			}
+		}
+	}
+
+	for (i = 0; i < vm->nr_vcpus; i++)
+		if (vm->vcpu[i].started)
+			pthread_join(vm->vcpu[i].thread, NULL);
+	console_restore();
+	close(sfd);
+
+	pthread_mutex_lock(&vm->stop_lock);
+	ret = vm->exit_status;
+	pthread_mutex_unlock(&vm->stop_lock);
+	pr_info("VM stopped: %s (exit status %d)", vm->stop_why, ret);
+	return ret;
+}
+
+void vm_print_stats(struct vm *vm)
+{
+	uint64_t total[VM_EXIT_REASONS] = { 0 };
+	char line[1024];
+	unsigned int i, r;
+	int n = 0;
+
+	for (i = 0; i < vm->nr_vcpus; i++)
+		for (r = 0; r < VM_EXIT_REASONS; r++)
+			total[r] += vm->vcpu[i].exits[r];
+
+	line[0] = 0;
+	for (r = 0; r < VM_EXIT_REASONS; r++)
+		if (total[r] && n < (int)sizeof(line))
+			n += snprintf(line + n, sizeof(line) - n, " %s=%llu",
+				      vcpu_exit_name(r), (unsigned long long)total[r]);
+	pr_info("stats: exits to user space:%s", n ? line : " none");
+
+	n = 0;
+	line[0] = 0;
+	for (i = 0; i < vm->pio.nr; i++)
+		if (n < (int)sizeof(line))
+			n += snprintf(line + n, sizeof(line) - n, " %s@0x%x=%llu",
+				      vm->pio.range[i].name, vm->pio.range[i].base,
+				      (unsigned long long)vm->pio.range[i].accesses);
+	if (n < (int)sizeof(line))
+		snprintf(line + n, sizeof(line) - n, " unclaimed=%llu",
+			 (unsigned long long)vm->pio.unclaimed);
+	pr_info("stats: port I/O exits by device:%s", line);
+
+	for (i = 0, r = 0; i < vm->nr_vcpus; i++)
+		r += vm->vcpu[i].quirks_applied;
+	if (vm->quirks)
+		pr_info("stats: PVM quirks applied: %u", r);
+}
+
+void vm_destroy(struct vm *vm)
+{
+	unsigned int i;
+
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vcpu_destroy(&vm->vcpu[i]);
+	free(vm->vcpu);
+	vm->vcpu = NULL;
+	vm->nr_vcpus = 0;
+	if (vm->uart)
+		uart_destroy(vm->uart);
+	if (vm->rtc)
+		cmos_rtc_destroy(vm->rtc);
+	if (vm->i8042)
+		i8042_destroy(vm->i8042);
+	if (vm->debug_exit)
+		debug_exit_destroy(vm->debug_exit);
+	if (vm->stop_efd >= 0)
+		close(vm->stop_efd);
+	kvm_exit(&vm->kvm);
+	gmem_free(&vm->mem);
+	io_bus_destroy(&vm->pio);
+	pthread_mutex_destroy(&vm->stop_lock);
+}

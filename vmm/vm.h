@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef TINYVMM_VM_H
+#define TINYVMM_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/guest_mem.h"
+#include "lib/irq.h"
+#include "vmm/boot.h"
+#include "vmm/host.h"
+#include "vmm/io_bus.h"
+#include "vmm/kvm.h"
+#include "vmm/options.h"
+
+struct vcpu;
+struct uart;
+struct cmos_rtc;
+struct i8042;
+struct debug_exit;
+
+#define VM_EXIT_REASONS 64	/* KVM_EXIT_* fit below this */
+
+struct vm {
+	const struct options *opt;
+	enum host_kind host;
+	bool quirks;			/* PVM workarounds active */
+	struct kvm kvm;
+	struct guest_mem mem;
+	struct io_bus pio;
+	struct boot_entry entry;
+
+	struct vcpu *vcpu;
+	unsigned int nr_vcpus;
+
+	/* Devices, created in vm_create() in this order. */
+	struct uart *uart;
+	struct cmos_rtc *rtc;
+	struct i8042 *i8042;
+	struct debug_exit *debug_exit;
+	struct irq_line uart_irq;
+	struct vm_stop stop;
+
+	/* Stop state: the first request wins, the rest are ignored. */
+	pthread_mutex_t stop_lock;
+	bool stopping;
+	int exit_status;
+	char stop_why[160];
+	int stop_efd;			/* main loop wakes on it */
+};
+
+/*
+ * Build the whole machine in one explicit order: guest RAM, kernel,
+ * KVM VM, devices, vCPUs.  Errors have been printed; the return value is
+ * the exit status to end with (0 on success).
+ */
+int vm_create(struct vm *vm, const struct options *opt);
+int vm_run(struct vm *vm);	/* blocks; returns the exit status */
+void vm_destroy(struct vm *vm);
+
+/* Any thread: stop every vCPU and make vm_run() return status. */
+void vm_request_stop(struct vm *vm, int status, const char *why);
+bool vm_stopping(struct vm *vm);
+
+void vm_print_stats(struct vm *vm);
+
+#endif
