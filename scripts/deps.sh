@@ -3,6 +3,8 @@
 
 TINYVMM_BUILD_DEPS="gcc make autoconf automake pkg-config linux-libc-dev libelf-dev libcmocka-dev"
 TINYVMM_TEST_DEPS="e2fsprogs util-linux coreutils"
+# Only where /dev/kvm is missing: tests/nested/build-l1.sh installs its own
+# (qemu-system-x86, busybox-static, cpio).
 
 # deps_install PKG...: install what dpkg does not know as installed.
 deps_install() {

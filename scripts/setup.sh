@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # One command from a fresh Debian 12 machine to a booted demo guest:
 # installs missing Debian packages, builds tinyvmm in build/, builds the
-# guest kernel into the cache (images/build-kernel.sh), then boots it.
+# guest kernel into the cache (images/build-kernel.sh) and a demo ext4
+# root image, then boots it with the image as /dev/vda.
 #   scripts/setup.sh             everything, ending with the demo boot
 #   scripts/setup.sh --no-demo   everything but the boot
+# On a host without /dev/kvm it also builds the nested-KVM kit
+# (tests/nested/build-l1.sh) and boots the demo there, saying so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -14,18 +17,32 @@ demo=1
 deps_install $TINYVMM_BUILD_DEPS $TINYVMM_TEST_DEPS
 
 echo "setup: building tinyvmm in build/"
-[ -x configure ] && [ configure -nt configure.ac ] && [ Makefile.in -nt Makefile.am ] ||
+if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Makefile.in ]; then
 	autoreconf -fi >/dev/null
+fi
 mkdir -p build
 (cd build && { [ -f Makefile ] || ../configure -q; } && make -s -j"$(nproc)")
 
 kdir=$(images/build-kernel.sh | tail -n 1)
 echo "setup: guest kernel in $kdir"
 
-[ "$demo" -eq 1 ] || exit 0
+nested=0
 if [ ! -w /dev/kvm ]; then
-	echo "setup: built everything, but cannot boot the demo guest: /dev/kvm is missing or not writable on this host" >&2
-	exit 1
+	nested=1
+	echo "setup: /dev/kvm is missing here: building the nested-KVM kit (KVM inside QEMU TCG with an emulated AMD SVM CPU), which the boot tests use on this host"
+	tests/nested/build-l1.sh >/dev/null
 fi
-echo "setup: booting the demo guest (no root disk: it ends at the root-mount panic and reboots; Ctrl-A x quits)"
-exec build/tinyvmm --cmdline "console=ttyS0 panic=-1" "$kdir/vmlinux"
+
+[ "$demo" -eq 1 ] || exit 0
+
+mkdir -p build/demo
+img=$PWD/build/demo/root.img
+[ -f "$img" ] || images/make-ext4-image.sh "$img" 64 >/dev/null
+args=(-s 9,virtio-blk,"$img" --cmdline "console=ttyS0 root=/dev/vda rw panic=-1" "$kdir/vmlinux")
+echo "setup: booting the demo guest: tinyvmm ${args[*]}"
+echo "setup: it mounts build/demo/root.img as its root; its /sbin/init says hello and reboots (Ctrl-A x quits)"
+if [ "$nested" -eq 0 ]; then
+	exec build/tinyvmm "${args[@]}"
+fi
+echo "setup: no /dev/kvm: running the demo on nested KVM (slow: every guest instruction is emulated by QEMU)"
+exec tests/nested/run.sh "$PWD/build/demo" -- "$PWD/build/tinyvmm" "${args[@]}"

@@ -42,11 +42,77 @@ kernel_dir() {
 	fi
 }
 
+# How run_tinyvmm runs tinyvmm (set by pick_runner): "direct" on this host's KVM
+# device, or "nested" through tests/nested/run.sh, on nested KVM in a QEMU TCG guest
+# with an emulated AMD SVM CPU (for hosts without /dev/kvm, such as CI; the L1 kit
+# comes from tests/nested/build-l1.sh).  TINYVMM_RUNNER=direct|nested forces one.
+RUNNER=
+RUNNER_WHY=
+L1_KIT=
+# The test's own log, for run_tinyvmm's "runner:" line while stdout is redirected.
+exec {LOG_FD}>&1
+
+# pick_runner: set RUNNER (and L1_KIT), or return 1 with the reason in RUNNER_WHY.
+pick_runner() {
+	local dev=${TINYVMM_KVM_DEVICE:-/dev/kvm} direct_why='' nested_why='' kit
+	[ -z "$RUNNER" ] || return 0
+	if [ ! -e "$dev" ]; then
+		direct_why="$dev is missing on this host (no KVM)"
+	elif [ ! -r "$dev" ] || [ ! -w "$dev" ]; then
+		direct_why="$dev is not accessible to $(id -un)"
+	fi
+	if ! command -v qemu-system-x86_64 >/dev/null; then
+		nested_why="qemu-system-x86_64 is not installed"
+	elif ! kit=${TINYVMM_L1_KIT:-$("$top_srcdir/tests/nested/build-l1.sh" --print-dir 2>&1)}; then
+		nested_why="cannot locate the L1 kit: $kit"
+	elif [ ! -s "$kit/vmlinuz" ]; then
+		nested_why="no L1 kit in $kit (build it with tests/nested/build-l1.sh)"
+	fi
+	case ${TINYVMM_RUNNER:-} in
+	"")	if [ -z "$direct_why" ]; then
+			RUNNER=direct
+		elif [ -z "$nested_why" ]; then
+			RUNNER=nested
+		else
+			RUNNER_WHY="$direct_why, and nested KVM is not available: $nested_why; so no guest can boot here"
+			return 1
+		fi ;;
+	direct)	RUNNER=direct ;;
+	nested)	if [ -n "$nested_why" ]; then
+			echo "ERROR $TEST_NAME: TINYVMM_RUNNER=nested, but $nested_why"
+			exit 99
+		fi
+		RUNNER=nested ;;
+	*)	echo "ERROR $TEST_NAME: TINYVMM_RUNNER must be direct or nested, not '$TINYVMM_RUNNER'"
+		exit 99 ;;
+	esac
+	[ "$RUNNER" = direct ] || L1_KIT=$kit
+}
+
 need_kvm() {
-	local dev=${TINYVMM_KVM_DEVICE:-/dev/kvm}
 	[ -z "${TINYVMM_SKIP_BOOT:-}" ] || skip "boot tests turned off for this run (TINYVMM_SKIP_BOOT)"
-	[ -e "$dev" ] || skip "$dev is missing on this host (no KVM), so no guest can boot here"
-	[ -r "$dev" ] && [ -w "$dev" ] || skip "$dev is not accessible to $(id -un)"
+	pick_runner || skip "$RUNNER_WHY"
+}
+
+# run_tinyvmm ARGS...: run "$TINYVMM" ARGS with stdin from /dev/null on KVM, as
+# RUNNER says, and return its exit status.  RUN_TIMEOUT=SECS (optional) limits
+# tinyvmm's own run: status 124 when it hits.  Nested, the paths in ARGS must exist
+# on the host and tinyvmm may write only under $WORK; status 125 means the harness
+# failed (L1 hung or crashed twice), so tinyvmm's result is unknown.
+run_tinyvmm() {
+	local t=()
+	pick_runner || skip "$RUNNER_WHY"
+	if [ "$RUNNER" = direct ]; then
+		echo "runner: direct ${TINYVMM_KVM_DEVICE:-/dev/kvm}" >&"$LOG_FD"
+		[ -z "${RUN_TIMEOUT:-}" ] || t=(timeout --foreground -k 10 "$RUN_TIMEOUT")
+		"${t[@]}" "$TINYVMM" "$@" </dev/null {LOG_FD}>&-
+	else
+		echo "runner: nested KVM in QEMU TCG (AMD SVM), L1 kit $L1_KIT" >&"$LOG_FD"
+		[ -z "${RUN_TIMEOUT:-}" ] || t=(timeout -k 10 "$RUN_TIMEOUT")
+		TINYVMM_L1_KIT=$L1_KIT "$top_srcdir/tests/nested/run.sh" \
+			--timeout $((${RUN_TIMEOUT:-540} + 60)) "$WORK" -- \
+			"${t[@]}" "$TINYVMM" "$@" </dev/null {LOG_FD}>&-
+	fi
 }
 
 need_kernel() {

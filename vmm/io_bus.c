@@ -79,8 +79,11 @@ bool io_bus_access(struct io_bus *bus, uint16_t port, bool is_write,
 		/* An access must lie wholly inside one device's range. */
 		if (port >= bus->range[i].base &&
 		    (uint32_t)port + size <= (uint32_t)bus->range[i].base + bus->range[i].len) {
+			/* Copy only what the call needs: accesses changes under us. */
+			r.base = bus->range[i].base;
+			r.ops = bus->range[i].ops;
+			r.opaque = bus->range[i].opaque;
 			__atomic_fetch_add(&bus->range[i].accesses, 1, __ATOMIC_RELAXED);
-			r = bus->range[i];
 			found = true;
 			break;
 		}

@@ -180,10 +180,15 @@ static int mp_check_pci_irqs(const struct mptable_pci_irq *irqs, unsigned int n,
 	return 0;
 }
 
-/* ISA IRQ 0 is wired to pin 2, as on a PC (and as ACPI's override says). */
+/*
+ * ISA IRQ n is on IOAPIC pin n, IRQ 0 included: KVM's default GSI routing
+ * (no KVM_SET_GSI_ROUTING) delivers the in-kernel PIT's IRQ 0 to pin 0,
+ * unlike a PC's pin-2 override.  Saying pin 2 here makes Linux report
+ * "MP-BIOS bug: 8254 timer not connected to IO-APIC".
+ */
 static uint8_t isa_irq_pin(unsigned int irq)
 {
-	return irq == 0 ? 2 : irq;
+	return irq;
 }
 
 int mptable_write(struct guest_mem *gm, unsigned int nr_cpus,
@@ -255,8 +260,8 @@ int mptable_write(struct guest_mem *gm, unsigned int nr_cpus,
 
 	for (i = 0; i < MP_ISA_IRQS; i++) {
 		/*
-		 * IRQ 2 is the cascade and has no pin of its own (pin 2 is the
-		 * PIT's); a pin a PCI device uses is level/low, not ISA's.
+		 * IRQ 2 is the cascade and has no pin of its own; a pin a PCI
+		 * device uses is level/low, not ISA's.
 		 */
 		if (i == 2 || pci_pins & (1u << isa_irq_pin(i)))
 			continue;

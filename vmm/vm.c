@@ -14,6 +14,7 @@
 #include "devices/platform/i8042.h"
 #include "devices/platform/ioport_sink.h"
 #include "devices/serial/uart16550.h"
+#include "devices/virtio-blk/blk.h"
 #include "lib/util.h"
 #include "vmm/console.h"
 #include "vmm/layout.h"
@@ -111,6 +112,76 @@ static int vm_create_devices(struct vm *vm)
 	return ret;
 }
 
+static int slot_cmp(const void *a, const void *b)
+{
+	const struct slot_opt *x = *(const struct slot_opt *const *)a;
+	const struct slot_opt *y = *(const struct slot_opt *const *)b;
+
+	return (int)x->slot - (int)y->slot;
+}
+
+static int vm_create_pci_devices(struct vm *vm)
+{
+	const struct slot_opt *sorted[PCI_MAX_SLOTS];
+	unsigned int i, n = vm->opt->nr_slots;
+	int ret;
+
+	for (i = 0; i < n; i++)
+		sorted[i] = &vm->opt->slot[i];
+	qsort(sorted, n, sizeof(sorted[0]), slot_cmp);
+
+	for (i = 0; i < n; i++) {
+		const struct slot_opt *s = sorted[i];
+		struct vm_disk *d;
+
+		if (!strcmp(s->device, "hostbridge"))
+			continue;	/* always there */
+		/* options_device_known() let only these through */
+		d = &vm->disk[vm->nr_disks];
+		d->slot = s->slot;
+		ret = blk_dev_create(&d->blk, s->args ? s->args : "", &vm->mem);
+		if (ret)
+			return ret;
+		vm->nr_disks++;
+		ret = pci_bus_add(&vm->pci, &d->blk->vp.pci, s->slot);
+		if (ret) {
+			pr_err("-s %u,%s: cannot put the device on the PCI bus: %s",
+			       s->slot, s->device, strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static int vm_write_mptable(struct vm *vm)
+{
+	struct mptable_pci_irq irqs[PCI_MAX_DEVICES];
+	unsigned int n = pci_bus_irqs(&vm->pci, irqs, ARRAY_SIZE(irqs));
+
+	return mptable_write(&vm->mem, vm->opt->nr_cpus, irqs, n);
+}
+
+static int vm_wire_disks(struct vm *vm)
+{
+	unsigned int i;
+	int ret;
+
+	vm->notify = virtio_kvm_notify_template;
+	vm->notify.opaque = &vm->kvm;
+	for (i = 0; i < vm->nr_disks; i++) {
+		struct vm_disk *d = &vm->disk[i];
+
+		ret = virtio_kvm_irq_init(&d->irq, &vm->kvm, &d->blk->vp);
+		if (ret)
+			return ret;
+		d->irq_wired = true;
+		ret = virtio_pci_set_notify(&d->blk->vp, &vm->notify);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 int vm_create(struct vm *vm, const struct options *opt)
 {
 	char cmdline[BOOT_CMDLINE_MAX];
@@ -147,10 +218,22 @@ int vm_create(struct vm *vm, const struct options *opt)
 	};
 	if (kernel_load(&vm->mem, &bc, &vm->entry))
 		return EXIT_SETUP_ERROR;
-	if (mptable_write(&vm->mem, opt->nr_cpus, NULL, 0))
+
+	/*
+	 * 3. PCI devices, in slot order so that the lowest slot becomes
+	 * /dev/vda; disks are opened here, so a bad image is reported
+	 * before anything about KVM.  Then the MP table, which routes their
+	 * interrupts.
+	 */
+	if (pci_bus_init(&vm->pci, &vm->pio))
+		return EXIT_SETUP_ERROR;
+	vm->pci_ready = true;
+	if (vm_create_pci_devices(vm))
+		return EXIT_SETUP_ERROR;
+	if (vm_write_mptable(vm))
 		return EXIT_SETUP_ERROR;
 
-	/* 3. The KVM VM with its in-kernel irqchip and PIT, and RAM mapped. */
+	/* 4. The KVM VM with its in-kernel irqchip and PIT, and RAM mapped. */
 	if (kvm_init(&vm->kvm, opt->nr_cpus))
 		return EXIT_SETUP_ERROR;
 	if (kvm_map_memory(&vm->kvm, &vm->mem))
@@ -165,18 +248,13 @@ int vm_create(struct vm *vm, const struct options *opt)
 		return EXIT_SETUP_ERROR;
 	}
 
-	/* 4. Devices. */
+	/* 5. Legacy devices, and the virtio notification paths through KVM. */
 	if (vm_create_devices(vm))
 		return EXIT_SETUP_ERROR;
-	for (i = 0; i < opt->nr_slots; i++) {
-		if (!strcmp(opt->slot[i].device, "hostbridge"))
-			continue;
-		pr_err("-s %u,%s: PCI devices are not implemented yet in this build",
-		       opt->slot[i].slot, opt->slot[i].device);
+	if (vm_wire_disks(vm))
 		return EXIT_SETUP_ERROR;
-	}
 
-	/* 5. vCPUs; only the boot vCPU gets register state, APs wait for SIPI. */
+	/* 6. vCPUs; only the boot vCPU gets register state, APs wait for SIPI. */
 	vm->vcpu = calloc(opt->nr_cpus, sizeof(*vm->vcpu));
 	if (!vm->vcpu)
 		return EXIT_SETUP_ERROR;
@@ -187,6 +265,11 @@ int vm_create(struct vm *vm, const struct options *opt)
 	}
 	if (vcpu_setup_boot(&vm->vcpu[0], &vm->entry))
 		return EXIT_SETUP_ERROR;
+
+	/* 7. Device threads last: nothing can kick them before this. */
+	for (i = 0; i < vm->nr_disks; i++)
+		if (blk_dev_start(vm->disk[i].blk))
+			return EXIT_SETUP_ERROR;
 	return 0;
 }
 
@@ -234,7 +317,7 @@ int vm_run(struct vm *vm)
 	}
 
 	while (!vm_stopping(vm)) {
-		struct pollfd pfd[3] = {
+		struct pollfd pfd[3 + PCI_MAX_SLOTS] = {
 			{ .fd = vm->stop_efd, .events = POLLIN },
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = -1, .events = POLLIN },
@@ -243,9 +326,17 @@ int vm_run(struct vm *vm)
 
 		if (want)
 			pfd[2].fd = con.fd;
+		for (i = 0; i < vm->nr_disks; i++)
+			pfd[3 + i] = (struct pollfd) {
+				.fd = virtio_kvm_irq_fd(&vm->disk[i].irq), .events = POLLIN,
+			};
 		/* When the UART is full, come back soon to hand it more. */
-		if (poll(pfd, 3, stdin_open && !want ? 10 : -1) < 0 && errno != EINTR)
+		if (poll(pfd, 3 + vm->nr_disks, stdin_open && !want ? 10 : -1) < 0 &&
+		    errno != EINTR)
 			break;
+		for (i = 0; i < vm->nr_disks; i++)
+			if (pfd[3 + i].revents & POLLIN)
+				virtio_kvm_irq_resample(&vm->disk[i].irq);
 		if (pfd[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 
@@ -313,6 +404,19 @@ void vm_print_stats(struct vm *vm)
 			 (unsigned long long)vm->pio.unclaimed);
 	pr_info("stats: port I/O exits by device:%s", line);
 
+	for (i = 0; i < vm->nr_disks; i++) {
+		const struct vm_disk *d = &vm->disk[i];
+		const struct blk_dev *b = d->blk;
+
+		pr_info("stats: virtio-blk slot %u: requests=%llu kicks=%llu "
+			"notify-exits=%llu notify-exits-after-driver-ok=%llu "
+			"irq-resamples=%llu irq-reasserts=%llu",
+			d->slot, (unsigned long long)b->requests, (unsigned long long)b->kicks,
+			(unsigned long long)b->vp.notify_exits,
+			(unsigned long long)b->vp.notify_exits_after_driver_ok,
+			(unsigned long long)d->irq.resamples, (unsigned long long)d->irq.reasserts);
+	}
+
 	for (i = 0, r = 0; i < vm->nr_vcpus; i++)
 		r += vm->vcpu[i].quirks_applied;
 	if (vm->quirks)
@@ -323,6 +427,15 @@ void vm_destroy(struct vm *vm)
 {
 	unsigned int i;
 
+	/* Disks first: their threads stop and the media is flushed. */
+	for (i = 0; i < vm->nr_disks; i++) {
+		if (vm->disk[i].irq_wired)
+			virtio_kvm_irq_exit(&vm->disk[i].irq);
+		blk_dev_destroy(vm->disk[i].blk);
+	}
+	vm->nr_disks = 0;
+	if (vm->pci_ready)
+		pci_bus_destroy(&vm->pci);
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpu[i]);
 	free(vm->vcpu);

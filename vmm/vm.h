@@ -13,12 +13,23 @@
 #include "vmm/io_bus.h"
 #include "vmm/kvm.h"
 #include "vmm/options.h"
+#include "vmm/virtio_kvm.h"
+#include "pci/pci.h"
 
 struct vcpu;
 struct uart;
 struct cmos_rtc;
 struct i8042;
 struct debug_exit;
+struct blk_dev;
+
+/* A virtio-blk disk: the device model and its KVM wiring. */
+struct vm_disk {
+	unsigned int slot;
+	struct blk_dev *blk;
+	struct virtio_kvm_irq irq;
+	bool irq_wired;
+};
 
 #define VM_EXIT_REASONS 64	/* KVM_EXIT_* fit below this */
 
@@ -41,6 +52,11 @@ struct vm {
 	struct debug_exit *debug_exit;
 	struct irq_line uart_irq;
 	struct vm_stop stop;
+	struct pci_bus pci;
+	bool pci_ready;
+	struct vm_disk disk[PCI_MAX_SLOTS];
+	unsigned int nr_disks;
+	struct virtio_notify notify;
 
 	/* Stop state: the first request wins, the rest are ignored. */
 	pthread_mutex_t stop_lock;

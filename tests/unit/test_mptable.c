@@ -194,10 +194,13 @@ static void test_irq_routing(void **state)
 	assert_int_equal(mptable_write(&gm, 2, two_irqs, 2), 0);
 	parse(&gm, &t);
 
-	/* The PIT (ISA IRQ 0) is on pin 2; pin 0 is unused. */
-	assert_int_equal(t.pin_src[2], 1 << 8 | 0);
-	assert_int_equal(t.pin_src[0], -1);
-	for (pin = 1; pin < 16; pin++) {
+	/*
+	 * The PIT (ISA IRQ 0) is on pin 0, where KVM's default routing
+	 * delivers it; pin 2 (the cascade) is unused.
+	 */
+	assert_int_equal(t.pin_src[0], 1 << 8 | 0);
+	assert_int_equal(t.pin_src[2], -1);
+	for (pin = 0; pin < 16; pin++) {
 		if (pin == 2)
 			continue;
 		assert_int_equal(t.pin_src[pin], 1 << 8 | pin);

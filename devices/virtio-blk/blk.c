@@ -1,0 +1,481 @@
+// SPDX-License-Identifier: MIT
+/*
+ * virtio-blk device glue: the transport callbacks, the queue thread and
+ * the worker pool (after ACRN: qsize ioreqs on free/pending lists, 8
+ * workers).
+ *
+ * Locking.  The transport calls our ops one at a time under its
+ * ctrl_lock (never under vp.lock, a leaf that raise_isr and friends
+ * take), so:
+ *  - b->lock guards the ioreq pool, in_flight, paused, stopping,
+ *    nr_workers and cfg, and serialises virtq_pop (one popper at a time,
+ *    and a reset sees a quiet avail ring);
+ *  - complete_lock guards the used ring (virtq_push); it is a leaf;
+ *  - neither is held while calling into the transport, and reset waits
+ *    only for in_flight, which drops before a completion raises its
+ *    interrupt, so a reset can never wait on an interrupt.
+ *
+ * Invariant: a request is popped (ioreq busy, in_flight++) under b->lock
+ * and completed exactly once by blk_complete() (used ring, ioreq back on
+ * the free list, in_flight--), either by the one worker that took it off
+ * the pending list or, for a bad chain or without workers, by the popper.
+ * reset pauses popping and waits for in_flight == 0, so no used-ring
+ * write follows it.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "devices/virtio-blk/blk.h"
+#include "lib/util.h"
+
+#define BLK_PCI_CLASS_STORAGE	0x01
+#define BLK_CFG_WCE_OFF		offsetof(struct blk_config, wce)
+
+_Static_assert(sizeof(struct blk_config) == 34, "virtio_blk_config layout");
+_Static_assert(offsetof(struct blk_config, wce) == 32, "wce at offset 32");
+
+static bool blk_broken_warned;
+
+static void blk_efd_signal(int fd)
+{
+	uint64_t one = 1;
+
+	/* Only fails when the counter is saturated: already signalled. */
+	if (write(fd, &one, sizeof(one)) < 0)
+		pr_debug("virtio-blk: eventfd write: %s", strerror(errno));
+}
+
+static void blk_efd_drain(int fd)
+{
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0)
+		pr_debug("virtio-blk: eventfd read: %s", strerror(errno));
+}
+
+/* Switch the cache mode; leaving writeback makes what it wrote durable. */
+static void blk_set_wce(struct blk_dev *b, uint8_t wce)
+{
+	uint8_t old;
+	int ret;
+
+	pthread_mutex_lock(&b->lock);
+	old = b->cfg.wce;
+	__atomic_store_n(&b->cfg.wce, wce, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&b->lock);
+	/*
+	 * Writes issued from here on are synchronous, and the flush covers
+	 * the ones completed before.  Linux freezes the queue around the
+	 * switch, so no write straddles it.
+	 */
+	if (old && !wce) {
+		ret = b->disk.ops->flush(&b->disk);
+		if (ret)
+			pr_warn("virtio-blk: '%s': flush on leaving writeback: %s",
+				b->opts.path, strerror(-ret));
+	}
+}
+
+static void blk_complete(struct blk_dev *b, struct blk_ioreq *io, uint32_t len)
+{
+	struct virtq *q = &b->vp.vq[0];
+	bool irq, starved, threads;
+
+	pthread_mutex_lock(&b->complete_lock);
+	virtq_push(q, io->elem.head, len);
+	irq = !virtq_no_interrupt(q);
+	pthread_mutex_unlock(&b->complete_lock);
+
+	pthread_mutex_lock(&b->lock);
+	assert(io->busy && b->in_flight > 0);
+	io->busy = false;
+	starved = !b->free_list;
+	io->next = b->free_list;
+	b->free_list = io;
+	if (--b->in_flight == 0)
+		pthread_cond_broadcast(&b->idle_cond);
+	/* A reset in progress clears ISR anyway; the driver is not listening. */
+	if (b->paused)
+		irq = false;
+	threads = b->nr_workers > 0;
+	pthread_mutex_unlock(&b->lock);
+
+	/* The popper stops when the pool is empty; let it go on. */
+	if (starved && threads)
+		blk_efd_signal(b->stop_efd);
+	if (irq)
+		virtio_pci_raise_isr(&b->vp, VIRTIO_ISR_QUEUE);
+}
+
+/*
+ * Pop until the avail ring is empty: to the workers when there are
+ * some, otherwise handled right here.
+ */
+static void blk_queue_drain(struct blk_dev *b)
+{
+	struct virtq *q = &b->vp.vq[0];
+	enum virtq_pop_result r;
+	struct blk_ioreq *io;
+
+	for (;;) {
+		pthread_mutex_lock(&b->lock);
+		io = b->free_list;
+		if (b->stopping || b->paused || !__atomic_load_n(&q->ready, __ATOMIC_ACQUIRE) ||
+		    q->broken || !io) {
+			pthread_mutex_unlock(&b->lock);
+			return;
+		}
+		r = virtq_pop(q, &io->elem);
+		if (r == VIRTQ_BROKEN) {
+			pthread_mutex_unlock(&b->lock);
+			/* A guest can break and reset forever: say it once. */
+			if (!__atomic_exchange_n(&blk_broken_warned, true, __ATOMIC_RELAXED))
+				pr_warn("virtio-blk: '%s': the driver broke the virtqueue; device needs reset (not reported again)",
+					b->opts.path);
+			virtio_pci_needs_reset(&b->vp);
+			return;
+		}
+		if (r != VIRTQ_OK && r != VIRTQ_BAD_CHAIN) {
+			pthread_mutex_unlock(&b->lock);
+			return;
+		}
+		b->free_list = io->next;
+		io->next = NULL;
+		io->busy = true;
+		b->in_flight++;
+		b->requests++;
+		if (r == VIRTQ_OK && b->nr_workers) {
+			if (b->pending_tail)
+				b->pending_tail->next = io;
+			else
+				b->pending_head = io;
+			b->pending_tail = io;
+			pthread_cond_signal(&b->work_cond);
+			pthread_mutex_unlock(&b->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&b->lock);
+		/* A bad chain is returned unused so the driver does not hang on it. */
+		blk_complete(b, io, r == VIRTQ_OK ? blk_req_handle(b, &io->elem) : 0);
+	}
+}
+
+static void *blk_queue_thread(void *arg)
+{
+	struct blk_dev *b = arg;
+	struct pollfd pfd[2] = {
+		{ .fd = b->stop_efd, .events = POLLIN },
+		{ .fd = b->vp.kick_efd[0], .events = POLLIN },	/* -1: ignored */
+	};
+	bool stop;
+
+	for (;;) {
+		/* Requests may have been posted before the first kick we see. */
+		blk_queue_drain(b);
+		if (poll(pfd, ARRAY_SIZE(pfd), -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			pr_err("virtio-blk: '%s': queue thread: poll: %s", b->opts.path,
+			       strerror(errno));
+			break;
+		}
+		if (pfd[1].revents & POLLIN) {
+			blk_efd_drain(pfd[1].fd);
+			__atomic_add_fetch(&b->kicks, 1, __ATOMIC_RELAXED);
+		} else if (pfd[1].revents & (POLLERR | POLLNVAL)) {
+			/* Do not spin on a dead fd; register notifies still wake us. */
+			pr_warn("virtio-blk: '%s': kick eventfd unusable", b->opts.path);
+			pfd[1].fd = -1;
+		}
+		if (pfd[0].revents & POLLIN)
+			blk_efd_drain(pfd[0].fd);
+		pthread_mutex_lock(&b->lock);
+		stop = b->stopping;
+		pthread_mutex_unlock(&b->lock);
+		if (stop)
+			break;
+	}
+	return NULL;
+}
+
+static void *blk_worker(void *arg)
+{
+	struct blk_dev *b = arg;
+	struct blk_ioreq *io;
+
+	for (;;) {
+		pthread_mutex_lock(&b->lock);
+		while (!b->pending_head && !b->stopping)
+			pthread_cond_wait(&b->work_cond, &b->lock);
+		/* Stopping still drains pending: every popped request completes. */
+		io = b->pending_head;
+		if (io) {
+			b->pending_head = io->next;
+			if (!b->pending_head)
+				b->pending_tail = NULL;
+		}
+		pthread_mutex_unlock(&b->lock);
+		if (!io)
+			return NULL;
+		blk_complete(b, io, blk_req_handle(b, &io->elem));
+	}
+}
+
+/* ---- transport callbacks ------------------------------------------------ */
+
+static void blk_config_read(void *dev, uint32_t off, void *buf, uint32_t len)
+{
+	struct blk_dev *b = dev;
+
+	if (off > sizeof(b->cfg) || len > sizeof(b->cfg) - off) {
+		memset(buf, 0, len);
+		return;
+	}
+	pthread_mutex_lock(&b->lock);
+	memcpy(buf, (const uint8_t *)&b->cfg + off, len);
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void blk_config_write(void *dev, uint32_t off, const void *buf, uint32_t len)
+{
+	struct blk_dev *b = dev;
+
+	/* Everything but the wce byte is read-only; drivers write it alone. */
+	if (off > BLK_CFG_WCE_OFF || BLK_CFG_WCE_OFF - off >= len)
+		return;
+	if (!virtio_pci_has_feature(&b->vp, VIRTIO_BLK_F_CONFIG_WCE))
+		return;
+	blk_set_wce(b, ((const uint8_t *)buf)[BLK_CFG_WCE_OFF - off] ? 1 : 0);
+}
+
+static void blk_driver_ok(void *dev)
+{
+	struct blk_dev *b = dev;
+
+	/*
+	 * Without CONFIG_WCE, Linux assumes writeback exactly when FLUSH was
+	 * acked; a driver that will never flush must get writethru.
+	 */
+	if (!virtio_pci_has_feature(&b->vp, VIRTIO_BLK_F_CONFIG_WCE) &&
+	    !virtio_pci_has_feature(&b->vp, VIRTIO_BLK_F_FLUSH))
+		blk_set_wce(b, 0);
+}
+
+static void blk_queue_ready(void *dev, unsigned int n)
+{
+	pr_debug("virtio-blk: queue %u ready", n);
+}
+
+static void blk_queue_notify(void *dev, unsigned int n)
+{
+	struct blk_dev *b = dev;
+	int efd = b->vp.kick_efd[0];
+	bool threads;
+
+	if (n != 0)
+		return;
+	__atomic_add_fetch(&b->notifies_via_exit, 1, __ATOMIC_RELAXED);
+	if (efd >= 0) {
+		blk_efd_signal(efd);
+		return;
+	}
+	pthread_mutex_lock(&b->lock);
+	threads = b->nr_workers > 0;
+	pthread_mutex_unlock(&b->lock);
+	/* Keep disk I/O off the vCPU whenever the queue thread exists. */
+	if (threads)
+		blk_efd_signal(b->stop_efd);
+	else
+		blk_queue_drain(b);
+}
+
+static void blk_reset(void *dev)
+{
+	struct blk_dev *b = dev;
+	uint8_t old;
+	int ret;
+
+	pthread_mutex_lock(&b->lock);
+	b->paused = true;
+	while (b->in_flight)
+		pthread_cond_wait(&b->idle_cond, &b->lock);
+	/* Not ready until the driver sets it up again: nothing to pop. */
+	virtq_reset(&b->vp.vq[0]);
+	old = b->cfg.wce;
+	__atomic_store_n(&b->cfg.wce, b->opts.writeback, __ATOMIC_RELAXED);
+	b->paused = false;
+	pthread_mutex_unlock(&b->lock);
+	/* The next driver may assume writethru: settle the old cache now. */
+	if (old) {
+		ret = b->disk.ops->flush(&b->disk);
+		if (ret)
+			pr_warn("virtio-blk: '%s': flush at reset: %s", b->opts.path,
+				strerror(-ret));
+	}
+}
+
+static const struct virtio_dev_ops blk_dev_ops = {
+	.config_read = blk_config_read,
+	.config_write = blk_config_write,
+	.driver_ok = blk_driver_ok,
+	.queue_ready = blk_queue_ready,
+	.queue_notify = blk_queue_notify,
+	.reset = blk_reset,
+};
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+static void blk_stop_threads(struct blk_dev *b)
+{
+	unsigned int i, n;
+
+	pthread_mutex_lock(&b->lock);
+	b->stopping = true;
+	pthread_cond_broadcast(&b->work_cond);
+	n = b->nr_workers;
+	pthread_mutex_unlock(&b->lock);
+	if (!n)
+		return;
+	blk_efd_signal(b->stop_efd);
+	pthread_join(b->queue_thread, NULL);
+	for (i = 0; i < n; i++)
+		pthread_join(b->workers[i], NULL);
+	pthread_mutex_lock(&b->lock);
+	b->nr_workers = 0;
+	pthread_mutex_unlock(&b->lock);
+}
+
+int blk_dev_start(struct blk_dev *b)
+{
+	char name[16];
+	unsigned int i;
+	int ret = 0;
+
+	if (b->nr_workers)
+		return -EBUSY;
+	for (i = 0; i < BLK_NUM_WORKERS; i++) {
+		ret = pthread_create(&b->workers[i], NULL, blk_worker, b);
+		if (ret)
+			break;
+		snprintf(name, sizeof(name), "blk-w%u", i);
+		pthread_setname_np(b->workers[i], name);
+	}
+	/* Before the queue thread starts, so that it never handles inline. */
+	pthread_mutex_lock(&b->lock);
+	b->nr_workers = i;
+	pthread_mutex_unlock(&b->lock);
+	if (!ret) {
+		ret = pthread_create(&b->queue_thread, NULL, blk_queue_thread, b);
+		if (!ret) {
+			pthread_setname_np(b->queue_thread, "blk-q");
+			return 0;
+		}
+	}
+	pr_err("virtio-blk: '%s': cannot start threads: %s", b->opts.path, strerror(ret));
+	/* No queue thread: stop and join the workers alone. */
+	pthread_mutex_lock(&b->lock);
+	b->stopping = true;
+	pthread_cond_broadcast(&b->work_cond);
+	pthread_mutex_unlock(&b->lock);
+	while (i--)
+		pthread_join(b->workers[i], NULL);
+	pthread_mutex_lock(&b->lock);
+	b->nr_workers = 0;
+	pthread_mutex_unlock(&b->lock);
+	return -ret;
+}
+
+/* Everything but the transport and the threads. */
+static void blk_dev_free(struct blk_dev *b)
+{
+	disk_close(&b->disk);
+	if (b->stop_efd >= 0)
+		close(b->stop_efd);
+	pthread_cond_destroy(&b->idle_cond);
+	pthread_cond_destroy(&b->work_cond);
+	pthread_mutex_destroy(&b->complete_lock);
+	pthread_mutex_destroy(&b->lock);
+	free(b->ioreqs);
+	blk_opts_free(&b->opts);
+	free(b);
+}
+
+int blk_dev_create(struct blk_dev **out, const char *args, const struct guest_mem *mem)
+{
+	struct blk_dev *b;
+	unsigned int i;
+	int ret;
+
+	*out = NULL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->stop_efd = -1;
+	b->disk.fd = -1;
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_mutex_init(&b->complete_lock, NULL);
+	pthread_cond_init(&b->work_cond, NULL);
+	pthread_cond_init(&b->idle_cond, NULL);
+
+	ret = blk_opts_parse(args, &b->opts);
+	if (ret)
+		goto err;
+	ret = disk_open(&b->disk, &b->opts);
+	if (ret)
+		goto err;
+	blk_dev_setup_media(b);
+
+	b->ioreqs = calloc(b->opts.queue_size, sizeof(*b->ioreqs));
+	if (!b->ioreqs) {
+		pr_err("virtio-blk: '%s': out of memory for %u requests", b->opts.path,
+		       b->opts.queue_size);
+		ret = -ENOMEM;
+		goto err;
+	}
+	for (i = b->opts.queue_size; i-- > 0;) {
+		b->ioreqs[i].next = b->free_list;
+		b->free_list = &b->ioreqs[i];
+	}
+	b->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (b->stop_efd < 0) {
+		ret = -errno;
+		pr_err("virtio-blk: '%s': eventfd: %s", b->opts.path, strerror(-ret));
+		goto err;
+	}
+	ret = virtio_pci_init(&b->vp, "virtio-blk", VIRTIO_BLK_PCI_DEVICE_ID,
+			      BLK_PCI_CLASS_STORAGE, VIRTIO_ID_BLOCK, (uint32_t)b->features,
+			      sizeof(b->cfg), 1, &b->opts.queue_size, mem, &blk_dev_ops, b);
+	if (ret) {
+		pr_err("virtio-blk: '%s': transport set-up failed: %s", b->opts.path,
+		       strerror(-ret));
+		goto err;
+	}
+	*out = b;
+	return 0;
+err:
+	blk_dev_free(b);
+	return ret;
+}
+
+void blk_dev_destroy(struct blk_dev *b)
+{
+	int ret;
+
+	if (!b)
+		return;
+	blk_stop_threads(b);
+	if (b->cfg.wce) {
+		ret = b->disk.ops->flush(&b->disk);
+		if (ret)
+			pr_warn("virtio-blk: '%s': final flush: %s", b->opts.path, strerror(-ret));
+	}
+	virtio_pci_destroy(&b->vp);
+	blk_dev_free(b);
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef TINYVMM_BLK_OPTS_H
+#define TINYVMM_BLK_OPTS_H
+
+/*
+ * "-s N,virtio-blk,PATH[,opt...]" after the device name:
+ *   writethru | writeback | ro | sectorsize=L[/P] | range=LBA/SIZE |
+ *   qsize=N | serial=STR
+ * range= follows ACRN: LBA and SIZE are counted in logical sectors
+ * (sectorsize L, default 512), so the window is bytes
+ * [LBA*L, (LBA+SIZE)*L) of the file.
+ *
+ * Defaults: writethru, read-write, sectorsize=512/512, no range,
+ * qsize=64, serial derived from the image (see blk.c).  writethru and
+ * writeback may be repeated and the last one wins, ro may be repeated;
+ * sectorsize=, range=, qsize= and serial= may each be given once (a
+ * second one is an error, so that a typo cannot silently override).
+ * sectorsize=L/P: L a power of two in 512..4096, P a power of two in
+ * L..65536 (P defaults to L).  qsize: a power of two in 2..1024.
+ * serial: 1..20 printable ASCII characters.  Numbers are decimal.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+
+#define BLK_DEFAULT_QSIZE	64
+#define BLK_MAX_QSIZE		1024
+#define BLK_ID_BYTES		20	/* VIRTIO_BLK_ID_BYTES */
+
+struct blk_opts {
+	char *path;
+	bool ro;
+	bool writeback;
+	uint32_t logical_block;		/* bytes, power of two 512..4096 */
+	uint32_t physical_block;	/* bytes, power of two >= logical */
+	bool has_range;
+	uint64_t range_lba;		/* logical sectors */
+	uint64_t range_sectors;		/* logical sectors, > 0 */
+	uint16_t queue_size;
+	bool has_serial;
+	char serial[BLK_ID_BYTES + 1];
+};
+
+/*
+ * Parse args (PATH first).  On error prints one line naming the option
+ * and its value (e.g. "virtio-blk: sectorsize=1000: not a power of two
+ * between 512 and 4096") and returns -EINVAL.
+ */
+int blk_opts_parse(const char *args, struct blk_opts *o);
+void blk_opts_free(struct blk_opts *o);
+
+#endif

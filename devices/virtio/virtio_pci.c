@@ -1,0 +1,516 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Legacy virtio PCI transport: the register file in I/O BAR0.
+ *
+ * Locking.  Three levels, always taken in this order:
+ *
+ *   vp->ctrl_lock   held across every register write that calls into the
+ *                   device model (STATUS, QUEUE_PFN, QUEUE_NOTIFY, config
+ *                   writes) and across BAR moves, so the device sees its
+ *                   callbacks one at a time and a reset can never
+ *                   interleave with a queue being set up by another vCPU;
+ *   device locks    whatever the device model takes inside its callbacks;
+ *   vp->lock        a leaf: register values, ISR, queue geometry.  No
+ *                   device callback is ever made with it held; only the
+ *                   interrupt sink is, so that ISR and line level change
+ *                   together (otherwise an ISR read racing a raise could
+ *                   leave the line asserted with ISR 0: an interrupt
+ *                   nobody claims, which Linux ends up disabling).
+ *
+ * Why it matters: ops->reset waits for in-flight requests, and their
+ * completions call virtio_pci_raise_isr() (vp->lock) from worker threads
+ * that may hold device locks.  Holding vp->lock across ops->reset would
+ * deadlock; holding ctrl_lock is fine because nothing on the completion
+ * path takes it.  The device model must never write BAR0 registers itself.
+ *
+ * Access widths.  Reads of any width are assembled byte by byte from the
+ * registers and the device config, so a read that straddles registers is
+ * well defined (and clears ISR only if it covers the ISR byte).  Register
+ * writes must hit one writable register at its natural width; anything
+ * else is ignored.  Config writes of width 1, 2 or 4 go to the device,
+ * clipped to config_len.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "devices/virtio/virtio_pci.h"
+#include "lib/util.h"
+
+#define VP_REGS_SIZE		VIRTIO_PCI_CONFIG_OFF
+
+/* Warnings a guest could otherwise repeat without bound. */
+#define VP_WARN_PFN_FAULT	(1u << 0)
+#define VP_WARN_PFN_BUSY	(1u << 1)
+#define VP_WARN_ACCESS		(1u << 2)
+#define VP_WARN_NOTIFY		(1u << 3)
+
+/* True the first time only; the caller prints. */
+static bool vp_warn_first(struct virtio_pci *vp, unsigned int what)
+{
+	return !(__atomic_fetch_or(&vp->warned, what, __ATOMIC_RELAXED) & what);
+}
+
+/* Interrupt sink helpers: vp->lock held. */
+static void vp_assert_locked(struct virtio_pci *vp)
+{
+	if (vp->irq.assert_line)
+		vp->irq.assert_line(vp->irq.opaque);
+}
+
+static void vp_deassert_locked(struct virtio_pci *vp)
+{
+	if (vp->irq.deassert_line)
+		vp->irq.deassert_line(vp->irq.opaque);
+}
+
+static void put_le(uint8_t *p, uint32_t v, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		p[i] = v >> (8 * i);
+}
+
+static uint32_t get_le(const uint8_t *p, unsigned int n)
+{
+	uint32_t v = 0;
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		v |= (uint32_t)p[i] << (8 * i);
+	return v;
+}
+
+/*
+ * Copy registers bytes [off, off+len) into buf.  ISR is read-to-clear:
+ * the driver's interrupt handler acknowledges by reading it, and the line
+ * must drop at that moment for a level-triggered INTx.
+ */
+static void vp_regs_read(struct virtio_pci *vp, unsigned int off, uint8_t *buf, unsigned int len)
+{
+	uint8_t r[VP_REGS_SIZE];
+	uint16_t sel;
+	uint32_t pfn = 0;
+
+	pthread_mutex_lock(&vp->lock);
+	sel = vp->queue_sel;
+	if (sel < vp->nr_queues && vp->vq[sel].ready)
+		pfn = vp->vq[sel].desc_gpa >> 12;
+	put_le(r + VIRTIO_PCI_HOST_FEATURES, vp->host_features, 4);
+	put_le(r + VIRTIO_PCI_GUEST_FEATURES, vp->guest_features, 4);
+	put_le(r + VIRTIO_PCI_QUEUE_PFN, pfn, 4);
+	put_le(r + VIRTIO_PCI_QUEUE_NUM, sel < vp->nr_queues ? vp->queue_size[sel] : 0, 2);
+	put_le(r + VIRTIO_PCI_QUEUE_SEL, sel, 2);
+	put_le(r + VIRTIO_PCI_QUEUE_NOTIFY, 0, 2);	/* write-only in practice */
+	r[VIRTIO_PCI_STATUS] = vp->status;
+	r[VIRTIO_PCI_ISR] = vp->isr;
+	memcpy(buf, r + off, len);
+	if (off <= VIRTIO_PCI_ISR && off + len > VIRTIO_PCI_ISR) {
+		vp->isr = 0;
+		vp_deassert_locked(vp);
+	}
+	pthread_mutex_unlock(&vp->lock);
+}
+
+static uint32_t virtio_pci_bar_read(void *opaque, uint16_t off, unsigned int size)
+{
+	struct virtio_pci *vp = opaque;
+	uint8_t buf[4];
+	unsigned int end, n;
+
+	if (size != 1 && size != 2 && size != 4)
+		return UINT32_MAX;
+	memset(buf, 0xff, sizeof(buf));
+	end = off + size;
+	if (off < VP_REGS_SIZE) {
+		n = MIN(end, (unsigned int)VP_REGS_SIZE) - off;
+		vp_regs_read(vp, off, buf, n);
+	}
+	if (end > VP_REGS_SIZE) {
+		unsigned int start = MAX((unsigned int)off, (unsigned int)VP_REGS_SIZE);
+		unsigned int cfg_end = VP_REGS_SIZE + vp->config_len;
+
+		/* Bytes past config_len keep their 0xff: nothing is there. */
+		if (start < cfg_end && vp->ops->config_read) {
+			n = MIN(end, cfg_end) - start;
+			vp->ops->config_read(vp->dev, start - VP_REGS_SIZE, buf + (start - off), n);
+		}
+	}
+	return get_le(buf, size);
+}
+
+static void vp_reset(struct virtio_pci *vp)
+{
+	unsigned int i;
+
+	/*
+	 * The device first: it must stop popping and finish its requests
+	 * (whose completions take vp->lock) before the rings go away.
+	 */
+	if (vp->ops->reset)
+		vp->ops->reset(vp->dev);
+
+	pthread_mutex_lock(&vp->lock);
+	vp->guest_features = 0;
+	vp->queue_sel = 0;
+	vp->status = 0;
+	for (i = 0; i < vp->nr_queues; i++)
+		virtq_reset(&vp->vq[i]);
+	/* Completions that raced the reset must not leave the line up. */
+	vp->isr = 0;
+	vp_deassert_locked(vp);
+	pthread_mutex_unlock(&vp->lock);
+}
+
+static void vp_write_status(struct virtio_pci *vp, uint8_t val)
+{
+	uint8_t old;
+
+	if (val == 0) {
+		vp_reset(vp);
+		return;
+	}
+	pthread_mutex_lock(&vp->lock);
+	old = vp->status;
+	/* NEEDS_RESET is the device's to set; only a reset clears it. */
+	vp->status = val | (old & VIRTIO_STATUS_NEEDS_RESET);
+	pthread_mutex_unlock(&vp->lock);
+	if (!(old & VIRTIO_STATUS_DRIVER_OK) && (val & VIRTIO_STATUS_DRIVER_OK) &&
+	    vp->ops->driver_ok)
+		vp->ops->driver_ok(vp->dev);
+}
+
+static void vp_write_pfn(struct virtio_pci *vp, uint32_t pfn)
+{
+	unsigned int n;
+	int ret;
+
+	pthread_mutex_lock(&vp->lock);
+	n = vp->queue_sel;
+	if (n >= vp->nr_queues)
+		goto out_unlock;
+	if (pfn == 0) {
+		virtq_reset(&vp->vq[n]);
+		goto out_unlock;
+	}
+	if (vp->vq[n].ready) {
+		/* Moving a live ring under the device: the driver must write 0 first. */
+		if (vp_warn_first(vp, VP_WARN_PFN_BUSY))
+			pr_warn("%s: queue %u: PFN %#x written while active, ignored",
+				vp->pci.name, n, pfn);
+		goto out_unlock;
+	}
+	ret = virtq_init_legacy(&vp->vq[n], vp->mem, vp->queue_size[n], pfn);
+	if (ret) {
+		/*
+		 * Nothing legacy can report this through; keep the queue
+		 * unusable so the device never touches it.
+		 */
+		vp->status |= VIRTIO_STATUS_NEEDS_RESET;
+		if (vp_warn_first(vp, VP_WARN_PFN_FAULT))
+			pr_warn("%s: queue %u: ring at PFN %#x is not in guest RAM, queue unusable",
+				vp->pci.name, n, pfn);
+		goto out_unlock;
+	}
+	pthread_mutex_unlock(&vp->lock);
+	if (vp->ops->queue_ready)
+		vp->ops->queue_ready(vp->dev, n);
+	return;
+
+out_unlock:
+	pthread_mutex_unlock(&vp->lock);
+}
+
+static void vp_write_notify(struct virtio_pci *vp, uint16_t n)
+{
+	bool ok;
+
+	pthread_mutex_lock(&vp->lock);
+	ok = n < vp->nr_queues && vp->vq[n].ready;
+	pthread_mutex_unlock(&vp->lock);
+	if (ok && vp->ops->queue_notify)
+		vp->ops->queue_notify(vp->dev, n);
+}
+
+static void vp_config_write(struct virtio_pci *vp, unsigned int off, unsigned int size,
+			    uint32_t val)
+{
+	unsigned int end = MIN(off + size, VP_REGS_SIZE + vp->config_len);
+	uint8_t buf[4];
+
+	if (off >= end || !vp->ops->config_write)
+		return;
+	put_le(buf, val, size);
+	vp->ops->config_write(vp->dev, off - VP_REGS_SIZE, buf, end - off);
+}
+
+static void virtio_pci_bar_write(void *opaque, uint16_t off, unsigned int size, uint32_t val)
+{
+	struct virtio_pci *vp = opaque;
+
+	if (size != 1 && size != 2 && size != 4)
+		return;
+	if (off >= VP_REGS_SIZE) {
+		pthread_mutex_lock(&vp->ctrl_lock);
+		vp_config_write(vp, off, size, val);
+		pthread_mutex_unlock(&vp->ctrl_lock);
+		return;
+	}
+
+#define REG(o, s)	(((o) << 3) | (s))
+	switch (REG(off, size)) {
+	case REG(VIRTIO_PCI_GUEST_FEATURES, 4):
+		pthread_mutex_lock(&vp->lock);
+		/* Features are final at DRIVER_OK; the device relies on that. */
+		if (!(vp->status & VIRTIO_STATUS_DRIVER_OK))
+			vp->guest_features = val & vp->host_features;
+		pthread_mutex_unlock(&vp->lock);
+		break;
+	case REG(VIRTIO_PCI_QUEUE_SEL, 2):
+		pthread_mutex_lock(&vp->lock);
+		vp->queue_sel = val;
+		pthread_mutex_unlock(&vp->lock);
+		break;
+	case REG(VIRTIO_PCI_QUEUE_PFN, 4):
+		pthread_mutex_lock(&vp->ctrl_lock);
+		vp_write_pfn(vp, val);
+		pthread_mutex_unlock(&vp->ctrl_lock);
+		break;
+	case REG(VIRTIO_PCI_QUEUE_NOTIFY, 2):
+		pthread_mutex_lock(&vp->ctrl_lock);
+		/*
+		 * With an ioeventfd in place a kick never gets here; counting
+		 * the ones that do is how --stats proves the fast path.
+		 */
+		__atomic_fetch_add(&vp->notify_exits, 1, __ATOMIC_RELAXED);
+		if (vp->status & VIRTIO_STATUS_DRIVER_OK)
+			__atomic_fetch_add(&vp->notify_exits_after_driver_ok, 1, __ATOMIC_RELAXED);
+		vp_write_notify(vp, val);
+		pthread_mutex_unlock(&vp->ctrl_lock);
+		break;
+	case REG(VIRTIO_PCI_STATUS, 1):
+		pthread_mutex_lock(&vp->ctrl_lock);
+		vp_write_status(vp, val);
+		pthread_mutex_unlock(&vp->ctrl_lock);
+		break;
+	case REG(VIRTIO_PCI_HOST_FEATURES, 4):
+	case REG(VIRTIO_PCI_QUEUE_NUM, 2):
+	case REG(VIRTIO_PCI_ISR, 1):
+		break;		/* read-only */
+	default:
+		if (vp_warn_first(vp, VP_WARN_ACCESS))
+			pr_warn("%s: %u-byte register write at offset %u ignored",
+				vp->pci.name, size, off);
+		break;
+	}
+#undef REG
+}
+
+const struct io_ops virtio_pci_bar_ops = {
+	.read = virtio_pci_bar_read,
+	.write = virtio_pci_bar_write,
+};
+
+/* ctrl_lock held. */
+static void vp_notify_move(struct virtio_pci *vp, uint32_t old_base, uint32_t new_base)
+{
+	unsigned int n;
+	int ret;
+
+	if (!vp->notify.attach)
+		return;
+	for (n = 0; n < vp->nr_queues; n++) {
+		if (vp->kick_efd[n] < 0)
+			continue;
+		if (old_base && vp->notify.detach) {
+			ret = vp->notify.detach(vp->notify.opaque,
+						old_base + VIRTIO_PCI_QUEUE_NOTIFY, n,
+						vp->kick_efd[n]);
+			if (ret && vp_warn_first(vp, VP_WARN_NOTIFY))
+				pr_warn("%s: queue %u: ioeventfd detach at %#x: %s",
+					vp->pci.name, n, old_base, strerror(-ret));
+		}
+		if (new_base) {
+			/*
+			 * Not fatal: notifies then arrive as register writes
+			 * and reach the device through ops->queue_notify.
+			 */
+			ret = vp->notify.attach(vp->notify.opaque,
+						new_base + VIRTIO_PCI_QUEUE_NOTIFY, n,
+						vp->kick_efd[n]);
+			if (ret && vp_warn_first(vp, VP_WARN_NOTIFY))
+				pr_warn("%s: queue %u: ioeventfd attach at %#x: %s",
+					vp->pci.name, n, new_base, strerror(-ret));
+		}
+	}
+}
+
+static void virtio_pci_bar_moved(struct pci_dev *d, int bar, uint32_t old_base, uint32_t new_base)
+{
+	struct virtio_pci *vp = d->owner;
+
+	if (bar != 0 || !vp || old_base == new_base)
+		return;
+	pthread_mutex_lock(&vp->ctrl_lock);
+	vp_notify_move(vp, old_base, new_base);
+	pthread_mutex_unlock(&vp->ctrl_lock);
+}
+
+int virtio_pci_set_notify(struct virtio_pci *vp, const struct virtio_notify *nt)
+{
+	unsigned int n, done = 0;
+	uint16_t port = 0;
+	int ret = 0;
+
+	if (!nt || !nt->attach || !nt->detach)
+		return -EINVAL;
+	pthread_mutex_lock(&vp->ctrl_lock);
+	if (vp->notify.attach) {
+		ret = -EBUSY;
+		goto out;
+	}
+	for (n = 0; n < vp->nr_queues; n++) {
+		if (vp->kick_efd[n] >= 0)
+			continue;
+		vp->kick_efd[n] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (vp->kick_efd[n] < 0) {
+			ret = -errno;
+			goto out;
+		}
+	}
+	if (vp->pci.bar[0].mapped) {
+		port = vp->pci.bar[0].mapped_base + VIRTIO_PCI_QUEUE_NOTIFY;
+		for (done = 0; done < vp->nr_queues; done++) {
+			ret = nt->attach(nt->opaque, port, done, vp->kick_efd[done]);
+			if (ret)
+				goto undo;
+		}
+	}
+	vp->notify = *nt;
+	vp->pci.bar_moved = virtio_pci_bar_moved;
+	goto out;
+
+undo:
+	while (done--)
+		nt->detach(nt->opaque, port, done, vp->kick_efd[done]);
+out:
+	pthread_mutex_unlock(&vp->ctrl_lock);
+	return ret;
+}
+
+void virtio_pci_set_irq(struct virtio_pci *vp, const struct virtio_irq *irq)
+{
+	pthread_mutex_lock(&vp->lock);
+	vp->irq = *irq;
+	pthread_mutex_unlock(&vp->lock);
+}
+
+void virtio_pci_raise_isr(struct virtio_pci *vp, uint8_t bits)
+{
+	pthread_mutex_lock(&vp->lock);
+	vp->isr |= bits;
+	/* Level semantics: asserting an asserted line is harmless. */
+	vp_assert_locked(vp);
+	pthread_mutex_unlock(&vp->lock);
+}
+
+bool virtio_pci_isr_pending(struct virtio_pci *vp)
+{
+	bool pending;
+
+	pthread_mutex_lock(&vp->lock);
+	pending = vp->isr != 0;
+	pthread_mutex_unlock(&vp->lock);
+	return pending;
+}
+
+void virtio_pci_needs_reset(struct virtio_pci *vp)
+{
+	pthread_mutex_lock(&vp->lock);
+	vp->status |= VIRTIO_STATUS_NEEDS_RESET;
+	vp->isr |= VIRTIO_ISR_CONFIG;
+	vp_assert_locked(vp);
+	pthread_mutex_unlock(&vp->lock);
+}
+
+bool virtio_pci_has_feature(struct virtio_pci *vp, unsigned int bit)
+{
+	bool has;
+
+	if (bit >= 32)
+		return false;	/* legacy cannot negotiate bits 32-63 */
+	pthread_mutex_lock(&vp->lock);
+	has = vp->guest_features & (1u << bit);
+	pthread_mutex_unlock(&vp->lock);
+	return has;
+}
+
+static uint32_t bar0_size(uint32_t config_len)
+{
+	uint32_t size = 32;
+
+	while (size < VIRTIO_PCI_CONFIG_OFF + config_len)
+		size <<= 1;
+	return size;
+}
+
+int virtio_pci_init(struct virtio_pci *vp, const char *name, uint16_t pci_device_id,
+		    uint8_t class_base, uint16_t virtio_type, uint32_t host_features,
+		    uint32_t config_len, unsigned int nr_queues, const uint16_t *queue_size,
+		    const struct guest_mem *mem, const struct virtio_dev_ops *ops, void *dev)
+{
+	unsigned int i;
+	int ret;
+
+	if (!name || !ops || !mem || nr_queues == 0 || nr_queues > VIRTIO_MAX_QUEUES || !queue_size ||
+	    config_len > 256 - VIRTIO_PCI_CONFIG_OFF)
+		return -EINVAL;
+	for (i = 0; i < nr_queues; i++)
+		if (!IS_POW2(queue_size[i]) || queue_size[i] > VIRTQ_MAX_SIZE)
+			return -EINVAL;
+
+	memset(vp, 0, sizeof(*vp));
+	/* Revision 0 is the legacy ABI version; Linux refuses anything else. */
+	pci_dev_init(&vp->pci, name, VIRTIO_PCI_VENDOR, pci_device_id, 0,
+		     (uint32_t)class_base << 16, VIRTIO_PCI_VENDOR, virtio_type, true);
+	ret = pci_dev_add_io_bar(&vp->pci, 0, bar0_size(config_len), &virtio_pci_bar_ops, vp);
+	if (ret) {
+		/* Leave nothing virtio_pci_destroy() could trip on (fd 0). */
+		for (i = 0; i < VIRTIO_MAX_QUEUES; i++)
+			vp->kick_efd[i] = -1;
+		return ret;
+	}
+	vp->pci.owner = vp;
+	vp->mem = mem;
+	vp->ops = ops;
+	vp->dev = dev;
+	vp->host_features = host_features;
+	vp->config_len = config_len;
+	vp->nr_queues = nr_queues;
+	for (i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		vp->queue_size[i] = i < nr_queues ? queue_size[i] : 0;
+		vp->kick_efd[i] = -1;
+	}
+	pthread_mutex_init(&vp->ctrl_lock, NULL);
+	pthread_mutex_init(&vp->lock, NULL);
+	return 0;
+}
+
+void virtio_pci_destroy(struct virtio_pci *vp)
+{
+	unsigned int i;
+
+	/*
+	 * The ioeventfds go with the VM; KVM holds its own reference to
+	 * each eventfd, so closing ours here is safe in either order.
+	 */
+	for (i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		if (vp->kick_efd[i] >= 0)
+			close(vp->kick_efd[i]);
+		vp->kick_efd[i] = -1;
+	}
+	pthread_mutex_destroy(&vp->ctrl_lock);
+	pthread_mutex_destroy(&vp->lock);
+}

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef TINYVMM_VIRTIO_PCI_H
+#define TINYVMM_VIRTIO_PCI_H
+
+/*
+ * The legacy virtio PCI transport: the register file in I/O BAR0
+ * (features, queue PFN/NUM/SEL/NOTIFY, status, ISR, then the device
+ * config at offset 20), on top of a pci_dev.  The device model behind it
+ * (virtio-blk) plugs in through virtio_dev_ops and never sees PCI.
+ *
+ * Notifications: QUEUE_NOTIFY writes normally never reach here, because
+ * the VMM attaches an ioeventfd to the notify register (notify_attach).
+ * A write that does arrive (no ioeventfd, or a queue index that does not
+ * exist) is handled by calling ops->queue_notify directly, or ignored.
+ *
+ * Interrupts: virtio_pci_raise_isr() sets an ISR bit and asks the
+ * interrupt sink to assert INTx; reading ISR returns and clears it and
+ * deasserts.  The sink is either KVM_IRQ_LINE (level) or an irqfd with a
+ * resample fd (see vmm/), behind struct virtio_irq.
+ */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/virtio/virtq.h"
+#include "lib/guest_mem.h"
+#include "pci/pci.h"
+
+#define VIRTIO_PCI_HOST_FEATURES	0
+#define VIRTIO_PCI_GUEST_FEATURES	4
+#define VIRTIO_PCI_QUEUE_PFN		8
+#define VIRTIO_PCI_QUEUE_NUM		12
+#define VIRTIO_PCI_QUEUE_SEL		14
+#define VIRTIO_PCI_QUEUE_NOTIFY		16
+#define VIRTIO_PCI_STATUS		18
+#define VIRTIO_PCI_ISR			19
+#define VIRTIO_PCI_CONFIG_OFF		20	/* no MSI-X */
+
+#define VIRTIO_STATUS_ACK		1
+#define VIRTIO_STATUS_DRIVER		2
+#define VIRTIO_STATUS_DRIVER_OK		4
+#define VIRTIO_STATUS_NEEDS_RESET	0x40
+#define VIRTIO_STATUS_FAILED		0x80
+
+#define VIRTIO_ISR_QUEUE		1
+#define VIRTIO_ISR_CONFIG		2
+
+#define VIRTIO_PCI_VENDOR		0x1af4
+#define VIRTIO_MAX_QUEUES		4
+
+struct virtio_pci;
+
+/* What the device model provides. */
+struct virtio_dev_ops {
+	/* Read/write device config bytes [off, off+len); off+len <= config_len. */
+	void (*config_read)(void *dev, uint32_t off, void *buf, uint32_t len);
+	void (*config_write)(void *dev, uint32_t off, const void *buf, uint32_t len);
+	/* The driver set DRIVER_OK (features are final) */
+	void (*driver_ok)(void *dev);
+	/* Queue n became usable (PFN written) */
+	void (*queue_ready)(void *dev, unsigned int n);
+	/* A notify for queue n that came through the register, not an ioeventfd */
+	void (*queue_notify)(void *dev, unsigned int n);
+	/*
+	 * Status 0 written: stop using the queues and finish or abandon
+	 * in-flight requests before returning; no used-ring write may
+	 * happen after this returns.
+	 */
+	void (*reset)(void *dev);
+};
+
+/*
+ * How the transport asserts and deasserts INTx.  Called with vp->lock
+ * held, so that the level always matches ISR: they must not call back
+ * into the transport.
+ */
+struct virtio_irq {
+	void (*assert_line)(void *opaque);
+	void (*deassert_line)(void *opaque);
+	void *opaque;
+};
+
+/* How the VMM moves a queue's ioeventfd with BAR0 (see vmm/). */
+struct virtio_notify {
+	/* attach an ioeventfd for queue n at port; 0 or -errno */
+	int (*attach)(void *opaque, uint16_t port, unsigned int n, int efd);
+	int (*detach)(void *opaque, uint16_t port, unsigned int n, int efd);
+	void *opaque;
+};
+
+struct virtio_pci {
+	struct pci_dev pci;
+	const struct guest_mem *mem;
+	const struct virtio_dev_ops *ops;
+	void *dev;
+	uint32_t host_features;
+	uint32_t guest_features;
+	uint32_t config_len;
+	uint16_t queue_sel;
+	uint8_t status;
+	uint8_t isr;
+	unsigned int nr_queues;
+	uint16_t queue_size[VIRTIO_MAX_QUEUES];
+	struct virtq vq[VIRTIO_MAX_QUEUES];
+	int kick_efd[VIRTIO_MAX_QUEUES];	/* ioeventfd per queue, -1 if none */
+	struct virtio_irq irq;
+	struct virtio_notify notify;
+	/*
+	 * Lock order: ctrl_lock -> device model locks -> lock.  lock is a
+	 * leaf: no device callback runs under it (only irq.assert_line and
+	 * deassert_line, which must not call back into the transport), so
+	 * the device may raise the ISR from any thread while holding its own
+	 * locks, and ops->reset may wait for completions that do.
+	 */
+	pthread_mutex_t ctrl_lock;		/* register writes that call the device, BAR moves */
+	pthread_mutex_t lock;			/* registers, ISR, queue set-up */
+	uint64_t notify_exits;			/* QUEUE_NOTIFY writes that reached us */
+	uint64_t notify_exits_after_driver_ok;
+	unsigned int warned;			/* VP_WARN_* already printed */
+};
+
+/*
+ * device_id is the virtio device type (2 for block): PCI device ID
+ * 0x1000 + ... per the legacy table (0x1001 for block), subsystem = type.
+ */
+int virtio_pci_init(struct virtio_pci *vp, const char *name, uint16_t pci_device_id,
+		    uint8_t class_base, uint16_t virtio_type, uint32_t host_features,
+		    uint32_t config_len, unsigned int nr_queues, const uint16_t *queue_size,
+		    const struct guest_mem *mem, const struct virtio_dev_ops *ops, void *dev);
+void virtio_pci_destroy(struct virtio_pci *vp);
+void virtio_pci_set_irq(struct virtio_pci *vp, const struct virtio_irq *irq);
+/* Creates the per-queue kick eventfds and keeps them attached to BAR0's notify port. */
+int virtio_pci_set_notify(struct virtio_pci *vp, const struct virtio_notify *n);
+
+/* Set ISR bits and assert the line (any thread). */
+void virtio_pci_raise_isr(struct virtio_pci *vp, uint8_t bits);
+/* For the irqfd resample path: is ISR still non-zero? */
+bool virtio_pci_isr_pending(struct virtio_pci *vp);
+/* The driver broke a queue: set NEEDS_RESET and raise a config interrupt. */
+void virtio_pci_needs_reset(struct virtio_pci *vp);
+bool virtio_pci_has_feature(struct virtio_pci *vp, unsigned int bit);
+
+extern const struct io_ops virtio_pci_bar_ops;	/* opaque = struct virtio_pci * */
+
+#endif

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef TINYVMM_VIRTQ_H
+#define TINYVMM_VIRTQ_H
+
+/*
+ * The split virtqueue (legacy layout, 4096 alignment) seen from the
+ * device.  Every descriptor, ring entry and buffer is reached through
+ * guest_mem, so a chain that points outside guest RAM, loops, nests
+ * indirect tables or runs past the queue is refused here and never turns
+ * into a host access.  Nothing here knows about KVM or about virtio-blk.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "lib/guest_mem.h"
+
+#define VIRTQ_ALIGN		4096
+#define VIRTQ_MAX_SIZE		1024
+/* A chain longer than this is refused (Linux uses at most seg_max + 2). */
+#define VIRTQ_MAX_SEGS		(VIRTQ_MAX_SIZE + 2)
+
+#define VRING_DESC_F_NEXT	1
+#define VRING_DESC_F_WRITE	2
+#define VRING_DESC_F_INDIRECT	4
+
+struct virtq {
+	const struct guest_mem *mem;
+	uint16_t num;			/* queue size, power of two */
+	uint64_t desc_gpa;
+	uint64_t avail_gpa;
+	uint64_t used_gpa;
+	uint16_t last_avail;		/* next avail ring index to take */
+	uint16_t used_idx;		/* our copy of used->idx */
+	bool ready;
+	bool broken;			/* the driver broke the ring: no more service */
+};
+
+/*
+ * One request: its descriptor chain flattened into host iovecs, the
+ * device-readable ones first (nr_out), then the device-writable ones
+ * (nr_in).  in_len is the total writable length.
+ */
+struct virtq_elem {
+	uint16_t head;
+	unsigned int nr_out;
+	unsigned int nr_in;
+	uint32_t out_len;
+	uint32_t in_len;
+	struct iovec iov[VIRTQ_MAX_SEGS];
+};
+
+/* Legacy set-up from QUEUE_PFN: -EFAULT unless the whole ring is RAM. */
+int virtq_init_legacy(struct virtq *q, const struct guest_mem *mem, uint16_t num, uint32_t pfn);
+void virtq_reset(struct virtq *q);
+/* Bytes a legacy ring of num entries occupies. */
+uint64_t virtq_legacy_size(uint16_t num);
+
+enum virtq_pop_result {
+	VIRTQ_EMPTY = 0,	/* nothing new in the avail ring */
+	VIRTQ_OK = 1,		/* *e holds a request to complete with virtq_push */
+	VIRTQ_BAD_CHAIN = 2,	/* e->head is valid but its chain is not: complete
+				 * it with len 0 and serve the next one */
+	VIRTQ_BROKEN = -1,	/* the avail ring itself is bad (index jumped by
+				 * more than num, head out of range): q->broken set */
+};
+
+enum virtq_pop_result virtq_pop(struct virtq *q, struct virtq_elem *e);
+
+/* Put head on the used ring with len bytes written (publishes with a barrier). */
+void virtq_push(struct virtq *q, uint16_t head, uint32_t len);
+
+/* Whether the driver asked for no interrupt (VRING_AVAIL_F_NO_INTERRUPT). */
+bool virtq_no_interrupt(const struct virtq *q);
+
+#endif

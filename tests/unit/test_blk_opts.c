@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: MIT
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "devices/virtio-blk/blk_opts.h"
+
+static char errbuf[4096];
+
+/* Parse with stderr captured into errbuf, so messages can be checked. */
+static int parse(const char *args, struct blk_opts *o)
+{
+	FILE *f = tmpfile();
+	int saved, ret;
+	size_t n;
+
+	assert_non_null(f);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_true(dup2(fileno(f), STDERR_FILENO) >= 0);
+	ret = blk_opts_parse(args, o);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	rewind(f);
+	n = fread(errbuf, 1, sizeof(errbuf) - 1, f);
+	errbuf[n] = 0;
+	fclose(f);
+	return ret;
+}
+
+/* Fails with -EINVAL, prints exactly one line containing msg, leaves no path. */
+static void expect_error(const char *args, const char *msg)
+{
+	struct blk_opts o;
+
+	assert_int_equal(parse(args, &o), -EINVAL);
+	if (!strstr(errbuf, msg))
+		fail_msg("'%s': got \"%s\", want \"%s\"", args ? args : "(null)", errbuf, msg);
+	assert_non_null(strchr(errbuf, '\n'));
+	assert_ptr_equal(strchr(errbuf, '\n'), errbuf + strlen(errbuf) - 1);
+	assert_null(o.path);
+}
+
+static void test_defaults(void **state)
+{
+	struct blk_opts o;
+
+	assert_int_equal(parse("/tmp/disk.img", &o), 0);
+	assert_string_equal(o.path, "/tmp/disk.img");
+	assert_false(o.ro);
+	assert_false(o.writeback);
+	assert_int_equal(o.logical_block, 512);
+	assert_int_equal(o.physical_block, 512);
+	assert_false(o.has_range);
+	assert_int_equal(o.queue_size, BLK_DEFAULT_QSIZE);
+	assert_false(o.has_serial);
+	assert_string_equal(errbuf, "");
+	blk_opts_free(&o);
+	assert_null(o.path);
+}
+
+static void test_all_options(void **state)
+{
+	struct blk_opts o;
+
+	assert_int_equal(parse("img,ro,writeback,sectorsize=4096/16384,range=8/100,qsize=128,"
+			       "serial=ABC-123 x", &o), 0);
+	assert_string_equal(o.path, "img");
+	assert_true(o.ro);
+	assert_true(o.writeback);
+	assert_int_equal(o.logical_block, 4096);
+	assert_int_equal(o.physical_block, 16384);
+	assert_true(o.has_range);
+	assert_int_equal(o.range_lba, 8);
+	assert_int_equal(o.range_sectors, 100);
+	assert_int_equal(o.queue_size, 128);
+	assert_true(o.has_serial);
+	assert_string_equal(o.serial, "ABC-123 x");
+	blk_opts_free(&o);
+}
+
+static void test_sectorsize(void **state)
+{
+	struct blk_opts o;
+
+	/* Without /P the physical size is the logical one. */
+	assert_int_equal(parse("img,sectorsize=4096", &o), 0);
+	assert_int_equal(o.logical_block, 4096);
+	assert_int_equal(o.physical_block, 4096);
+	blk_opts_free(&o);
+	assert_int_equal(parse("img,sectorsize=512/65536", &o), 0);
+	assert_int_equal(o.physical_block, 65536);
+	blk_opts_free(&o);
+
+	expect_error("img,sectorsize=1000", "virtio-blk: sectorsize=1000: not a power of two");
+	expect_error("img,sectorsize=256", "sectorsize=256: not a power of two");
+	expect_error("img,sectorsize=8192", "sectorsize=8192: not a power of two");
+	expect_error("img,sectorsize=512/256", "virtio-blk: sectorsize=512/256: physical");
+	expect_error("img,sectorsize=512/1000", "sectorsize=512/1000: physical");
+	expect_error("img,sectorsize=512/131072", "sectorsize=512/131072: physical");
+	expect_error("img,sectorsize=", "sectorsize=: expected");
+	expect_error("img,sectorsize=abc", "sectorsize=abc: expected");
+	expect_error("img,sectorsize=512/", "sectorsize=512/: expected");
+	expect_error("img,sectorsize=0x200", "sectorsize=0x200: expected");
+}
+
+static void test_cache_mode_last_wins(void **state)
+{
+	struct blk_opts o;
+
+	assert_int_equal(parse("img,writeback,writethru", &o), 0);
+	assert_false(o.writeback);
+	blk_opts_free(&o);
+	assert_int_equal(parse("img,writethru,writeback", &o), 0);
+	assert_true(o.writeback);
+	blk_opts_free(&o);
+	/* Flags may repeat. */
+	assert_int_equal(parse("img,ro,ro", &o), 0);
+	assert_true(o.ro);
+	blk_opts_free(&o);
+}
+
+static void test_range(void **state)
+{
+	struct blk_opts o;
+
+	assert_int_equal(parse("img,range=0/1", &o), 0);
+	assert_true(o.has_range);
+	assert_int_equal(o.range_lba, 0);
+	assert_int_equal(o.range_sectors, 1);
+	blk_opts_free(&o);
+	/* The last window whose end fits in 63 bits at 4096 bytes a sector. */
+	assert_int_equal(parse("img,sectorsize=4096,range=2251799813685246/1", &o), 0);
+	blk_opts_free(&o);
+
+	expect_error("img,range=x/y", "virtio-blk: range=x/y: expected");
+	expect_error("img,range=0/0", "virtio-blk: range=0/0: SIZE");
+	expect_error("img,range=5", "range=5: expected");
+	expect_error("img,range=/5", "range=/5: expected");
+	expect_error("img,range=0x10/5", "range=0x10/5: expected");
+	expect_error("img,range=-1/5", "range=-1/5: expected");
+	expect_error("img,range=1/18446744073709551616", "expected");
+	expect_error("img,range=18446744073709551615/1", "range=18446744073709551615/1: window");
+	/* The byte bound depends on sectorsize, in either order. */
+	expect_error("img,sectorsize=4096,range=2251799813685247/1", "range=2251799813685247/1");
+	expect_error("img,range=2251799813685247/1,sectorsize=4096", "range=2251799813685247/1");
+}
+
+static void test_qsize(void **state)
+{
+	struct blk_opts o;
+
+	assert_int_equal(parse("img,qsize=2", &o), 0);
+	assert_int_equal(o.queue_size, 2);
+	blk_opts_free(&o);
+	assert_int_equal(parse("img,qsize=1024", &o), 0);
+	assert_int_equal(o.queue_size, 1024);
+	blk_opts_free(&o);
+
+	expect_error("img,qsize=100", "virtio-blk: qsize=100: not a power of two");
+	expect_error("img,qsize=2048", "virtio-blk: qsize=2048: not a power of two");
+	expect_error("img,qsize=1", "qsize=1:");
+	expect_error("img,qsize=0", "qsize=0:");
+	expect_error("img,qsize=", "qsize=:");
+	expect_error("img,qsize=65536", "qsize=65536:");
+}
+
+static void test_serial(void **state)
+{
+	struct blk_opts o;
+
+	assert_int_equal(parse("img,serial=ABCDEFGHIJKLMNOPQRST", &o), 0);
+	assert_int_equal(strlen(o.serial), BLK_ID_BYTES);
+	assert_string_equal(o.serial, "ABCDEFGHIJKLMNOPQRST");
+	blk_opts_free(&o);
+
+	expect_error("img,serial=ABCDEFGHIJKLMNOPQRSTU", "virtio-blk: serial=ABCDEFGHIJKLMNOPQRSTU:");
+	expect_error("img,serial=", "serial=:");
+	expect_error("img,serial=a\tb", "not printable");
+	expect_error("img,serial=caf\xc3\xa9", "not printable");
+	expect_error("img,serial=a\x7f", "not printable");
+}
+
+static void test_unknown_and_malformed(void **state)
+{
+	expect_error("img,foo", "virtio-blk: unknown option 'foo'");
+	expect_error("img,ro,bogus=1", "virtio-blk: unknown option 'bogus=1'");
+	expect_error("img,writeback=1", "unknown option 'writeback=1'");
+	expect_error("img,RO", "unknown option 'RO'");
+	expect_error("img,,ro", "empty option");
+	expect_error("img,ro,", "empty option");
+}
+
+static void test_missing_path(void **state)
+{
+	expect_error("", "virtio-blk: missing image path");
+	expect_error(NULL, "virtio-blk: missing image path");
+	expect_error(",ro", "virtio-blk: missing image path");
+}
+
+static void test_duplicates(void **state)
+{
+	expect_error("img,qsize=64,qsize=128", "qsize=128: qsize= given twice");
+	expect_error("img,sectorsize=512,sectorsize=4096", "given twice");
+	expect_error("img,range=0/1,range=0/2", "given twice");
+	expect_error("img,serial=a,serial=b", "given twice");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_all_options),
+		cmocka_unit_test(test_sectorsize),
+		cmocka_unit_test(test_cache_mode_last_wins),
+		cmocka_unit_test(test_range),
+		cmocka_unit_test(test_qsize),
+		cmocka_unit_test(test_serial),
+		cmocka_unit_test(test_unknown_and_malformed),
+		cmocka_unit_test(test_missing_path),
+		cmocka_unit_test(test_duplicates),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,541 @@
+// SPDX-License-Identifier: MIT
+/*
+ * blk_req_handle() against hand-built virtq_elems over local buffers and
+ * a blk_dev with neither transport nor threads (blk_dev_setup_media).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "devices/virtio-blk/blk.h"
+
+struct outhdr {
+	uint32_t type;
+	uint32_t ioprio;
+	uint64_t sector;
+};
+
+static struct virtq_elem elem;
+static struct outhdr hdr;
+static uint8_t status;
+
+/* A blk_dev over args' options and a memory disk (mem_size) or the file. */
+static struct blk_dev *dev_new(const char *args, uint64_t mem_size)
+{
+	struct blk_dev *b = calloc(1, sizeof(*b));
+
+	assert_non_null(b);
+	b->disk.fd = -1;
+	assert_int_equal(blk_opts_parse(args, &b->opts), 0);
+	if (mem_size) {
+		assert_int_equal(disk_open_mem(&b->disk, mem_size), 0);
+		b->disk.ro = b->opts.ro;
+	} else {
+		assert_int_equal(disk_open(&b->disk, &b->opts), 0);
+	}
+	blk_dev_setup_media(b);
+	return b;
+}
+
+static void dev_free(struct blk_dev *b)
+{
+	disk_close(&b->disk);
+	blk_opts_free(&b->opts);
+	free(b);
+}
+
+/* Start a request: a separate 16-byte header descriptor, as Linux sends. */
+static void req_start(uint32_t type, uint64_t sector)
+{
+	memset(&elem, 0, sizeof(elem));
+	hdr.type = htole32(type);
+	hdr.ioprio = 0;
+	hdr.sector = htole64(sector);
+	elem.iov[0].iov_base = &hdr;
+	elem.iov[0].iov_len = sizeof(hdr);
+	elem.nr_out = 1;
+	status = 0xee;
+}
+
+static void add_out(void *buf, size_t len)
+{
+	assert_int_equal(elem.nr_in, 0);
+	elem.iov[elem.nr_out].iov_base = buf;
+	elem.iov[elem.nr_out++].iov_len = len;
+}
+
+static void add_in(void *buf, size_t len)
+{
+	elem.iov[elem.nr_out + elem.nr_in].iov_base = buf;
+	elem.iov[elem.nr_out + elem.nr_in++].iov_len = len;
+}
+
+/* Append the 1-byte status descriptor and run the request. */
+static uint32_t req_run(struct blk_dev *b)
+{
+	add_in(&status, 1);
+	return blk_req_handle(b, &elem);
+}
+
+static uint32_t do_io(struct blk_dev *b, uint32_t type, uint64_t sector, void *buf, size_t len)
+{
+	req_start(type, sector);
+	if (type == VIRTIO_BLK_T_OUT)
+		add_out(buf, len);
+	else
+		add_in(buf, len);
+	return req_run(b);
+}
+
+static void fill(uint8_t *buf, size_t len, uint8_t seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		buf[i] = (uint8_t)(seed + i * 31 + (i >> 8));
+}
+
+static void make_file(char *path, size_t size, uint8_t seed)
+{
+	uint8_t *data = malloc(size);
+	int fd;
+
+	strcpy(path, "/tmp/tvmm-blkreq-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	fill(data, size, seed);
+	assert_int_equal(write(fd, data, size), (ssize_t)size);
+	close(fd);
+	free(data);
+}
+
+static void round_trip(struct blk_dev *b)
+{
+	uint8_t src[1024], dst[1024];
+
+	fill(src, sizeof(src), 3);
+	/* Data split at places that are not sector boundaries. */
+	req_start(VIRTIO_BLK_T_OUT, 3);
+	add_out(src, 100);
+	add_out(src + 100, 700);
+	add_out(src + 800, 224);
+	assert_int_equal(req_run(b), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+
+	memset(dst, 0, sizeof(dst));
+	req_start(VIRTIO_BLK_T_IN, 3);
+	add_in(dst, 1000);
+	add_in(dst + 1000, 24);
+	assert_int_equal(req_run(b), 1024 + 1);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+	assert_memory_equal(dst, src, sizeof(src));
+
+	/* One sector later reads the second half only. */
+	memset(dst, 0, sizeof(dst));
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, 4, dst, 512), 513);
+	assert_memory_equal(dst, src + 512, 512);
+}
+
+static void test_round_trip_mem(void **state)
+{
+	struct blk_dev *b = dev_new("mem", 64 * 1024);
+
+	round_trip(b);
+	dev_free(b);
+}
+
+static void test_round_trip_file(void **state)
+{
+	uint8_t buf[1024], src[1024];
+	char path[64];
+	struct blk_dev *b;
+	int fd;
+
+	make_file(path, 64 * 1024, 9);
+	b = dev_new(path, 0);
+	assert_int_equal(blk_capacity(b), 128);
+	round_trip(b);
+	/* The data is in the file, where the guest put it. */
+	fill(src, sizeof(src), 3);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, buf, sizeof(buf), 3 * 512), sizeof(buf));
+	assert_memory_equal(buf, src, sizeof(buf));
+	close(fd);
+	dev_free(b);
+	unlink(path);
+}
+
+static void test_flush(void **state)
+{
+	struct blk_dev *b = dev_new("mem", 4096);
+
+	req_start(VIRTIO_BLK_T_FLUSH, 0);
+	assert_int_equal(req_run(b), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+	req_start(VIRTIO_BLK_T_FLUSH_OUT, 12345);
+	assert_int_equal(req_run(b), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+	dev_free(b);
+}
+
+static void test_get_id(void **state)
+{
+	struct blk_dev *b = dev_new("mem,serial=hello", 4096);
+	uint8_t id[32];
+
+	memset(id, 0xaa, sizeof(id));
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_GET_ID, 0, id, 20), 21);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+	assert_memory_equal(id, "hello\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 20);
+	assert_int_equal(id[20], 0xaa);
+	dev_free(b);
+
+	b = dev_new("mem,serial=ABCDEFGHIJKLMNOPQRST", 4096);
+	/* A full 20 bytes, not NUL-terminated, nothing past it. */
+	memset(id, 0xaa, sizeof(id));
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_GET_ID, 0, id, sizeof(id)), 21);
+	assert_memory_equal(id, "ABCDEFGHIJKLMNOPQRST", 20);
+	assert_int_equal(id[20], 0xaa);
+	/* A short buffer gets what fits, across descriptors. */
+	memset(id, 0xaa, sizeof(id));
+	req_start(VIRTIO_BLK_T_GET_ID, 0);
+	add_in(id, 3);
+	add_in(id + 3, 5);
+	assert_int_equal(req_run(b), 9);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+	assert_memory_equal(id, "ABCDEFGH", 8);
+	assert_int_equal(id[8], 0xaa);
+	dev_free(b);
+}
+
+static void test_default_serial(void **state)
+{
+	struct blk_dev *b, *b2;
+	char path[64];
+	uint8_t id[20];
+
+	make_file(path, 4096, 1);
+	b = dev_new(path, 0);
+	b2 = dev_new(path, 0);
+	assert_memory_equal(b->serial, "tvmm-", 5);
+	assert_int_equal(strnlen(b->serial, sizeof(b->serial)), 13);
+	/* Stable: the same image gives the same serial. */
+	assert_memory_equal(b->serial, b2->serial, sizeof(b->serial));
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_GET_ID, 0, id, sizeof(id)), 21);
+	assert_memory_equal(id, b->serial, 13);
+	dev_free(b2);
+	dev_free(b);
+	unlink(path);
+}
+
+static void test_unsupported(void **state)
+{
+	static const uint32_t types[] = { 2, 3, 11, 13, 14, 0x80000001, 0xffffffff };
+	struct blk_dev *b = dev_new("mem", 4096);
+	uint8_t buf[512];
+	unsigned int i;
+
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		assert_int_equal(do_io(b, types[i], 0, buf, sizeof(buf)), 1);
+		assert_int_equal(status, VIRTIO_BLK_S_UNSUPP);
+	}
+	dev_free(b);
+}
+
+static void test_bad_sectors(void **state)
+{
+	struct blk_dev *b = dev_new("mem", 8192);
+	uint8_t buf[1024], zero[1024] = { 0 };
+
+	memset(buf, 0x5a, sizeof(buf));
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 15, buf, 512), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+	/* Past capacity, straddling the end, sums that wrap. */
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, 16, buf, 512), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 15, buf, 1024), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, UINT64_MAX / 512 + 1, buf, 512), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, UINT64_MAX / 512, buf, 1024), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, UINT64_MAX, buf, 512), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	/* Not whole sectors. */
+	memset(buf, 0x33, sizeof(buf));
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, 0, buf, 500), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	assert_int_equal(buf[0], 0x33);
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 513), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	/* None of the refused writes reached the disk. */
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, 0, buf, 1024), 1025);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+	assert_memory_equal(buf, zero, sizeof(buf));
+	dev_free(b);
+}
+
+static void test_read_only(void **state)
+{
+	struct blk_dev *b = dev_new("mem,ro", 4096);
+	uint8_t buf[512], zero[512] = { 0 };
+
+	assert_true(b->features & (1ULL << VIRTIO_BLK_F_RO));
+	memset(buf, 0x77, sizeof(buf));
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 512), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	/* The device refuses even where the media would not. */
+	b->disk.ro = false;
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 512), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, 0, buf, 512), 513);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+	assert_memory_equal(buf, zero, 512);
+	dev_free(b);
+}
+
+static void test_range_window(void **state)
+{
+	uint8_t file[16 * 512], expect[16 * 512], buf[1024];
+	char path[64], args[128];
+	struct blk_dev *b;
+	int fd;
+
+	make_file(path, sizeof(file), 42);
+	fill(expect, sizeof(expect), 42);
+	snprintf(args, sizeof(args), "%s,range=4/8", path);
+	b = dev_new(args, 0);
+	assert_int_equal(blk_capacity(b), 8);
+	assert_int_equal(le64toh(b->cfg.capacity), 8);
+	memset(buf, 0xc3, sizeof(buf));
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 7, buf, 512), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+	memcpy(expect + 11 * 512, buf, 512);
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 8, buf, 512), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 7, buf, 1024), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	/* Guest sector 0 is file sector 4. */
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, 0, buf, 512), 513);
+	assert_memory_equal(buf, expect + 4 * 512, 512);
+	dev_free(b);
+
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, file, sizeof(file), 0), sizeof(file));
+	close(fd);
+	assert_memory_equal(file, expect, sizeof(file));
+	unlink(path);
+}
+
+static void test_framing(void **state)
+{
+	struct blk_dev *b = dev_new("mem", 4096);
+	uint8_t buf[16 + 512 + 1], zero[512] = { 0 }, data[512];
+	struct outhdr h = { .type = htole32(VIRTIO_BLK_T_OUT), .sector = htole64(1) };
+
+	/* Header shorter than 16 bytes in its descriptor: IOERR. */
+	req_start(VIRTIO_BLK_T_IN, 0);
+	elem.iov[0].iov_len = 15;
+	add_out((uint8_t *)&hdr + 15, 1);
+	add_in(data, 512);
+	assert_int_equal(req_run(b), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	/* No readable descriptor at all. */
+	req_start(VIRTIO_BLK_T_IN, 0);
+	elem.nr_out = 0;
+	assert_int_equal(req_run(b), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+
+	/* No status byte: nothing happens, not even the write. */
+	memset(data, 0x99, sizeof(data));
+	req_start(VIRTIO_BLK_T_OUT, 0);
+	add_out(data, 512);
+	assert_int_equal(blk_req_handle(b, &elem), 0);
+	/* A zero-length status descriptor is no better. */
+	add_in(&status, 0);
+	assert_int_equal(blk_req_handle(b, &elem), 0);
+	assert_int_equal(status, 0xee);
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, 0, data, 512), 513);
+	assert_memory_equal(data, zero, 512);
+
+	/* Data in the header's descriptor, status at the end of the data's. */
+	memset(buf, 0, sizeof(buf));
+	memcpy(buf, &h, sizeof(h));
+	memset(buf + 16, 0x42, 512);
+	memset(&elem, 0, sizeof(elem));
+	elem.iov[0].iov_base = buf;
+	elem.iov[0].iov_len = 16 + 512;
+	elem.nr_out = 1;
+	add_in(&status, 1);
+	assert_int_equal(blk_req_handle(b, &elem), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+	assert_int_equal(elem.iov[0].iov_len, 16 + 512);
+
+	req_start(VIRTIO_BLK_T_IN, 1);
+	memset(buf, 0, sizeof(buf));
+	add_in(buf, 513);
+	assert_int_equal(blk_req_handle(b, &elem), 513);
+	assert_int_equal(buf[512], VIRTIO_BLK_S_OK);
+	assert_int_equal(buf[0], 0x42);
+	assert_int_equal(buf[511], 0x42);
+	assert_int_equal(elem.iov[1].iov_len, 513);
+	dev_free(b);
+}
+
+/* ---- a disk that fails on demand and records what it was asked ---- */
+
+static int fault_err;
+static ssize_t fault_short;
+static bool fault_last_sync;
+
+static ssize_t fault_preadv(struct disk *d, const struct iovec *iov, int cnt, uint64_t off)
+{
+	return fault_err ? fault_err : fault_short;
+}
+
+static ssize_t fault_pwritev(struct disk *d, const struct iovec *iov, int cnt, uint64_t off,
+			     bool sync)
+{
+	fault_last_sync = sync;
+	return fault_err ? fault_err : fault_short;
+}
+
+static int fault_flush(struct disk *d)
+{
+	return fault_err;
+}
+
+static const struct disk_ops fault_ops = {
+	.preadv = fault_preadv,
+	.pwritev = fault_pwritev,
+	.flush = fault_flush,
+};
+
+static void test_disk_errors(void **state)
+{
+	static const int errs[] = { -EIO, -ENOSPC, -EROFS };
+	struct blk_dev *b = dev_new("mem", 4096);
+	char log[8192], *p;
+	unsigned int i, lines = 0;
+	uint8_t buf[1024];
+	FILE *f = tmpfile();
+	int saved;
+	size_t n;
+
+	/* Capture the warnings: a failing disk must not flood the log. */
+	assert_non_null(f);
+	saved = dup(STDERR_FILENO);
+	assert_true(dup2(fileno(f), STDERR_FILENO) >= 0);
+	disk_close(&b->disk);
+	b->disk.ops = &fault_ops;
+	b->disk.size = 4096;
+	for (i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		fault_err = errs[i];
+		assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, 0, buf, 1024), 1);
+		assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+		assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 1024), 1);
+		assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+		req_start(VIRTIO_BLK_T_FLUSH, 0);
+		assert_int_equal(req_run(b), 1);
+		assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	}
+	/* A back end that reports less than asked is not a success either. */
+	fault_err = 0;
+	fault_short = 512;
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, 0, buf, 1024), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 1024), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	fault_short = 1024;
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 1024), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+	for (i = 0; i < 50; i++) {
+		fault_err = -EIO;
+		assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, i, buf, 512), 1);
+		assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	}
+	b->disk.ops = NULL;
+	dev_free(b);
+
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	rewind(f);
+	n = fread(log, 1, sizeof(log) - 1, f);
+	log[n] = 0;
+	fclose(f);
+	for (p = log; (p = strchr(p, '\n')); p++)
+		lines++;
+	assert_true(lines >= 1 && lines <= 10);
+	assert_non_null(strstr(log, "warning: virtio-blk: '(memory)': read of 1024 bytes at sector 0 failed: "));
+	assert_non_null(strstr(log, "'(memory)': flush failed: "));
+	assert_non_null(strstr(log, "further I/O errors not reported"));
+}
+
+static void test_cache_mode_and_config(void **state)
+{
+	struct blk_dev *b = dev_new("mem,sectorsize=512/4096,qsize=128", 1 << 20);
+	uint8_t buf[512];
+
+	assert_int_equal(le64toh(b->cfg.capacity), 2048);
+	assert_int_equal(le32toh(b->cfg.seg_max), 126);
+	assert_int_equal(le32toh(b->cfg.blk_size), 512);
+	assert_int_equal(b->cfg.physical_block_exp, 3);
+	assert_int_equal(le16toh(b->cfg.min_io_size), 1);
+	assert_int_equal(le32toh(b->cfg.opt_io_size), 0);
+	assert_int_equal(b->cfg.wce, 0);
+	assert_int_equal(b->features, (1ULL << VIRTIO_BLK_F_SEG_MAX) |
+			 (1ULL << VIRTIO_BLK_F_BLK_SIZE) | (1ULL << VIRTIO_BLK_F_TOPOLOGY) |
+			 (1ULL << VIRTIO_BLK_F_FLUSH) | (1ULL << VIRTIO_BLK_F_CONFIG_WCE) |
+			 (1ULL << VIRTIO_RING_F_INDIRECT_DESC));
+
+	/* Writes are synchronous exactly when the cache is writethru. */
+	disk_close(&b->disk);
+	b->disk.ops = &fault_ops;
+	fault_err = 0;
+	fault_short = 512;
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 512), 1);
+	assert_true(fault_last_sync);
+	b->cfg.wce = 1;
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 512), 1);
+	assert_false(fault_last_sync);
+	b->disk.ops = NULL;
+	dev_free(b);
+
+	b = dev_new("mem,writeback,sectorsize=4096", 1 << 20);
+	assert_int_equal(b->cfg.wce, 1);
+	assert_int_equal(le32toh(b->cfg.blk_size), 4096);
+	assert_int_equal(b->cfg.physical_block_exp, 0);
+	assert_int_equal(le32toh(b->cfg.seg_max), BLK_DEFAULT_QSIZE - 2);
+	dev_free(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip_mem),
+		cmocka_unit_test(test_round_trip_file),
+		cmocka_unit_test(test_flush),
+		cmocka_unit_test(test_get_id),
+		cmocka_unit_test(test_default_serial),
+		cmocka_unit_test(test_unsupported),
+		cmocka_unit_test(test_bad_sectors),
+		cmocka_unit_test(test_read_only),
+		cmocka_unit_test(test_range_window),
+		cmocka_unit_test(test_framing),
+		cmocka_unit_test(test_disk_errors),
+		cmocka_unit_test(test_cache_mode_and_config),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

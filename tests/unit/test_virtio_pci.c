@@ -1,0 +1,794 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The legacy register file driven as Linux's virtio_pci_legacy.c drives
+ * it, with a fake device model behind it that records every callback and
+ * checks that none of them runs with the transport's leaf lock held.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "devices/virtio/virtio_pci.h"
+#include "lib/guest_mem.h"
+#include "pci/pci.h"
+#include "vmm/io_bus.h"
+
+#define RAM_SIZE	(16ULL << 20)
+#define CONFIG_LEN	24
+#define QSIZE		64
+#define RING_PFN	0x10
+#define HOST_FEATURES	((1u << 2) | (1u << 6) | (1u << 9) | (1u << 28))
+
+#define MAX_ATTACH	16
+
+struct attach_rec {
+	bool attach;		/* false: detach */
+	uint16_t port;
+	unsigned int n;
+	int efd;
+};
+
+struct fake {
+	struct virtio_pci vp;
+	struct guest_mem gm;
+	uint8_t cfg[CONFIG_LEN];
+	unsigned int driver_ok, reset, queue_ready[VIRTIO_MAX_QUEUES];
+	unsigned int queue_notify[VIRTIO_MAX_QUEUES];
+	unsigned int cfg_writes;
+	uint32_t cfg_write_off, cfg_write_len;
+	unsigned int locked_callbacks;	/* callbacks made with vp.lock held */
+	bool queue_ready_at_reset;
+	bool raise_during_reset;	/* reset waits for a "completion" */
+
+	/* interrupt sink */
+	bool line;
+	unsigned int asserts, deasserts;
+	unsigned int bad_level;		/* line state disagreeing with ISR */
+
+	/* notify sink */
+	struct attach_rec rec[MAX_ATTACH];
+	unsigned int nr_rec;
+	int attach_fail;
+};
+
+static void check_unlocked(struct fake *f)
+{
+	/* A device callback must be able to take vp.lock (raise the ISR). */
+	if (pthread_mutex_trylock(&f->vp.lock) == 0)
+		pthread_mutex_unlock(&f->vp.lock);
+	else
+		f->locked_callbacks++;
+}
+
+static void fake_config_read(void *dev, uint32_t off, void *buf, uint32_t len)
+{
+	struct fake *f = dev;
+
+	check_unlocked(f);
+	assert_true(off + len <= CONFIG_LEN);
+	memcpy(buf, f->cfg + off, len);
+}
+
+static void fake_config_write(void *dev, uint32_t off, const void *buf, uint32_t len)
+{
+	struct fake *f = dev;
+
+	check_unlocked(f);
+	assert_true(off + len <= CONFIG_LEN);
+	memcpy(f->cfg + off, buf, len);
+	f->cfg_writes++;
+	f->cfg_write_off = off;
+	f->cfg_write_len = len;
+}
+
+static void fake_driver_ok(void *dev)
+{
+	struct fake *f = dev;
+
+	check_unlocked(f);
+	f->driver_ok++;
+}
+
+static void fake_queue_ready(void *dev, unsigned int n)
+{
+	struct fake *f = dev;
+
+	check_unlocked(f);
+	assert_true(n < VIRTIO_MAX_QUEUES);
+	/* Ready means usable: the ring is already set up. */
+	assert_true(f->vp.vq[n].ready);
+	f->queue_ready[n]++;
+}
+
+static void fake_queue_notify(void *dev, unsigned int n)
+{
+	struct fake *f = dev;
+
+	check_unlocked(f);
+	assert_true(n < VIRTIO_MAX_QUEUES);
+	f->queue_notify[n]++;
+}
+
+static void *completion_thread(void *arg)
+{
+	struct fake *f = arg;
+
+	virtio_pci_raise_isr(&f->vp, VIRTIO_ISR_QUEUE);
+	return NULL;
+}
+
+static void fake_reset(void *dev)
+{
+	struct fake *f = dev;
+	pthread_t t;
+
+	check_unlocked(f);
+	f->reset++;
+	/* The device quiesces before the transport drops the rings. */
+	f->queue_ready_at_reset = f->vp.vq[0].ready;
+	if (f->raise_during_reset && !f->locked_callbacks) {
+		/* An in-flight request completing from a worker thread. */
+		assert_int_equal(pthread_create(&t, NULL, completion_thread, f), 0);
+		assert_int_equal(pthread_join(t, NULL), 0);
+	}
+}
+
+static const struct virtio_dev_ops fake_ops = {
+	.config_read = fake_config_read,
+	.config_write = fake_config_write,
+	.driver_ok = fake_driver_ok,
+	.queue_ready = fake_queue_ready,
+	.queue_notify = fake_queue_notify,
+	.reset = fake_reset,
+};
+
+/* Called with vp.lock held: the level must follow ISR exactly. */
+static void fake_assert(void *opaque)
+{
+	struct fake *f = opaque;
+
+	f->asserts++;
+	f->line = true;
+	if (!f->vp.isr)
+		f->bad_level++;
+}
+
+static void fake_deassert(void *opaque)
+{
+	struct fake *f = opaque;
+
+	f->deasserts++;
+	f->line = false;
+	if (f->vp.isr)
+		f->bad_level++;
+}
+
+static int fake_attach(void *opaque, uint16_t port, unsigned int n, int efd)
+{
+	struct fake *f = opaque;
+
+	if (f->attach_fail)
+		return f->attach_fail;
+	assert_true(f->nr_rec < MAX_ATTACH);
+	f->rec[f->nr_rec++] = (struct attach_rec) { true, port, n, efd };
+	return 0;
+}
+
+static int fake_detach(void *opaque, uint16_t port, unsigned int n, int efd)
+{
+	struct fake *f = opaque;
+
+	assert_true(f->nr_rec < MAX_ATTACH);
+	f->rec[f->nr_rec++] = (struct attach_rec) { false, port, n, efd };
+	return 0;
+}
+
+static struct fake *fake_new(unsigned int nr_queues)
+{
+	static const uint16_t sizes[VIRTIO_MAX_QUEUES] = { QSIZE, 128, 256, 16 };
+	struct fake *f = test_calloc(1, sizeof(*f));
+	struct virtio_irq irq;
+	unsigned int i;
+
+	assert_non_null(f);
+	assert_int_equal(gmem_init(&f->gm, RAM_SIZE), 0);
+	for (i = 0; i < CONFIG_LEN; i++)
+		f->cfg[i] = 0x10 + i;
+	assert_int_equal(virtio_pci_init(&f->vp, "virtio-test", 0x1001, 0x01, 2, HOST_FEATURES,
+					 CONFIG_LEN, nr_queues, sizes, &f->gm, &fake_ops, f), 0);
+	irq = (struct virtio_irq) {
+		.assert_line = fake_assert, .deassert_line = fake_deassert, .opaque = f,
+	};
+	virtio_pci_set_irq(&f->vp, &irq);
+	return f;
+}
+
+static int setup(void **state)
+{
+	*state = fake_new(1);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fake *f = *state;
+
+	/* Whatever the test did, no callback ran under the leaf lock. */
+	assert_int_equal(f->locked_callbacks, 0);
+	assert_int_equal(f->bad_level, 0);
+	virtio_pci_destroy(&f->vp);
+	gmem_free(&f->gm);
+	test_free(f);
+	return 0;
+}
+
+static uint32_t rd(struct fake *f, uint16_t off, unsigned int size)
+{
+	return virtio_pci_bar_ops.read(&f->vp, off, size);
+}
+
+static void wr(struct fake *f, uint16_t off, unsigned int size, uint32_t val)
+{
+	virtio_pci_bar_ops.write(&f->vp, off, size, val);
+}
+
+/* setup_vq(): select, check size and PFN 0, write the PFN. */
+static void setup_queue(struct fake *f, uint16_t n, uint32_t pfn)
+{
+	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, n);
+	assert_int_not_equal(rd(f, VIRTIO_PCI_QUEUE_NUM, 2), 0);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_PFN, 4), 0);
+	wr(f, VIRTIO_PCI_QUEUE_PFN, 4, pfn);
+}
+
+static void test_pci_identity(void **state)
+{
+	struct fake *f = *state;
+	const uint8_t *cfg = f->vp.pci.cfg;
+
+	assert_int_equal(cfg[PCI_VENDOR_ID] | cfg[PCI_VENDOR_ID + 1] << 8, 0x1af4);
+	assert_int_equal(cfg[PCI_DEVICE_ID] | cfg[PCI_DEVICE_ID + 1] << 8, 0x1001);
+	assert_int_equal(cfg[PCI_REVISION_ID], 0);
+	assert_int_equal(cfg[PCI_CLASS_PROG + 2], 0x01);
+	assert_int_equal(cfg[PCI_CLASS_PROG + 1], 0x00);
+	assert_int_equal(cfg[PCI_SUBSYSTEM_VENDOR_ID] | cfg[PCI_SUBSYSTEM_VENDOR_ID + 1] << 8,
+			 0x1af4);
+	assert_int_equal(cfg[PCI_SUBSYSTEM_ID] | cfg[PCI_SUBSYSTEM_ID + 1] << 8, 2);
+	assert_int_equal(cfg[PCI_INTERRUPT_PIN], 1);
+	/* 20 + 24 bytes of registers: the next power of two. */
+	assert_int_equal(f->vp.pci.bar[0].size, 64);
+	assert_ptr_equal(f->vp.pci.bar[0].ops, &virtio_pci_bar_ops);
+	assert_ptr_equal(f->vp.pci.bar[0].opaque, &f->vp);
+	assert_ptr_equal(f->vp.pci.owner, &f->vp);
+	assert_int_equal(f->vp.kick_efd[0], -1);
+}
+
+static void test_init_sizes(void **state)
+{
+	struct fake *f = *state;
+	struct virtio_pci *vp = test_malloc(sizeof(*vp));
+	uint16_t q = 128, bad = 100, big = 2048;
+
+	assert_int_equal(virtio_pci_init(vp, "a", 0x1001, 1, 2, 0, 0, 1, &q, &f->gm, &fake_ops,
+					 f), 0);
+	assert_int_equal(vp->pci.bar[0].size, 32);
+	virtio_pci_destroy(vp);
+	assert_int_equal(virtio_pci_init(vp, "a", 0x1001, 1, 2, 0, 256 - 20, 1, &q, &f->gm,
+					 &fake_ops, f), 0);
+	assert_int_equal(vp->pci.bar[0].size, 256);
+	virtio_pci_destroy(vp);
+	assert_int_equal(virtio_pci_init(vp, "a", 0x1001, 1, 2, 0, 256 - 19, 1, &q, &f->gm,
+					 &fake_ops, f), -EINVAL);
+	assert_int_equal(virtio_pci_init(vp, "a", 0x1001, 1, 2, 0, 8, 1, &bad, &f->gm, &fake_ops,
+					 f), -EINVAL);
+	assert_int_equal(virtio_pci_init(vp, "a", 0x1001, 1, 2, 0, 8, 1, &big, &f->gm, &fake_ops,
+					 f), -EINVAL);
+	assert_int_equal(virtio_pci_init(vp, "a", 0x1001, 1, 2, 0, 8, VIRTIO_MAX_QUEUES + 1, &q,
+					 &f->gm, &fake_ops, f), -EINVAL);
+	test_free(vp);
+}
+
+static void test_linux_probe(void **state)
+{
+	struct fake *f = *state;
+
+	/* virtio_dev_probe: reset, ACK, DRIVER, features, queues, DRIVER_OK. */
+	wr(f, VIRTIO_PCI_STATUS, 1, 0);
+	assert_int_equal(f->reset, 1);
+	assert_int_equal(rd(f, VIRTIO_PCI_STATUS, 1), 0);
+	wr(f, VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACK);
+	wr(f, VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER);
+	assert_int_equal(rd(f, VIRTIO_PCI_STATUS, 1), VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER);
+
+	assert_int_equal(rd(f, VIRTIO_PCI_HOST_FEATURES, 4), HOST_FEATURES);
+	/* A driver acking what was not offered gets only the offer. */
+	wr(f, VIRTIO_PCI_GUEST_FEATURES, 4, 0xffffffff);
+	assert_int_equal(rd(f, VIRTIO_PCI_GUEST_FEATURES, 4), HOST_FEATURES);
+	wr(f, VIRTIO_PCI_GUEST_FEATURES, 4, (1u << 9) | (1u << 3));
+	assert_int_equal(rd(f, VIRTIO_PCI_GUEST_FEATURES, 4), 1u << 9);
+	assert_true(virtio_pci_has_feature(&f->vp, 9));
+	assert_false(virtio_pci_has_feature(&f->vp, 3));
+	assert_false(virtio_pci_has_feature(&f->vp, 2));
+	assert_false(virtio_pci_has_feature(&f->vp, 40));
+
+	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, 0);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_SEL, 2), 0);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_NUM, 2), QSIZE);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_PFN, 4), 0);
+	wr(f, VIRTIO_PCI_QUEUE_PFN, 4, RING_PFN);
+	assert_int_equal(f->queue_ready[0], 1);
+	assert_true(f->vp.vq[0].ready);
+	assert_int_equal(f->vp.vq[0].num, QSIZE);
+	assert_int_equal(f->vp.vq[0].desc_gpa, RING_PFN << 12);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_PFN, 4), RING_PFN);
+
+	/* find_vqs probes past the last queue: size 0, PFN writes go nowhere. */
+	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, 1);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_NUM, 2), 0);
+	wr(f, VIRTIO_PCI_QUEUE_PFN, 4, RING_PFN + 4);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_PFN, 4), 0);
+	assert_int_equal(f->queue_ready[1], 0);
+	assert_int_equal(f->queue_ready[0], 1);
+	assert_int_equal(f->vp.vq[0].desc_gpa, RING_PFN << 12);
+	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, 0xffff);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_NUM, 2), 0);
+	wr(f, VIRTIO_PCI_QUEUE_PFN, 4, RING_PFN + 4);
+
+	assert_int_equal(f->driver_ok, 0);
+	wr(f, VIRTIO_PCI_STATUS, 1,
+	   VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
+	assert_int_equal(f->driver_ok, 1);
+	assert_int_equal(rd(f, VIRTIO_PCI_STATUS, 1),
+			 VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
+	/* Only the transition to DRIVER_OK counts. */
+	wr(f, VIRTIO_PCI_STATUS, 1,
+	   VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
+	assert_int_equal(f->driver_ok, 1);
+	/* Features are final once DRIVER_OK is set. */
+	wr(f, VIRTIO_PCI_GUEST_FEATURES, 4, HOST_FEATURES);
+	assert_int_equal(rd(f, VIRTIO_PCI_GUEST_FEATURES, 4), 1u << 9);
+	assert_int_equal(f->reset, 1);
+}
+
+static void test_multi_queue(void **state)
+{
+	struct fake *f = fake_new(3);
+
+	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, 2);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_NUM, 2), 256);
+	setup_queue(f, 2, RING_PFN);
+	setup_queue(f, 1, RING_PFN + 8);
+	assert_int_equal(f->queue_ready[2], 1);
+	assert_int_equal(f->queue_ready[1], 1);
+	assert_int_equal(f->queue_ready[0], 0);
+	assert_int_equal(f->vp.vq[1].num, 128);
+	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, 2);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_PFN, 4), RING_PFN);
+	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, 3);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_NUM, 2), 0);
+	teardown((void **)&f);
+}
+
+static void test_pfn_bad_and_busy(void **state)
+{
+	struct fake *f = *state;
+
+	/* Ring beyond RAM: the queue stays unusable, the device is not told. */
+	setup_queue(f, 0, RAM_SIZE >> 12);
+	assert_false(f->vp.vq[0].ready);
+	assert_int_equal(f->queue_ready[0], 0);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_PFN, 4), 0);
+	assert_true(rd(f, VIRTIO_PCI_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	/* Notifies for it go nowhere. */
+	wr(f, VIRTIO_PCI_QUEUE_NOTIFY, 2, 0);
+	assert_int_equal(f->queue_notify[0], 0);
+	/* A driver status write does not clear NEEDS_RESET... */
+	wr(f, VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACK);
+	assert_int_equal(rd(f, VIRTIO_PCI_STATUS, 1),
+			 VIRTIO_STATUS_ACK | VIRTIO_STATUS_NEEDS_RESET);
+	/* ...a reset does. */
+	wr(f, VIRTIO_PCI_STATUS, 1, 0);
+	assert_int_equal(rd(f, VIRTIO_PCI_STATUS, 1), 0);
+
+	setup_queue(f, 0, RING_PFN);
+	assert_int_equal(f->queue_ready[0], 1);
+	/* Moving a live ring is refused; PFN 0 first, then it may move. */
+	wr(f, VIRTIO_PCI_QUEUE_PFN, 4, RING_PFN + 8);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_PFN, 4), RING_PFN);
+	assert_int_equal(f->queue_ready[0], 1);
+	wr(f, VIRTIO_PCI_QUEUE_PFN, 4, 0);
+	assert_false(f->vp.vq[0].ready);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_PFN, 4), 0);
+	wr(f, VIRTIO_PCI_QUEUE_PFN, 4, RING_PFN + 8);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_PFN, 4), RING_PFN + 8);
+	assert_int_equal(f->queue_ready[0], 2);
+}
+
+static void test_config_access(void **state)
+{
+	struct fake *f = *state;
+	uint32_t dword, bytes = 0;
+	unsigned int i;
+
+	/* vp_get(): byte by byte, must equal the natural-width read. */
+	for (i = 0; i < 4; i++)
+		bytes |= rd(f, VIRTIO_PCI_CONFIG_OFF + 8 + i, 1) << (8 * i);
+	dword = rd(f, VIRTIO_PCI_CONFIG_OFF + 8, 4);
+	assert_int_equal(bytes, dword);
+	assert_int_equal(dword, 0x1b1a1918);
+	assert_int_equal(rd(f, VIRTIO_PCI_CONFIG_OFF, 2), 0x1110);
+	assert_int_equal(rd(f, VIRTIO_PCI_CONFIG_OFF + 23, 1), 0x10 + 23);
+	/* Past config_len: nothing there. */
+	assert_int_equal(rd(f, VIRTIO_PCI_CONFIG_OFF + CONFIG_LEN, 1), 0xff);
+	assert_int_equal(rd(f, VIRTIO_PCI_CONFIG_OFF + CONFIG_LEN, 4), 0xffffffff);
+	assert_int_equal(rd(f, VIRTIO_PCI_CONFIG_OFF + 22, 4), 0xffff2726);
+
+	/* vp_set(): byte by byte. */
+	wr(f, VIRTIO_PCI_CONFIG_OFF + 12, 1, 0xab);
+	assert_int_equal(f->cfg[12], 0xab);
+	assert_int_equal(f->cfg_write_off, 12);
+	assert_int_equal(f->cfg_write_len, 1);
+	wr(f, VIRTIO_PCI_CONFIG_OFF + 4, 4, 0xdeadbeef);
+	assert_int_equal(rd(f, VIRTIO_PCI_CONFIG_OFF + 4, 4), 0xdeadbeef);
+	assert_int_equal(f->cfg[4], 0xef);
+	/* A write running off the end is clipped; one past it is dropped. */
+	wr(f, VIRTIO_PCI_CONFIG_OFF + 22, 4, 0x44332211);
+	assert_int_equal(f->cfg_write_len, 2);
+	assert_int_equal(f->cfg[22], 0x11);
+	assert_int_equal(f->cfg[23], 0x22);
+	i = f->cfg_writes;
+	wr(f, VIRTIO_PCI_CONFIG_OFF + CONFIG_LEN, 4, 0);
+	wr(f, 60, 4, 0);
+	assert_int_equal(f->cfg_writes, i);
+}
+
+static void test_isr(void **state)
+{
+	struct fake *f = *state;
+
+	assert_false(virtio_pci_isr_pending(&f->vp));
+	virtio_pci_raise_isr(&f->vp, VIRTIO_ISR_QUEUE);
+	assert_true(f->line);
+	assert_int_equal(f->asserts, 1);
+	assert_true(virtio_pci_isr_pending(&f->vp));
+	/* The interrupt handler's read acknowledges. */
+	assert_int_equal(rd(f, VIRTIO_PCI_ISR, 1), VIRTIO_ISR_QUEUE);
+	assert_false(f->line);
+	assert_int_equal(f->deasserts, 1);
+	assert_false(virtio_pci_isr_pending(&f->vp));
+	assert_int_equal(rd(f, VIRTIO_PCI_ISR, 1), 0);
+
+	/* Writes to ISR do nothing. */
+	virtio_pci_raise_isr(&f->vp, VIRTIO_ISR_QUEUE);
+	wr(f, VIRTIO_PCI_ISR, 1, 0);
+	assert_true(virtio_pci_isr_pending(&f->vp));
+	assert_true(f->line);
+
+	/* A read that merely covers ISR clears it too. */
+	assert_int_equal(rd(f, VIRTIO_PCI_STATUS, 2), VIRTIO_ISR_QUEUE << 8);
+	assert_false(f->line);
+	assert_false(virtio_pci_isr_pending(&f->vp));
+	/* One that does not, does not. */
+	virtio_pci_raise_isr(&f->vp, VIRTIO_ISR_QUEUE);
+	rd(f, VIRTIO_PCI_STATUS, 1);
+	rd(f, VIRTIO_PCI_QUEUE_NOTIFY, 2);
+	assert_true(virtio_pci_isr_pending(&f->vp));
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_NOTIFY, 4), VIRTIO_ISR_QUEUE << 24);
+	assert_false(virtio_pci_isr_pending(&f->vp));
+}
+
+static void test_needs_reset(void **state)
+{
+	struct fake *f = *state;
+
+	wr(f, VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER |
+	   VIRTIO_STATUS_DRIVER_OK);
+	virtio_pci_needs_reset(&f->vp);
+	assert_int_equal(rd(f, VIRTIO_PCI_STATUS, 1), VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER |
+			 VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_NEEDS_RESET);
+	assert_true(f->line);
+	assert_int_equal(rd(f, VIRTIO_PCI_ISR, 1), VIRTIO_ISR_CONFIG);
+	assert_false(f->line);
+}
+
+static void test_reset(void **state)
+{
+	struct fake *f = *state;
+
+	wr(f, VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER);
+	wr(f, VIRTIO_PCI_GUEST_FEATURES, 4, HOST_FEATURES);
+	setup_queue(f, 0, RING_PFN);
+	wr(f, VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER |
+	   VIRTIO_STATUS_DRIVER_OK);
+	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, 3);
+	f->vp.vq[0].last_avail = 5;
+	virtio_pci_raise_isr(&f->vp, VIRTIO_ISR_QUEUE);
+	assert_true(f->line);
+
+	/* vp_reset(): write 0, read back. */
+	f->raise_during_reset = true;
+	wr(f, VIRTIO_PCI_STATUS, 1, 0);
+	assert_int_equal(rd(f, VIRTIO_PCI_STATUS, 1), 0);
+	assert_int_equal(f->reset, 1);
+	assert_true(f->queue_ready_at_reset);
+	assert_int_equal(rd(f, VIRTIO_PCI_GUEST_FEATURES, 4), 0);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_SEL, 2), 0);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_PFN, 4), 0);
+	assert_false(f->vp.vq[0].ready);
+	assert_int_equal(f->vp.vq[0].last_avail, 0);
+	/* Even the completion that raced the reset is gone, line down. */
+	assert_false(virtio_pci_isr_pending(&f->vp));
+	assert_false(f->line);
+	assert_int_equal(rd(f, VIRTIO_PCI_ISR, 1), 0);
+	assert_false(virtio_pci_has_feature(&f->vp, 9));
+
+	/* And the device can be brought up again. */
+	setup_queue(f, 0, RING_PFN);
+	assert_int_equal(f->queue_ready[0], 2);
+	wr(f, VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_DRIVER_OK);
+	assert_int_equal(f->driver_ok, 2);
+}
+
+static void test_queue_notify(void **state)
+{
+	struct fake *f = fake_new(2);
+
+	/* Before the queue exists, nothing. */
+	wr(f, VIRTIO_PCI_QUEUE_NOTIFY, 2, 0);
+	assert_int_equal(f->queue_notify[0], 0);
+	setup_queue(f, 0, RING_PFN);
+	wr(f, VIRTIO_PCI_QUEUE_NOTIFY, 2, 0);
+	assert_int_equal(f->queue_notify[0], 1);
+	/* Queue 1 exists but was never set up; 2 and up do not exist. */
+	wr(f, VIRTIO_PCI_QUEUE_NOTIFY, 2, 1);
+	wr(f, VIRTIO_PCI_QUEUE_NOTIFY, 2, 2);
+	wr(f, VIRTIO_PCI_QUEUE_NOTIFY, 2, 0xffff);
+	assert_int_equal(f->queue_notify[0], 1);
+	assert_int_equal(f->queue_notify[1], 0);
+	assert_int_equal(f->queue_notify[2], 0);
+	assert_int_equal(f->queue_notify[3], 0);
+	teardown((void **)&f);
+}
+
+static void test_odd_accesses(void **state)
+{
+	struct fake *f = *state;
+
+	wr(f, VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACK);
+	/* Byte reads of a wider register see its bytes. */
+	assert_int_equal(rd(f, VIRTIO_PCI_HOST_FEATURES + 3, 1), HOST_FEATURES >> 24);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_NUM, 4), QSIZE);	/* + QUEUE_SEL 0 */
+	/* A read straddling the registers and config. */
+	assert_int_equal(rd(f, VIRTIO_PCI_STATUS, 4), 0x11100000 | VIRTIO_STATUS_ACK);
+
+	/* Writes that are not one register at its width are ignored. */
+	wr(f, VIRTIO_PCI_STATUS, 2, 0);
+	wr(f, VIRTIO_PCI_QUEUE_NOTIFY, 4, 0);
+	wr(f, VIRTIO_PCI_QUEUE_SEL, 1, 5);
+	wr(f, VIRTIO_PCI_GUEST_FEATURES, 2, 0xffff);
+	wr(f, VIRTIO_PCI_GUEST_FEATURES + 1, 1, 0xff);
+	wr(f, VIRTIO_PCI_QUEUE_PFN, 2, RING_PFN);
+	wr(f, VIRTIO_PCI_HOST_FEATURES, 4, 0);
+	wr(f, VIRTIO_PCI_QUEUE_NUM, 2, 8);
+	wr(f, VIRTIO_PCI_STATUS, 3, 0);
+	assert_int_equal(f->reset, 0);
+	assert_int_equal(rd(f, VIRTIO_PCI_STATUS, 1), VIRTIO_STATUS_ACK);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_SEL, 2), 0);
+	assert_int_equal(rd(f, VIRTIO_PCI_GUEST_FEATURES, 4), 0);
+	assert_int_equal(rd(f, VIRTIO_PCI_HOST_FEATURES, 4), HOST_FEATURES);
+	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_NUM, 2), QSIZE);
+	assert_false(f->vp.vq[0].ready);
+	/* Sizes the bus never produces read as all ones. */
+	assert_int_equal(rd(f, 0, 3), 0xffffffff);
+	assert_int_equal(rd(f, 0, 0), 0xffffffff);
+	/* The last byte of the BAR. */
+	assert_int_equal(rd(f, 63, 1), 0xff);
+}
+
+struct storm {
+	struct fake *f;
+	unsigned int n;
+};
+
+static void *raiser(void *arg)
+{
+	struct storm *s = arg;
+	unsigned int i;
+
+	for (i = 0; i < s->n; i++)
+		virtio_pci_raise_isr(&s->f->vp, VIRTIO_ISR_QUEUE);
+	return NULL;
+}
+
+static void test_isr_race(void **state)
+{
+	struct fake *f = *state;
+	struct storm s = { f, 20000 };
+	pthread_t t;
+	unsigned int i;
+
+	/* Completions and ISR reads racing: the line must track ISR. */
+	assert_int_equal(pthread_create(&t, NULL, raiser, &s), 0);
+	for (i = 0; i < 20000; i++)
+		rd(f, VIRTIO_PCI_ISR, 1);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(f->line, virtio_pci_isr_pending(&f->vp));
+	rd(f, VIRTIO_PCI_ISR, 1);
+	assert_false(f->line);
+	assert_int_equal(f->bad_level, 0);
+}
+
+static void assert_rec(const struct attach_rec *r, bool attach, uint16_t port, unsigned int n,
+		       int efd)
+{
+	assert_int_equal(r->attach, attach);
+	assert_int_equal(r->port, port);
+	assert_int_equal(r->n, n);
+	assert_int_equal(r->efd, efd);
+}
+
+static const struct virtio_notify fake_notify_tmpl = {
+	.attach = fake_attach, .detach = fake_detach,
+};
+
+/* The transport on a real bus: BAR0 placed, moved and switched off by the guest. */
+static void test_notify_bar_moves(void **state)
+{
+	struct fake *f = fake_new(2);
+	struct virtio_notify nt = fake_notify_tmpl;
+	struct io_bus pio;
+	struct pci_bus bus;
+	uint32_t v = 0;
+	uint16_t base;
+	unsigned int i;
+
+	nt.opaque = f;
+	io_bus_init(&pio);
+	assert_int_equal(pci_bus_init(&bus, &pio), 0);
+	assert_int_equal(pci_bus_add(&bus, &f->vp.pci, 3), 0);
+	assert_true(f->vp.pci.bar[0].mapped);
+	base = f->vp.pci.bar[0].mapped_base;
+	assert_int_not_equal(base, 0);
+
+	assert_int_equal(virtio_pci_set_notify(&f->vp, &nt), 0);
+	for (i = 0; i < 2; i++) {
+		int fl = fcntl(f->vp.kick_efd[i], F_GETFL);
+
+		assert_true(f->vp.kick_efd[i] >= 0);
+		assert_true(fl & O_NONBLOCK);
+		assert_true(fcntl(f->vp.kick_efd[i], F_GETFD) & FD_CLOEXEC);
+	}
+	assert_int_not_equal(f->vp.kick_efd[0], f->vp.kick_efd[1]);
+	assert_int_equal(f->nr_rec, 2);
+	assert_rec(&f->rec[0], true, base + VIRTIO_PCI_QUEUE_NOTIFY, 0, f->vp.kick_efd[0]);
+	assert_rec(&f->rec[1], true, base + VIRTIO_PCI_QUEUE_NOTIFY, 1, f->vp.kick_efd[1]);
+	assert_int_equal(virtio_pci_set_notify(&f->vp, &nt), -EBUSY);
+
+	/* The registers answer at the BAR through the port bus. */
+	assert_true(io_bus_access(&pio, base + VIRTIO_PCI_HOST_FEATURES, false, &v, 4));
+	assert_int_equal(v, HOST_FEATURES);
+
+	/* The guest moves BAR0: the ioeventfds follow. */
+	f->nr_rec = 0;
+	pci_cfg_write(&bus, 3, PCI_BASE_ADDRESS_0, 4, 0xd000 | PCI_BASE_ADDRESS_SPACE_IO);
+	assert_int_equal(f->vp.pci.bar[0].mapped_base, 0xd000);
+	assert_int_equal(f->nr_rec, 4);
+	assert_rec(&f->rec[0], false, base + VIRTIO_PCI_QUEUE_NOTIFY, 0, f->vp.kick_efd[0]);
+	assert_rec(&f->rec[1], true, 0xd000 + VIRTIO_PCI_QUEUE_NOTIFY, 0, f->vp.kick_efd[0]);
+	assert_rec(&f->rec[2], false, base + VIRTIO_PCI_QUEUE_NOTIFY, 1, f->vp.kick_efd[1]);
+	assert_rec(&f->rec[3], true, 0xd000 + VIRTIO_PCI_QUEUE_NOTIFY, 1, f->vp.kick_efd[1]);
+	v = 0;
+	assert_true(io_bus_access(&pio, 0xd000 + VIRTIO_PCI_HOST_FEATURES, false, &v, 4));
+	assert_int_equal(v, HOST_FEATURES);
+
+	/* I/O decode off: detached only. */
+	f->nr_rec = 0;
+	pci_cfg_write(&bus, 3, PCI_COMMAND, 2, 0);
+	assert_false(f->vp.pci.bar[0].mapped);
+	assert_int_equal(f->nr_rec, 2);
+	assert_rec(&f->rec[0], false, 0xd000 + VIRTIO_PCI_QUEUE_NOTIFY, 0, f->vp.kick_efd[0]);
+	assert_rec(&f->rec[1], false, 0xd000 + VIRTIO_PCI_QUEUE_NOTIFY, 1, f->vp.kick_efd[1]);
+
+	/* Back on: attached only. */
+	f->nr_rec = 0;
+	pci_cfg_write(&bus, 3, PCI_COMMAND, 2, PCI_COMMAND_IO);
+	assert_int_equal(f->nr_rec, 2);
+	assert_rec(&f->rec[0], true, 0xd000 + VIRTIO_PCI_QUEUE_NOTIFY, 0, f->vp.kick_efd[0]);
+	assert_rec(&f->rec[1], true, 0xd000 + VIRTIO_PCI_QUEUE_NOTIFY, 1, f->vp.kick_efd[1]);
+
+	/* An attach the VMM refuses is survivable: register writes still notify. */
+	f->nr_rec = 0;
+	f->attach_fail = -ENOSPC;
+	pci_cfg_write(&bus, 3, PCI_BASE_ADDRESS_0, 4, 0xe000 | PCI_BASE_ADDRESS_SPACE_IO);
+	assert_int_equal(f->nr_rec, 2);		/* the two detaches */
+	setup_queue(f, 1, RING_PFN);
+	v = 1;
+	assert_true(io_bus_access(&pio, 0xe000 + VIRTIO_PCI_QUEUE_NOTIFY, true, &v, 2));
+	assert_int_equal(f->queue_notify[1], 1);
+
+	pci_bus_destroy(&bus);
+	io_bus_destroy(&pio);
+	teardown((void **)&f);
+}
+
+/* set_notify before the device is on the bus: attached when it is mapped. */
+static void test_notify_before_map(void **state)
+{
+	struct fake *f = fake_new(1);
+	struct virtio_notify nt = fake_notify_tmpl;
+	struct io_bus pio;
+	struct pci_bus bus;
+
+	nt.opaque = f;
+	assert_int_equal(virtio_pci_set_notify(&f->vp, &nt), 0);
+	assert_int_equal(f->nr_rec, 0);
+	assert_true(f->vp.kick_efd[0] >= 0);
+	assert_int_equal(f->vp.kick_efd[1], -1);
+
+	io_bus_init(&pio);
+	assert_int_equal(pci_bus_init(&bus, &pio), 0);
+	assert_int_equal(pci_bus_add(&bus, &f->vp.pci, 1), 0);
+	assert_int_equal(f->nr_rec, 1);
+	assert_rec(&f->rec[0], true, f->vp.pci.bar[0].mapped_base + VIRTIO_PCI_QUEUE_NOTIFY, 0,
+		   f->vp.kick_efd[0]);
+
+	pci_bus_destroy(&bus);
+	io_bus_destroy(&pio);
+	teardown((void **)&f);
+}
+
+static void test_notify_attach_fails(void **state)
+{
+	struct fake *f = fake_new(1);
+	struct virtio_notify nt = fake_notify_tmpl;
+	struct io_bus pio;
+	struct pci_bus bus;
+
+	nt.opaque = f;
+	io_bus_init(&pio);
+	assert_int_equal(pci_bus_init(&bus, &pio), 0);
+	assert_int_equal(pci_bus_add(&bus, &f->vp.pci, 1), 0);
+	f->attach_fail = -EEXIST;
+	assert_int_equal(virtio_pci_set_notify(&f->vp, &nt), -EEXIST);
+	/* Not half set up: a later BAR move calls nobody. */
+	assert_null(f->vp.pci.bar_moved);
+	f->attach_fail = 0;
+	assert_int_equal(virtio_pci_set_notify(&f->vp, &nt), 0);
+	assert_int_equal(f->nr_rec, 1);
+
+	pci_bus_destroy(&bus);
+	io_bus_destroy(&pio);
+	teardown((void **)&f);
+}
+
+#define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_pci_identity),
+		T(test_init_sizes),
+		T(test_linux_probe),
+		cmocka_unit_test(test_multi_queue),
+		T(test_pfn_bad_and_busy),
+		T(test_config_access),
+		T(test_isr),
+		T(test_needs_reset),
+		T(test_reset),
+		cmocka_unit_test(test_queue_notify),
+		T(test_odd_accesses),
+		T(test_isr_race),
+		cmocka_unit_test(test_notify_bar_moves),
+		cmocka_unit_test(test_notify_before_map),
+		cmocka_unit_test(test_notify_attach_fails),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

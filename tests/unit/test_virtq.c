@@ -1,0 +1,694 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The device side of the split ring, driven the way Linux's virtio_ring.c
+ * fills it, and then the way a hostile driver would.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <string.h>
+
+#include "devices/virtio/virtq.h"
+#include "lib/guest_mem.h"
+
+#define RAM_SIZE	(16ULL << 20)
+#define RING_PFN	0x10		/* ring at 64 KiB */
+#define QSIZE		16
+
+/* Buffers a request points at. */
+#define HDR_GPA		0x100000ULL
+#define DATA_GPA	0x101000ULL
+#define STATUS_GPA	0x102000ULL
+#define TABLE_GPA	0x200000ULL
+
+struct drv {
+	struct guest_mem gm;
+	struct virtq q;
+	uint16_t num;
+	uint64_t desc, avail, used;
+	uint16_t avail_idx;		/* the driver's shadow of avail->idx */
+	struct virtq_elem e;
+};
+
+static void put16(struct drv *d, uint64_t gpa, uint16_t v)
+{
+	assert_int_equal(gmem_write(&d->gm, gpa, &v, sizeof(v)), 0);
+}
+
+static uint16_t get16(struct drv *d, uint64_t gpa)
+{
+	uint16_t v;
+
+	assert_int_equal(gmem_read(&d->gm, gpa, &v, sizeof(v)), 0);
+	return v;
+}
+
+static uint32_t get32(struct drv *d, uint64_t gpa)
+{
+	uint32_t v;
+
+	assert_int_equal(gmem_read(&d->gm, gpa, &v, sizeof(v)), 0);
+	return v;
+}
+
+/* One vring_desc, at table_gpa[i] (the ring's table or an indirect one). */
+static void desc_at(struct drv *d, uint64_t table_gpa, uint16_t i, uint64_t addr, uint32_t len,
+		    uint16_t flags, uint16_t next)
+{
+	uint8_t b[16];
+
+	memcpy(b, &addr, 8);
+	memcpy(b + 8, &len, 4);
+	memcpy(b + 12, &flags, 2);
+	memcpy(b + 14, &next, 2);
+	assert_int_equal(gmem_write(&d->gm, table_gpa + 16ULL * i, b, sizeof(b)), 0);
+}
+
+static void desc(struct drv *d, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
+		 uint16_t next)
+{
+	desc_at(d, d->desc, i, addr, len, flags, next);
+}
+
+/* virtqueue_add + kick: put head in the avail ring, then bump avail->idx. */
+static void publish(struct drv *d, uint16_t head)
+{
+	put16(d, d->avail + 4 + 2ULL * (d->avail_idx % d->num), head);
+	d->avail_idx++;
+	put16(d, d->avail + 2, d->avail_idx);
+}
+
+static struct drv *drv_new(uint16_t num)
+{
+	struct drv *d = test_calloc(1, sizeof(*d));
+
+	assert_non_null(d);
+	assert_int_equal(gmem_init(&d->gm, RAM_SIZE), 0);
+	d->num = num;
+	assert_int_equal(virtq_init_legacy(&d->q, &d->gm, num, RING_PFN), 0);
+	d->desc = d->q.desc_gpa;
+	d->avail = d->q.avail_gpa;
+	d->used = d->q.used_gpa;
+	return d;
+}
+
+static int setup(void **state)
+{
+	*state = drv_new(QSIZE);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct drv *d = *state;
+
+	gmem_free(&d->gm);
+	test_free(d);
+	return 0;
+}
+
+/* Start both ring indices at idx, as if idx requests had come and gone. */
+static void drv_set_index(struct drv *d, uint16_t idx)
+{
+	d->avail_idx = idx;
+	put16(d, d->avail + 2, idx);
+	put16(d, d->used + 2, idx);
+	d->q.last_avail = idx;
+	d->q.used_idx = idx;
+}
+
+/* The virtio-blk framing Linux uses: header R, data W, status W. */
+static void blk_chain(struct drv *d, uint16_t h, uint16_t a, uint16_t b)
+{
+	desc(d, h, HDR_GPA, 16, VRING_DESC_F_NEXT, a);
+	desc(d, a, DATA_GPA, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, b);
+	desc(d, b, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
+}
+
+static void assert_blk_elem(struct drv *d, uint16_t head)
+{
+	struct virtq_elem *e = &d->e;
+
+	assert_int_equal(e->head, head);
+	assert_int_equal(e->nr_out, 1);
+	assert_int_equal(e->nr_in, 2);
+	assert_int_equal(e->out_len, 16);
+	assert_int_equal(e->in_len, 513);
+	assert_ptr_equal(e->iov[0].iov_base, gmem_ptr(&d->gm, HDR_GPA, 16));
+	assert_int_equal(e->iov[0].iov_len, 16);
+	assert_ptr_equal(e->iov[1].iov_base, gmem_ptr(&d->gm, DATA_GPA, 512));
+	assert_int_equal(e->iov[1].iov_len, 512);
+	assert_ptr_equal(e->iov[2].iov_base, gmem_ptr(&d->gm, STATUS_GPA, 1));
+	assert_int_equal(e->iov[2].iov_len, 1);
+}
+
+/* Pop a bad chain: consumed (last_avail moves), nothing handed out. */
+static void assert_bad_chain(struct drv *d, uint16_t head)
+{
+	uint16_t before = d->q.last_avail;
+
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_BAD_CHAIN);
+	assert_int_equal(d->e.head, head);
+	assert_int_equal(d->e.nr_out, 0);
+	assert_int_equal(d->e.nr_in, 0);
+	assert_int_equal(d->q.last_avail, (uint16_t)(before + 1));
+	assert_false(d->q.broken);
+}
+
+static void test_legacy_layout(void **state)
+{
+	struct drv *d = *state;
+
+	/* The sizes the reference gives: 8 KiB for 128, 12 KiB for 256. */
+	assert_int_equal(virtq_legacy_size(128), 8192);
+	assert_int_equal(virtq_legacy_size(256), 12288);
+	assert_int_equal(virtq_legacy_size(1024), 20480 + 12288);
+
+	assert_int_equal(d->q.desc_gpa, RING_PFN << 12);
+	assert_int_equal(d->q.avail_gpa, (RING_PFN << 12) + 16 * QSIZE);
+	assert_int_equal(d->q.used_gpa, (RING_PFN << 12) + 4096);
+	assert_int_equal(d->q.num, QSIZE);
+	assert_true(d->q.ready);
+	assert_false(d->q.broken);
+	assert_int_equal(d->q.last_avail, 0);
+	assert_int_equal(d->q.used_idx, 0);
+}
+
+static void test_layout_256(void **state)
+{
+	struct drv *d = *state;
+
+	assert_int_equal(virtq_init_legacy(&d->q, &d->gm, 256, RING_PFN), 0);
+	/* avail ends at 4096 + 518: used goes to the next page. */
+	assert_int_equal(d->q.avail_gpa, (RING_PFN << 12) + 4096);
+	assert_int_equal(d->q.used_gpa, (RING_PFN << 12) + 8192);
+}
+
+static void test_init_rejects(void **state)
+{
+	struct drv *d = *state;
+	uint32_t last_pfn = RAM_SIZE >> 12;
+
+	assert_int_equal(virtq_init_legacy(&d->q, &d->gm, 0, RING_PFN), -EINVAL);
+	assert_false(d->q.ready);
+	assert_int_equal(virtq_init_legacy(&d->q, &d->gm, 24, RING_PFN), -EINVAL);
+	assert_int_equal(virtq_init_legacy(&d->q, &d->gm, 2048, RING_PFN), -EINVAL);
+	/* The largest allowed size is fine. */
+	assert_int_equal(virtq_init_legacy(&d->q, &d->gm, VIRTQ_MAX_SIZE, RING_PFN), 0);
+	assert_true(d->q.ready);
+
+	/* 8 KiB ring in the last 4 KiB of RAM: straddles the end. */
+	assert_int_equal(virtq_init_legacy(&d->q, &d->gm, 128, last_pfn - 1), -EFAULT);
+	assert_false(d->q.ready);
+	/* Exactly fits. */
+	assert_int_equal(virtq_init_legacy(&d->q, &d->gm, 128, last_pfn - 2), 0);
+	/* Wholly outside RAM. */
+	assert_int_equal(virtq_init_legacy(&d->q, &d->gm, 128, last_pfn), -EFAULT);
+	assert_false(d->q.ready);
+	/* 4 GiB: a 32-bit pfn << 12 would wrap to 0, which is RAM. */
+	assert_int_equal(virtq_init_legacy(&d->q, &d->gm, 16, 0x100000), -EFAULT);
+	assert_int_equal(virtq_init_legacy(&d->q, &d->gm, 16, 0x100010), -EFAULT);
+	assert_int_equal(virtq_init_legacy(&d->q, &d->gm, 16, UINT32_MAX), -EFAULT);
+	assert_false(d->q.ready);
+	/* A queue that failed init serves nothing. */
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_EMPTY);
+}
+
+static void test_empty_and_reset(void **state)
+{
+	struct drv *d = *state;
+
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_EMPTY);
+	blk_chain(d, 0, 1, 2);
+	publish(d, 0);
+	virtq_reset(&d->q);
+	assert_false(d->q.ready);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_EMPTY);
+	virtq_push(&d->q, 0, 1);	/* ignored on a dead queue */
+	assert_int_equal(get16(d, d->used + 2), 0);
+}
+
+static void test_blk_request(void **state)
+{
+	struct drv *d = *state;
+
+	blk_chain(d, 0, 1, 2);
+	publish(d, 0);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
+	assert_blk_elem(d, 0);
+	assert_int_equal(d->q.last_avail, 1);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_EMPTY);
+
+	/* Out-of-order descriptor numbers, as after some completions. */
+	blk_chain(d, 9, 4, 15);
+	publish(d, 9);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
+	assert_blk_elem(d, 9);
+}
+
+static void test_push(void **state)
+{
+	struct drv *d = *state;
+
+	blk_chain(d, 3, 4, 5);
+	publish(d, 3);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
+	virtq_push(&d->q, d->e.head, 513);
+	assert_int_equal(get16(d, d->used + 2), 1);
+	assert_int_equal(get32(d, d->used + 4), 3);
+	assert_int_equal(get32(d, d->used + 8), 513);
+	assert_int_equal(d->q.used_idx, 1);
+
+	blk_chain(d, 0, 1, 2);
+	publish(d, 0);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
+	virtq_push(&d->q, d->e.head, 1);
+	assert_int_equal(get16(d, d->used + 2), 2);
+	assert_int_equal(get32(d, d->used + 4 + 8), 0);
+	assert_int_equal(get32(d, d->used + 8 + 8), 1);
+	/* The first element is left alone. */
+	assert_int_equal(get32(d, d->used + 4), 3);
+}
+
+static void test_indirect(void **state)
+{
+	struct drv *d = *state;
+
+	/* Linux: one ring descriptor, the request chained inside the table. */
+	desc_at(d, TABLE_GPA, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
+	desc_at(d, TABLE_GPA, 1, DATA_GPA, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+	desc_at(d, TABLE_GPA, 2, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
+	desc(d, 7, TABLE_GPA, 3 * 16, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 7);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
+	assert_blk_elem(d, 7);
+
+	/* Unaligned tables are walked too (bytes are copied, not cast). */
+	desc_at(d, TABLE_GPA + 0x1003, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
+	desc_at(d, TABLE_GPA + 0x1003, 1, DATA_GPA, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+	desc_at(d, TABLE_GPA + 0x1003, 2, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
+	desc(d, 8, TABLE_GPA + 0x1003, 3 * 16, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 8);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
+	assert_blk_elem(d, 8);
+}
+
+static void test_wraparound(void **state)
+{
+	struct drv *d = *state;
+	uint16_t heads[4] = { 0, 3, 6, 9 };
+	unsigned int i;
+
+	drv_set_index(d, 65534);
+	for (i = 0; i < 4; i++) {
+		blk_chain(d, heads[i], heads[i] + 1, heads[i] + 2);
+		publish(d, heads[i]);
+	}
+	assert_int_equal(get16(d, d->avail + 2), 2);	/* crossed 0 */
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
+		assert_blk_elem(d, heads[i]);
+		virtq_push(&d->q, d->e.head, 513);
+	}
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_EMPTY);
+	assert_int_equal(d->q.last_avail, 2);
+	assert_int_equal(get16(d, d->used + 2), 2);
+	/* Used slots 65534 % 16, 65535 % 16, 0, 1. */
+	assert_int_equal(get32(d, d->used + 4 + 8 * 14), 0);
+	assert_int_equal(get32(d, d->used + 4 + 8 * 15), 3);
+	assert_int_equal(get32(d, d->used + 4 + 8 * 0), 6);
+	assert_int_equal(get32(d, d->used + 4 + 8 * 1), 9);
+}
+
+static void test_full_ring_after_wrap(void **state)
+{
+	struct drv *d = *state;
+	unsigned int i;
+
+	/* Exactly num outstanding across the wrap is legal, not BROKEN. */
+	drv_set_index(d, 65530);
+	for (i = 0; i < QSIZE; i++) {
+		desc(d, i, HDR_GPA, 16, 0, 0);
+		publish(d, i);
+	}
+	for (i = 0; i < QSIZE; i++) {
+		assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
+		assert_int_equal(d->e.head, i);
+	}
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_EMPTY);
+}
+
+static void test_longest_chain(void **state)
+{
+	struct drv *d = *state;
+	unsigned int i;
+
+	/* num descriptors in one chain: the loop bound must not trip on it. */
+	for (i = 0; i < QSIZE; i++)
+		desc(d, i, HDR_GPA + i, 1, i + 1 < QSIZE ? VRING_DESC_F_NEXT : 0, i + 1);
+	publish(d, 0);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
+	assert_int_equal(d->e.nr_out, QSIZE);
+	assert_int_equal(d->e.out_len, QSIZE);
+	assert_ptr_equal(d->e.iov[QSIZE - 1].iov_base, gmem_ptr(&d->gm, HDR_GPA + QSIZE - 1, 1));
+}
+
+static void test_zero_length_buffer(void **state)
+{
+	struct drv *d = *state;
+
+	desc(d, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
+	desc(d, 1, 0xdead0000000ULL, 0, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+	desc(d, 2, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
+	publish(d, 0);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
+	assert_int_equal(d->e.nr_out, 1);
+	assert_int_equal(d->e.nr_in, 1);
+	assert_int_equal(d->e.in_len, 1);
+	assert_ptr_equal(d->e.iov[1].iov_base, gmem_ptr(&d->gm, STATUS_GPA, 1));
+}
+
+static void test_bad_chain_then_next_served(void **state)
+{
+	struct drv *d = *state;
+
+	/* 0 -> 1 -> 0 */
+	desc(d, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
+	desc(d, 1, DATA_GPA, 16, VRING_DESC_F_NEXT, 0);
+	publish(d, 0);
+	blk_chain(d, 5, 6, 7);
+	publish(d, 5);
+	assert_bad_chain(d, 0);
+	/* The caller completes the bad head with len 0 and moves on. */
+	virtq_push(&d->q, d->e.head, 0);
+	assert_int_equal(get16(d, d->used + 2), 1);
+	assert_int_equal(get32(d, d->used + 4), 0);
+	assert_int_equal(get32(d, d->used + 8), 0);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
+	assert_blk_elem(d, 5);
+}
+
+static void test_self_loop(void **state)
+{
+	struct drv *d = *state;
+
+	desc(d, 4, HDR_GPA, 16, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 4);
+	publish(d, 4);
+	assert_bad_chain(d, 4);
+}
+
+static void test_zero_length_loop(void **state)
+{
+	struct drv *d = *state;
+
+	/* Adds no iov, so only the step bound can stop it. */
+	desc(d, 0, HDR_GPA, 0, VRING_DESC_F_NEXT, 1);
+	desc(d, 1, HDR_GPA, 0, VRING_DESC_F_NEXT, 0);
+	publish(d, 0);
+	assert_bad_chain(d, 0);
+
+	desc_at(d, TABLE_GPA, 0, HDR_GPA, 0, VRING_DESC_F_NEXT, 0);
+	desc(d, 2, TABLE_GPA, 16, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 2);
+	assert_bad_chain(d, 2);
+}
+
+static void test_next_out_of_range(void **state)
+{
+	struct drv *d = *state;
+
+	desc(d, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, QSIZE);
+	publish(d, 0);
+	assert_bad_chain(d, 0);
+	desc(d, 1, HDR_GPA, 16, VRING_DESC_F_NEXT, 0xffff);
+	publish(d, 1);
+	assert_bad_chain(d, 1);
+}
+
+static void test_indirect_loop(void **state)
+{
+	struct drv *d = *state;
+
+	desc_at(d, TABLE_GPA, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
+	desc_at(d, TABLE_GPA, 1, DATA_GPA, 16, VRING_DESC_F_NEXT, 0);
+	desc(d, 0, TABLE_GPA, 32, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 0);
+	assert_bad_chain(d, 0);
+}
+
+static void test_indirect_nested(void **state)
+{
+	struct drv *d = *state;
+
+	desc_at(d, TABLE_GPA, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
+	desc_at(d, TABLE_GPA, 1, TABLE_GPA + 0x100, 16, VRING_DESC_F_INDIRECT, 0);
+	desc_at(d, TABLE_GPA + 0x100, 0, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
+	desc(d, 0, TABLE_GPA, 32, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 0);
+	assert_bad_chain(d, 0);
+
+	/* A table whose first entry is itself indirect. */
+	desc_at(d, TABLE_GPA + 0x200, 0, TABLE_GPA + 0x100, 16, VRING_DESC_F_INDIRECT, 0);
+	desc(d, 1, TABLE_GPA + 0x200, 16, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 1);
+	assert_bad_chain(d, 1);
+}
+
+static void test_indirect_bad_len(void **state)
+{
+	struct drv *d = *state;
+
+	desc_at(d, TABLE_GPA, 0, HDR_GPA, 16, 0, 0);
+	desc(d, 0, TABLE_GPA, 40, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 0);
+	assert_bad_chain(d, 0);
+	desc(d, 1, TABLE_GPA, 0, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 1);
+	assert_bad_chain(d, 1);
+	desc(d, 2, TABLE_GPA, (VIRTQ_MAX_SIZE + 1) * 16, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 2);
+	assert_bad_chain(d, 2);
+	/* The largest table is accepted. */
+	desc(d, 3, TABLE_GPA, VIRTQ_MAX_SIZE * 16, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 3);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
+	assert_int_equal(d->e.nr_out, 1);
+}
+
+static void test_indirect_table_outside_ram(void **state)
+{
+	struct drv *d = *state;
+
+	desc(d, 0, RAM_SIZE - 16, 32, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 0);
+	assert_bad_chain(d, 0);
+	desc(d, 1, 0x100000000ULL, 16, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 1);
+	assert_bad_chain(d, 1);
+}
+
+static void test_indirect_next_out_of_table(void **state)
+{
+	struct drv *d = *state;
+
+	/* next 2 is inside the ring's range but outside a 2-entry table. */
+	desc_at(d, TABLE_GPA, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
+	desc_at(d, TABLE_GPA, 1, DATA_GPA, 16, VRING_DESC_F_NEXT, 2);
+	desc_at(d, TABLE_GPA, 2, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
+	desc(d, 0, TABLE_GPA, 32, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 0);
+	assert_bad_chain(d, 0);
+}
+
+static void test_indirect_with_next(void **state)
+{
+	struct drv *d = *state;
+
+	desc_at(d, TABLE_GPA, 0, HDR_GPA, 16, 0, 0);
+	desc(d, 0, TABLE_GPA, 16, VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT, 1);
+	desc(d, 1, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
+	publish(d, 0);
+	assert_bad_chain(d, 0);
+}
+
+static void test_indirect_not_head(void **state)
+{
+	struct drv *d = *state;
+
+	desc_at(d, TABLE_GPA, 0, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
+	desc(d, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
+	desc(d, 1, TABLE_GPA, 16, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 0);
+	assert_bad_chain(d, 0);
+}
+
+static void test_buffer_outside_ram(void **state)
+{
+	struct drv *d = *state;
+
+	desc(d, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
+	desc(d, 1, 0x40000000ULL, 512, VRING_DESC_F_WRITE, 0);
+	publish(d, 0);
+	assert_bad_chain(d, 0);
+	/* The PCI hole and above 4 GiB are not RAM here either. */
+	desc(d, 2, 0xfee00000ULL, 4, 0, 0);
+	publish(d, 2);
+	assert_bad_chain(d, 2);
+	/* addr + len wrapping past 2^64 must not look small. */
+	desc(d, 3, UINT64_MAX - 7, 16, 0, 0);
+	publish(d, 3);
+	assert_bad_chain(d, 3);
+}
+
+static void test_buffer_straddles_end(void **state)
+{
+	struct drv *d = *state;
+
+	desc(d, 0, RAM_SIZE - 8, 16, VRING_DESC_F_WRITE, 0);
+	publish(d, 0);
+	assert_bad_chain(d, 0);
+	/* The last byte of RAM itself is fine. */
+	desc(d, 1, RAM_SIZE - 8, 8, VRING_DESC_F_WRITE, 0);
+	publish(d, 1);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
+	assert_ptr_equal(d->e.iov[0].iov_base, gmem_ptr(&d->gm, RAM_SIZE - 8, 8));
+}
+
+static void test_readable_after_writable(void **state)
+{
+	struct drv *d = *state;
+
+	desc(d, 0, HDR_GPA, 16, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
+	desc(d, 1, DATA_GPA, 16, 0, 0);
+	publish(d, 0);
+	assert_bad_chain(d, 0);
+
+	/* Same inside an indirect table. */
+	desc_at(d, TABLE_GPA, 0, STATUS_GPA, 1, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
+	desc_at(d, TABLE_GPA, 1, HDR_GPA, 16, 0, 0);
+	desc(d, 2, TABLE_GPA, 32, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 2);
+	assert_bad_chain(d, 2);
+}
+
+static void test_avail_idx_jump(void **state)
+{
+	struct drv *d = *state;
+
+	blk_chain(d, 0, 1, 2);
+	publish(d, 0);
+	/* The driver claims num + 1 new entries: impossible. */
+	put16(d, d->avail + 2, QSIZE + 1);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_BROKEN);
+	assert_true(d->q.broken);
+	assert_int_equal(d->q.last_avail, 0);
+	/* Putting it right does not revive the queue: only a reset does. */
+	put16(d, d->avail + 2, 1);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_BROKEN);
+	assert_int_equal(d->q.last_avail, 0);
+
+	/* Going backwards (0xffff new entries) is the same thing. */
+	assert_int_equal(virtq_init_legacy(&d->q, &d->gm, QSIZE, RING_PFN), 0);
+	assert_false(d->q.broken);
+	put16(d, d->avail + 2, 0xffff);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_BROKEN);
+}
+
+static void test_head_out_of_range(void **state)
+{
+	struct drv *d = *state;
+
+	blk_chain(d, 0, 1, 2);
+	publish(d, QSIZE);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_BROKEN);
+	assert_true(d->q.broken);
+	assert_int_equal(d->q.last_avail, 0);
+	publish(d, 0);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_BROKEN);
+}
+
+static void test_len_overflow(void **state)
+{
+	struct drv *d;
+	struct guest_mem *gm;
+
+	/* Needs buffers that are real RAM and add up past 4 GiB. */
+	d = test_calloc(1, sizeof(*d));
+	assert_non_null(d);
+	gm = &d->gm;
+	assert_int_equal(gmem_init(gm, 5ULL << 30), 0);
+	d->num = QSIZE;
+	assert_int_equal(virtq_init_legacy(&d->q, gm, QSIZE, RING_PFN), 0);
+	d->desc = d->q.desc_gpa;
+	d->avail = d->q.avail_gpa;
+	d->used = d->q.used_gpa;
+
+	desc(d, 0, 0, 0xC0000000u, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
+	desc(d, 1, GMEM_4G, 0x40000000u, VRING_DESC_F_WRITE, 0);
+	publish(d, 0);
+	assert_bad_chain(d, 0);
+
+	/* Just under the limit is fine. */
+	desc(d, 2, 0, 0xC0000000u, VRING_DESC_F_NEXT, 3);
+	desc(d, 3, GMEM_4G, 0x3fffffffu, 0, 0);
+	publish(d, 2);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
+	assert_int_equal(d->e.out_len, UINT32_MAX);
+	assert_int_equal(d->e.nr_out, 2);
+
+	gmem_free(gm);
+	test_free(d);
+}
+
+static void test_no_interrupt(void **state)
+{
+	struct drv *d = *state;
+
+	assert_false(virtq_no_interrupt(&d->q));
+	put16(d, d->avail, 1);
+	assert_true(virtq_no_interrupt(&d->q));
+	put16(d, d->avail, 0);
+	assert_false(virtq_no_interrupt(&d->q));
+}
+
+#define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_legacy_layout),
+		T(test_layout_256),
+		T(test_init_rejects),
+		T(test_empty_and_reset),
+		T(test_blk_request),
+		T(test_push),
+		T(test_indirect),
+		T(test_wraparound),
+		T(test_full_ring_after_wrap),
+		T(test_longest_chain),
+		T(test_zero_length_buffer),
+		T(test_bad_chain_then_next_served),
+		T(test_self_loop),
+		T(test_zero_length_loop),
+		T(test_next_out_of_range),
+		T(test_indirect_loop),
+		T(test_indirect_nested),
+		T(test_indirect_bad_len),
+		T(test_indirect_table_outside_ram),
+		T(test_indirect_next_out_of_table),
+		T(test_indirect_with_next),
+		T(test_indirect_not_head),
+		T(test_buffer_outside_ram),
+		T(test_buffer_straddles_end),
+		T(test_readable_after_writable),
+		T(test_avail_idx_jump),
+		T(test_head_out_of_range),
+		cmocka_unit_test(test_len_overflow),
+		T(test_no_interrupt),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "lib/util.h"
+#include "vmm/virtio_kvm.h"
+
+static int ioeventfd_set(void *opaque, uint16_t port, unsigned int n, int efd, bool assign)
+{
+	struct kvm *kvm = opaque;
+	struct kvm_ioeventfd io = {
+		.datamatch = n,
+		.addr = port,
+		.len = 2,	/* Linux writes the queue index with iowrite16 */
+		.fd = efd,
+		.flags = KVM_IOEVENTFD_FLAG_PIO | KVM_IOEVENTFD_FLAG_DATAMATCH |
+			 (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	};
+
+	if (ioctl(kvm->vm_fd, KVM_IOEVENTFD, &io) < 0) {
+		int err = -errno;
+
+		pr_err("KVM_IOEVENTFD %s port 0x%x queue %u: %s",
+		       assign ? "assign" : "deassign", port, n, strerror(errno));
+		return err;
+	}
+	return 0;
+}
+
+static int ioeventfd_attach(void *opaque, uint16_t port, unsigned int n, int efd)
+{
+	return ioeventfd_set(opaque, port, n, efd, true);
+}
+
+static int ioeventfd_detach(void *opaque, uint16_t port, unsigned int n, int efd)
+{
+	return ioeventfd_set(opaque, port, n, efd, false);
+}
+
+const struct virtio_notify virtio_kvm_notify_template = {
+	.attach = ioeventfd_attach,
+	.detach = ioeventfd_detach,
+};
+
+static void irqfd_assert(void *opaque)
+{
+	struct virtio_kvm_irq *vi = opaque;
+	uint64_t one = 1;
+
+	/* The pin stays up until the guest's EOI; see virtio_kvm.h. */
+	if (write(vi->irq_efd, &one, sizeof(one)) < 0)
+		pr_warn("irqfd for GSI %u: %s", vi->gsi, strerror(errno));
+}
+
+static void irqfd_deassert(void *opaque)
+{
+	/* KVM lowers a resampling irqfd's pin itself at EOI. */
+}
+
+static void line_assert(void *opaque)
+{
+	struct virtio_kvm_irq *vi = opaque;
+
+	kvm_irq_line(vi->kvm, vi->gsi, 1);
+}
+
+static void line_deassert(void *opaque)
+{
+	struct virtio_kvm_irq *vi = opaque;
+
+	kvm_irq_line(vi->kvm, vi->gsi, 0);
+}
+
+int virtio_kvm_irq_init(struct virtio_kvm_irq *vi, struct kvm *kvm, struct virtio_pci *vp)
+{
+	struct kvm_irqfd irqfd = { 0 };
+	struct virtio_irq irq;
+
+	memset(vi, 0, sizeof(*vi));
+	vi->kvm = kvm;
+	vi->vp = vp;
+	vi->gsi = vp->pci.gsi;
+	vi->irq_efd = vi->resample_efd = -1;
+
+	vi->use_irqfd = ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQFD_RESAMPLE) > 0;
+	if (vi->use_irqfd) {
+		vi->irq_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		vi->resample_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (vi->irq_efd < 0 || vi->resample_efd < 0) {
+			pr_err("eventfd for GSI %u: %s", vi->gsi, strerror(errno));
+			virtio_kvm_irq_exit(vi);
+			return -errno;
+		}
+		irqfd.fd = vi->irq_efd;
+		irqfd.gsi = vi->gsi;
+		irqfd.flags = KVM_IRQFD_FLAG_RESAMPLE;
+		irqfd.resamplefd = vi->resample_efd;
+		if (ioctl(kvm->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+			int err = -errno;
+
+			pr_err("KVM_IRQFD (resample) for GSI %u: %s", vi->gsi, strerror(errno));
+			virtio_kvm_irq_exit(vi);
+			return err;
+		}
+		irq = (struct virtio_irq) {
+			.assert_line = irqfd_assert, .deassert_line = irqfd_deassert, .opaque = vi,
+		};
+	} else {
+		pr_warn("KVM has no resampling irqfd: interrupts for GSI %u go through KVM_IRQ_LINE",
+			vi->gsi);
+		irq = (struct virtio_irq) {
+			.assert_line = line_assert, .deassert_line = line_deassert, .opaque = vi,
+		};
+	}
+	virtio_pci_set_irq(vp, &irq);
+	return 0;
+}
+
+void virtio_kvm_irq_exit(struct virtio_kvm_irq *vi)
+{
+	if (vi->use_irqfd && vi->irq_efd >= 0) {
+		struct kvm_irqfd irqfd = {
+			.fd = vi->irq_efd, .gsi = vi->gsi, .flags = KVM_IRQFD_FLAG_DEASSIGN,
+		};
+
+		ioctl(vi->kvm->vm_fd, KVM_IRQFD, &irqfd);
+	}
+	if (vi->irq_efd >= 0)
+		close(vi->irq_efd);
+	if (vi->resample_efd >= 0)
+		close(vi->resample_efd);
+	vi->irq_efd = vi->resample_efd = -1;
+}
+
+int virtio_kvm_irq_fd(const struct virtio_kvm_irq *vi)
+{
+	return vi->use_irqfd ? vi->resample_efd : -1;
+}
+
+void virtio_kvm_irq_resample(struct virtio_kvm_irq *vi)
+{
+	uint64_t v;
+
+	if (read(vi->resample_efd, &v, sizeof(v)) != sizeof(v))
+		return;
+	vi->resamples++;
+	/* The guest EOIed with ISR still set: a completion raced its handler. */
+	if (virtio_pci_isr_pending(vi->vp)) {
+		vi->reasserts++;
+		irqfd_assert(vi);
+	}
+}
