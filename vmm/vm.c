@@ -427,15 +427,20 @@ void vm_destroy(struct vm *vm)
 {
 	unsigned int i;
 
-	/* Disks first: their threads stop and the media is flushed. */
+	/*
+	 * The bus first (it still points at the devices' PCI functions), then
+	 * the disks: their threads finish what is in flight and the media is
+	 * flushed.  The vCPUs have stopped, so nothing reaches the bus now.
+	 */
+	if (vm->pci_ready)
+		pci_bus_destroy(&vm->pci);
+	vm->pci_ready = false;
 	for (i = 0; i < vm->nr_disks; i++) {
 		if (vm->disk[i].irq_wired)
 			virtio_kvm_irq_exit(&vm->disk[i].irq);
 		blk_dev_destroy(vm->disk[i].blk);
 	}
 	vm->nr_disks = 0;
-	if (vm->pci_ready)
-		pci_bus_destroy(&vm->pci);
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpu[i]);
 	free(vm->vcpu);

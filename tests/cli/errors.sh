@@ -64,6 +64,26 @@ expect 1 "slot 9 is already used" -- -s 9,virtio-blk,a -s 9,virtio-blk,b "$WORK/
 expect 1 "cannot open initrd '$WORK/nord'" -- --initrd "$WORK/nord" "$WORK/fake-bzImage"
 expect 1 "--cmdline: too long" -- --cmdline "$(head -c 5000 /dev/zero | tr '\0' x)" "$WORK/fake-bzImage"
 
+# virtio-blk option values and images: rejected before the VM exists.
+truncate -s 1M "$WORK/disk.img"
+expect 1 "sectorsize=1000" -- -s 9,virtio-blk,"$WORK/disk.img",sectorsize=1000 "$WORK/fake-bzImage"
+expect 1 "sectorsize=4096/512" -- -s 9,virtio-blk,"$WORK/disk.img",sectorsize=4096/512 \
+	"$WORK/fake-bzImage"
+expect 1 "range=1024/2048.*past the end of '$WORK/disk.img'" -- \
+	-s 9,virtio-blk,"$WORK/disk.img",range=1024/2048 "$WORK/fake-bzImage"
+expect 1 "range=abc" -- -s 9,virtio-blk,"$WORK/disk.img",range=abc "$WORK/fake-bzImage"
+expect 1 "qsize=100" -- -s 9,virtio-blk,"$WORK/disk.img",qsize=100 "$WORK/fake-bzImage"
+expect 1 "unknown option 'turbo'" -- -s 9,virtio-blk,"$WORK/disk.img",turbo "$WORK/fake-bzImage"
+expect 1 "cannot open image '$WORK/missing.img': No such file" -- \
+	-s 9,virtio-blk,"$WORK/missing.img" "$WORK/fake-bzImage"
+expect 1 "'/dev/null' is neither a regular file nor a block device" -- \
+	-s 9,virtio-blk,/dev/null "$WORK/fake-bzImage"
+expect 1 "'$WORK/adir'(: Is a directory| is neither a regular file nor a block device)" -- \
+	-s 9,virtio-blk,"$WORK/adir" "$WORK/fake-bzImage"
+expect 1 "missing image path" -- -s 9,virtio-blk "$WORK/fake-bzImage"
+truncate -s 1000 "$WORK/odd.img"
+expect 1 "not a multiple" -- -s 9,virtio-blk,"$WORK/odd.img" "$WORK/fake-bzImage"
+
 # Usage errors.
 expect 2 "unknown option '--frobnicate'" -- --frobnicate "$WORK/fake-bzImage"
 expect 2 "unknown device 'virtio-net'" -- -s 9,virtio-net,x "$WORK/fake-bzImage"
