@@ -53,4 +53,4 @@ echo "cmdline: $cmdline"
 printf '%-34s %8s %8s %8s %8s %8s\n' "seconds from start" "Linux" "panic" "[vda]" "mounted" "last"
 report "tinyvmm" "$work/tinyvmm.log"
 report "qemu-system-x86_64 -enable-kvm" "$work/qemu.log"
-grep -h 'VM stopped' "$work/tinyvmm.log" | sed 's/^[0-9.]* /tinyvmm: /' || true
+grep -h 'VM stopped' "$work/tinyvmm.log" | cut -d' ' -f2- || true

@@ -94,25 +94,30 @@ need_kvm() {
 	pick_runner || skip "$RUNNER_WHY"
 }
 
-# run_tinyvmm ARGS...: run "$TINYVMM" ARGS with stdin from /dev/null on KVM, as
+# run_on_kvm CMD ARGS...: run CMD ARGS with stdin from /dev/null where KVM is, as
 # RUNNER says, and return its exit status.  RUN_TIMEOUT=SECS (optional) limits
-# tinyvmm's own run: status 124 when it hits.  Nested, the paths in ARGS must exist
-# on the host and tinyvmm may write only under $WORK; status 125 means the harness
-# failed (L1 hung or crashed twice), so tinyvmm's result is unknown.
-run_tinyvmm() {
+# the command's own run: status 124 when it hits.  Nested, the paths in ARGS must
+# exist on the host and the command may write only under $WORK; status 125 means
+# the harness failed (L1 hung or crashed twice), so the command's result is unknown.
+run_on_kvm() {
 	local t=()
 	pick_runner || skip "$RUNNER_WHY"
 	if [ "$RUNNER" = direct ]; then
 		echo "runner: direct ${TINYVMM_KVM_DEVICE:-/dev/kvm}" >&"$LOG_FD"
 		[ -z "${RUN_TIMEOUT:-}" ] || t=(timeout --foreground -k 10 "$RUN_TIMEOUT")
-		"${t[@]}" "$TINYVMM" "$@" </dev/null {LOG_FD}>&-
+		"${t[@]}" "$@" </dev/null {LOG_FD}>&-
 	else
 		echo "runner: nested KVM in QEMU TCG (AMD SVM), L1 kit $L1_KIT" >&"$LOG_FD"
 		[ -z "${RUN_TIMEOUT:-}" ] || t=(timeout -k 10 "$RUN_TIMEOUT")
 		TINYVMM_L1_KIT=$L1_KIT "$top_srcdir/tests/nested/run.sh" \
 			--timeout $((${RUN_TIMEOUT:-540} + 60)) "$WORK" -- \
-			"${t[@]}" "$TINYVMM" "$@" </dev/null {LOG_FD}>&-
+			"${t[@]}" "$@" </dev/null {LOG_FD}>&-
 	fi
+}
+
+# run_tinyvmm ARGS...: run_on_kvm "$TINYVMM" ARGS.
+run_tinyvmm() {
+	run_on_kvm "$TINYVMM" "$@"
 }
 
 need_kernel() {
