@@ -51,27 +51,10 @@ cache_root=${TINYVMM_CACHE:-${HOME:?HOME is not set; set TINYVMM_CACHE}/.cache/t
 mkdir -p "$cache_root" || die "cannot create cache directory $cache_root"
 cache_root=$(cd "$cache_root" && pwd -P)
 
-pkg_installed() {  # pkg_installed NAME -> 0 if dpkg says "install ok installed"
-    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
-}
-
-# Install Debian packages when root; otherwise say exactly what to run and stop.
-ensure_pkgs() {
-    local missing=() p
-    for p in "$@"; do pkg_installed "$p" || missing+=("$p"); done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    if [ "$(id -u)" -ne 0 ]; then
-        die "missing Debian packages: ${missing[*]}; install them with:
-    sudo apt-get install -y --no-install-recommends ${missing[*]}"
-    fi
-    msg "installing ${missing[*]} with apt-get ..."
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; then
-        apt-get update -q >&2 || true
-        apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 ||
-            die "apt-get install ${missing[*]} failed"
-    fi
-}
+# One install path for every script: scripts/deps.sh.
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/deps.sh"
+pkg_installed() { deps_installed "$1"; }
+ensure_pkgs() { deps_install "$@" || die "cannot install the Debian packages it needs"; }
 
 # Identify the source for the cache key: the Debian package version, or (for a tarball
 # that does not come from an installed package) the tarball's own hash.

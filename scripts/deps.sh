@@ -1,31 +1,38 @@
 # shellcheck shell=bash
-# Debian packages tinyvmm needs to build and test (sourced).
+# Debian packages tinyvmm needs, and the one way its scripts install them
+# (sourced by scripts/setup.sh, images/build-kernel.sh, tests/nested/build-l1.sh).
 
 TINYVMM_BUILD_DEPS="gcc make autoconf automake pkg-config linux-libc-dev libelf-dev libcmocka-dev"
 TINYVMM_TEST_DEPS="e2fsprogs util-linux coreutils"
-# Only where /dev/kvm is missing: tests/nested/build-l1.sh installs its own
-# (qemu-system-x86, busybox-static, cpio).
+# images/build-kernel.sh and tests/nested/build-l1.sh name their own.
 
-# deps_install PKG...: install what dpkg does not know as installed.
+deps_installed() {	# deps_installed PKG: dpkg says "install ok installed"
+	[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
+}
+
+# deps_install PKG...: install the ones that are missing, as root or through
+# non-interactive sudo; otherwise print the exact command and fail.
 deps_install() {
-	local missing=() p
+	local missing=() p sudo=()
 	for p in "$@"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-			missing+=("$p")
+		deps_installed "$p" || missing+=("$p")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
-	echo "setup: installing Debian packages: ${missing[*]}"
-	local sudo=
 	if [ "$(id -u)" -ne 0 ]; then
-		if command -v sudo >/dev/null; then
-			sudo=sudo
+		if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+			sudo=(sudo -n)
 		else
-			echo "setup: error: missing packages; run as root: apt-get install -y ${missing[*]}" >&2
+			echo "error: missing Debian packages: ${missing[*]}; install them with:" >&2
+			echo "    sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
 			return 1
 		fi
 	fi
-	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null ||
-	{ $sudo apt-get update -q >/dev/null &&
-	  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null; } ||
-	{ echo "setup: error: apt-get install ${missing[*]} failed" >&2; return 1; }
+	echo "installing Debian packages: ${missing[*]}" >&2
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 && return 0
+	# A stale package index is the usual reason: refresh it once.
+	"${sudo[@]}" apt-get update -q >&2 || true
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 ||
+		{ echo "error: apt-get install ${missing[*]} failed" >&2; return 1; }
 }

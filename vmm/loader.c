@@ -33,32 +33,6 @@ enum kernel_format kernel_detect(const uint8_t *buf, size_t len)
 	return KERNEL_FORMAT_UNKNOWN;
 }
 
-/*
- * Fail before any guest memory is touched, with a message naming the
- * initrd, rather than half way through loading the kernel.
- */
-static int initrd_check(const char *path)
-{
-	struct stat st;
-	int fd, ret = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		pr_err("cannot open initrd '%s': %s", path, strerror(errno));
-		return ret;
-	}
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		pr_err("cannot open initrd '%s': %s", path, strerror(errno));
-	} else if (S_ISDIR(st.st_mode)) {
-		ret = -EISDIR;
-		pr_err("cannot open initrd '%s': %s", path, strerror(EISDIR));
-	}
-	close(fd);
-	return ret;
-}
-
 static int not_a_kernel(const char *path)
 {
 	pr_err("'%s' is not a Linux kernel (neither an ELF vmlinux nor a bzImage)", path);
@@ -78,11 +52,6 @@ int kernel_load(struct guest_mem *gm, const struct boot_config *cfg,
 		pr_err("kernel command line is %zu bytes; at most %d fit (--cmdline)",
 		       strlen(cfg->cmdline), BOOT_CMDLINE_MAX - 1);
 		return -E2BIG;
-	}
-	if (cfg->initrd_path) {
-		ret = initrd_check(cfg->initrd_path);
-		if (ret)
-			return ret;
 	}
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -56,26 +56,10 @@ done
 
 [ -r "$INIT" ] || die "missing $INIT"
 
-pkg_installed() {
-	[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
-}
-
-ensure_pkgs() {
-	local missing=() p
-	for p in "$@"; do pkg_installed "$p" || missing+=("$p"); done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	if [ "$(id -u)" -ne 0 ]; then
-		die "missing Debian packages: ${missing[*]}; install them with:
-    sudo apt-get install -y --no-install-recommends ${missing[*]}"
-	fi
-	msg "installing ${missing[*]} with apt-get ..."
-	export DEBIAN_FRONTEND=noninteractive
-	if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; then
-		apt-get update -q >&2 || true
-		apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 ||
-			die "apt-get install ${missing[*]} failed"
-	fi
-}
+# One install path for every script: scripts/deps.sh.
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/deps.sh"
+pkg_installed() { deps_installed "$1"; }
+ensure_pkgs() { deps_install "$@" || die "cannot install the Debian packages it needs"; }
 
 # The versioned kernel package behind linux-image-amd64's candidate, as
 # "NAME VERSION" (e.g. "linux-image-6.1.0-56-amd64 6.1.192-2"); local apt data only.
