@@ -300,13 +300,15 @@ void pci_dev_init(struct pci_dev *d, const char *name, uint16_t vendor, uint16_t
 	d->cfg[PCI_INTERRUPT_PIN] = intx ? 1 : 0;
 
 	/*
-	 * Decode enables and bus mastering are all a driver flips; INTx
-	 * disable is honoured by the device model (it reads cfg).  Memory
+	 * Decode enables and bus mastering are all a driver flips.  Memory
 	 * space is writable although there are no memory BARs, as Linux
-	 * sets it along with I/O in pci_enable_device().
+	 * sets it along with I/O in pci_enable_device().  INTx disable is
+	 * optional in PCI 2.3 and not implemented, so it reads as 0 rather
+	 * than claiming an effect it does not have (legacy virtio drivers
+	 * never set it).
 	 */
 	cfg_put(&d->wmask[PCI_COMMAND], 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY |
-		PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE);
+		PCI_COMMAND_MASTER);
 	/* Scratch for the OS: Linux writes the IRQ it routed here. */
 	d->wmask[PCI_INTERRUPT_LINE] = 0xff;
 }

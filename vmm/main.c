@@ -36,6 +36,7 @@ int main(int argc, char **argv)
 
 	/* A console reader that went away must not kill the VM. */
 	signal(SIGPIPE, SIG_IGN);
+	vm_block_signals();
 
 	status = vm_create(&vm, &opt);
 	if (!status) {
@@ -43,7 +44,9 @@ int main(int argc, char **argv)
 		if (opt.stats)
 			vm_print_stats(&vm);
 	}
-	vm_destroy(&vm);
+	/* A disk that may have lost completed writes is an error, whatever the guest did. */
+	if (vm_destroy(&vm) && status == EXIT_GUEST_DONE)
+		status = EXIT_SETUP_ERROR;
 	options_free(&opt);
 	return status;
 }

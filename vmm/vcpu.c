@@ -282,25 +282,29 @@ static bool vcpu_handle_emulation_failure(struct vcpu *v)
 	}
 
 	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0)
-		return false;
+		goto err;
 	r.rip += 1;	/* both cc and 9b are one byte */
 	if (ioctl(v->fd, KVM_SET_REGS, &r) < 0)
-		return false;
+		goto err;
 	if (act == QUIRK_INJECT_BP) {
 		/* What the int3 would have done: #BP with RIP after the cc. */
 		if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
-			return false;
+			goto err;
 		ev.exception.injected = 1;
 		ev.exception.nr = 3;
 		ev.exception.has_error_code = 0;
 		ev.flags = 0;
 		if (ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
-			return false;
+			goto err;
 	}
 	v->quirks_applied++;
 	pr_debug("vCPU %u: PVM quirk at rip %llx: %s", v->id, r.rip - 1,
 		 act == QUIRK_INJECT_BP ? "int3 -> #BP" : "fwait skipped");
 	return true;
+err:
+	pr_err("vCPU %u: applying the PVM %s workaround: %s", v->id,
+	       act == QUIRK_INJECT_BP ? "int3" : "fwait", strerror(errno));
+	return false;
 }
 
 static void vcpu_handle_io(struct vcpu *v)

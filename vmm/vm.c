@@ -256,8 +256,10 @@ int vm_create(struct vm *vm, const struct options *opt)
 
 	/* 6. vCPUs; only the boot vCPU gets register state, APs wait for SIPI. */
 	vm->vcpu = calloc(opt->nr_cpus, sizeof(*vm->vcpu));
-	if (!vm->vcpu)
+	if (!vm->vcpu) {
+		pr_err("out of memory for %u vCPUs", opt->nr_cpus);
 		return EXIT_SETUP_ERROR;
+	}
 	for (i = 0; i < opt->nr_cpus; i++) {
 		vm->nr_vcpus = i + 1;
 		if (vcpu_create(vm, &vm->vcpu[i], i))
@@ -277,6 +279,24 @@ static void sigusr1_nop(int sig)
 {
 }
 
+void vm_block_signals(void)
+{
+	sigset_t set;
+
+	/*
+	 * Before any thread exists: every thread inherits the mask, so
+	 * SIGINT/SIGTERM/SIGHUP reach only the main loop's signalfd (a disk
+	 * worker that did not block them would take the default action and
+	 * kill the process).  vCPU threads unblock SIGUSR1, their kick.
+	 */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 /*
  * The main thread owns the terminal and signals; vCPU threads only run
  * guest code.  It returns when something asked the VM to stop.
@@ -291,14 +311,11 @@ int vm_run(struct vm *vm)
 	unsigned int i;
 
 	sigaction(SIGUSR1, &sa, NULL);
+	/* Blocked in every thread since vm_block_signals(); read here. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	/* vCPU threads inherit this mask and unblock SIGUSR1 themselves. */
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	sigdelset(&set, SIGUSR1);
 	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0) {
 		pr_err("signalfd: %s", strerror(errno));
@@ -332,8 +349,11 @@ int vm_run(struct vm *vm)
 			};
 		/* When the UART is full, come back soon to hand it more. */
 		if (poll(pfd, 3 + vm->nr_disks, stdin_open && !want ? 10 : -1) < 0 &&
-		    errno != EINTR)
+		    errno != EINTR) {
+			pr_err("poll: %s", strerror(errno));
+			vm_request_stop(vm, EXIT_SETUP_ERROR, "main loop failed");
 			break;
+		}
 		for (i = 0; i < vm->nr_disks; i++)
 			if (pfd[3 + i].revents & POLLIN)
 				virtio_kvm_irq_resample(&vm->disk[i].irq);
@@ -361,6 +381,12 @@ int vm_run(struct vm *vm)
 		}
 	}
 
+	/*
+	 * Kick again: a vCPU whose thread was still starting when the stop
+	 * came was not marked started then, and may be sitting in KVM_RUN.
+	 */
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(&vm->vcpu[i]);
 	for (i = 0; i < vm->nr_vcpus; i++)
 		if (vm->vcpu[i].started)
 			pthread_join(vm->vcpu[i].thread, NULL);
@@ -423,9 +449,10 @@ void vm_print_stats(struct vm *vm)
 		pr_info("stats: PVM quirks applied: %u", r);
 }
 
-void vm_destroy(struct vm *vm)
+int vm_destroy(struct vm *vm)
 {
 	unsigned int i;
+	int ret = 0;
 
 	/*
 	 * The bus first (it still points at the devices' PCI functions), then
@@ -436,9 +463,11 @@ void vm_destroy(struct vm *vm)
 		pci_bus_destroy(&vm->pci);
 	vm->pci_ready = false;
 	for (i = 0; i < vm->nr_disks; i++) {
+		/* Late completions still raise the irqfd: close it after. */
+		if (blk_dev_destroy(vm->disk[i].blk))
+			ret = EXIT_SETUP_ERROR;
 		if (vm->disk[i].irq_wired)
 			virtio_kvm_irq_exit(&vm->disk[i].irq);
-		blk_dev_destroy(vm->disk[i].blk);
 	}
 	vm->nr_disks = 0;
 	for (i = 0; i < vm->nr_vcpus; i++)
@@ -460,4 +489,5 @@ void vm_destroy(struct vm *vm)
 	gmem_free(&vm->mem);
 	io_bus_destroy(&vm->pio);
 	pthread_mutex_destroy(&vm->stop_lock);
+	return ret;
 }

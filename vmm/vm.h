@@ -73,7 +73,10 @@ struct vm {
  */
 int vm_create(struct vm *vm, const struct options *opt);
 int vm_run(struct vm *vm);	/* blocks; returns the exit status */
-void vm_destroy(struct vm *vm);
+/* Tears down in reverse; non-zero when a disk may miss completed writes. */
+int vm_destroy(struct vm *vm);
+/* Call once before vm_create(): see vm.c. */
+void vm_block_signals(void);
 
 /* Any thread: stop every vCPU and make vm_run() return status. */
 void vm_request_stop(struct vm *vm, int status, const char *why);

@@ -64,7 +64,6 @@ static void blk_efd_drain(int fd)
 static void blk_set_wce(struct blk_dev *b, uint8_t wce)
 {
 	uint8_t old;
-	int ret;
 
 	pthread_mutex_lock(&b->lock);
 	old = b->cfg.wce;
@@ -75,12 +74,8 @@ static void blk_set_wce(struct blk_dev *b, uint8_t wce)
 	 * the ones completed before.  Linux freezes the queue around the
 	 * switch, so no write straddles it.
 	 */
-	if (old && !wce) {
-		ret = b->disk.ops->flush(&b->disk);
-		if (ret)
-			pr_warn("virtio-blk: '%s': flush on leaving writeback: %s",
-				b->opts.path, strerror(-ret));
-	}
+	if (old && !wce)
+		blk_flush_media(b, "flush on leaving writeback");
 }
 
 static void blk_complete(struct blk_dev *b, struct blk_ioreq *io, uint32_t len)
@@ -93,6 +88,15 @@ static void blk_complete(struct blk_dev *b, struct blk_ioreq *io, uint32_t len)
 	irq = !virtq_no_interrupt(q);
 	pthread_mutex_unlock(&b->complete_lock);
 
+	/*
+	 * Interrupt before in_flight drops: a reset waits for in_flight == 0
+	 * and then clears ISR, so no ISR bit outlives the reset.  raise_isr
+	 * takes only the transport's innermost lock, never ctrl_lock, which
+	 * the resetting vCPU holds while it waits.
+	 */
+	if (irq)
+		virtio_pci_raise_isr(&b->vp, VIRTIO_ISR_QUEUE);
+
 	pthread_mutex_lock(&b->lock);
 	assert(io->busy && b->in_flight > 0);
 	io->busy = false;
@@ -101,17 +105,12 @@ static void blk_complete(struct blk_dev *b, struct blk_ioreq *io, uint32_t len)
 	b->free_list = io;
 	if (--b->in_flight == 0)
 		pthread_cond_broadcast(&b->idle_cond);
-	/* A reset in progress clears ISR anyway; the driver is not listening. */
-	if (b->paused)
-		irq = false;
 	threads = b->nr_workers > 0;
 	pthread_mutex_unlock(&b->lock);
 
 	/* The popper stops when the pool is empty; let it go on. */
 	if (starved && threads)
 		blk_efd_signal(b->stop_efd);
-	if (irq)
-		virtio_pci_raise_isr(&b->vp, VIRTIO_ISR_QUEUE);
 }
 
 /*
@@ -300,7 +299,6 @@ static void blk_reset(void *dev)
 {
 	struct blk_dev *b = dev;
 	uint8_t old;
-	int ret;
 
 	pthread_mutex_lock(&b->lock);
 	b->paused = true;
@@ -313,12 +311,8 @@ static void blk_reset(void *dev)
 	b->paused = false;
 	pthread_mutex_unlock(&b->lock);
 	/* The next driver may assume writethru: settle the old cache now. */
-	if (old) {
-		ret = b->disk.ops->flush(&b->disk);
-		if (ret)
-			pr_warn("virtio-blk: '%s': flush at reset: %s", b->opts.path,
-				strerror(-ret));
-	}
+	if (old)
+		blk_flush_media(b, "flush at reset");
 }
 
 static const struct virtio_dev_ops blk_dev_ops = {
@@ -464,18 +458,21 @@ err:
 	return ret;
 }
 
-void blk_dev_destroy(struct blk_dev *b)
+int blk_dev_destroy(struct blk_dev *b)
 {
-	int ret;
+	int ret = 0;
 
 	if (!b)
-		return;
+		return 0;
 	blk_stop_threads(b);
-	if (b->cfg.wce) {
-		ret = b->disk.ops->flush(&b->disk);
-		if (ret)
-			pr_warn("virtio-blk: '%s': final flush: %s", b->opts.path, strerror(-ret));
-	}
+	if (b->cfg.wce)
+		ret = blk_flush_media(b, "final flush");
+	if (!ret)
+		ret = __atomic_load_n(&b->flush_err, __ATOMIC_ACQUIRE);
+	if (ret)
+		pr_err("virtio-blk: '%s': the image may be missing completed writes: %s",
+		       b->opts.path, strerror(-ret));
 	virtio_pci_destroy(&b->vp);
 	blk_dev_free(b);
+	return ret;
 }

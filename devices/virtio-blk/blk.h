@@ -95,6 +95,14 @@ struct blk_dev {
 	unsigned int nr_workers;
 	int stop_efd;
 
+	/*
+	 * Sticky: a flush (or a synchronous write) failed.  fdatasync reports
+	 * a write-back error once per file, so after one failure a later
+	 * flush could succeed although data was lost: from then on every
+	 * FLUSH gets IOERR, and the final status says so.
+	 */
+	int flush_err;
+
 	/* counters for --stats and tests */
 	uint64_t kicks, requests, notifies_via_exit;
 };
@@ -106,8 +114,15 @@ struct blk_dev {
 int blk_dev_create(struct blk_dev **out, const char *args, const struct guest_mem *mem);
 /* Start the queue thread and the workers (after the notify fds exist). */
 int blk_dev_start(struct blk_dev *b);
-/* Stop threads (in-flight requests finish), flush the media, close it. */
-void blk_dev_destroy(struct blk_dev *b);
+/*
+ * Stop threads (in-flight requests finish), flush the media, close it.
+ * Returns 0, or -errno when the media may not hold every completed write
+ * (a failed final or earlier flush).
+ */
+int blk_dev_destroy(struct blk_dev *b);
+
+/* Flush the media; a failure is remembered in flush_err.  0 or -errno. */
+int blk_flush_media(struct blk_dev *b, const char *why);
 
 /*
  * Handle one popped request synchronously: parse, check, do the I/O,

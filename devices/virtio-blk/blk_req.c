@@ -160,17 +160,35 @@ static uint8_t blk_req_out(struct blk_dev *b, struct iovec *iov, unsigned int cn
 	ret = b->disk.ops->pwritev(&b->disk, iov, cnt, sector * BLK_SECTOR_SIZE, sync);
 	if (ret == (ssize_t)len)
 		return VIRTIO_BLK_S_OK;
+	/* A failed synchronous write may have used up a write-back error. */
+	if (sync)
+		__atomic_store_n(&b->flush_err, ret < 0 ? (int)ret : -EIO, __ATOMIC_RELEASE);
 	blk_warn_ioerr(b, "write", sector, len, ret < 0 ? -ret : EIO);
 	return VIRTIO_BLK_S_IOERR;
+}
+
+int blk_flush_media(struct blk_dev *b, const char *why)
+{
+	int ret = b->disk.ops->flush(&b->disk);
+
+	if (ret) {
+		__atomic_store_n(&b->flush_err, ret, __ATOMIC_RELEASE);
+		pr_warn("virtio-blk: '%s': %s: %s; every later FLUSH fails", b->opts.path,
+			why, strerror(-ret));
+	}
+	return ret;
 }
 
 static uint8_t blk_req_flush(struct blk_dev *b)
 {
 	int ret = b->disk.ops->flush(&b->disk);
 
-	if (!ret)
+	if (!ret && !__atomic_load_n(&b->flush_err, __ATOMIC_ACQUIRE))
 		return VIRTIO_BLK_S_OK;
-	blk_warn_ioerr(b, "flush", 0, 0, ret < 0 ? -ret : EIO);
+	if (ret) {
+		__atomic_store_n(&b->flush_err, ret, __ATOMIC_RELEASE);
+		blk_warn_ioerr(b, "flush", 0, 0, -ret);
+	}
 	return VIRTIO_BLK_S_IOERR;
 }
 

@@ -482,6 +482,53 @@ static void test_disk_errors(void **state)
 	assert_non_null(strstr(log, "further I/O errors not reported"));
 }
 
+/*
+ * fdatasync reports a write-back error once: after a failed flush the next
+ * one may "succeed" although data was lost.  The device must not say OK.
+ */
+static void test_flush_error_is_sticky(void **state)
+{
+	struct blk_dev *b = dev_new("mem,writeback", 4096);
+	uint8_t buf[512] = { 0 };
+	int saved = dup(STDERR_FILENO);
+	int null = open("/dev/null", O_WRONLY);
+
+	assert_true(saved >= 0 && null >= 0);
+	assert_true(dup2(null, STDERR_FILENO) >= 0);	/* expected warnings */
+	disk_close(&b->disk);
+	b->disk.ops = &fault_ops;
+	b->disk.size = 4096;
+	fault_short = 512;
+
+	fault_err = 0;
+	req_start(VIRTIO_BLK_T_FLUSH, 0);
+	assert_int_equal(req_run(b), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+
+	fault_err = -EIO;		/* the media lost a write-back */
+	req_start(VIRTIO_BLK_T_FLUSH, 0);
+	assert_int_equal(req_run(b), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+
+	fault_err = 0;			/* the error was consumed by the first flush */
+	req_start(VIRTIO_BLK_T_FLUSH, 0);
+	assert_int_equal(req_run(b), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	req_start(VIRTIO_BLK_T_FLUSH_OUT, 0);
+	assert_int_equal(req_run(b), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	/* Reads and writes go on; only the durability promise is withdrawn. */
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 512), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+	assert_int_not_equal(b->flush_err, 0);
+
+	b->disk.ops = NULL;
+	dev_free(b);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	close(null);
+}
+
 static void test_cache_mode_and_config(void **state)
 {
 	struct blk_dev *b = dev_new("mem,sectorsize=512/4096,qsize=128", 1 << 20);
@@ -528,6 +575,7 @@ int main(void)
 		cmocka_unit_test(test_flush),
 		cmocka_unit_test(test_get_id),
 		cmocka_unit_test(test_default_serial),
+		cmocka_unit_test(test_flush_error_is_sticky),
 		cmocka_unit_test(test_unsupported),
 		cmocka_unit_test(test_bad_sectors),
 		cmocka_unit_test(test_read_only),
