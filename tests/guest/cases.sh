@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Run on the KVM side by tests/guest/run.sh (through run_on_kvm, so possibly
+# inside the nested L1 guest): boot the test guest once per case.
+#
+# Usage: cases.sh TINYVMM GUEST_ELF WORK
+# WORK/cases.list has one case a line: NAME|DISK_OPTIONS|CMDLINE.
+# For each: WORK/img/NAME.img is the disk; WORK/out/NAME.log gets tinyvmm's
+# output (guest console and stderr), WORK/out/NAME.status its exit status
+# (124 when it ran past CASE_TIMEOUT seconds, default 60).
+set -u
+tinyvmm=$1 guest=$2 work=$3
+limit=${CASE_TIMEOUT:-60}
+mkdir -p "$work/out"
+while IFS='|' read -r name opts cmdline; do
+	[ -n "$name" ] || continue
+	start=$(date +%s.%N)
+	timeout -k 5 "$limit" "$tinyvmm" -m 64M -s "3,virtio-blk,$work/img/$name.img$opts" \
+		--cmdline "case=$name $cmdline" "$guest" </dev/null >"$work/out/$name.log" 2>&1
+	echo $? >"$work/out/$name.status"
+	awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f\n", b - a }' \
+		>"$work/out/$name.time"
+done <"$work/cases.list"
+exit 0
