@@ -8,6 +8,15 @@
 # plus exactly the case's valid writes.  One line per case: PASS/FAIL NAME.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 
+# One line per case, in the log and, through the fd 9 that Makefile.am's
+# AM_TESTS_FD_REDIRECT opens, in make check's own output.
+say() {
+	echo "$*"
+	if { true >&9; } 2>/dev/null; then
+		echo "$*" >&9
+	fi
+}
+
 GUEST=${TINYVMM_GUEST_ELF:-$top_builddir/guest-tests/blktest.elf}
 GUEST_PASS=80		# 0x50, guest-tests/lib.h EXIT_PASS
 SERIAL=tvmm-guest-0123456
@@ -133,13 +142,13 @@ while IFS='|' read -r name opts cmdline writes maybe; do
 		check_image "$name" "$writes" "$maybe"
 	fi
 	if [ -z "$REASON" ]; then
-		echo "PASS $name ($(cat "$out.time" 2>/dev/null) s)"
+		say "PASS $name ($(cat "$out.time" 2>/dev/null) s)"
 		npass=$((npass + 1))
 	else
-		echo "FAIL $name: $REASON"
+		say "FAIL $name: $REASON"
 		[ ! -s "$out.log" ] || sed 's/^/    | /' "$out.log" | tail -n 15
 		nfail=$((nfail + 1))
 	fi
 done <<<"$CASES"
-echo "guest tests: $npass passed, $nfail failed"
+say "guest tests: $npass passed, $nfail failed"
 [ "$nfail" -eq 0 ]
