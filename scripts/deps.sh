@@ -2,7 +2,7 @@
 # Debian packages tinyvmm needs, and the one way its scripts install them
 # (sourced by scripts/setup.sh, images/build-kernel.sh, tests/nested/build-l1.sh).
 
-TINYVMM_BUILD_DEPS="gcc make autoconf automake pkg-config linux-libc-dev libelf-dev libcmocka-dev"
+TINYVMM_BUILD_DEPS="gcc make autoconf automake pkg-config linux-libc-dev libelf-dev libcmocka-dev liburing-dev libseccomp-dev"
 TINYVMM_TEST_DEPS="e2fsprogs util-linux coreutils"
 # images/build-kernel.sh and tests/nested/build-l1.sh name their own.
 

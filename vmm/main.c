@@ -44,8 +44,11 @@ int main(int argc, char **argv)
 		if (opt.stats)
 			vm_print_stats(&vm);
 	}
-	/* A disk that may have lost completed writes is an error, whatever the guest did. */
-	if (vm_destroy(&vm) && status == EXIT_GUEST_DONE)
+	/*
+	 * A disk that may be missing completed writes (a failed final flush)
+	 * turns any ending, a signal or the guest's own, into an error.
+	 */
+	if (vm_destroy(&vm))
 		status = EXIT_SETUP_ERROR;
 	options_free(&opt);
 	return status;
