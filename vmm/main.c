@@ -14,6 +14,7 @@
 
 int main(int argc, char **argv)
 {
+	uint64_t t_main = vm_now_ns();
 	struct options opt;
 	struct vm vm;
 	int status;
@@ -38,7 +39,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	vm_block_signals();
 
-	status = vm_create(&vm, &opt);
+	status = vm_create(&vm, &opt, t_main);
 	if (!status) {
 		status = vm_run(&vm);
 		if (opt.stats)

@@ -420,6 +420,8 @@ static void *vcpu_thread(void *arg)
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
+	if (v->id == 0)
+		__atomic_store_n(&v->vm->t_first_run_ns, vm_now_ns(), __ATOMIC_RELEASE);
 	while (!vm_stopping(v->vm)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "devices/platform/cmos_rtc.h"
@@ -182,7 +184,15 @@ static int vm_wire_disks(struct vm *vm)
 	return 0;
 }
 
-int vm_create(struct vm *vm, const struct options *opt)
+uint64_t vm_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+int vm_create(struct vm *vm, const struct options *opt, uint64_t t_main_ns)
 {
 	char cmdline[BOOT_CMDLINE_MAX];
 	struct boot_config bc;
@@ -191,6 +201,7 @@ int vm_create(struct vm *vm, const struct options *opt)
 
 	memset(vm, 0, sizeof(*vm));
 	vm->opt = opt;
+	vm->t_main_ns = t_main_ns;
 	vm->stop_efd = -1;
 	vm->kvm.sys_fd = vm->kvm.vm_fd = -1;
 	pthread_mutex_init(&vm->stop_lock, NULL);
@@ -400,6 +411,69 @@ int vm_run(struct vm *vm)
 	return ret;
 }
 
+/* Bytes of guest RAM the host has resident (the pages the guest touched). */
+static uint64_t vm_guest_resident(const struct vm *vm)
+{
+	unsigned char vec[4096];
+	uint64_t bytes = 0, off, n, i;
+	unsigned int r;
+
+	for (r = 0; r < vm->mem.nr_regions; r++) {
+		const struct gmem_region *g = &vm->mem.region[r];
+
+		for (off = 0; off < g->size; off += n * 4096) {
+			n = MIN((g->size - off) / 4096, (uint64_t)sizeof(vec));
+			if (mincore(g->hva + off, n * 4096, vec) < 0)
+				return 0;
+			for (i = 0; i < n; i++)
+				bytes += (vec[i] & 1) * 4096ull;
+		}
+	}
+	return bytes;
+}
+
+static uint64_t vm_rss_bytes(void)
+{
+	unsigned long long kb = 0;
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb * 1024;
+}
+
+/*
+ * What tinyvmm itself costs: time to the first KVM_RUN (from exec when
+ * the caller put its exec time, in seconds as bash's $EPOCHREALTIME, in
+ * TINYVMM_EXEC_T0; otherwise from main()), and resident memory beyond the
+ * guest RAM the guest touched.
+ */
+static void vm_print_costs(struct vm *vm)
+{
+	const char *t0 = getenv("TINYVMM_EXEC_T0");
+	uint64_t first = __atomic_load_n(&vm->t_first_run_ns, __ATOMIC_ACQUIRE);
+	uint64_t rss = vm_rss_bytes(), guest = vm_guest_resident(vm);
+	char exec_part[64] = "";
+
+	if (first && t0 && *t0) {
+		double exec_s = strtod(t0, NULL);
+
+		snprintf(exec_part, sizeof(exec_part), ", %.3f ms after exec",
+			 (first / 1e9 - exec_s) * 1e3);
+	}
+	if (first)
+		pr_info("stats: start-up: first KVM_RUN %.3f ms after main()%s",
+			(first - vm->t_main_ns) / 1e6, exec_part);
+	pr_info("stats: memory: %llu KiB resident beyond the %llu KiB of guest RAM touched (VmRSS %llu KiB)",
+		(unsigned long long)(rss > guest ? (rss - guest) >> 10 : 0),
+		(unsigned long long)(guest >> 10), (unsigned long long)(rss >> 10));
+}
+
 void vm_print_stats(struct vm *vm)
 {
 	uint64_t total[VM_EXIT_REASONS] = { 0 };
@@ -442,6 +516,8 @@ void vm_print_stats(struct vm *vm)
 			(unsigned long long)b->vp.notify_exits_after_driver_ok,
 			(unsigned long long)d->irq.resamples, (unsigned long long)d->irq.reasserts);
 	}
+
+	vm_print_costs(vm);
 
 	for (i = 0, r = 0; i < vm->nr_vcpus; i++)
 		r += vm->vcpu[i].quirks_applied;

@@ -64,6 +64,10 @@ struct vm {
 	int exit_status;
 	char stop_why[160];
 	int stop_efd;			/* main loop wakes on it */
+
+	/* Start-up cost, for --stats: CLOCK_REALTIME ns. */
+	uint64_t t_main_ns;		/* main() entered */
+	uint64_t t_first_run_ns;	/* boot vCPU about to enter KVM_RUN */
 };
 
 /*
@@ -71,7 +75,7 @@ struct vm {
  * KVM VM, devices, vCPUs.  Errors have been printed; the return value is
  * the exit status to end with (0 on success).
  */
-int vm_create(struct vm *vm, const struct options *opt);
+int vm_create(struct vm *vm, const struct options *opt, uint64_t t_main_ns);
 int vm_run(struct vm *vm);	/* blocks; returns the exit status */
 /* Tears down in reverse; non-zero when a disk may miss completed writes. */
 int vm_destroy(struct vm *vm);
@@ -83,5 +87,6 @@ void vm_request_stop(struct vm *vm, int status, const char *why);
 bool vm_stopping(struct vm *vm);
 
 void vm_print_stats(struct vm *vm);
+uint64_t vm_now_ns(void);
 
 #endif
