@@ -92,6 +92,24 @@ int gmem_write(const struct guest_mem *gm, uint64_t gpa, const void *src, size_t
 	return 0;
 }
 
+int gmem_zero(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+	uint8_t *p = gmem_ptr(gm, gpa, len);
+	uintptr_t start, end;
+
+	if (!p)
+		return -EFAULT;
+	start = ALIGN_UP((uintptr_t)p, 4096);
+	end = ALIGN_DOWN((uintptr_t)p + len, 4096);
+	if (start >= end || madvise((void *)start, end - start, MADV_DONTNEED)) {
+		memset(p, 0, len);
+		return 0;
+	}
+	memset(p, 0, start - (uintptr_t)p);
+	memset((void *)end, 0, (uintptr_t)p + len - end);
+	return 0;
+}
+
 uint64_t gmem_low_end(const struct guest_mem *gm)
 {
 	return gm->nr_regions ? gm->region[0].size : 0;

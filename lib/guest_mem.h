@@ -49,6 +49,14 @@ void *gmem_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 int gmem_read(const struct guest_mem *gm, uint64_t gpa, void *dst, size_t len);
 int gmem_write(const struct guest_mem *gm, uint64_t gpa, const void *src, size_t len);
 
+/*
+ * Zero [gpa, gpa+len) without touching the pages in between: whole pages
+ * are dropped (MADV_DONTNEED: private anonymous memory reads back as
+ * zero), so zeroing a kernel's multi-MiB bss costs no page faults.
+ * 0 or -EFAULT.
+ */
+int gmem_zero(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
+
 /* End of RAM below 4 GiB (exclusive). */
 uint64_t gmem_low_end(const struct guest_mem *gm);
 

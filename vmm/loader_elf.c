@@ -62,8 +62,8 @@ static int elf_load_segment(struct guest_mem *gm, int fd, const char *path,
 		       n < 0 ? strerror(-n) : "file is truncated");
 		return n < 0 ? (int)n : -EIO;
 	}
-	memset(dst + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
-	return 0;
+	/* bss: megabytes in a real vmlinux, zeroed without faulting them in. */
+	return gmem_zero(gm, ph->p_paddr + ph->p_filesz, ph->p_memsz - ph->p_filesz);
 }
 
 /* Sets *entry when data holds the PVH note; -ENOEXEC if that note is malformed. */

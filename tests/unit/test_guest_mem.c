@@ -64,6 +64,32 @@ static void test_bounds(void **state)
 	gmem_free(&gm);
 }
 
+static void test_zero(void **state)
+{
+	struct guest_mem gm;
+	uint8_t *p;
+	uint64_t i;
+
+	assert_int_equal(gmem_init(&gm, 16ULL << 20), 0);
+	p = gmem_ptr(&gm, 0, 16ULL << 20);
+	memset(p, 0xa5, 3 * 4096 * 4);
+	/* Unaligned both ends, several whole pages in between. */
+	assert_int_equal(gmem_zero(&gm, 100, 5 * 4096), 0);
+	assert_int_equal(p[99], 0xa5);
+	for (i = 100; i < 100 + 5 * 4096; i++)
+		if (p[i] != 0)
+			fail_msg("byte %llu not zero", (unsigned long long)i);
+	assert_int_equal(p[100 + 5 * 4096], 0xa5);
+	/* Less than a page, inside one page. */
+	assert_int_equal(gmem_zero(&gm, 9 * 4096 + 10, 20), 0);
+	assert_int_equal(p[9 * 4096 + 9], 0xa5);
+	assert_int_equal(p[9 * 4096 + 10], 0);
+	assert_int_equal(p[9 * 4096 + 29], 0);
+	assert_int_equal(p[9 * 4096 + 30], 0xa5);
+	assert_int_equal(gmem_zero(&gm, (16ULL << 20) - 8, 16), -EFAULT);
+	gmem_free(&gm);
+}
+
 static void test_rejects_bad_size(void **state)
 {
 	struct guest_mem gm;
@@ -78,6 +104,7 @@ int main(void)
 		cmocka_unit_test(test_layout_small),
 		cmocka_unit_test(test_layout_skips_pci_hole),
 		cmocka_unit_test(test_bounds),
+		cmocka_unit_test(test_zero),
 		cmocka_unit_test(test_rejects_bad_size),
 	};
 
