@@ -9,7 +9,9 @@
 #include <stdlib.h>
 
 #include "lib/util.h"
+#include "vmm/console.h"
 #include "vmm/options.h"
+#include "vmm/seccomp.h"
 #include "vmm/vm.h"
 
 int main(int argc, char **argv)
@@ -40,6 +42,13 @@ int main(int argc, char **argv)
 	vm_block_signals();
 
 	status = vm_create(&vm, &opt, t_main);
+	/*
+	 * Everything is open and created and the device threads run; the
+	 * vCPUs start in vm_run().  The filter covers all threads (TSYNC).
+	 */
+	if (!status && opt.seccomp &&
+	    vmm_seccomp_install(opt.stats ? VMM_SECCOMP_RO_OPEN : 0, console_restore))
+		status = EXIT_SETUP_ERROR;
 	if (!status) {
 		status = vm_run(&vm);
 		if (opt.stats)

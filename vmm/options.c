@@ -40,6 +40,9 @@ void options_usage(FILE *f)
 "      --initrd FILE        load FILE as the initial ramdisk\n"
 "      --stats              print VM exits by reason when the VM stops\n"
 "      --no-host-quirks     apply no workarounds for PVM (no VT-x/AMD-V) hosts\n"
+"      --no-seccomp         do not confine tinyvmm to the system calls it needs\n"
+"                           (for debugging; a forbidden call ends tinyvmm with\n"
+"                           one line naming it, and status 159)\n"
 "  -v, --verbose            log debug messages (unhandled I/O and the like)\n"
 "  -h, --help               show this help and exit\n"
 "  -V, --version            show the version and exit\n"
@@ -128,6 +131,7 @@ enum {
 	OPT_INITRD,
 	OPT_STATS,
 	OPT_NO_HOST_QUIRKS,
+	OPT_NO_SECCOMP,
 };
 
 static const struct option long_opts[] = {
@@ -138,6 +142,7 @@ static const struct option long_opts[] = {
 	{ "initrd", required_argument, NULL, OPT_INITRD },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "no-host-quirks", no_argument, NULL, OPT_NO_HOST_QUIRKS },
+	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -153,6 +158,7 @@ int options_parse(struct options *o, int argc, char **argv)
 	o->mem_size = OPT_DEFAULT_MEM;
 	o->nr_cpus = 1;
 	o->host_quirks = true;
+	o->seccomp = true;
 
 	optind = 0;	/* full getopt reset: tests parse more than once */
 	opterr = 0;	/* we print our own one-line errors */
@@ -189,6 +195,9 @@ int options_parse(struct options *o, int argc, char **argv)
 			break;
 		case OPT_NO_HOST_QUIRKS:
 			o->host_quirks = false;
+			break;
+		case OPT_NO_SECCOMP:
+			o->seccomp = false;
 			break;
 		case 'v':
 			log_verbose++;

@@ -26,6 +26,7 @@ struct options {
 	const char *cmdline;	/* NULL: OPT_DEFAULT_CMDLINE */
 	bool stats;
 	bool host_quirks;
+	bool seccomp;		/* false with --no-seccomp */
 	bool help;
 	bool version;
 	struct slot_opt slot[PCI_MAX_SLOTS];

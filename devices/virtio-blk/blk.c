@@ -2,25 +2,27 @@
 /*
  * virtio-blk device glue: the transport callbacks, the queue thread and
  * the worker pool (after ACRN: qsize ioreqs on free/pending lists, 8
- * workers).
+ * workers) of the threads engine; the io_uring engine's queue thread is
+ * in blk_uring.c and shares the pop and completion code here.
  *
  * Locking.  The transport calls our ops one at a time under its
  * ctrl_lock (never under vp.lock, a leaf that raise_isr and friends
  * take), so:
  *  - b->lock guards the ioreq pool, in_flight, paused, stopping,
- *    nr_workers and cfg, and serialises virtq_pop (one popper at a time,
- *    and a reset sees a quiet avail ring);
+ *    nr_workers, running and cfg, and serialises virtq_pop (one popper
+ *    at a time, and a reset sees a quiet avail ring);
  *  - complete_lock guards the used ring (virtq_push); it is a leaf;
  *  - neither is held while calling into the transport, and reset waits
  *    only for in_flight, which drops before a completion raises its
  *    interrupt, so a reset can never wait on an interrupt.
  *
  * Invariant: a request is popped (ioreq busy, in_flight++) under b->lock
- * and completed exactly once by blk_complete() (used ring, ioreq back on
- * the free list, in_flight--), either by the one worker that took it off
- * the pending list or, for a bad chain or without workers, by the popper.
- * reset pauses popping and waits for in_flight == 0, so no used-ring
- * write follows it.
+ * and completed exactly once by blk_complete_list() (used ring, ioreq
+ * back on the free list, in_flight--), either by the one worker that took
+ * it off the pending list, by the io_uring queue thread once its last
+ * CQE is in, or, for a bad chain or without a queue thread, by the
+ * popper.  reset pauses popping and waits for in_flight == 0, so no
+ * used-ring write follows it.
  */
 #include <assert.h>
 #include <errno.h>
@@ -78,13 +80,19 @@ static void blk_set_wce(struct blk_dev *b, uint8_t wce)
 		blk_flush_media(b, "flush on leaving writeback");
 }
 
-static void blk_complete(struct blk_dev *b, struct blk_ioreq *io, uint32_t len)
+void blk_complete_list(struct blk_dev *b, struct blk_ioreq *list)
 {
 	struct virtq *q = &b->vp.vq[0];
+	struct blk_ioreq *io, *next;
 	bool irq, starved, threads;
+	unsigned int n = 0;
 
+	if (!list)
+		return;
 	pthread_mutex_lock(&b->complete_lock);
-	virtq_push(q, io->elem.head, len);
+	for (io = list; io; io = io->next)
+		virtq_push(q, io->elem.head, io->used_len);
+	/* One look at the flag (and its fence) for the whole batch. */
 	irq = !virtq_no_interrupt(q);
 	pthread_mutex_unlock(&b->complete_lock);
 
@@ -98,13 +106,19 @@ static void blk_complete(struct blk_dev *b, struct blk_ioreq *io, uint32_t len)
 		virtio_pci_raise_isr(&b->vp, VIRTIO_ISR_QUEUE);
 
 	pthread_mutex_lock(&b->lock);
-	assert(io->busy && b->in_flight > 0);
-	io->busy = false;
 	starved = !b->free_list;
-	io->next = b->free_list;
-	b->free_list = io;
-	if (--b->in_flight == 0)
+	for (io = list; io; io = next) {
+		next = io->next;
+		assert(io->busy && b->in_flight > n);
+		io->busy = false;
+		io->next = b->free_list;
+		b->free_list = io;
+		n++;
+	}
+	b->in_flight -= n;
+	if (b->in_flight == 0)
 		pthread_cond_broadcast(&b->idle_cond);
+	/* The io_uring queue thread completes its own: it pops again anyway. */
 	threads = b->nr_workers > 0;
 	pthread_mutex_unlock(&b->lock);
 
@@ -113,44 +127,80 @@ static void blk_complete(struct blk_dev *b, struct blk_ioreq *io, uint32_t len)
 		blk_efd_signal(b->stop_efd);
 }
 
+static void blk_complete(struct blk_dev *b, struct blk_ioreq *io, uint32_t len)
+{
+	io->next = NULL;
+	io->used_len = len;
+	blk_complete_list(b, io);
+}
+
+/* The driver broke the avail ring. */
+static void blk_queue_broken(struct blk_dev *b)
+{
+	/* A guest can break and reset forever: say it once. */
+	if (!__atomic_exchange_n(&blk_broken_warned, true, __ATOMIC_RELAXED))
+		pr_warn("virtio-blk: '%s': the driver broke the virtqueue; device needs reset (not reported again)",
+			b->opts.path);
+	virtio_pci_needs_reset(&b->vp);
+}
+
+/* b->lock held.  Pop one request into a free ioreq; -1: the ring broke. */
+static int blk_pop_locked(struct blk_dev *b, struct blk_ioreq **out)
+{
+	struct virtq *q = &b->vp.vq[0];
+	enum virtq_pop_result r;
+	struct blk_ioreq *io = b->free_list;
+
+	if (b->stopping || b->paused || !__atomic_load_n(&q->ready, __ATOMIC_ACQUIRE) ||
+	    q->broken || !io)
+		return BLK_POP_NONE;
+	r = virtq_pop(q, &io->elem);
+	if (r == VIRTQ_BROKEN)
+		return -1;
+	if (r != VIRTQ_OK && r != VIRTQ_BAD_CHAIN)
+		return BLK_POP_NONE;
+	b->free_list = io->next;
+	io->next = NULL;
+	io->busy = true;
+	b->in_flight++;
+	b->requests++;
+	*out = io;
+	return r == VIRTQ_OK ? BLK_POP_OK : BLK_POP_BAD;
+}
+
+enum blk_pop blk_queue_pop(struct blk_dev *b, struct blk_ioreq **io)
+{
+	int r;
+
+	pthread_mutex_lock(&b->lock);
+	r = blk_pop_locked(b, io);
+	pthread_mutex_unlock(&b->lock);
+	if (r < 0) {
+		blk_queue_broken(b);
+		return BLK_POP_NONE;
+	}
+	return r;
+}
+
 /*
  * Pop until the avail ring is empty: to the workers when there are
  * some, otherwise handled right here.
  */
 static void blk_queue_drain(struct blk_dev *b)
 {
-	struct virtq *q = &b->vp.vq[0];
-	enum virtq_pop_result r;
-	struct blk_ioreq *io;
+	struct blk_ioreq *io = NULL;
+	int r;
 
 	for (;;) {
 		pthread_mutex_lock(&b->lock);
-		io = b->free_list;
-		if (b->stopping || b->paused || !__atomic_load_n(&q->ready, __ATOMIC_ACQUIRE) ||
-		    q->broken || !io) {
+		r = blk_pop_locked(b, &io);
+		if (r == BLK_POP_NONE || r < 0) {
 			pthread_mutex_unlock(&b->lock);
+			if (r < 0)
+				blk_queue_broken(b);
 			return;
 		}
-		r = virtq_pop(q, &io->elem);
-		if (r == VIRTQ_BROKEN) {
-			pthread_mutex_unlock(&b->lock);
-			/* A guest can break and reset forever: say it once. */
-			if (!__atomic_exchange_n(&blk_broken_warned, true, __ATOMIC_RELAXED))
-				pr_warn("virtio-blk: '%s': the driver broke the virtqueue; device needs reset (not reported again)",
-					b->opts.path);
-			virtio_pci_needs_reset(&b->vp);
-			return;
-		}
-		if (r != VIRTQ_OK && r != VIRTQ_BAD_CHAIN) {
-			pthread_mutex_unlock(&b->lock);
-			return;
-		}
-		b->free_list = io->next;
-		io->next = NULL;
-		io->busy = true;
-		b->in_flight++;
-		b->requests++;
-		if (r == VIRTQ_OK && b->nr_workers) {
+		if (r == BLK_POP_OK && b->nr_workers) {
 			if (b->pending_tail)
 				b->pending_tail->next = io;
 			else
@@ -162,7 +212,7 @@ static void blk_queue_drain(struct blk_dev *b)
 		}
 		pthread_mutex_unlock(&b->lock);
 		/* A bad chain is returned unused so the driver does not hang on it. */
-		blk_complete(b, io, r == VIRTQ_OK ? blk_req_handle(b, &io->elem) : 0);
+		blk_complete(b, io, r == BLK_POP_OK ? blk_req_handle(b, &io->elem) : 0);
 	}
 }
 
@@ -286,7 +336,7 @@ static void blk_queue_notify(void *dev, unsigned int n)
 		return;
 	}
 	pthread_mutex_lock(&b->lock);
-	threads = b->nr_workers > 0;
+	threads = b->running;
 	pthread_mutex_unlock(&b->lock);
 	/* Keep disk I/O off the vCPU whenever the queue thread exists. */
 	if (threads)
@@ -329,21 +379,44 @@ static const struct virtio_dev_ops blk_dev_ops = {
 static void blk_stop_threads(struct blk_dev *b)
 {
 	unsigned int i, n;
+	bool running;
 
 	pthread_mutex_lock(&b->lock);
 	b->stopping = true;
 	pthread_cond_broadcast(&b->work_cond);
 	n = b->nr_workers;
+	running = b->running;
 	pthread_mutex_unlock(&b->lock);
-	if (!n)
+	if (!running)
 		return;
+	/* The io_uring queue thread reaps all it submitted before it returns. */
 	blk_efd_signal(b->stop_efd);
 	pthread_join(b->queue_thread, NULL);
 	for (i = 0; i < n; i++)
 		pthread_join(b->workers[i], NULL);
 	pthread_mutex_lock(&b->lock);
 	b->nr_workers = 0;
+	b->running = false;
 	pthread_mutex_unlock(&b->lock);
+}
+
+static int blk_start_uring(struct blk_dev *b)
+{
+	int ret;
+
+	pthread_mutex_lock(&b->lock);
+	b->running = true;
+	pthread_mutex_unlock(&b->lock);
+	ret = pthread_create(&b->queue_thread, NULL, blk_uring_thread, b);
+	if (!ret) {
+		pthread_setname_np(b->queue_thread, "blk-q");
+		return 0;
+	}
+	pthread_mutex_lock(&b->lock);
+	b->running = false;
+	pthread_mutex_unlock(&b->lock);
+	pr_err("virtio-blk: '%s': cannot start the queue thread: %s", b->opts.path, strerror(ret));
+	return -ret;
 }
 
 int blk_dev_start(struct blk_dev *b)
@@ -352,8 +425,16 @@ int blk_dev_start(struct blk_dev *b)
 	unsigned int i;
 	int ret = 0;
 
-	if (b->nr_workers)
+	if (b->running)
 		return -EBUSY;
+	if (b->uring && !blk_uring_usable(b)) {
+		/* Another back end was put in place: only the ops table knows it. */
+		pr_info("virtio-blk: '%s': media replaced, using aio=threads", b->opts.path);
+		blk_uring_exit(b);
+		b->aio = BLK_AIO_THREADS;
+	}
+	if (b->uring)
+		return blk_start_uring(b);
 	for (i = 0; i < BLK_NUM_WORKERS; i++) {
 		ret = pthread_create(&b->workers[i], NULL, blk_worker, b);
 		if (ret)
@@ -364,6 +445,7 @@ int blk_dev_start(struct blk_dev *b)
 	/* Before the queue thread starts, so that it never handles inline. */
 	pthread_mutex_lock(&b->lock);
 	b->nr_workers = i;
+	b->running = !ret;
 	pthread_mutex_unlock(&b->lock);
 	if (!ret) {
 		ret = pthread_create(&b->queue_thread, NULL, blk_queue_thread, b);
@@ -382,6 +464,7 @@ int blk_dev_start(struct blk_dev *b)
 		pthread_join(b->workers[i], NULL);
 	pthread_mutex_lock(&b->lock);
 	b->nr_workers = 0;
+	b->running = false;
 	pthread_mutex_unlock(&b->lock);
 	return -ret;
 }
@@ -389,6 +472,7 @@ int blk_dev_start(struct blk_dev *b)
 /* Everything but the transport and the threads. */
 static void blk_dev_free(struct blk_dev *b)
 {
+	blk_uring_exit(b);
 	disk_close(&b->disk);
 	if (b->stop_efd >= 0)
 		close(b->stop_efd);
@@ -399,6 +483,29 @@ static void blk_dev_free(struct blk_dev *b)
 	free(b->ioreqs);
 	blk_opts_free(&b->opts);
 	free(b);
+}
+
+/* aio=: io_uring when asked for or by default if the kernel takes it. */
+static int blk_select_engine(struct blk_dev *b)
+{
+	static bool fallback_told;
+	int ret;
+
+	b->aio = BLK_AIO_THREADS;
+	if (b->opts.aio == BLK_AIO_THREADS)
+		return 0;
+	ret = blk_uring_init(b);
+	if (!ret) {
+		b->aio = BLK_AIO_IO_URING;
+		return 0;
+	}
+	if (b->opts.aio == BLK_AIO_IO_URING) {
+		pr_err("virtio-blk: aio=io_uring: the kernel refuses io_uring: %s", strerror(-ret));
+		return ret;
+	}
+	if (!__atomic_exchange_n(&fallback_told, true, __ATOMIC_RELAXED))
+		pr_info("virtio-blk: io_uring unavailable (%s): using aio=threads", strerror(-ret));
+	return 0;
 }
 
 int blk_dev_create(struct blk_dev **out, const char *args, const struct guest_mem *mem)
@@ -425,6 +532,9 @@ int blk_dev_create(struct blk_dev **out, const char *args, const struct guest_me
 	if (ret)
 		goto err;
 	blk_dev_setup_media(b);
+	ret = blk_select_engine(b);
+	if (ret)
+		goto err;
 
 	b->ioreqs = calloc(b->opts.queue_size, sizeof(*b->ioreqs));
 	if (!b->ioreqs) {

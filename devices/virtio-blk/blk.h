@@ -8,11 +8,17 @@
  * (+ RO), requests IN, OUT, FLUSH/FLUSH_OUT, GET_ID.
  *
  * Data path: a kick (the queue's eventfd, signalled by KVM through an
- * ioeventfd) wakes the device's queue thread, which pops requests and
- * hands them to a pool of worker threads (free/pending lists, as the
- * seed's 8 workers); a worker does the disk I/O, writes the status byte,
- * and completes the request exactly once: used ring entry, then ISR and
- * INTx through the transport.
+ * ioeventfd) wakes the device's queue thread, which pops requests.  Two
+ * engines (aio=, see blk_opts.h):
+ *  - threads: the queue thread hands requests to a pool of worker
+ *    threads (free/pending lists, as the seed's 8 workers); a worker does
+ *    the disk I/O synchronously through the disk ops table, writes the
+ *    status byte and completes the request;
+ *  - io_uring (blk_uring.c): the queue thread parses each request,
+ *    submits its I/O to one io_uring per device, reaps the completions
+ *    itself and completes them in batches, one interrupt per batch.
+ * Either way a request is completed exactly once: used ring entry, then
+ * ISR and INTx through the transport.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -65,9 +71,41 @@ struct blk_config {			/* struct virtio_blk_config, legacy part used */
 	uint8_t unused;
 } __attribute__((packed));
 
+/*
+ * One request after blk_req_parse(): either its status is known already
+ * (BLK_REQ_DONE: bad header, out of range, RO, GET_ID, unsupported type,
+ * empty transfer) or it needs the disk.  Shared by both engines.
+ */
+enum blk_req_kind {
+	BLK_REQ_DONE = 0,
+	BLK_REQ_READ,		/* len bytes at sector into iov[0..cnt) */
+	BLK_REQ_WRITE,		/* len bytes from iov[0..cnt) at sector */
+	BLK_REQ_FLUSH,
+};
+
+struct blk_req {
+	enum blk_req_kind kind;
+	uint8_t status;		/* BLK_REQ_DONE: the status to report */
+	bool sync;		/* WRITE: writethru, durable before completion */
+	uint8_t *status_byte;	/* NULL: none usable, complete with used 0 */
+	uint32_t used;		/* used length, status byte included, without IN data */
+	struct iovec *iov;	/* data, inside the elem (trimmed of header/status) */
+	unsigned int cnt;
+	uint64_t sector;
+	uint64_t len;		/* data bytes, > 0 for READ/WRITE, inside the disk */
+};
+
 struct blk_ioreq {
 	struct blk_ioreq *next;
 	bool busy;			/* popped, not yet completed */
+	/* io_uring engine: the queue thread's alone while busy */
+	struct blk_req req;
+	struct iovec *cur_iov;		/* what is left to transfer */
+	unsigned int cur_cnt;
+	uint64_t done;			/* bytes transferred so far */
+	unsigned int retries;		/* -EAGAIN/-EINTR resubmissions */
+	uint8_t phase;			/* BLK_URING_PHASE_* */
+	uint32_t used_len;		/* for the completion batch */
 	struct virtq_elem elem;
 };
 
@@ -93,7 +131,12 @@ struct blk_dev {
 	pthread_t queue_thread;
 	pthread_t workers[BLK_NUM_WORKERS];
 	unsigned int nr_workers;
+	bool running;			/* the queue thread exists */
 	int stop_efd;
+
+	/* the engine in use: BLK_AIO_THREADS or BLK_AIO_IO_URING (uring set) */
+	enum blk_aio aio;
+	struct blk_uring *uring;
 
 	/*
 	 * Sticky: a flush (or a synchronous write) failed.  fdatasync reports
@@ -141,5 +184,48 @@ void blk_dev_setup_media(struct blk_dev *b);
 
 /* Sectors the guest sees (capacity field). */
 uint64_t blk_capacity(const struct blk_dev *b);
+
+/* ---- shared by the engines (blk.c, blk_req.c, blk_uring.c) ------------- */
+
+/*
+ * Parse and check a popped request (everything but the I/O itself): fills
+ * *r.  GET_ID and every request that fails a check are BLK_REQ_DONE with
+ * their status; the elem's iovecs are trimmed of header and status byte
+ * for good.  Pure apart from GET_ID filling the driver's buffer.
+ */
+void blk_req_parse(struct blk_dev *b, struct virtq_elem *e, struct blk_req *r);
+/* Write the status byte; returns the used length (0 without a status byte). */
+uint32_t blk_req_finish(const struct blk_req *r, uint8_t status);
+/*
+ * Status of a READ/WRITE whose I/O ended with err (0, or -errno when it
+ * failed or came up short): warns (rate-limited), and a failed writethru
+ * write makes flush_err sticky.
+ */
+uint8_t blk_req_io_done(struct blk_dev *b, const struct blk_req *r, int err);
+/* Status of a FLUSH whose fdatasync returned err; keeps flush_err sticky. */
+uint8_t blk_req_flush_done(struct blk_dev *b, int err);
+void blk_warn_ioerr(struct blk_dev *b, const char *what, uint64_t sector, uint64_t len, int err);
+
+enum blk_pop {
+	BLK_POP_NONE = 0,	/* nothing (more) to pop now */
+	BLK_POP_OK,		/* *io holds a request */
+	BLK_POP_BAD,		/* *io holds a bad chain: complete it with len 0 */
+};
+/* Pop one request: ioreq busy, in_flight++ (takes b->lock). */
+enum blk_pop blk_queue_pop(struct blk_dev *b, struct blk_ioreq **io);
+/*
+ * Complete a list of popped requests (linked by next, each with its
+ * used_len): used ring entries, then one interrupt, then back to the
+ * free list.  Exactly once per popped request.
+ */
+void blk_complete_list(struct blk_dev *b, struct blk_ioreq *list);
+
+/* blk_uring.c.  0, or -errno when the kernel refuses io_uring (no message). */
+int blk_uring_init(struct blk_dev *b);
+void blk_uring_exit(struct blk_dev *b);
+/* Whether the ring still fits the media (its ops were not replaced). */
+bool blk_uring_usable(const struct blk_dev *b);
+/* The queue thread of the io_uring engine (arg: the blk_dev). */
+void *blk_uring_thread(void *arg);
 
 #endif

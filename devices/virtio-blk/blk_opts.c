@@ -24,6 +24,7 @@ enum {
 	SEEN_RANGE = 1 << 1,
 	SEEN_QSIZE = 1 << 2,
 	SEEN_SERIAL = 1 << 3,
+	SEEN_AIO = 1 << 4,
 };
 
 /*
@@ -145,6 +146,20 @@ static int opts_serial(struct blk_opts *o, const char *opt, const char *val)
 	return 0;
 }
 
+static int opts_aio(struct blk_opts *o, const char *opt, const char *val)
+{
+	if (!strcmp(val, "threads")) {
+		o->aio = BLK_AIO_THREADS;
+		return 0;
+	}
+	if (!strcmp(val, "io_uring")) {
+		o->aio = BLK_AIO_IO_URING;
+		return 0;
+	}
+	pr_err("virtio-blk: %s: expected aio=threads or aio=io_uring", opt);
+	return -EINVAL;
+}
+
 static const struct {
 	const char *name;
 	unsigned int seen;
@@ -154,6 +169,7 @@ static const struct {
 	{ "range", SEEN_RANGE, opts_range },
 	{ "qsize", SEEN_QSIZE, opts_qsize },
 	{ "serial", SEEN_SERIAL, opts_serial },
+	{ "aio", SEEN_AIO, opts_aio },
 };
 
 static int opts_one(struct blk_opts *o, char *opt, unsigned int *seen)

@@ -5,7 +5,7 @@
 /*
  * "-s N,virtio-blk,PATH[,opt...]" after the device name:
  *   writethru | writeback | ro | sectorsize=L[/P] | range=LBA/SIZE |
- *   qsize=N | serial=STR
+ *   qsize=N | serial=STR | aio=threads|io_uring
  * range= follows ACRN: LBA and SIZE are counted in logical sectors
  * (sectorsize L, default 512), so the window is bytes
  * [LBA*L, (LBA+SIZE)*L) of the file.
@@ -18,6 +18,12 @@
  * sectorsize=L/P: L a power of two in 512..4096, P a power of two in
  * L..65536 (P defaults to L).  qsize: a power of two in 2..1024.
  * serial: 1..20 printable ASCII characters.  Numbers are decimal.
+ *
+ * aio= picks the I/O engine (given once): threads (a queue thread and a
+ * pool of synchronous workers) or io_uring (the queue thread submits and
+ * reaps through one ring).  Without it, io_uring is used when the kernel
+ * accepts it and threads otherwise (one info line says so); an explicit
+ * aio=io_uring the kernel refuses is an error.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,6 +31,12 @@
 #define BLK_DEFAULT_QSIZE	64
 #define BLK_MAX_QSIZE		1024
 #define BLK_ID_BYTES		20	/* VIRTIO_BLK_ID_BYTES */
+
+enum blk_aio {
+	BLK_AIO_DEFAULT = 0,	/* io_uring if the kernel has it, else threads */
+	BLK_AIO_THREADS,
+	BLK_AIO_IO_URING,
+};
 
 struct blk_opts {
 	char *path;
@@ -38,6 +50,7 @@ struct blk_opts {
 	uint16_t queue_size;
 	bool has_serial;
 	char serial[BLK_ID_BYTES + 1];
+	enum blk_aio aio;
 };
 
 /*

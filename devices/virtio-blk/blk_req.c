@@ -103,8 +103,7 @@ static void blk_iov_fill(const struct iovec *iov, unsigned int cnt, const void *
 }
 
 /* what: "read"/"write" (with len bytes at sector) or "flush". */
-static void blk_warn_ioerr(struct blk_dev *b, const char *what, uint64_t sector, uint64_t len,
-			   int err)
+void blk_warn_ioerr(struct blk_dev *b, const char *what, uint64_t sector, uint64_t len, int err)
 {
 	unsigned int n = __atomic_fetch_add(&blk_ioerr_warned, 1, __ATOMIC_RELAXED);
 	char where[64] = "";
@@ -130,40 +129,25 @@ static bool blk_data_ok(const struct blk_dev *b, uint64_t sector, uint64_t len)
 	return off <= b->disk.size && len <= b->disk.size - off;
 }
 
-static uint8_t blk_req_in(struct blk_dev *b, struct iovec *iov, unsigned int cnt,
-			  uint64_t len, uint64_t sector)
+uint8_t blk_req_io_done(struct blk_dev *b, const struct blk_req *r, int err)
 {
-	ssize_t ret;
-
-	if (!blk_data_ok(b, sector, len))
-		return VIRTIO_BLK_S_IOERR;
-	if (!len)
+	if (!err)
 		return VIRTIO_BLK_S_OK;
-	ret = b->disk.ops->preadv(&b->disk, iov, cnt, sector * BLK_SECTOR_SIZE);
-	if (ret == (ssize_t)len)
-		return VIRTIO_BLK_S_OK;
-	blk_warn_ioerr(b, "read", sector, len, ret < 0 ? -ret : EIO);
+	/* A failed synchronous write may have used up a write-back error. */
+	if (r->kind == BLK_REQ_WRITE && r->sync)
+		__atomic_store_n(&b->flush_err, err, __ATOMIC_RELEASE);
+	blk_warn_ioerr(b, r->kind == BLK_REQ_READ ? "read" : "write", r->sector, r->len, -err);
 	return VIRTIO_BLK_S_IOERR;
 }
 
-static uint8_t blk_req_out(struct blk_dev *b, struct iovec *iov, unsigned int cnt,
-			   uint64_t len, uint64_t sector)
+uint8_t blk_req_flush_done(struct blk_dev *b, int err)
 {
-	bool sync = !__atomic_load_n(&b->cfg.wce, __ATOMIC_RELAXED);
-	ssize_t ret;
-
-	/* An RO device writes no data, whatever the driver ignored. */
-	if (b->opts.ro || b->disk.ro || !blk_data_ok(b, sector, len))
-		return VIRTIO_BLK_S_IOERR;
-	if (!len)
+	if (!err && !__atomic_load_n(&b->flush_err, __ATOMIC_ACQUIRE))
 		return VIRTIO_BLK_S_OK;
-	ret = b->disk.ops->pwritev(&b->disk, iov, cnt, sector * BLK_SECTOR_SIZE, sync);
-	if (ret == (ssize_t)len)
-		return VIRTIO_BLK_S_OK;
-	/* A failed synchronous write may have used up a write-back error. */
-	if (sync)
-		__atomic_store_n(&b->flush_err, ret < 0 ? (int)ret : -EIO, __ATOMIC_RELEASE);
-	blk_warn_ioerr(b, "write", sector, len, ret < 0 ? -ret : EIO);
+	if (err) {
+		__atomic_store_n(&b->flush_err, err, __ATOMIC_RELEASE);
+		blk_warn_ioerr(b, "flush", 0, 0, -err);
+	}
 	return VIRTIO_BLK_S_IOERR;
 }
 
@@ -179,45 +163,44 @@ int blk_flush_media(struct blk_dev *b, const char *why)
 	return ret;
 }
 
-static uint8_t blk_req_flush(struct blk_dev *b)
+/* A request that needs no I/O: its status is known now. */
+static void blk_req_set_done(struct blk_req *r, uint8_t status)
 {
-	int ret = b->disk.ops->flush(&b->disk);
-
-	if (!ret && !__atomic_load_n(&b->flush_err, __ATOMIC_ACQUIRE))
-		return VIRTIO_BLK_S_OK;
-	if (ret) {
-		__atomic_store_n(&b->flush_err, ret, __ATOMIC_RELEASE);
-		blk_warn_ioerr(b, "flush", 0, 0, -ret);
-	}
-	return VIRTIO_BLK_S_IOERR;
+	r->kind = BLK_REQ_DONE;
+	r->status = status;
 }
 
-uint32_t blk_req_handle(struct blk_dev *b, struct virtq_elem *e)
+void blk_req_parse(struct blk_dev *b, struct virtq_elem *e, struct blk_req *r)
 {
 	struct iovec *rd = e->iov, *wr = e->iov + e->nr_out, *st;
-	uint8_t hdr[BLK_OUTHDR_SIZE], status;
-	uint64_t sector, in_len, out_len;
-	uint32_t type, used = 1;
+	uint8_t hdr[BLK_OUTHDR_SIZE];
+	uint64_t sector, in_len;
+	uint32_t type;
 	size_t n;
 
+	memset(r, 0, sizeof(*r));
+	r->kind = BLK_REQ_DONE;
 	/* Without a status byte the driver cannot learn anything: do nothing. */
 	if (e->nr_in == 0 || e->nr_out + e->nr_in > VIRTQ_MAX_SEGS)
-		return 0;
+		return;
 	st = &wr[e->nr_in - 1];
 	if (st->iov_len == 0)
-		return 0;
+		return;
 
 	/*
 	 * The status byte is the very last writable byte; whatever precedes
-	 * it in its descriptor is data.  Trim it for the duration.
+	 * it in its descriptor is data.  Trim it off for good: the elem is
+	 * ours, and nothing after the parse needs its full length.
 	 */
 	st->iov_len--;
+	r->status_byte = (uint8_t *)st->iov_base + st->iov_len;
+	r->used = 1;
 	in_len = blk_iov_sum(wr, e->nr_in);
 
 	/* The used length is 32 bits: a bigger IN could not be reported. */
 	if (e->nr_out == 0 || rd[0].iov_len < BLK_OUTHDR_SIZE || in_len >= UINT32_MAX) {
-		status = VIRTIO_BLK_S_IOERR;
-		goto out;
+		blk_req_set_done(r, VIRTIO_BLK_S_IOERR);
+		return;
 	}
 	/* Copied once: the guest may change the buffer under us. */
 	memcpy(hdr, rd[0].iov_base, sizeof(hdr));
@@ -225,39 +208,110 @@ uint32_t blk_req_handle(struct blk_dev *b, struct virtq_elem *e)
 	memcpy(&sector, hdr + 8, sizeof(sector));
 	type = le32toh(type);
 	sector = le64toh(sector);
+	r->sector = sector;
 
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
-		status = blk_req_in(b, wr, e->nr_in, in_len, sector);
-		if (status == VIRTIO_BLK_S_OK)
-			used += in_len;
+		if (!blk_data_ok(b, sector, in_len)) {
+			blk_req_set_done(r, VIRTIO_BLK_S_IOERR);
+		} else if (!in_len) {
+			blk_req_set_done(r, VIRTIO_BLK_S_OK);
+		} else {
+			r->kind = BLK_REQ_READ;
+			r->iov = wr;
+			r->cnt = e->nr_in;
+			r->len = in_len;
+		}
 		break;
 	case VIRTIO_BLK_T_OUT:
 		/* Data follows the header, in its descriptor or the next ones. */
 		rd[0].iov_base = (uint8_t *)rd[0].iov_base + BLK_OUTHDR_SIZE;
 		rd[0].iov_len -= BLK_OUTHDR_SIZE;
-		out_len = blk_iov_sum(rd, e->nr_out);
-		status = blk_req_out(b, rd, e->nr_out, out_len, sector);
-		rd[0].iov_base = (uint8_t *)rd[0].iov_base - BLK_OUTHDR_SIZE;
-		rd[0].iov_len += BLK_OUTHDR_SIZE;
+		r->len = blk_iov_sum(rd, e->nr_out);
+		/* An RO device writes no data, whatever the driver ignored. */
+		if (b->opts.ro || b->disk.ro || !blk_data_ok(b, sector, r->len)) {
+			blk_req_set_done(r, VIRTIO_BLK_S_IOERR);
+		} else if (!r->len) {
+			blk_req_set_done(r, VIRTIO_BLK_S_OK);
+		} else {
+			r->kind = BLK_REQ_WRITE;
+			r->iov = rd;
+			r->cnt = e->nr_out;
+			r->sync = !__atomic_load_n(&b->cfg.wce, __ATOMIC_RELAXED);
+		}
 		break;
 	case VIRTIO_BLK_T_FLUSH:
 	case VIRTIO_BLK_T_FLUSH_OUT:
-		status = blk_req_flush(b);
+		r->kind = BLK_REQ_FLUSH;
 		break;
 	case VIRTIO_BLK_T_GET_ID:
 		/* 20 bytes, NUL-padded, not terminated when full (as Linux reads it). */
 		n = MIN((uint64_t)BLK_ID_BYTES, in_len);
 		blk_iov_fill(wr, e->nr_in, b->serial, n);
-		used += n;
-		status = VIRTIO_BLK_S_OK;
+		r->used += n;
+		blk_req_set_done(r, VIRTIO_BLK_S_OK);
 		break;
 	default:
-		status = VIRTIO_BLK_S_UNSUPP;
+		blk_req_set_done(r, VIRTIO_BLK_S_UNSUPP);
 		break;
 	}
-out:
-	st->iov_len++;
-	((uint8_t *)st->iov_base)[st->iov_len - 1] = status;
+}
+
+uint32_t blk_req_finish(const struct blk_req *r, uint8_t status)
+{
+	uint32_t used = r->used;
+
+	if (!r->status_byte)
+		return 0;
+	/* Only a successful IN reports its data as written. */
+	if (r->kind == BLK_REQ_READ && status == VIRTIO_BLK_S_OK)
+		used += r->len;
+	*r->status_byte = status;
+	return used;
+}
+
+/* The disk ops table, synchronously: the threads engine and the tests. */
+static uint8_t blk_req_exec_sync(struct blk_dev *b, const struct blk_req *r)
+{
+	uint64_t off = r->sector * BLK_SECTOR_SIZE;
+	ssize_t ret;
+
+	switch (r->kind) {
+	case BLK_REQ_READ:
+		ret = b->disk.ops->preadv(&b->disk, r->iov, r->cnt, off);
+		break;
+	case BLK_REQ_WRITE:
+		ret = b->disk.ops->pwritev(&b->disk, r->iov, r->cnt, off, r->sync);
+		break;
+	case BLK_REQ_FLUSH:
+		return blk_req_flush_done(b, b->disk.ops->flush(&b->disk));
+	default:
+		return r->status;
+	}
+	/* Whole transfer or an error: a short one is never OK. */
+	if (ret == (ssize_t)r->len)
+		return blk_req_io_done(b, r, 0);
+	return blk_req_io_done(b, r, ret < 0 ? (int)ret : -EIO);
+}
+
+uint32_t blk_req_handle(struct blk_dev *b, struct virtq_elem *e)
+{
+	unsigned int n = e->nr_out + e->nr_in;
+	struct iovec first, last;
+	uint32_t used;
+	struct blk_req r;
+	bool keep = n > 0 && n <= VIRTQ_MAX_SEGS;
+
+	/* The parse trims the header and the status byte; give them back. */
+	if (keep) {
+		first = e->iov[0];
+		last = e->iov[n - 1];
+	}
+	blk_req_parse(b, e, &r);
+	used = blk_req_finish(&r, blk_req_exec_sync(b, &r));
+	if (keep) {
+		e->iov[0] = first;
+		e->iov[n - 1] = last;
+	}
 	return used;
 }

@@ -237,6 +237,46 @@ static int disk_file_window(struct disk *d, const struct blk_opts *o, uint64_t f
 	return 0;
 }
 
+/*
+ * Two writers of one image corrupt it: take an OFD lock (owned by the open
+ * file description, so it conflicts even with another open in this process
+ * and goes away with the fd) over the window, or the whole file and any
+ * growth of it (l_len 0) without range=: a write lock for rw, a read lock
+ * for ro, so readers share and a writer excludes everyone.  A filesystem
+ * without byte-range locks is used unlocked.  One error line.
+ */
+static int disk_file_lock(struct disk *d, int fd, const struct blk_opts *o)
+{
+	struct flock fl = {
+		.l_type = o->ro ? F_RDLCK : F_WRLCK,
+		.l_whence = SEEK_SET,
+		.l_start = d->start,
+		.l_len = o->has_range ? d->size : 0,
+	};
+	struct flock who = fl;
+	int err;
+
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	err = errno;
+	if (err != EAGAIN && err != EACCES) {
+		if (err == ENOLCK || err == EOPNOTSUPP || err == ENOSYS || err == EINVAL) {
+			pr_debug("virtio-blk: '%s': no image locking on this filesystem: %s",
+				 o->path, strerror(err));
+			return 0;
+		}
+		pr_err("virtio-blk: cannot lock '%s': %s", o->path, strerror(err));
+		return -err;
+	}
+	/* Who holds it, for the message; the answer may already be stale. */
+	who.l_pid = 0;
+	if (fcntl(fd, F_OFD_GETLK, &who) < 0 || who.l_type == F_UNLCK)
+		who.l_type = F_WRLCK;
+	pr_err("virtio-blk: '%s' is in use by another process (locked for %s)",
+	       o->path, who.l_type == F_WRLCK ? "writing" : "reading");
+	return -EBUSY;
+}
+
 int disk_open(struct disk *d, const struct blk_opts *o)
 {
 	struct disk_file *f;
@@ -266,6 +306,9 @@ int disk_open(struct disk *d, const struct blk_opts *o)
 	if (ret)
 		goto err;
 	ret = disk_file_window(d, o, file_size);
+	if (ret)
+		goto err;
+	ret = disk_file_lock(d, fd, o);
 	if (ret)
 		goto err;
 	f = calloc(1, sizeof(*f));

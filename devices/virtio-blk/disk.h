@@ -43,8 +43,11 @@ struct disk {
 /*
  * Open o->path (regular file or block device; O_RDONLY with ro), check
  * its size is a multiple of the logical block and the range window lies
- * inside it, and fill d with the file back end.  One error line naming
- * the path or the option; -errno.
+ * inside it, lock the window (the whole file without range=) with an OFD
+ * lock, shared for ro and exclusive otherwise, and fill d with the file
+ * back end.  One error line naming the path or the option; -errno, and
+ * -EBUSY when another open of the image (in any process) holds a
+ * conflicting lock.  The lock goes away with the fd (disk_close).
  */
 int disk_open(struct disk *d, const struct blk_opts *o);
 void disk_close(struct disk *d);

@@ -84,6 +84,67 @@ expect 1 "missing image path" -- -s 9,virtio-blk "$WORK/fake-bzImage"
 truncate -s 1000 "$WORK/odd.img"
 expect 1 "not a multiple" -- -s 9,virtio-blk,"$WORK/odd.img" "$WORK/fake-bzImage"
 
+# Image locking: another process holding a POSIX or OFD lock on the image
+# (here perl, whose fcntl(F_SETLK) locks conflict with tinyvmm's OFD locks)
+# makes tinyvmm refuse it, before KVM.  hold_lock w|r FILE START LEN: hold a
+# write or read lock on [START, START+LEN) (LEN 0: to the end) in the
+# background until release_lock.
+HOLDER=
+hold_lock() {
+	rm -f "$WORK/locked"
+	perl -MFcntl -e '
+		my ($kind, $file, $start, $len, $marker) = @ARGV;
+		open(my $f, $kind eq "w" ? "+<" : "<", $file) or die "open $file: $!";
+		fcntl($f, F_SETLK, pack("s s x4 q q i x4", $kind eq "w" ? F_WRLCK : F_RDLCK,
+					SEEK_SET, $start, $len, 0)) or die "lock $file: $!";
+		open(my $m, ">", $marker) or die; close($m);
+		sleep 120;' "$1" "$2" "$3" "$4" "$WORK/locked" &
+	HOLDER=$!
+	for _ in $(seq 100); do
+		[ -e "$WORK/locked" ] && return 0
+		sleep 0.1
+	done
+	fail "the lock holder did not start"
+}
+release_lock() {
+	kill "$HOLDER" 2>/dev/null
+	wait "$HOLDER" 2>/dev/null
+	HOLDER=
+}
+if command -v perl >/dev/null; then
+	truncate -s 4M "$WORK/lock.img"
+	export TINYVMM_KVM_DEVICE=$WORK/no-kvm
+	inuse="virtio-blk: '$WORK/lock.img' is in use by another process"
+	hold_lock w "$WORK/lock.img" 0 0
+	expect 1 "$inuse \(locked for writing\)$" -- -s 9,virtio-blk,"$WORK/lock.img" "$WORK/fake-bzImage"
+	expect 1 "$inuse \(locked for writing\)$" -- -s 9,virtio-blk,"$WORK/lock.img",ro "$WORK/fake-bzImage"
+	release_lock
+	# Gone with its holder: the image opens, and KVM is what fails.
+	expect 1 "cannot open $WORK/no-kvm" -- -s 9,virtio-blk,"$WORK/lock.img" "$WORK/fake-bzImage"
+	hold_lock r "$WORK/lock.img" 0 0
+	expect 1 "$inuse \(locked for reading\)$" -- -s 9,virtio-blk,"$WORK/lock.img" "$WORK/fake-bzImage"
+	expect 1 "cannot open $WORK/no-kvm" -- -s 9,virtio-blk,"$WORK/lock.img",ro "$WORK/fake-bzImage"
+	release_lock
+	# range= windows: only overlapping ones conflict (the holder has sectors 0-2047).
+	hold_lock w "$WORK/lock.img" 0 $((2048 * 512))
+	expect 1 "cannot open $WORK/no-kvm" -- -s 9,virtio-blk,"$WORK/lock.img",range=2048/2048 \
+		"$WORK/fake-bzImage"
+	expect 1 "$inuse \(locked for writing\)$" -- -s 9,virtio-blk,"$WORK/lock.img",range=2047/2 \
+		"$WORK/fake-bzImage"
+	release_lock
+	# The same image twice in one tinyvmm would be two writers as well.
+	expect 1 "$inuse \(locked for writing\)$" -- -s 9,virtio-blk,"$WORK/lock.img" \
+		-s 10,virtio-blk,"$WORK/lock.img" "$WORK/fake-bzImage"
+	unset TINYVMM_KVM_DEVICE
+else
+	echo "note: image locking cases not run (no perl to hold a lock)"
+fi
+
+# --no-seccomp is an option like any other (the filter itself needs a VM).
+export TINYVMM_KVM_DEVICE=$WORK/no-kvm
+expect 1 "cannot open $WORK/no-kvm" -- --no-seccomp "$WORK/fake-bzImage"
+unset TINYVMM_KVM_DEVICE
+
 # Usage errors.
 expect 2 "unknown option '--frobnicate'" -- --frobnicate "$WORK/fake-bzImage"
 expect 2 "unknown device 'virtio-net'" -- -s 9,virtio-net,x "$WORK/fake-bzImage"
@@ -97,7 +158,7 @@ unset TINYVMM_KVM_DEVICE
 
 # --help and --version go to stdout with status 0.
 if "$TINYVMM" --help >"$WORK/help" 2>&1 && grep -q '^Usage: tinyvmm' "$WORK/help" &&
-   grep -q -- '--cmdline' "$WORK/help"; then
+   grep -q -- '--cmdline' "$WORK/help" && grep -q -- '--no-seccomp' "$WORK/help"; then
 	echo "ok: --help"
 else
 	fail "--help"

@@ -60,6 +60,7 @@ static void test_defaults(void **state)
 	assert_false(o.has_range);
 	assert_int_equal(o.queue_size, BLK_DEFAULT_QSIZE);
 	assert_false(o.has_serial);
+	assert_int_equal(o.aio, BLK_AIO_DEFAULT);
 	assert_string_equal(errbuf, "");
 	blk_opts_free(&o);
 	assert_null(o.path);
@@ -204,6 +205,27 @@ static void test_missing_path(void **state)
 	expect_error(",ro", "virtio-blk: missing image path");
 }
 
+static void test_aio(void **state)
+{
+	struct blk_opts o;
+
+	assert_int_equal(parse("img,aio=threads", &o), 0);
+	assert_int_equal(o.aio, BLK_AIO_THREADS);
+	assert_string_equal(errbuf, "");
+	blk_opts_free(&o);
+	assert_int_equal(parse("img,ro,aio=io_uring,qsize=128", &o), 0);
+	assert_int_equal(o.aio, BLK_AIO_IO_URING);
+	assert_true(o.ro);
+	assert_int_equal(o.queue_size, 128);
+	blk_opts_free(&o);
+
+	expect_error("img,aio=bogus", "virtio-blk: aio=bogus: expected aio=threads or aio=io_uring");
+	expect_error("img,aio=", "virtio-blk: aio=: expected");
+	expect_error("img,aio=IO_URING", "aio=IO_URING:");
+	expect_error("img,aio=threads,aio=io_uring", "aio=io_uring: aio= given twice");
+	expect_error("img,aio", "unknown option 'aio'");
+}
+
 static void test_duplicates(void **state)
 {
 	expect_error("img,qsize=64,qsize=128", "qsize=128: qsize= given twice");
@@ -225,6 +247,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_and_malformed),
 		cmocka_unit_test(test_missing_path),
 		cmocka_unit_test(test_duplicates),
+		cmocka_unit_test(test_aio),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

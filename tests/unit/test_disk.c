@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "devices/virtio-blk/disk.h"
@@ -365,6 +366,140 @@ static void test_memory_disk(void **state)
 	assert_null(d.priv);
 }
 
+/* The lock message, exactly one line, for path and the holder's kind. */
+static void assert_locked_msg(const char *path, const char *kind)
+{
+	char want[256];
+
+	snprintf(want, sizeof(want),
+		 "virtio-blk: '%s' is in use by another process (locked for %s)\n", path, kind);
+	assert_string_equal(errbuf + strlen("tinyvmm: error: "), want);
+}
+
+/*
+ * OFD locks belong to the open file description: two disk_open()s of one
+ * image in this process conflict just as two processes would.
+ */
+static void test_lock(void **state)
+{
+	struct blk_opts o1, o2, o3;
+	struct disk d1, d2, d3;
+	char path[64];
+
+	make_file(path, 64 * 1024);
+
+	/* rw + rw */
+	assert_int_equal(open_with(&d1, &o1, path, ""), 0);
+	assert_int_equal(open_with(&d2, &o2, path, ""), -EBUSY);
+	assert_locked_msg(path, "writing");
+	assert_int_equal(d2.fd, -1);
+	blk_opts_free(&o2);
+	/* rw + ro */
+	assert_int_equal(open_with(&d2, &o2, path, ",ro"), -EBUSY);
+	assert_locked_msg(path, "writing");
+	blk_opts_free(&o2);
+	/* A window inside a whole-file write lock conflicts too. */
+	assert_int_equal(open_with(&d2, &o2, path, ",range=8/8"), -EBUSY);
+	blk_opts_free(&o2);
+	/* The lock goes away with the fd. */
+	disk_close(&d1);
+	blk_opts_free(&o1);
+	assert_int_equal(open_with(&d1, &o1, path, ""), 0);
+	disk_close(&d1);
+	blk_opts_free(&o1);
+
+	/* ro + ro share; ro + rw conflicts. */
+	assert_int_equal(open_with(&d1, &o1, path, ",ro"), 0);
+	assert_int_equal(open_with(&d2, &o2, path, ",ro"), 0);
+	assert_int_equal(open_with(&d3, &o3, path, ""), -EBUSY);
+	assert_locked_msg(path, "reading");
+	blk_opts_free(&o3);
+	assert_int_equal(open_with(&d3, &o3, path, ",range=0/4"), -EBUSY);
+	assert_locked_msg(path, "reading");
+	blk_opts_free(&o3);
+	disk_close(&d1);
+	blk_opts_free(&o1);
+	assert_int_equal(open_with(&d3, &o3, path, ""), -EBUSY);
+	blk_opts_free(&o3);
+	disk_close(&d2);
+	blk_opts_free(&o2);
+
+	/* Windows: disjoint ones are independent, touching ones too. */
+	assert_int_equal(open_with(&d1, &o1, path, ",range=0/8"), 0);
+	assert_int_equal(open_with(&d2, &o2, path, ",range=8/8"), 0);
+	assert_int_equal(open_with(&d3, &o3, path, ",range=16/8,ro"), 0);
+	disk_close(&d3);
+	blk_opts_free(&o3);
+	/* Overlapping by one sector: rw and ro both refused. */
+	assert_int_equal(open_with(&d3, &o3, path, ",range=7/2"), -EBUSY);
+	assert_locked_msg(path, "writing");
+	blk_opts_free(&o3);
+	assert_int_equal(open_with(&d3, &o3, path, ",range=15/1,ro"), -EBUSY);
+	blk_opts_free(&o3);
+	/* range= counts logical sectors: 4096-byte sector 1 is bytes 4096-8191. */
+	assert_int_equal(open_with(&d3, &o3, path, ",sectorsize=4096,range=1/1"), -EBUSY);
+	blk_opts_free(&o3);
+	assert_int_equal(open_with(&d3, &o3, path, ",sectorsize=4096,range=2/1"), 0);
+	disk_close(&d3);
+	blk_opts_free(&o3);
+	/* The whole file overlaps every window. */
+	assert_int_equal(open_with(&d3, &o3, path, ",ro"), -EBUSY);
+	blk_opts_free(&o3);
+	disk_close(&d1);
+	blk_opts_free(&o1);
+	/* Only the window at 8 is still held. */
+	assert_int_equal(open_with(&d3, &o3, path, ",range=0/8"), 0);
+	disk_close(&d3);
+	blk_opts_free(&o3);
+	disk_close(&d2);
+	blk_opts_free(&o2);
+	unlink(path);
+}
+
+/* A lock held through another process's own fd is honoured the same way. */
+static void test_lock_other_process(void **state)
+{
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+	int go[2], done[2], fd, st;
+	struct blk_opts o;
+	struct disk d;
+	char path[64], c;
+	pid_t pid;
+
+	make_file(path, 8192);
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(done), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		fd = open(path, O_RDONLY);
+		if (fd < 0 || fcntl(fd, F_OFD_SETLK, &fl) < 0)
+			_exit(1);
+		if (write(go[1], "x", 1) != 1 || read(done[0], &c, 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	assert_int_equal(read(go[0], &c, 1), 1);
+	assert_int_equal(open_with(&d, &o, path, ""), -EBUSY);
+	assert_locked_msg(path, "reading");
+	blk_opts_free(&o);
+	assert_int_equal(open_with(&d, &o, path, ",ro"), 0);
+	disk_close(&d);
+	blk_opts_free(&o);
+	assert_int_equal(write(done[1], "x", 1), 1);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* The holder exited: its lock went with it. */
+	assert_int_equal(open_with(&d, &o, path, ""), 0);
+	disk_close(&d);
+	blk_opts_free(&o);
+	close(go[0]);
+	close(go[1]);
+	close(done[0]);
+	close(done[1]);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -376,6 +511,8 @@ int main(void)
 		cmocka_unit_test(test_short_read_at_eof),
 		cmocka_unit_test(test_many_iovecs),
 		cmocka_unit_test(test_memory_disk),
+		cmocka_unit_test(test_lock),
+		cmocka_unit_test(test_lock_other_process),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

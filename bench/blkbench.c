@@ -1,0 +1,672 @@
+// SPDX-License-Identifier: MIT
+/*
+ * blkbench: drive the real virtio-blk device model (devices/virtio-blk)
+ * from the host, as Linux's legacy virtio_pci + virtio_blk drivers do,
+ * without a VM or /dev/kvm.
+ *
+ *  - guest RAM is a guest_mem from gmem_init(); rings, request headers,
+ *    indirect tables, status bytes and data buffers all live in it;
+ *  - the device is blk_dev_create(&b, "PATH,opts", &mem), wired like
+ *    vmm/ does it: virtio_pci_set_notify() with an ops table whose attach
+ *    just succeeds (so vp.kick_efd[0] is the eventfd KVM's ioeventfd would
+ *    signal), and a virtio_irq whose assert_line writes an eventfd (what
+ *    an irqfd would consume), then blk_dev_start();
+ *  - the probe goes through virtio_pci_bar_ops like virtio_pci_legacy.c:
+ *    reset, ACK, DRIVER, features, config, QUEUE_SEL/NUM/PFN, DRIVER_OK;
+ *  - each request is header (readable), data, status (writable), through
+ *    one indirect descriptor when INDIRECT_DESC was negotiated (Linux
+ *    uses indirect for every request with more than one segment then);
+ *  - a batch of requests is published with one avail->idx update and one
+ *    kick (blk-mq's bd->last); completions are reaped as vp_interrupt()
+ *    does: wait for the irq eventfd, read ISR (read-to-clear), walk the
+ *    used ring.
+ *
+ * Prints one summary line:
+ *   blkbench: rw=.. bs=.. qd=.. ios=N secs=S iops=X mbps=Y p50_us=.. p99_us=..
+ *             cpu_pct=.. kicks=.. irqs=.. device_kicks=..
+ * mbps is MB/s (10^6 bytes), as fio's "bw" in MB/s.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "devices/virtio-blk/blk.h"
+#include "devices/virtio/virtio_pci.h"
+#include "devices/virtio/virtq.h"
+#include "lib/guest_mem.h"
+#include "lib/util.h"
+
+/* Guest physical layout inside RAM_SIZE bytes. */
+#define RAM_SIZE	(80ULL << 20)
+#define RING_GPA	0x10000ULL		/* up to 0x30000 for qsize 1024 */
+#define HDR_GPA		0x40000ULL		/* 16 bytes per slot */
+#define STATUS_GPA	0x48000ULL		/* 1 byte per slot (Linux: in the request) */
+#define INDIR_GPA	0x50000ULL		/* INDIR_STRIDE per slot */
+#define INDIR_STRIDE	1024ULL			/* 64 descriptors */
+#define DATA_GPA	(1ULL << 20)
+#define MAX_QD		256
+#define MAX_SEGS	(INDIR_STRIDE / 16 - 2)
+
+#define VRING_USED_F_NO_NOTIFY	1
+
+/* What Linux's virtio_blk (+ the ring core) would ack of a legacy offer. */
+#define DRIVER_FEATURES ((1u << VIRTIO_BLK_F_SIZE_MAX) | (1u << VIRTIO_BLK_F_SEG_MAX) | \
+			 (1u << 4) /* GEOMETRY */ | (1u << VIRTIO_BLK_F_RO) | \
+			 (1u << VIRTIO_BLK_F_BLK_SIZE) | (1u << VIRTIO_BLK_F_FLUSH) | \
+			 (1u << VIRTIO_BLK_F_TOPOLOGY) | (1u << VIRTIO_BLK_F_CONFIG_WCE) | \
+			 (1u << 12) /* MQ */ | (1u << 13) /* DISCARD */ | \
+			 (1u << 14) /* WRITE_ZEROES */ | (1u << VIRTIO_RING_F_INDIRECT_DESC) | \
+			 (1u << 29) /* EVENT_IDX */)
+
+struct vring_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+struct blk_outhdr {
+	uint32_t type;
+	uint32_t ioprio;
+	uint64_t sector;
+};
+
+enum rw { RW_RANDREAD, RW_RANDWRITE, RW_READ, RW_WRITE };
+
+struct slot {
+	bool busy;
+	uint64_t t_submit;
+};
+
+struct bench {
+	struct guest_mem mem;
+	struct blk_dev *b;
+	struct virtio_pci *vp;
+	int irq_efd;
+
+	/* driver side of the ring */
+	uint16_t num;
+	struct vring_desc *desc;
+	uint16_t *avail_flags, *avail_idx, *avail_ring;
+	uint16_t *used_flags, *used_idx;
+	struct { uint32_t id, len; } *used_ring;
+	uint16_t avail_shadow, last_used;
+	bool indirect;
+	unsigned int descs_per_req;	/* in the ring, without indirect */
+
+	/* workload */
+	enum rw rw;
+	uint32_t bs;
+	unsigned int qd, segs;
+	uint64_t capacity;		/* bytes */
+	uint64_t next_off, rng;
+	struct slot slot[MAX_QD];
+	unsigned int free_slots[MAX_QD], nr_free;
+
+	/* results */
+	uint64_t *lat;
+	size_t nr_lat, cap_lat;
+	uint64_t ios, kicks, irqs, spurious, errors;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "blkbench: %s\n", what);
+	exit(1);
+}
+
+/* ---- the interrupt and notify sinks, as vmm/virtio_kvm.c wires them ---- */
+
+static void irq_assert(void *opaque)
+{
+	struct bench *bn = opaque;
+	uint64_t one = 1;
+
+	/* What irqfd_assert does: the irqfd's eventfd. */
+	if (write(bn->irq_efd, &one, sizeof(one)) < 0)
+		perror("blkbench: irq eventfd");
+}
+
+static void irq_deassert(void *opaque)
+{
+	/* A resampling irqfd lowers the pin at EOI: nothing to do. */
+}
+
+static int notify_attach(void *opaque, uint16_t port, unsigned int n, int efd)
+{
+	return 0;	/* KVM_IOEVENTFD would bind efd to the port here */
+}
+
+static int notify_detach(void *opaque, uint16_t port, unsigned int n, int efd)
+{
+	return 0;
+}
+
+/* ---- the register file, as virtio_pci_legacy.c touches it ---------------- */
+
+static uint32_t reg_rd(struct bench *bn, uint16_t off, unsigned int size)
+{
+	return virtio_pci_bar_ops.read(bn->vp, off, size);
+}
+
+static void reg_wr(struct bench *bn, uint16_t off, unsigned int size, uint32_t val)
+{
+	virtio_pci_bar_ops.write(bn->vp, off, size, val);
+}
+
+/* vp_legacy_get(): config bytes one ioread8 at a time. */
+static void cfg_get(struct bench *bn, unsigned int off, void *buf, unsigned int len)
+{
+	uint8_t *p = buf;
+	unsigned int i;
+
+	for (i = 0; i < len; i++)
+		p[i] = reg_rd(bn, VIRTIO_PCI_CONFIG_OFF + off + i, 1);
+}
+
+static void driver_probe(struct bench *bn, bool want_indirect)
+{
+	uint32_t host, guest, pfn;
+	uint64_t cap;
+	uint32_t seg_max;
+	uint8_t wce;
+	uint64_t ring_size;
+	uint8_t *ring;
+
+	/* virtio_dev_probe / register_virtio_device: reset, ACK, DRIVER. */
+	reg_wr(bn, VIRTIO_PCI_STATUS, 1, 0);
+	reg_wr(bn, VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACK);
+	reg_wr(bn, VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER);
+	host = reg_rd(bn, VIRTIO_PCI_HOST_FEATURES, 4);
+	guest = host & DRIVER_FEATURES;
+	if (!want_indirect)
+		guest &= ~(1u << VIRTIO_RING_F_INDIRECT_DESC);
+	reg_wr(bn, VIRTIO_PCI_GUEST_FEATURES, 4, guest);
+	guest = reg_rd(bn, VIRTIO_PCI_GUEST_FEATURES, 4);
+	bn->indirect = guest & (1u << VIRTIO_RING_F_INDIRECT_DESC);
+
+	/* virtblk_probe: capacity, seg_max, wce from config space. */
+	cfg_get(bn, offsetof(struct blk_config, capacity), &cap, sizeof(cap));
+	cfg_get(bn, offsetof(struct blk_config, seg_max), &seg_max, sizeof(seg_max));
+	cfg_get(bn, offsetof(struct blk_config, wce), &wce, sizeof(wce));
+	bn->capacity = cap * BLK_SECTOR_SIZE;
+	if ((guest & (1u << VIRTIO_BLK_F_SEG_MAX)) && bn->segs > seg_max)
+		die("--segs is above the device's seg_max");
+	if (bn->capacity < bn->bs)
+		die("disk smaller than one block");
+
+	/* setup_vq (legacy): select, size, PFN must be 0, allocate, write PFN. */
+	reg_wr(bn, VIRTIO_PCI_QUEUE_SEL, 2, 0);
+	bn->num = reg_rd(bn, VIRTIO_PCI_QUEUE_NUM, 2);
+	if (!bn->num || reg_rd(bn, VIRTIO_PCI_QUEUE_PFN, 4))
+		die("queue 0 not available");
+	ring_size = virtq_legacy_size(bn->num);
+	if (RING_GPA + ring_size > HDR_GPA)
+		die("queue too large for the layout");
+	ring = gmem_ptr(&bn->mem, RING_GPA, ring_size);
+	memset(ring, 0, ring_size);
+	bn->desc = (struct vring_desc *)ring;
+	bn->avail_flags = (uint16_t *)(ring + 16ULL * bn->num);
+	bn->avail_idx = bn->avail_flags + 1;
+	bn->avail_ring = bn->avail_flags + 2;
+	bn->used_flags = (uint16_t *)(ring + ALIGN_UP(16ULL * bn->num + 6 + 2ULL * bn->num,
+						      (uint64_t)VIRTQ_ALIGN));
+	bn->used_idx = bn->used_flags + 1;
+	bn->used_ring = (void *)(bn->used_flags + 2);
+	pfn = RING_GPA >> 12;
+	reg_wr(bn, VIRTIO_PCI_QUEUE_PFN, 4, pfn);
+	if (reg_rd(bn, VIRTIO_PCI_QUEUE_PFN, 4) != pfn)
+		die("device refused the ring");
+
+	reg_wr(bn, VIRTIO_PCI_STATUS, 1,
+	       VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
+
+	bn->descs_per_req = bn->indirect ? 1 : 2 + bn->segs;
+	if ((uint64_t)bn->qd * bn->descs_per_req > bn->num)
+		die("queue depth does not fit the queue (raise qsize=)");
+	fprintf(stderr, "blkbench: features %#x (indirect %s), qsize %u, capacity %llu MiB, wce %u\n",
+		guest, bn->indirect ? "yes" : "no", bn->num,
+		(unsigned long long)(bn->capacity >> 20), wce);
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static uint64_t next_offset(struct bench *bn)
+{
+	uint64_t nblocks = bn->capacity / bn->bs, off;
+
+	if (bn->rw == RW_RANDREAD || bn->rw == RW_RANDWRITE) {
+		/* xorshift64* */
+		bn->rng ^= bn->rng >> 12;
+		bn->rng ^= bn->rng << 25;
+		bn->rng ^= bn->rng >> 27;
+		return ((bn->rng * 0x2545F4914F6CDD1DULL) >> 11) % nblocks * bn->bs;
+	}
+	off = bn->next_off;
+	bn->next_off += bn->bs;
+	if (bn->next_off + bn->bs > nblocks * bn->bs)
+		bn->next_off = 0;
+	return off;
+}
+
+/* virtqueue_add_split() for one request in slot i; returns the head. */
+static uint16_t add_request(struct bench *bn, unsigned int i)
+{
+	bool write = bn->rw == RW_RANDWRITE || bn->rw == RW_WRITE;
+	uint64_t hdr_gpa = HDR_GPA + 16ULL * i, st_gpa = STATUS_GPA + i;
+	uint64_t data_gpa = DATA_GPA + (uint64_t)i * bn->bs;
+	struct blk_outhdr *hdr = gmem_ptr(&bn->mem, hdr_gpa, sizeof(*hdr));
+	uint32_t seg = bn->bs / bn->segs;
+	struct vring_desc *d;
+	unsigned int n = 0, k, base;
+	uint16_t head;
+
+	hdr->type = write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
+	hdr->ioprio = 0;
+	hdr->sector = next_offset(bn) / BLK_SECTOR_SIZE;
+	*(uint8_t *)gmem_ptr(&bn->mem, st_gpa, 1) = 0xff;
+
+	if (bn->indirect) {
+		d = gmem_ptr(&bn->mem, INDIR_GPA + INDIR_STRIDE * i, INDIR_STRIDE);
+		base = 0;
+		head = i;
+	} else {
+		head = i * bn->descs_per_req;
+		d = bn->desc + head;
+		base = head;
+	}
+	d[n] = (struct vring_desc) { hdr_gpa, 16, VRING_DESC_F_NEXT, base + n + 1 };
+	n++;
+	for (k = 0; k < bn->segs; k++, n++)
+		d[n] = (struct vring_desc) { data_gpa + (uint64_t)k * seg, seg,
+					     VRING_DESC_F_NEXT | (write ? 0 : VRING_DESC_F_WRITE),
+					     base + n + 1 };
+	d[n] = (struct vring_desc) { st_gpa, 1, VRING_DESC_F_WRITE, 0 };
+	n++;
+	if (bn->indirect)
+		bn->desc[head] = (struct vring_desc) { INDIR_GPA + INDIR_STRIDE * i,
+						       16 * n, VRING_DESC_F_INDIRECT, 0 };
+	bn->avail_ring[bn->avail_shadow & (bn->num - 1)] = head;
+	bn->avail_shadow++;
+	return head;
+}
+
+static void kick(struct bench *bn)
+{
+	uint64_t one = 1;
+
+	/* virtqueue_kick_prepare: publish, full barrier, honour NO_NOTIFY. */
+	__atomic_store_n(bn->avail_idx, bn->avail_shadow, __ATOMIC_RELEASE);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(bn->used_flags, __ATOMIC_RELAXED) & VRING_USED_F_NO_NOTIFY)
+		return;
+	/* iowrite16(0, QUEUE_NOTIFY) -> KVM ioeventfd -> this eventfd. */
+	if (write(bn->vp->kick_efd[0], &one, sizeof(one)) < 0)
+		perror("blkbench: kick eventfd");
+	bn->kicks++;
+}
+
+static void record_latency(struct bench *bn, uint64_t ns)
+{
+	if (bn->nr_lat == bn->cap_lat) {
+		bn->cap_lat = bn->cap_lat ? bn->cap_lat * 2 : 1 << 16;
+		bn->lat = realloc(bn->lat, bn->cap_lat * sizeof(*bn->lat));
+		if (!bn->lat)
+			die("out of memory");
+	}
+	bn->lat[bn->nr_lat++] = ns;
+}
+
+/* vring_interrupt -> virtblk_done: every used entry since last time. */
+static unsigned int reap(struct bench *bn)
+{
+	unsigned int n = 0;
+	uint16_t used;
+	uint64_t t = now_ns();
+
+	for (;;) {
+		used = __atomic_load_n(bn->used_idx, __ATOMIC_ACQUIRE);
+		if (used == bn->last_used)
+			break;
+		while (bn->last_used != used) {
+			uint32_t id = bn->used_ring[bn->last_used & (bn->num - 1)].id;
+			unsigned int i = id / bn->descs_per_req;
+			uint8_t st;
+
+			bn->last_used++;
+			if (i >= bn->qd || !bn->slot[i].busy)
+				die("device completed an unknown request");
+			st = *(uint8_t *)gmem_ptr(&bn->mem, STATUS_GPA + i, 1);
+			if (st != VIRTIO_BLK_S_OK)
+				bn->errors++;
+			bn->slot[i].busy = false;
+			bn->free_slots[bn->nr_free++] = i;
+			record_latency(bn, t - bn->slot[i].t_submit);
+			bn->ios++;
+			n++;
+		}
+	}
+	return n;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double pct(const uint64_t *v, size_t n, double p)
+{
+	size_t i;
+
+	if (!n)
+		return 0;
+	i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
+	return v[i] / 1000.0;
+}
+
+static double cpu_secs(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/*
+ * Per-thread CPU time and context switches from /proc/self/task, for
+ * "where does the time go" without perf's overhead.  snap[] holds one
+ * entry per thread: at the start, then the delta at the end.
+ */
+#define MAX_THREADS 32
+struct tstat {
+	int tid;
+	char comm[32];
+	double cpu;			/* seconds, user + system */
+	unsigned long vcsw, ivcsw;
+};
+
+static unsigned int thread_stats(struct tstat *t)
+{
+	long hz = sysconf(_SC_CLK_TCK);
+	unsigned int n = 0;
+	char path[300], buf[1024], *p;
+	DIR *dir = opendir("/proc/self/task");
+	struct dirent *de;
+	FILE *f;
+
+	if (!dir)
+		return 0;
+	while ((de = readdir(dir)) && n < MAX_THREADS) {
+		unsigned long ut, st;
+
+		if (de->d_name[0] == '.')
+			continue;
+		memset(&t[n], 0, sizeof(t[n]));
+		t[n].tid = atoi(de->d_name);
+		snprintf(path, sizeof(path), "/proc/self/task/%s/stat", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (!fgets(buf, sizeof(buf), f)) {
+			fclose(f);
+			continue;
+		}
+		fclose(f);
+		p = strchr(buf, '(');
+		if (p && strrchr(buf, ')')) {
+			*strrchr(buf, ')') = 0;
+			snprintf(t[n].comm, sizeof(t[n].comm), "%s", p + 1);
+			p = buf + strlen(buf) + 2;
+			/* fields 3..: state ppid pgrp session tty tpgid flags minflt
+			 * cminflt majflt cmajflt utime stime */
+			if (sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+				   &ut, &st) == 2)
+				t[n].cpu = (double)(ut + st) / hz;
+		}
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status", de->d_name);
+		f = fopen(path, "r");
+		if (f) {
+			while (fgets(buf, sizeof(buf), f)) {
+				sscanf(buf, "voluntary_ctxt_switches: %lu", &t[n].vcsw);
+				sscanf(buf, "nonvoluntary_ctxt_switches: %lu", &t[n].ivcsw);
+			}
+			fclose(f);
+		}
+		n++;
+	}
+	closedir(dir);
+	return n;
+}
+
+static void print_thread_stats(const struct tstat *t0, unsigned int n0, const struct tstat *t1,
+			       unsigned int n1, double secs, uint64_t ios)
+{
+	unsigned int i, j;
+
+	for (i = 0; i < n1; i++) {
+		struct tstat d = t1[i];
+
+		for (j = 0; j < n0; j++) {
+			if (t0[j].tid == d.tid) {
+				d.cpu -= t0[j].cpu;
+				d.vcsw -= t0[j].vcsw;
+				d.ivcsw -= t0[j].ivcsw;
+			}
+		}
+		printf("blkbench-thread: %-10s cpu_pct=%.0f csw_per_io=%.2f (voluntary %lu, involuntary %lu)\n",
+		       d.comm, 100.0 * d.cpu / secs, ios ? (double)(d.vcsw + d.ivcsw) / ios : 0.0,
+		       d.vcsw, d.ivcsw);
+	}
+}
+
+static void run(struct bench *bn, double runtime)
+{
+	struct tstat ts0[MAX_THREADS], ts1[MAX_THREADS];
+	unsigned int nts0, nts1;
+	uint64_t t0, t_end, t_done;
+	unsigned int i, inflight = 0, submitted;
+	bool stopping = false;
+	struct pollfd pfd = { .fd = bn->irq_efd, .events = POLLIN };
+	double cpu0, cpu;
+	const char *rwname[] = { "randread", "randwrite", "read", "write" };
+	uint64_t v;
+
+	for (i = 0; i < bn->qd; i++) {
+		memset(gmem_ptr(&bn->mem, DATA_GPA + (uint64_t)i * bn->bs, bn->bs), 0x5a + i, bn->bs);
+		bn->free_slots[bn->nr_free++] = bn->qd - 1 - i;
+	}
+	nts0 = thread_stats(ts0);
+	cpu0 = cpu_secs();
+	t0 = now_ns();
+	t_end = t0 + (uint64_t)(runtime * 1e9);
+	for (;;) {
+		/* blk-mq dispatch: fill every free tag, one kick for the batch. */
+		submitted = 0;
+		while (!stopping && bn->nr_free) {
+			i = bn->free_slots[--bn->nr_free];
+			bn->slot[i].busy = true;
+			bn->slot[i].t_submit = now_ns();
+			add_request(bn, i);
+			submitted++;
+		}
+		if (submitted)
+			kick(bn);
+		inflight += submitted;
+		if (!inflight)
+			break;
+
+		/* The irqfd fires; vp_interrupt reads ISR (clearing it). */
+		if (poll(&pfd, 1, 10000) <= 0)
+			die("no completion interrupt within 10 s");
+		if (read(bn->irq_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			die("irq eventfd read");
+		bn->irqs++;
+		do {
+			uint8_t isr = reg_rd(bn, VIRTIO_PCI_ISR, 1);
+			unsigned int n = 0;
+
+			if (isr & VIRTIO_ISR_QUEUE)
+				n = reap(bn);
+			if (!n)
+				bn->spurious++;
+			inflight -= n;
+			/* The resample path re-asserts while ISR is still set. */
+		} while (virtio_pci_isr_pending(bn->vp));
+		if (!stopping && now_ns() >= t_end)
+			stopping = true;
+	}
+	t_done = now_ns();
+	cpu = cpu_secs() - cpu0;
+	nts1 = thread_stats(ts1);
+
+	qsort(bn->lat, bn->nr_lat, sizeof(*bn->lat), cmp_u64);
+	{
+		double secs = (t_done - t0) / 1e9;
+		double iops = bn->ios / secs;
+
+		printf("blkbench: rw=%s bs=%u qd=%u ios=%llu secs=%.2f iops=%.0f mbps=%.1f "
+		       "p50_us=%.1f p99_us=%.1f cpu_pct=%.0f kicks=%llu irqs=%llu spurious=%llu "
+		       "device_kicks=%llu errors=%llu\n",
+		       rwname[bn->rw], bn->bs, bn->qd, (unsigned long long)bn->ios, secs, iops,
+		       iops * bn->bs / 1e6, pct(bn->lat, bn->nr_lat, 50), pct(bn->lat, bn->nr_lat, 99),
+		       100.0 * cpu / secs, (unsigned long long)bn->kicks,
+		       (unsigned long long)bn->irqs, (unsigned long long)bn->spurious,
+		       (unsigned long long)__atomic_load_n(&bn->b->kicks, __ATOMIC_RELAXED),
+		       (unsigned long long)bn->errors);
+		print_thread_stats(ts0, nts0, ts1, nts1, secs, bn->ios);
+	}
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: blkbench --disk 'PATH[,virtio-blk opts]' [--rw randread|randwrite|read|write]\n"
+		"                [--bs BYTES] [--qd N] [--runtime SECS] [--segs N] [--no-indirect]\n"
+		"       blkbench --probe 'PATH[,opts]'   (exit 0 when the device accepts the options)\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "disk", required_argument, NULL, 'd' },
+		{ "rw", required_argument, NULL, 'r' },
+		{ "bs", required_argument, NULL, 'b' },
+		{ "qd", required_argument, NULL, 'q' },
+		{ "runtime", required_argument, NULL, 't' },
+		{ "segs", required_argument, NULL, 's' },
+		{ "no-indirect", no_argument, NULL, 'n' },
+		{ "probe", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct virtio_notify notify = { notify_attach, notify_detach, NULL };
+	struct virtio_irq irq;
+	struct bench *bn;
+	const char *disk = NULL;
+	double runtime = 5;
+	bool want_indirect = true, probe = false;
+	int c, ret;
+
+	bn = calloc(1, sizeof(*bn));
+	if (!bn)
+		die("out of memory");
+	bn->rw = RW_RANDREAD;
+	bn->bs = 4096;
+	bn->qd = 1;
+	bn->segs = 1;
+	bn->rng = 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
+	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'd': disk = optarg; break;
+		case 'p': disk = optarg; probe = true; break;
+		case 'r':
+			if (!strcmp(optarg, "randread"))
+				bn->rw = RW_RANDREAD;
+			else if (!strcmp(optarg, "randwrite"))
+				bn->rw = RW_RANDWRITE;
+			else if (!strcmp(optarg, "read"))
+				bn->rw = RW_READ;
+			else if (!strcmp(optarg, "write"))
+				bn->rw = RW_WRITE;
+			else
+				usage();
+			break;
+		case 'b': bn->bs = strtoul(optarg, NULL, 0); break;
+		case 'q': bn->qd = strtoul(optarg, NULL, 0); break;
+		case 't': runtime = strtod(optarg, NULL); break;
+		case 's': bn->segs = strtoul(optarg, NULL, 0); break;
+		case 'n': want_indirect = false; break;
+		default: usage();
+		}
+	}
+	if (!disk || optind != argc)
+		usage();
+	if (!bn->bs || bn->bs % BLK_SECTOR_SIZE || !bn->qd || bn->qd > MAX_QD || !bn->segs ||
+	    bn->segs > MAX_SEGS || bn->bs % bn->segs || (bn->bs / bn->segs) % BLK_SECTOR_SIZE ||
+	    DATA_GPA + (uint64_t)bn->qd * bn->bs > RAM_SIZE || runtime <= 0)
+		die("bad --bs/--qd/--segs/--runtime (qd <= 256, qd*bs <= 79 MiB)");
+
+	ret = gmem_init(&bn->mem, RAM_SIZE);
+	if (ret)
+		die("gmem_init failed");
+	ret = blk_dev_create(&bn->b, disk, &bn->mem);
+	if (ret) {
+		fprintf(stderr, "blkbench: the device refused '%s': %s\n", disk, strerror(-ret));
+		return 1;
+	}
+	if (probe) {
+		blk_dev_destroy(bn->b);
+		gmem_free(&bn->mem);
+		return 0;
+	}
+	bn->vp = &bn->b->vp;
+	bn->irq_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (bn->irq_efd < 0)
+		die("eventfd");
+	irq = (struct virtio_irq) { irq_assert, irq_deassert, bn };
+	virtio_pci_set_irq(bn->vp, &irq);
+	ret = virtio_pci_set_notify(bn->vp, &notify);
+	if (ret || bn->vp->kick_efd[0] < 0)
+		die("virtio_pci_set_notify failed");
+	ret = blk_dev_start(bn->b);
+	if (ret)
+		die("blk_dev_start failed");
+
+	driver_probe(bn, want_indirect);
+	run(bn, runtime);
+
+	/* virtblk_remove: reset the device (waits for in-flight), then free. */
+	reg_wr(bn, VIRTIO_PCI_STATUS, 1, 0);
+	ret = blk_dev_destroy(bn->b);
+	close(bn->irq_efd);
+	gmem_free(&bn->mem);
+	free(bn->lat);
+	if (bn->errors) {
+		fprintf(stderr, "blkbench: %llu requests failed\n", (unsigned long long)bn->errors);
+		return 1;
+	}
+	free(bn);
+	return ret ? 1 : 0;
+}

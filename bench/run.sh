@@ -1,0 +1,163 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# make bench: tinyvmm's virtio-blk device (driven by bench/blkbench, no VM)
+# against fio on the same file, same block size, queue depth, buffered I/O
+# and sync semantics.  See bench/README and docs/PERFORMANCE.md.
+#
+# Environment:
+#   BLKBENCH       the harness (default ./bench/blkbench)
+#   BENCH_DIR      where the test file goes (default $TMPDIR, else /tmp)
+#   BENCH_SIZE_MB  test file size in MiB (default 1024)
+#   BENCH_RUNTIME  seconds per run, each side (default 5)
+#   BENCH_ENGINES  virtio-blk aio engines to run, e.g. "threads io_uring"
+#                  (default: both when the device accepts aio=, else the
+#                  built-in one, reported as "threads")
+#   BENCH_TESTS    only the tests whose name matches this grep -E pattern
+#   BENCH_BLK_OPTS extra virtio-blk options appended to every device string
+#
+# Ends with one line per test and engine:
+#   RESULT <test> tinyvmm=<n> fio=<n> ratio=<tinyvmm/fio>
+# (IOPS for the 4 KiB tests, MB/s for the 128 KiB ones).
+set -eu
+
+BLKBENCH=${BLKBENCH:-./bench/blkbench}
+BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}}
+SIZE_MB=${BENCH_SIZE_MB:-1024}
+RUNTIME=${BENCH_RUNTIME:-5}
+TESTS_RE=${BENCH_TESTS:-.}
+EXTRA_OPTS=${BENCH_BLK_OPTS:-}
+QSIZE=256
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+[ -x "$BLKBENCH" ] || die "$BLKBENCH not built (make bench builds it)"
+command -v fio >/dev/null 2>&1 || die "fio not found: install the Debian package fio"
+[ -d "$BENCH_DIR" ] || die "BENCH_DIR=$BENCH_DIR is not a directory"
+if command -v python3 >/dev/null 2>&1 && python3 -c 'import json' 2>/dev/null; then
+	PARSER=python3
+else
+	PARSER=awk
+fi
+
+FILE=$BENCH_DIR/tinyvmm-bench.$$.img
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tinyvmm-bench.XXXXXX")
+trap 'rm -rf "$WORK" "$FILE"' EXIT INT TERM
+
+START=$(date +%s)
+echo "bench: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), kernel $(uname -r)"
+echo "bench: test file $FILE (${SIZE_MB} MiB) on: $(df -P "$BENCH_DIR" | awk 'NR==2 {print $1 " mounted on " $6}')"
+echo "bench: fio $(fio --version), ${RUNTIME}s per run, parser $PARSER"
+
+# Same starting state for both sides: the whole file written (no holes, so
+# neither side measures block allocation), synced, and resident in the page
+# cache (24 GiB here, so 1 GiB stays cached): tinyvmm opens images without
+# O_DIRECT, so a guest's steady state is page-cache hits for reads and
+# page-cache writes plus RWF_DSYNC (writethru) or nothing (writeback).
+echo "bench: preparing the test file"
+dd if=/dev/urandom of="$FILE" bs=1M count="$SIZE_MB" conv=fsync status=none
+cat "$FILE" >/dev/null
+
+# Which engines the device accepts.
+if [ -n "${BENCH_ENGINES:-}" ]; then
+	ENGINES=$BENCH_ENGINES
+elif "$BLKBENCH" --probe "$FILE,aio=threads" >/dev/null 2>&1 &&
+     "$BLKBENCH" --probe "$FILE,aio=io_uring" >/dev/null 2>&1; then
+	ENGINES="threads io_uring"
+else
+	ENGINES=default
+	echo "bench: the device does not take aio= yet: running its built-in worker threads only"
+fi
+
+# name rw bs qd cache
+TESTS="randread-4k-qd1 randread 4096 1 -
+randread-4k-qd32 randread 4096 32 -
+randwrite-4k-qd1-writethru randwrite 4096 1 writethru
+randwrite-4k-qd32-writethru randwrite 4096 32 writethru
+randwrite-4k-qd1-writeback randwrite 4096 1 writeback
+randwrite-4k-qd32-writeback randwrite 4096 32 writeback
+seqread-128k-qd1 read 131072 1 -
+seqread-128k-qd32 read 131072 32 -
+seqwrite-128k-qd1-writethru write 131072 1 writethru
+seqwrite-128k-qd32-writethru write 131072 32 writethru
+seqwrite-128k-qd1-writeback write 131072 1 writeback
+seqwrite-128k-qd32-writeback write 131072 32 writeback"
+TESTS=$(echo "$TESTS" | grep -E "^[^ ]*($TESTS_RE)" || true)
+[ -n "$TESTS" ] || die "BENCH_TESTS=$TESTS_RE matches no test"
+NTESTS=$(echo "$TESTS" | wc -l)
+
+# fio JSON (or terse) -> "iops mbps p50_us p99_us cpu_pct"
+fio_parse() {
+	if [ "$PARSER" = python3 ]; then
+		python3 - "$1" "$2" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+j = d["jobs"][0]
+s = j["read" if sys.argv[2] == "read" else "write"]
+p = s.get("clat_ns", {}).get("percentile", {})
+print("%.0f %.1f %.1f %.1f %.0f" % (s["iops"], s["bw_bytes"] / 1e6,
+      p.get("50.000000", 0) / 1e3, p.get("99.000000", 0) / 1e3,
+      j["usr_cpu"] + j["sys_cpu"]))
+EOF
+	else
+		# terse v3: read iops $8, bw KiB/s $7; write iops $49, bw $48
+		awk -F';' -v dir="$2" '/^3;/ {
+			if (dir == "read") { iops = $8; bw = $7 } else { iops = $49; bw = $48 }
+			printf "%.0f %.1f 0 0 0\n", iops, bw * 1024 / 1e6 }' "$1"
+	fi
+}
+
+# blkbench summary line -> "iops mbps p50_us p99_us cpu_pct"
+bb_parse() {
+	sed -n 's/.* iops=\([0-9.]*\) mbps=\([0-9.]*\) p50_us=\([0-9.]*\) p99_us=\([0-9.]*\) cpu_pct=\([0-9.]*\).*/\1 \2 \3 \4 \5/p' "$1"
+}
+
+RESULTS=$WORK/results
+: >"$RESULTS"
+i=0
+echo "$TESTS" | while read -r name rw bs qd cache; do
+	i=$((i + 1))
+	case $rw in *read) dir=read ;; *) dir=write ;; esac
+	# fio: psync is the cheapest engine at QD1; io_uring keeps 32 buffered
+	# requests in flight (libaio would be synchronous for buffered I/O).
+	if [ "$qd" -eq 1 ]; then fengine=psync; else fengine=io_uring; fi
+	fsync=
+	[ "$cache" = writethru ] && fsync=--fdatasync=1
+	devcache=
+	[ "$cache" != - ] && devcache=",$cache"
+
+	# Each run starts with no dirty pages left by the one before.
+	sync
+	fio --name="$name" --filename="$FILE" --size="${SIZE_MB}M" --rw="$rw" --bs="$bs" \
+		--iodepth="$qd" --ioengine="$fengine" --direct=0 --invalidate=0 \
+		--randrepeat=0 --norandommap --time_based --runtime="$RUNTIME" \
+		${fsync:+"$fsync"} --output-format="$( [ "$PARSER" = python3 ] && echo json || echo terse)" \
+		--output="$WORK/fio.out" >/dev/null 2>"$WORK/fio.err" ||
+		{ cat "$WORK/fio.err" >&2; die "fio failed for $name"; }
+	set -- $(fio_parse "$WORK/fio.out" "$dir")
+	f_iops=$1 f_mbps=$2 f_p50=$3 f_p99=$4 f_cpu=$5
+
+	for eng in $ENGINES; do
+		aio=
+		[ "$eng" != default ] && aio=",aio=$eng"
+		label=$eng
+		[ "$eng" = default ] && label=threads
+		sync
+		"$BLKBENCH" --disk "$FILE,qsize=$QSIZE$devcache$aio${EXTRA_OPTS:+,$EXTRA_OPTS}" \
+			--rw="$rw" --bs="$bs" --qd="$qd" --runtime="$RUNTIME" \
+			>"$WORK/bb.out" 2>"$WORK/bb.err" ||
+			{ cat "$WORK/bb.err" "$WORK/bb.out" >&2; die "blkbench failed for $name ($label)"; }
+		set -- $(bb_parse "$WORK/bb.out")
+		[ $# -eq 5 ] || { cat "$WORK/bb.out" >&2; die "cannot parse blkbench output"; }
+		t_iops=$1 t_mbps=$2 t_p50=$3 t_p99=$4 t_cpu=$5
+		if [ "$bs" -ge 131072 ]; then t=$t_mbps f=$f_mbps; else t=$t_iops f=$f_iops; fi
+		ratio=$(awk -v t="$t" -v f="$f" 'BEGIN { if (f > 0) printf "%.2f", t / f; else print "nan" }')
+		printf '[%2d/%d] %-30s %-8s tinyvmm %8s IOPS %8s MB/s p50 %7sus p99 %8sus cpu %4s%% | fio(%s) %8s IOPS %8s MB/s p50 %7sus p99 %8sus cpu %4s%% | ratio %s\n' \
+			"$i" "$NTESTS" "$name" "$label" "$t_iops" "$t_mbps" "$t_p50" "$t_p99" "$t_cpu" \
+			"$fengine" "$f_iops" "$f_mbps" "$f_p50" "$f_p99" "$f_cpu" "$ratio"
+		echo "RESULT $name-$label tinyvmm=$t fio=$f ratio=$ratio" >>"$RESULTS"
+	done
+done
+
+echo "bench: done in $(( $(date +%s) - START ))s"
+cat "$RESULTS"

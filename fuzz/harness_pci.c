@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Fuzz harness for the legacy virtio PCI register file
+ * (virtio_pci_bar_ops) over a fake device model, single-threaded.
+ *
+ * Input layout (short inputs are padded with zeros):
+ *
+ *	byte 0      queues: 1 + b % 4
+ *	byte 1      device config length: b % 237 (0..236)
+ *	bytes 2-5   queue sizes: 1 << (b % 11) each
+ *	bytes 6-9   host features (le32)
+ *	then 8-byte operations:
+ *	  op[0] & 7   0-2 read, 3-4 write, 5 device raises ISR bits 1 + op[2] % 3,
+ *	              6 device sets NEEDS_RESET, 7 guest stores op[4..7] at
+ *	              gpa (op[1] | op[2] << 8) * 4 mod 64 KiB
+ *	  op[0] >> 3  access size: 1, 2, 4, 3 (odd), 8 (odd) by (b & 7) % 5
+ *	  op[1]       BAR offset (accesses not wholly inside the BAR are
+ *	              dropped, as the port bus drops them)
+ *	  op[4..7]    value written (le32)
+ *
+ * Guest RAM (64 KiB) starts as a copy of the whole input.  The fake
+ * device serves a notified queue by popping everything and completing
+ * each request with length 0, then raising the queue interrupt.
+ *
+ * Checked: device config accesses stay inside config_len and are never
+ * empty; no device callback runs with vp->lock held (the interrupt sink
+ * always does); the INTx level equals "ISR != 0" after every access; a
+ * ready queue lies wholly in RAM with the size the device declared;
+ * queue_ready/queue_notify name a ready queue; DRIVER_OK is reported on
+ * the transition only.
+ */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devices/virtio/virtio_pci.h"
+#include "fuzz/harness.h"
+#include "lib/guest_mem.h"
+#include "lib/util.h"
+#include "vmm/io_bus.h"
+
+#define FP_RAM_SIZE	(64 * 1024)
+#define FP_HDR_SIZE	10
+#define FP_OP_SIZE	8
+#define FP_MAX_CONFIG	(256 - VIRTIO_PCI_CONFIG_OFF)
+#define FP_MAX_POPS	2048
+
+#define FP_CHECK(cond)                                                                  \
+	do {                                                                            \
+		if (!(cond))                                                            \
+			fp_fail(__LINE__, #cond);                                       \
+	} while (0)
+
+static struct {
+	bool init;
+	struct guest_mem gm;
+	uint8_t *ram;
+	struct virtio_pci vp;
+	uint8_t cfg[FP_MAX_CONFIG];
+	uint32_t config_len;
+	bool line;
+	bool in_sink;
+	struct virtq_elem e;
+} fp;
+
+static void __attribute__((noreturn)) fp_fail(int line, const char *what)
+{
+	fprintf(stderr, "fuzz pci harness: line %d: invariant broken: %s\n", line, what);
+	abort();
+}
+
+/* A device callback must be able to take vp->lock (to raise the ISR). */
+static void fp_check_unlocked(void)
+{
+	FP_CHECK(pthread_mutex_trylock(&fp.vp.lock) == 0);
+	pthread_mutex_unlock(&fp.vp.lock);
+}
+
+static void fp_config_read(void *dev, uint32_t off, void *buf, uint32_t len)
+{
+	fp_check_unlocked();
+	FP_CHECK(len > 0 && off <= fp.config_len && len <= fp.config_len - off);
+	memcpy(buf, fp.cfg + off, len);
+}
+
+static void fp_config_write(void *dev, uint32_t off, const void *buf, uint32_t len)
+{
+	fp_check_unlocked();
+	FP_CHECK(len > 0 && off <= fp.config_len && len <= fp.config_len - off);
+	memcpy(fp.cfg + off, buf, len);
+}
+
+static void fp_driver_ok(void *dev)
+{
+	fp_check_unlocked();
+	FP_CHECK(fp.vp.status & VIRTIO_STATUS_DRIVER_OK);
+}
+
+static void fp_queue_ready(void *dev, unsigned int n)
+{
+	fp_check_unlocked();
+	FP_CHECK(n < fp.vp.nr_queues && fp.vp.vq[n].ready);
+}
+
+static void fp_queue_notify(void *dev, unsigned int n)
+{
+	struct virtq *q;
+	enum virtq_pop_result r;
+	unsigned int i, pops;
+
+	fp_check_unlocked();
+	FP_CHECK(n < fp.vp.nr_queues && fp.vp.vq[n].ready);
+	q = &fp.vp.vq[n];
+	for (pops = 0; pops < FP_MAX_POPS; pops++) {
+		r = virtq_pop(q, &fp.e);
+		if (r != VIRTQ_OK && r != VIRTQ_BAD_CHAIN)
+			break;
+		FP_CHECK(fp.e.head < q->num);
+		for (i = 0; i < fp.e.nr_out + fp.e.nr_in; i++) {
+			const uint8_t *p = fp.e.iov[i].iov_base;
+
+			FP_CHECK(p >= fp.ram && p < fp.ram + FP_RAM_SIZE &&
+				 fp.e.iov[i].iov_len <= (size_t)(fp.ram + FP_RAM_SIZE - p));
+		}
+		virtq_push(q, fp.e.head, 0);
+	}
+	if (q->broken)
+		virtio_pci_needs_reset(&fp.vp);
+	else if (pops && !virtq_no_interrupt(q))
+		virtio_pci_raise_isr(&fp.vp, VIRTIO_ISR_QUEUE);
+}
+
+static void fp_reset(void *dev)
+{
+	fp_check_unlocked();
+}
+
+static const struct virtio_dev_ops fp_ops = {
+	.config_read = fp_config_read,
+	.config_write = fp_config_write,
+	.driver_ok = fp_driver_ok,
+	.queue_ready = fp_queue_ready,
+	.queue_notify = fp_queue_notify,
+	.reset = fp_reset,
+};
+
+/* The sink runs with vp->lock held, and only ever so. */
+static void fp_assert_line(void *opaque)
+{
+	FP_CHECK(pthread_mutex_trylock(&fp.vp.lock) != 0);
+	fp.line = true;
+}
+
+static void fp_deassert_line(void *opaque)
+{
+	FP_CHECK(pthread_mutex_trylock(&fp.vp.lock) != 0);
+	fp.line = false;
+}
+
+static const struct virtio_irq fp_irq = {
+	.assert_line = fp_assert_line,
+	.deassert_line = fp_deassert_line,
+};
+
+static void fp_check_state(void)
+{
+	unsigned int n;
+
+	FP_CHECK(fp.line == (fp.vp.isr != 0));
+	for (n = 0; n < VIRTIO_MAX_QUEUES; n++) {
+		const struct virtq *q = &fp.vp.vq[n];
+
+		if (!q->ready)
+			continue;
+		FP_CHECK(n < fp.vp.nr_queues);
+		FP_CHECK(q->num == fp.vp.queue_size[n]);
+		FP_CHECK(gmem_ptr(&fp.gm, q->desc_gpa, virtq_legacy_size(q->num)));
+	}
+}
+
+static uint32_t fp_bar_size(uint32_t config_len)
+{
+	uint32_t size = 32;
+
+	while (size < VIRTIO_PCI_CONFIG_OFF + config_len)
+		size <<= 1;
+	return size;
+}
+
+void fuzz_pci_fini(void)
+{
+	if (fp.init) {
+		gmem_free(&fp.gm);
+		fp.init = false;
+	}
+}
+
+int fuzz_pci_one(const uint8_t *data, size_t size)
+{
+	static const unsigned int sizes[] = { 1, 2, 4, 3, 8 };
+	uint8_t hdr[FP_HDR_SIZE] = { 0 };
+	uint16_t qsize[VIRTIO_MAX_QUEUES];
+	unsigned int nr_queues, i, asz;
+	uint32_t host_features, bar_size, val;
+	const uint8_t *op;
+	size_t pos;
+
+	if (!fp.init) {
+		if (gmem_init(&fp.gm, FP_RAM_SIZE) || fp.gm.nr_regions != 1)
+			fp_fail(__LINE__, "guest RAM set-up");
+		fp.ram = fp.gm.region[0].hva;
+		fp.init = true;
+	}
+	memcpy(hdr, data, MIN(size, sizeof(hdr)));
+	nr_queues = 1 + hdr[0] % 4;
+	fp.config_len = hdr[1] % (FP_MAX_CONFIG + 1);
+	for (i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		qsize[i] = 1u << (hdr[2 + i] % 11);
+	memcpy(&host_features, hdr + 6, sizeof(host_features));
+	bar_size = fp_bar_size(fp.config_len);
+
+	memset(fp.ram, 0, FP_RAM_SIZE);
+	memcpy(fp.ram, data, MIN(size, (size_t)FP_RAM_SIZE));
+	for (i = 0; i < FP_MAX_CONFIG; i++)
+		fp.cfg[i] = (uint8_t)(0xa0 + i);
+	fp.line = false;
+
+	FP_CHECK(virtio_pci_init(&fp.vp, "fuzz", 0x1001, 1, 2, host_features, fp.config_len,
+				 nr_queues, qsize, &fp.gm, &fp_ops, NULL) == 0);
+	virtio_pci_set_irq(&fp.vp, &fp_irq);
+	fp_check_state();
+
+	for (pos = FP_HDR_SIZE; pos + FP_OP_SIZE <= size; pos += FP_OP_SIZE) {
+		op = data + pos;
+		asz = sizes[(op[0] >> 3 & 7) % ARRAY_SIZE(sizes)];
+		memcpy(&val, op + 4, sizeof(val));
+		switch (op[0] & 7) {
+		case 0: case 1: case 2:
+			if (op[1] + asz <= bar_size)
+				(void)virtio_pci_bar_ops.read(&fp.vp, op[1], asz);
+			break;
+		case 3: case 4:
+			if (op[1] + asz <= bar_size)
+				virtio_pci_bar_ops.write(&fp.vp, op[1], asz, val);
+			break;
+		case 5:
+			virtio_pci_raise_isr(&fp.vp, 1 + op[2] % 3);
+			break;
+		case 6:
+			virtio_pci_needs_reset(&fp.vp);
+			break;
+		case 7:
+			FP_CHECK(gmem_write(&fp.gm, ((uint64_t)(op[1] | op[2] << 8) * 4) % FP_RAM_SIZE,
+					   op + 4, 4) == 0);
+			break;
+		}
+		fp_check_state();
+	}
+	virtio_pci_destroy(&fp.vp);
+	return 0;
+}
