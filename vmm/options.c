@@ -49,7 +49,7 @@ void options_usage(FILE *f)
 "\n"
 "Devices:\n"
 "  virtio-blk,PATH[,writethru|writeback][,ro][,sectorsize=L[/P]]\n"
-"             [,range=LBA/SIZE][,qsize=N][,serial=STR]\n"
+"             [,range=LBA/SIZE][,qsize=N][,serial=STR][,aio=io_uring|threads]\n"
 "                           legacy virtio block device backed by a file or\n"
 "                           block device; the lowest slot is /dev/vda;\n"
 "                           range= counts sectors of the logical size\n"
