@@ -855,6 +855,46 @@ static void case_batch(void)
 	}
 }
 
+/*
+ * Writeback I/O that never stops: the host sends SIGTERM in the middle of
+ * it (tests/guest/cases.sh).  Sector 500 + j always gets pattern 0x60 + j,
+ * so whatever was in flight, each sector must end up either untouched or
+ * wholly that pattern, and tinyvmm must stop cleanly and flush.
+ */
+#define STORM_SECTORS 64
+
+static void case_sigterm_storm(void)
+{
+	volatile uint8_t *st = P(STATUS_ADDR + 64);
+	unsigned int r, i, n, sec;
+
+	setup(ALL_F);
+	CHECK(dev.num >= 3 * BATCH);
+	for (i = 0; i < BATCH; i++)
+		pat_fill(DATA_ADDR + 512 * i, 1, 0);
+	for (r = 0;; r++) {
+		for (i = 0; i < BATCH; i++) {
+			sec = (r * BATCH + i) % STORM_SECTORS;
+			pat_fill(DATA_ADDR + 512 * i, 1, 0x60 + sec);
+			st[i] = ST_SENTINEL;
+			set_desc(dev.desc, 3 * i, hdr_at(3 * i, T_OUT, 500 + sec), 16,
+				 D_NEXT, 3 * i + 1);
+			set_desc(dev.desc, 3 * i + 1, DATA_ADDR + 512 * i, 512, D_NEXT, 3 * i + 2);
+			set_desc(dev.desc, 3 * i + 2, STATUS_ADDR + 64 + i, 1, D_WRITE, 0);
+			vq_post(&dev, 3 * i);
+		}
+		vq_kick(&dev);
+		for (n = 0; n < BATCH; n++) {
+			CHECK(vq_wait(&dev, WAIT_LONG));
+			dev.used_idx++;
+		}
+		for (i = 0; i < BATCH; i++)
+			CHECK_EQ(st[i], ST_OK);
+		if (r % 8 == 7)
+			CHECK_EQ(blk_req(&dev, T_FLUSH, 0, 0, 0), ST_OK);
+	}
+}
+
 /* ---------------------------------------------------------------------------------- */
 
 static const struct {
@@ -889,6 +929,7 @@ static const struct {
 	{ "avail_bad_head", case_avail_bad_head },
 	{ "regs_misuse", case_regs_misuse },
 	{ "batch", case_batch },
+	{ "sigterm_storm", case_sigterm_storm },
 };
 
 void guest_main(uint64_t start_info)
