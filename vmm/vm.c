@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -202,6 +203,8 @@ int vm_create(struct vm *vm, const struct options *opt, uint64_t t_main_ns)
 	memset(vm, 0, sizeof(*vm));
 	vm->opt = opt;
 	vm->t_main_ns = t_main_ns;
+	/* --stats reads it at the end, when the seccomp filter allows no open. */
+	vm->status_fd = opt->stats ? open("/proc/self/status", O_RDONLY | O_CLOEXEC) : -1;
 	vm->stop_efd = -1;
 	vm->kvm.sys_fd = vm->kvm.vm_fd = -1;
 	pthread_mutex_init(&vm->stop_lock, NULL);
@@ -432,18 +435,22 @@ static uint64_t vm_guest_resident(const struct vm *vm)
 	return bytes;
 }
 
-static uint64_t vm_rss_bytes(void)
+/* VmRSS from /proc/self/status, read through an fd opened before seccomp. */
+static uint64_t vm_rss_bytes(const struct vm *vm)
 {
 	unsigned long long kb = 0;
-	char line[256];
-	FILE *f = fopen("/proc/self/status", "r");
+	char buf[4096], *p;
+	ssize_t n;
 
-	if (!f)
+	if (vm->status_fd < 0)
 		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
-			break;
-	fclose(f);
+	n = pread(vm->status_fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strstr(buf, "VmRSS:");
+	if (!p || sscanf(p, "VmRSS: %llu kB", &kb) != 1)
+		return 0;
 	return kb * 1024;
 }
 
@@ -457,7 +464,7 @@ static void vm_print_costs(struct vm *vm)
 {
 	const char *t0 = getenv("TINYVMM_EXEC_T0");
 	uint64_t first = __atomic_load_n(&vm->t_first_run_ns, __ATOMIC_ACQUIRE);
-	uint64_t rss = vm_rss_bytes(), guest = vm_guest_resident(vm);
+	uint64_t rss = vm_rss_bytes(vm), guest = vm_guest_resident(vm);
 	char exec_part[64] = "";
 
 	if (first && t0 && *t0) {
@@ -565,5 +572,8 @@ int vm_destroy(struct vm *vm)
 	gmem_free(&vm->mem);
 	io_bus_destroy(&vm->pio);
 	pthread_mutex_destroy(&vm->stop_lock);
+	if (vm->status_fd >= 0)
+		close(vm->status_fd);
+	vm->status_fd = -1;
 	return ret;
 }

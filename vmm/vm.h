@@ -68,6 +68,7 @@ struct vm {
 	/* Start-up cost, for --stats: CLOCK_REALTIME ns. */
 	uint64_t t_main_ns;		/* main() entered */
 	uint64_t t_first_run_ns;	/* boot vCPU about to enter KVM_RUN */
+	int status_fd;			/* /proc/self/status, opened before seccomp */
 };
 
 /*

@@ -261,8 +261,13 @@ static int disk_file_lock(struct disk *d, int fd, const struct blk_opts *o)
 	err = errno;
 	if (err != EAGAIN && err != EACCES) {
 		if (err == ENOLCK || err == EOPNOTSUPP || err == ENOSYS || err == EINVAL) {
-			pr_debug("virtio-blk: '%s': no image locking on this filesystem: %s",
-				 o->path, strerror(err));
+			/* Two writers would corrupt the image: say so where it matters. */
+			if (o->ro)
+				pr_debug("virtio-blk: '%s': no image locking on this filesystem: %s",
+					 o->path, strerror(err));
+			else
+				pr_warn("virtio-blk: '%s': cannot lock the image (%s): nothing stops another process from writing it too",
+					o->path, strerror(err));
 			return 0;
 		}
 		pr_err("virtio-blk: cannot lock '%s': %s", o->path, strerror(err));

@@ -182,7 +182,8 @@ static void test_allowed(void **state)
 
 enum forbidden {
 	F_SOCKET, F_EXECVE, F_FORK, F_OPEN_WRITE, F_OPEN_READ, F_IOCTL_TIOCSTI,
-	F_MMAP_EXEC, F_KILL_OTHER, F_SIGACTION_SIGSYS, F_THREAD_BEFORE,
+	F_MMAP_EXEC, F_KILL_OTHER, F_SIGACTION_SIGSYS, F_THREAD_BEFORE, F_URING_SETUP,
+	F_URING_REGISTER,
 };
 
 static void *thread_socket(void *arg)
@@ -240,6 +241,16 @@ static int child_forbidden(void *arg)
 		/* An exploit's own SIGSYS handler would turn refusals into errors. */
 		signal(SIGSYS, SIG_IGN);
 		return CHILD_SURVIVED;
+	case F_URING_SETUP: {
+		/* A fresh ring would be unrestricted, and seccomp cannot see into it. */
+		unsigned char params[120] = { 0 };
+
+		syscall(SYS_io_uring_setup, 4, params);
+		break;
+	}
+	case F_URING_REGISTER:
+		syscall(SYS_io_uring_register, 0, 0, NULL, 0);
+		break;
 	case F_THREAD_BEFORE:
 		if (write(go[1], "g", 1) != 1)
 			return CHILD_SETUP + 2;
@@ -298,6 +309,12 @@ static void test_ioctl(void **state)
 static void test_mmap_exec(void **state)
 {
 	expect_forbidden(F_MMAP_EXEC, "mmap");
+}
+
+static void test_io_uring_setup(void **state)
+{
+	expect_forbidden(F_URING_SETUP, "io_uring_setup");
+	expect_forbidden(F_URING_REGISTER, "io_uring_register");
 }
 
 static void test_kill_other(void **state)
@@ -368,6 +385,7 @@ int main(void)
 		cmocka_unit_test(test_ioctl),
 		cmocka_unit_test(test_mmap_exec),
 		cmocka_unit_test(test_kill_other),
+		cmocka_unit_test(test_io_uring_setup),
 		cmocka_unit_test(test_sigaction_sigsys),
 		cmocka_unit_test(test_thread_started_before),
 		cmocka_unit_test(test_ro_open_flag),
