@@ -182,6 +182,23 @@ uint32_t blk_req_handle(struct blk_dev *b, struct virtq_elem *e);
  */
 void blk_dev_setup_media(struct blk_dev *b);
 
+/*
+ * Test hook: when set, the io_uring engine reports, from its queue thread
+ * and in the order it does them, every operation it puts in the ring,
+ * every completion it reaps (res as the kernel gave it) and every request
+ * it finishes (res = status byte), which always precedes the used-ring
+ * write.  It lets a test prove durability by ordering: a writethru write
+ * finishes only after its own fsync was reaped.  NULL in tinyvmm.
+ */
+enum blk_uring_event {
+	BLK_URING_SUBMIT_READ,
+	BLK_URING_SUBMIT_WRITE,
+	BLK_URING_SUBMIT_FSYNC,
+	BLK_URING_REAPED,
+	BLK_URING_FINISHED,
+};
+extern void (*blk_uring_observe)(const struct blk_ioreq *io, enum blk_uring_event ev, int res);
+
 /* Sectors the guest sees (capacity field). */
 uint64_t blk_capacity(const struct blk_dev *b);
 

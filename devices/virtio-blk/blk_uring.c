@@ -210,8 +210,17 @@ static void uring_done(struct blk_uring *u, struct blk_ioreq *io, uint32_t used)
 	u->done_tail = io;
 }
 
+void (*blk_uring_observe)(const struct blk_ioreq *io, enum blk_uring_event ev, int res);
+
+static void uring_observe(const struct blk_ioreq *io, enum blk_uring_event ev, int res)
+{
+	if (blk_uring_observe)
+		blk_uring_observe(io, ev, res);
+}
+
 static void uring_finish(struct blk_uring *u, struct blk_ioreq *io, uint8_t status)
 {
+	uring_observe(io, BLK_URING_FINISHED, status);
 	uring_done(u, io, blk_req_finish(&io->req, status));
 }
 
@@ -259,6 +268,7 @@ static void uring_prep(struct blk_dev *b, struct blk_ioreq *io)
 	}
 	if (io->phase != BLK_URING_PHASE_RW) {
 		io_uring_prep_fsync(sqe, b->disk.fd, IORING_FSYNC_DATASYNC);
+		uring_observe(io, BLK_URING_SUBMIT_FSYNC, 0);
 	} else {
 		/* blk_req_parse() checked [sector, +len) against the disk size. */
 		off = b->disk.start + r->sector * BLK_SECTOR_SIZE + io->done;
@@ -267,6 +277,8 @@ static void uring_prep(struct blk_dev *b, struct blk_ioreq *io)
 			io_uring_prep_readv(sqe, b->disk.fd, io->cur_iov, cnt, off);
 		else
 			io_uring_prep_writev(sqe, b->disk.fd, io->cur_iov, cnt, off);
+		uring_observe(io, r->kind == BLK_REQ_READ ? BLK_URING_SUBMIT_READ :
+			      BLK_URING_SUBMIT_WRITE, 0);
 	}
 	io_uring_sqe_set_data(sqe, io);
 	u->ops_in_ring++;
@@ -325,6 +337,7 @@ static void uring_cqe(struct blk_dev *b, struct blk_ioreq *io, int res)
 	const struct blk_req *r = &io->req;
 
 	u->ops_in_ring--;
+	uring_observe(io, BLK_URING_REAPED, res);
 	if (io->phase == BLK_URING_PHASE_FLUSH) {
 		if (uring_retry(io, res))
 			uring_prep(b, io);

@@ -22,6 +22,7 @@
 #include <linux/seccomp.h>
 #include <liburing.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -443,6 +444,167 @@ static void test_write_flush_writeback(void **state)
 }
 
 /* Requests that never reach the disk, and ones the disk fails. */
+/* ---- durability by ordering (issue 6), io_uring engine ---- */
+
+#define MAX_EVENTS 4096
+
+static struct {
+	const struct blk_ioreq *io;
+	enum blk_uring_event ev;
+	int res;
+} events[MAX_EVENTS];
+static unsigned int nr_events;
+static pthread_mutex_t events_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void record(const struct blk_ioreq *io, enum blk_uring_event ev, int res)
+{
+	pthread_mutex_lock(&events_lock);
+	if (nr_events < MAX_EVENTS)
+		events[nr_events++] = (typeof(events[0])){ io, ev, res };
+	pthread_mutex_unlock(&events_lock);
+}
+
+/*
+ * Walk the log from index from, one pass: each request is an episode of
+ * an ioreq from its first submission to its FINISHED (ioreqs are reused,
+ * so the same pointer may start a new episode later).  Check every
+ * episode's operations came in an order that makes its completion honest.
+ */
+struct walk {
+	unsigned int finished, fsyncs;
+	int last_finished;
+};
+
+struct episode {
+	const struct blk_ioreq *io;
+	bool is_write, in_fsync;
+	int last_data_reap, fsync_submit, fsync_reap;
+};
+
+static struct walk walk_log(unsigned int from, bool writethru)
+{
+	struct episode ep[QSIZE];
+	unsigned int nr = 0, k;
+	struct walk w = { .last_finished = -1 };
+	int i, n = (int)nr_events;
+
+	for (i = (int)from; i < n; i++) {
+		struct episode *e = NULL;
+
+		for (k = 0; k < nr; k++)
+			if (ep[k].io == events[i].io)
+				e = &ep[k];
+		if (!e) {
+			assert_true(nr < QSIZE);
+			e = &ep[nr++];
+			*e = (struct episode){ .io = events[i].io, .last_data_reap = -1,
+					       .fsync_submit = -1, .fsync_reap = -1 };
+		}
+		switch (events[i].ev) {
+		case BLK_URING_SUBMIT_WRITE:
+			e->is_write = true;
+			e->in_fsync = false;
+			break;
+		case BLK_URING_SUBMIT_FSYNC:
+			e->in_fsync = true;
+			e->fsync_submit = i;
+			w.fsyncs++;
+			break;
+		case BLK_URING_REAPED:
+			if (e->in_fsync) {
+				assert_int_equal(events[i].res, 0);
+				e->fsync_reap = i;
+			} else {
+				assert_true(events[i].res > 0);
+				e->last_data_reap = i;
+			}
+			break;
+		case BLK_URING_FINISHED:
+			assert_int_equal(events[i].res, VIRTIO_BLK_S_OK);
+			if (e->is_write && writethru) {
+				/* write reaped, then its own fsync sent and reaped, then done */
+				assert_true(e->last_data_reap >= 0 &&
+					    e->fsync_submit > e->last_data_reap);
+				assert_true(e->fsync_reap > e->fsync_submit && i > e->fsync_reap);
+			} else if (e->is_write) {
+				assert_true(e->last_data_reap >= 0 && i > e->last_data_reap);
+				assert_int_equal(e->fsync_submit, -1);	/* writeback: no fsync */
+			} else {
+				/* a FLUSH: done only after its fsync came back */
+				assert_true(e->fsync_submit >= 0 && e->fsync_reap > e->fsync_submit &&
+					    i > e->fsync_reap);
+			}
+			w.finished++;
+			w.last_finished = i;
+			*e = ep[--nr];	/* episode over; the ioreq may start another */
+			break;
+		default:
+			fail_msg("unexpected event %d", events[i].ev);
+		}
+	}
+	assert_int_equal(nr, 0);	/* nothing left half done */
+	return w;
+}
+
+static void durability_order(const char *mode)
+{
+	struct t *t = calloc(1, sizeof(*t));
+	struct walk w;
+	unsigned int i, mark;
+	int flush_submit = -1;
+
+	assert_non_null(t);
+	t->aio = BLK_AIO_IO_URING;
+	if (!uring_ok) {
+		free(t);
+		fprintf(stderr, "*** SKIPPED: io_uring refused by this kernel ***\n");
+		skip();
+	}
+	nr_events = 0;
+	blk_uring_observe = record;
+	assert_int_equal(dev_up(t, mode), 0);
+	assert_int_equal(t->b->aio, BLK_AIO_IO_URING);
+	for (i = 0; i < MAX_REQS; i++) {
+		fill(slot_data(t, i), 4096, 300 + i);
+		queue_req(t, i, VIRTIO_BLK_T_OUT, (uint64_t)i * 8, 4096, 1);
+	}
+	kick(t);
+	wait_used(t, MAX_REQS);
+	pthread_mutex_lock(&events_lock);
+	w = walk_log(0, !strcmp(mode, "writethru"));
+	pthread_mutex_unlock(&events_lock);
+	assert_int_equal(w.finished, MAX_REQS);
+	assert_int_equal(w.fsyncs, !strcmp(mode, "writethru") ? MAX_REQS : 0);
+
+	/* FLUSH after they completed: its fsync goes out after every one of them. */
+	mark = nr_events;
+	queue_req(t, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0);
+	kick(t);
+	wait_used(t, 1);
+	pthread_mutex_lock(&events_lock);
+	for (i = mark; i < nr_events; i++)
+		if (events[i].ev == BLK_URING_SUBMIT_FSYNC)
+			flush_submit = (int)i;
+	assert_true(flush_submit > w.last_finished);
+	w = walk_log(mark, false);
+	pthread_mutex_unlock(&events_lock);
+	assert_int_equal(w.finished, 1);
+	assert_int_equal(w.fsyncs, 1);
+	blk_uring_observe = NULL;
+	assert_int_equal(dev_down(t), 0);
+	free(t);
+}
+
+static void test_durability_order_writethru(void **state)
+{
+	durability_order("writethru");
+}
+
+static void test_durability_order_writeback(void **state)
+{
+	durability_order("writeback");
+}
+
 static void test_errors(void **state)
 {
 	struct t *t = t_new(state);
@@ -668,6 +830,8 @@ int main(void)
 		BOTH(test_reset_in_flight),
 		BOTH(test_destroy_in_flight),
 		cmocka_unit_test(test_default_engine),
+		cmocka_unit_test(test_durability_order_writethru),
+		cmocka_unit_test(test_durability_order_writeback),
 		cmocka_unit_test(test_refused),
 #undef BOTH
 	};
