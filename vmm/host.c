@@ -16,17 +16,20 @@ static bool path_exists(const char *root, const char *rel)
 	return access(path, F_OK) == 0;
 }
 
-/* Does /proc/cpuinfo's first "flags" line list flag as a whole word? */
-static bool cpu_has_flag(const char *root, const char *flag)
+#define CPU_VMX	1u
+#define CPU_SVM	2u
+
+/* vmx/svm as whole words on /proc/cpuinfo's first "flags" line; read once. */
+static unsigned int cpu_virt_flags(const char *root)
 {
 	char path[PATH_MAX], line[8192];
-	bool found = false;
+	unsigned int found = 0;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/proc/cpuinfo", root);
 	f = fopen(path, "r");
 	if (!f)
-		return false;
+		return 0;
 	while (fgets(line, sizeof(line), f)) {
 		char *p, *save = NULL;
 
@@ -36,10 +39,10 @@ static bool cpu_has_flag(const char *root, const char *flag)
 		if (!p)
 			break;
 		for (p = strtok_r(p + 1, " \t\n", &save); p; p = strtok_r(NULL, " \t\n", &save)) {
-			if (!strcmp(p, flag)) {
-				found = true;
-				break;
-			}
+			if (!strcmp(p, "vmx"))
+				found |= CPU_VMX;
+			else if (!strcmp(p, "svm"))
+				found |= CPU_SVM;
 		}
 		break;
 	}
@@ -49,10 +52,12 @@ static bool cpu_has_flag(const char *root, const char *flag)
 
 enum host_kind host_detect(const char *root)
 {
+	unsigned int cpu = cpu_virt_flags(root);
+
 	/* A hardware back end decides, even if kvm_pvm is loaded beside it. */
-	if (path_exists(root, "/sys/module/kvm_intel") || cpu_has_flag(root, "vmx"))
+	if (path_exists(root, "/sys/module/kvm_intel") || (cpu & CPU_VMX))
 		return HOST_VMX;
-	if (path_exists(root, "/sys/module/kvm_amd") || cpu_has_flag(root, "svm"))
+	if (path_exists(root, "/sys/module/kvm_amd") || (cpu & CPU_SVM))
 		return HOST_SVM;
 	if (path_exists(root, "/sys/module/kvm_pvm"))
 		return HOST_PVM;
