@@ -19,7 +19,15 @@
  *  - a batch of requests is published with one avail->idx update and one
  *    kick (blk-mq's bd->last); completions are reaped as vp_interrupt()
  *    does: wait for the irq eventfd, read ISR (read-to-clear), walk the
- *    used ring.
+ *    used ring;
+ *  - waiting for the interrupt models a halted vCPU: KVM polls for a
+ *    pending interrupt before it puts the vCPU thread to sleep, for a
+ *    per-vCPU window that starts at 10 us, doubles after each halt that
+ *    ended within the maximum (halt_poll_ns, 200 us by default on x86)
+ *    and halves after each longer one (virt/kvm/kvm_main.c,
+ *    Documentation/virt/kvm/halt-polling.rst).  blkbench does the same
+ *    with non-blocking reads of the irq eventfd, up to --halt-poll-us
+ *    (default 200); --halt-poll-us 0 always sleeps in poll().
  *
  * Prints one summary line:
  *   blkbench: rw=.. bs=.. qd=.. ios=N secs=S iops=X mbps=Y p50_us=.. p99_us=..
@@ -94,6 +102,8 @@ struct bench {
 	struct blk_dev *b;
 	struct virtio_pci *vp;
 	int irq_efd;
+	uint64_t halt_poll_ns;		/* the maximum (KVM's halt_poll_ns) */
+	uint64_t vcpu_poll_ns;		/* the adaptive window now */
 
 	/* driver side of the ring */
 	uint16_t num;
@@ -481,6 +491,46 @@ static void print_thread_stats(const struct tstat *t0, unsigned int n0, const st
 	}
 }
 
+#define HALT_POLL_GROW_START_NS	10000	/* KVM's halt_poll_ns_grow_start */
+
+/* The vCPU halts until the irqfd fires: KVM's halt polling, then sleep. */
+static void wait_irq(struct bench *bn)
+{
+	struct pollfd pfd = { .fd = bn->irq_efd, .events = POLLIN };
+	uint64_t v, t0 = now_ns(), halt_ns, end = t0 + bn->vcpu_poll_ns;
+	bool polled = false;
+
+	while (bn->vcpu_poll_ns && !polled) {
+		if (read(bn->irq_efd, &v, sizeof(v)) == sizeof(v))
+			polled = true;
+		else if (now_ns() >= end)
+			break;
+		else
+			__builtin_ia32_pause();
+	}
+	if (!polled) {
+		if (poll(&pfd, 1, 10000) <= 0)
+			die("no completion interrupt within 10 s");
+		if (read(bn->irq_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			die("irq eventfd read");
+	}
+	/* kvm_vcpu_halt(): grow after a short halt, shrink after a long one. */
+	halt_ns = now_ns() - t0;
+	if (!bn->halt_poll_ns || halt_ns <= bn->vcpu_poll_ns)
+		return;
+	if (bn->vcpu_poll_ns && halt_ns > bn->halt_poll_ns) {
+		bn->vcpu_poll_ns /= 2;
+		if (bn->vcpu_poll_ns < HALT_POLL_GROW_START_NS)
+			bn->vcpu_poll_ns = 0;
+	} else if (bn->vcpu_poll_ns < bn->halt_poll_ns && halt_ns < bn->halt_poll_ns) {
+		bn->vcpu_poll_ns *= 2;
+		if (bn->vcpu_poll_ns < HALT_POLL_GROW_START_NS)
+			bn->vcpu_poll_ns = HALT_POLL_GROW_START_NS;
+		if (bn->vcpu_poll_ns > bn->halt_poll_ns)
+			bn->vcpu_poll_ns = bn->halt_poll_ns;
+	}
+}
+
 static void run(struct bench *bn, double runtime)
 {
 	struct tstat ts0[MAX_THREADS], ts1[MAX_THREADS];
@@ -488,10 +538,8 @@ static void run(struct bench *bn, double runtime)
 	uint64_t t0, t_end, t_done;
 	unsigned int i, inflight = 0, submitted;
 	bool stopping = false;
-	struct pollfd pfd = { .fd = bn->irq_efd, .events = POLLIN };
 	double cpu0, cpu;
 	const char *rwname[] = { "randread", "randwrite", "read", "write" };
-	uint64_t v;
 
 	for (i = 0; i < bn->qd; i++) {
 		memset(gmem_ptr(&bn->mem, DATA_GPA + (uint64_t)i * bn->bs, bn->bs), 0x5a + i, bn->bs);
@@ -518,10 +566,7 @@ static void run(struct bench *bn, double runtime)
 			break;
 
 		/* The irqfd fires; vp_interrupt reads ISR (clearing it). */
-		if (poll(&pfd, 1, 10000) <= 0)
-			die("no completion interrupt within 10 s");
-		if (read(bn->irq_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-			die("irq eventfd read");
+		wait_irq(bn);
 		bn->irqs++;
 		do {
 			uint8_t isr = reg_rd(bn, VIRTIO_PCI_ISR, 1);
@@ -548,13 +593,14 @@ static void run(struct bench *bn, double runtime)
 
 		printf("blkbench: rw=%s bs=%u qd=%u ios=%llu secs=%.2f iops=%.0f mbps=%.1f "
 		       "p50_us=%.1f p99_us=%.1f cpu_pct=%.0f kicks=%llu irqs=%llu spurious=%llu "
-		       "device_kicks=%llu errors=%llu\n",
+		       "device_kicks=%llu errors=%llu halt_poll_us=%llu\n",
 		       rwname[bn->rw], bn->bs, bn->qd, (unsigned long long)bn->ios, secs, iops,
 		       iops * bn->bs / 1e6, pct(bn->lat, bn->nr_lat, 50), pct(bn->lat, bn->nr_lat, 99),
 		       100.0 * cpu / secs, (unsigned long long)bn->kicks,
 		       (unsigned long long)bn->irqs, (unsigned long long)bn->spurious,
 		       (unsigned long long)__atomic_load_n(&bn->b->kicks, __ATOMIC_RELAXED),
-		       (unsigned long long)bn->errors);
+		       (unsigned long long)bn->errors,
+		       (unsigned long long)(bn->halt_poll_ns / 1000));
 		print_thread_stats(ts0, nts0, ts1, nts1, secs, bn->ios);
 	}
 }
@@ -564,6 +610,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: blkbench --disk 'PATH[,virtio-blk opts]' [--rw randread|randwrite|read|write]\n"
 		"                [--bs BYTES] [--qd N] [--runtime SECS] [--segs N] [--no-indirect]\n"
+		"                [--halt-poll-us N]\n"
 		"       blkbench --probe 'PATH[,opts]'   (exit 0 when the device accepts the options)\n");
 	exit(2);
 }
@@ -579,6 +626,7 @@ int main(int argc, char **argv)
 		{ "segs", required_argument, NULL, 's' },
 		{ "no-indirect", no_argument, NULL, 'n' },
 		{ "probe", required_argument, NULL, 'p' },
+		{ "halt-poll-us", required_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct virtio_notify notify = { notify_attach, notify_detach, NULL };
@@ -596,6 +644,7 @@ int main(int argc, char **argv)
 	bn->bs = 4096;
 	bn->qd = 1;
 	bn->segs = 1;
+	bn->halt_poll_ns = 200000;	/* KVM's default halt_poll_ns on x86 */
 	bn->rng = 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
 	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
 		switch (c) {
@@ -618,6 +667,7 @@ int main(int argc, char **argv)
 		case 't': runtime = strtod(optarg, NULL); break;
 		case 's': bn->segs = strtoul(optarg, NULL, 0); break;
 		case 'n': want_indirect = false; break;
+		case 'h': bn->halt_poll_ns = strtoull(optarg, NULL, 0) * 1000; break;
 		default: usage();
 		}
 	}

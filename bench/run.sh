@@ -9,7 +9,10 @@
 #   BLKBENCH       the harness (default ./bench/blkbench)
 #   BENCH_DIR      where the test file goes (default $TMPDIR, else /tmp)
 #   BENCH_SIZE_MB  test file size in MiB (default 1024)
-#   BENCH_RUNTIME  seconds per run, each side (default 5)
+#   BENCH_RUNTIME  seconds per run, each side (default 1)
+#   BENCH_ROUNDS   runs per side, interleaved fio / tinyvmm (default 5);
+#                  each side reports its median run, so that a drift of
+#                  the disk's flush latency during the run hits both sides
 #   BENCH_ENGINES  virtio-blk aio engines to run, e.g. "threads io_uring"
 #                  (default: both when the device accepts aio=, else the
 #                  built-in one, reported as "threads")
@@ -24,7 +27,8 @@ set -eu
 BLKBENCH=${BLKBENCH:-./bench/blkbench}
 BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}}
 SIZE_MB=${BENCH_SIZE_MB:-1024}
-RUNTIME=${BENCH_RUNTIME:-5}
+RUNTIME=${BENCH_RUNTIME:-1}
+ROUNDS=${BENCH_ROUNDS:-5}
 TESTS_RE=${BENCH_TESTS:-.}
 EXTRA_OPTS=${BENCH_BLK_OPTS:-}
 QSIZE=256
@@ -34,6 +38,8 @@ die() { echo "bench: $*" >&2; exit 1; }
 [ -x "$BLKBENCH" ] || die "$BLKBENCH not built (make bench builds it)"
 command -v fio >/dev/null 2>&1 || die "fio not found: install the Debian package fio"
 [ -d "$BENCH_DIR" ] || die "BENCH_DIR=$BENCH_DIR is not a directory"
+case $ROUNDS in ''|*[!0-9]*|0) die "BENCH_ROUNDS=$ROUNDS: expected a count of 1 or more" ;; esac
+case $RUNTIME in ''|*[!0-9]*|0) die "BENCH_RUNTIME=$RUNTIME: expected whole seconds, 1 or more" ;; esac
 if command -v python3 >/dev/null 2>&1 && python3 -c 'import json' 2>/dev/null; then
 	PARSER=python3
 else
@@ -47,7 +53,7 @@ trap 'rm -rf "$WORK" "$FILE"' EXIT INT TERM
 START=$(date +%s)
 echo "bench: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), kernel $(uname -r)"
 echo "bench: test file $FILE (${SIZE_MB} MiB) on: $(df -P "$BENCH_DIR" | awk 'NR==2 {print $1 " mounted on " $6}')"
-echo "bench: fio $(fio --version), ${RUNTIME}s per run, parser $PARSER"
+echo "bench: fio $(fio --version), ${RUNTIME}s per run, $ROUNDS interleaved runs per side (median reported), parser $PARSER"
 
 # Same starting state for both sides: the whole file written (no holes, so
 # neither side measures block allocation), synced, and resident in the page
@@ -112,6 +118,12 @@ bb_parse() {
 	sed -n 's/.* iops=\([0-9.]*\) mbps=\([0-9.]*\) p50_us=\([0-9.]*\) p99_us=\([0-9.]*\) cpu_pct=\([0-9.]*\).*/\1 \2 \3 \4 \5/p' "$1"
 }
 
+# The median of the lines "iops mbps p50 p99 cpu" in $1 by column $2.
+median_run() {
+	n=$(wc -l <"$1")
+	sort -g -k "$2" "$1" | sed -n "$(( (n + 1) / 2 ))p"
+}
+
 RESULTS=$WORK/results
 : >"$RESULTS"
 i=0
@@ -125,36 +137,53 @@ echo "$TESTS" | while read -r name rw bs qd cache; do
 	[ "$cache" = writethru ] && fsync=--fdatasync=1
 	devcache=
 	[ "$cache" != - ] && devcache=",$cache"
+	# the column the ratio is taken on: IOPS, or MB/s for 128 KiB
+	if [ "$bs" -ge 131072 ]; then col=2; else col=1; fi
 
-	# Each run starts with no dirty pages left by the one before.
-	sync
-	fio --name="$name" --filename="$FILE" --size="${SIZE_MB}M" --rw="$rw" --bs="$bs" \
-		--iodepth="$qd" --ioengine="$fengine" --direct=0 --invalidate=0 \
-		--randrepeat=0 --norandommap --time_based --runtime="$RUNTIME" \
-		${fsync:+"$fsync"} --output-format="$( [ "$PARSER" = python3 ] && echo json || echo terse)" \
-		--output="$WORK/fio.out" >/dev/null 2>"$WORK/fio.err" ||
-		{ cat "$WORK/fio.err" >&2; die "fio failed for $name"; }
-	set -- $(fio_parse "$WORK/fio.out" "$dir")
+	: >"$WORK/fio.runs"
+	for eng in $ENGINES; do : >"$WORK/bb.$eng.runs"; done
+	round=0
+	while [ "$round" -lt "$ROUNDS" ]; do
+		round=$((round + 1))
+		# Each run starts with no dirty pages left by the one before.
+		sync
+		fio --name="$name" --filename="$FILE" --size="${SIZE_MB}M" --rw="$rw" --bs="$bs" \
+			--iodepth="$qd" --ioengine="$fengine" --direct=0 --invalidate=0 \
+			--randrepeat=0 --norandommap --time_based --runtime="$RUNTIME" \
+			${fsync:+"$fsync"} --output-format="$( [ "$PARSER" = python3 ] && echo json || echo terse)" \
+			--output="$WORK/fio.out" >/dev/null 2>"$WORK/fio.err" ||
+			{ cat "$WORK/fio.err" >&2; die "fio failed for $name"; }
+		fio_parse "$WORK/fio.out" "$dir" >>"$WORK/fio.runs"
+
+		for eng in $ENGINES; do
+			aio=
+			[ "$eng" != default ] && aio=",aio=$eng"
+			sync
+			"$BLKBENCH" --disk "$FILE,qsize=$QSIZE$devcache$aio${EXTRA_OPTS:+,$EXTRA_OPTS}" \
+				--rw="$rw" --bs="$bs" --qd="$qd" --runtime="$RUNTIME" \
+				>"$WORK/bb.out" 2>"$WORK/bb.err" ||
+				{ cat "$WORK/bb.err" "$WORK/bb.out" >&2; die "blkbench failed for $name ($eng)"; }
+			set -- $(bb_parse "$WORK/bb.out")
+			[ $# -eq 5 ] || { cat "$WORK/bb.out" >&2; die "cannot parse blkbench output"; }
+			echo "$*" >>"$WORK/bb.$eng.runs"
+		done
+	done
+
+	set -- $(median_run "$WORK/fio.runs" "$col")
 	f_iops=$1 f_mbps=$2 f_p50=$3 f_p99=$4 f_cpu=$5
-
+	f_all=$(cut -d' ' -f"$col" "$WORK/fio.runs" | tr '\n' ' ')
 	for eng in $ENGINES; do
-		aio=
-		[ "$eng" != default ] && aio=",aio=$eng"
 		label=$eng
 		[ "$eng" = default ] && label=threads
-		sync
-		"$BLKBENCH" --disk "$FILE,qsize=$QSIZE$devcache$aio${EXTRA_OPTS:+,$EXTRA_OPTS}" \
-			--rw="$rw" --bs="$bs" --qd="$qd" --runtime="$RUNTIME" \
-			>"$WORK/bb.out" 2>"$WORK/bb.err" ||
-			{ cat "$WORK/bb.err" "$WORK/bb.out" >&2; die "blkbench failed for $name ($label)"; }
-		set -- $(bb_parse "$WORK/bb.out")
-		[ $# -eq 5 ] || { cat "$WORK/bb.out" >&2; die "cannot parse blkbench output"; }
+		set -- $(median_run "$WORK/bb.$eng.runs" "$col")
 		t_iops=$1 t_mbps=$2 t_p50=$3 t_p99=$4 t_cpu=$5
-		if [ "$bs" -ge 131072 ]; then t=$t_mbps f=$f_mbps; else t=$t_iops f=$f_iops; fi
+		t_all=$(cut -d' ' -f"$col" "$WORK/bb.$eng.runs" | tr '\n' ' ')
+		if [ "$col" -eq 2 ]; then t=$t_mbps f=$f_mbps; else t=$t_iops f=$f_iops; fi
 		ratio=$(awk -v t="$t" -v f="$f" 'BEGIN { if (f > 0) printf "%.2f", t / f; else print "nan" }')
 		printf '[%2d/%d] %-30s %-8s tinyvmm %8s IOPS %8s MB/s p50 %7sus p99 %8sus cpu %4s%% | fio(%s) %8s IOPS %8s MB/s p50 %7sus p99 %8sus cpu %4s%% | ratio %s\n' \
 			"$i" "$NTESTS" "$name" "$label" "$t_iops" "$t_mbps" "$t_p50" "$t_p99" "$t_cpu" \
 			"$fengine" "$f_iops" "$f_mbps" "$f_p50" "$f_p99" "$f_cpu" "$ratio"
+		echo "        runs: tinyvmm ${t_all}| fio ${f_all}"
 		echo "RESULT $name-$label tinyvmm=$t fio=$f ratio=$ratio" >>"$RESULTS"
 	done
 done

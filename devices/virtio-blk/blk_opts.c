@@ -25,6 +25,7 @@ enum {
 	SEEN_QSIZE = 1 << 2,
 	SEEN_SERIAL = 1 << 3,
 	SEEN_AIO = 1 << 4,
+	SEEN_POLL = 1 << 5,
 };
 
 /*
@@ -160,6 +161,20 @@ static int opts_aio(struct blk_opts *o, const char *opt, const char *val)
 	return -EINVAL;
 }
 
+static int opts_poll(struct blk_opts *o, const char *opt, const char *val)
+{
+	uint64_t n;
+
+	if (opts_parse_dec(val, strlen(val), &n) || n > BLK_MAX_POLL_US) {
+		pr_err("virtio-blk: %s: expected microseconds from 0 to %u", opt,
+		       BLK_MAX_POLL_US);
+		return -EINVAL;
+	}
+	o->poll_us = n;
+	o->has_poll = true;
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	unsigned int seen;
@@ -170,6 +185,7 @@ static const struct {
 	{ "qsize", SEEN_QSIZE, opts_qsize },
 	{ "serial", SEEN_SERIAL, opts_serial },
 	{ "aio", SEEN_AIO, opts_aio },
+	{ "poll", SEEN_POLL, opts_poll },
 };
 
 static int opts_one(struct blk_opts *o, char *opt, unsigned int *seen)
@@ -232,6 +248,7 @@ int blk_opts_parse(const char *args, struct blk_opts *o)
 	o->logical_block = BLK_MIN_LOGICAL;
 	o->physical_block = BLK_MIN_LOGICAL;
 	o->queue_size = BLK_DEFAULT_QSIZE;
+	o->poll_us = BLK_DEFAULT_POLL_US;
 
 	if (!args || !*args || *args == ',') {
 		pr_err("virtio-blk: missing image path");
@@ -264,6 +281,12 @@ int blk_opts_parse(const char *args, struct blk_opts *o)
 			goto out;
 	}
 	ret = opts_check_range(o);
+	if (!ret && o->has_poll && o->poll_us && o->aio == BLK_AIO_THREADS) {
+		/* Only the io_uring queue thread polls: say so rather than ignore it. */
+		pr_err("virtio-blk: poll=%u: only aio=io_uring polls (use poll=0 or drop aio=threads)",
+		       o->poll_us);
+		ret = -EINVAL;
+	}
 out:
 	free(copy);
 	if (ret)

@@ -5,7 +5,7 @@
 /*
  * "-s N,virtio-blk,PATH[,opt...]" after the device name:
  *   writethru | writeback | ro | sectorsize=L[/P] | range=LBA/SIZE |
- *   qsize=N | serial=STR | aio=threads|io_uring
+ *   qsize=N | serial=STR | aio=threads|io_uring | poll=US
  * range= follows ACRN: LBA and SIZE are counted in logical sectors
  * (sectorsize L, default 512), so the window is bytes
  * [LBA*L, (LBA+SIZE)*L) of the file.
@@ -24,6 +24,13 @@
  * reaps through one ring).  Without it, io_uring is used when the kernel
  * accepts it and threads otherwise (one info line says so); an explicit
  * aio=io_uring the kernel refuses is an error.
+ *
+ * poll=US (given once, 0..1000, default 32): how long at most the
+ * io_uring queue thread polls the avail ring, with kicks suppressed,
+ * after it ran out of work, before it sleeps until the next kick.  The
+ * window adapts (it grows while requests come within it and shrinks
+ * while they do not), so an idle disk costs no CPU.  0 never polls.
+ * aio=threads does not poll: poll=N>0 with it is an error.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -31,6 +38,8 @@
 #define BLK_DEFAULT_QSIZE	64
 #define BLK_MAX_QSIZE		1024
 #define BLK_ID_BYTES		20	/* VIRTIO_BLK_ID_BYTES */
+#define BLK_DEFAULT_POLL_US	32
+#define BLK_MAX_POLL_US		1000
 
 enum blk_aio {
 	BLK_AIO_DEFAULT = 0,	/* io_uring if the kernel has it, else threads */
@@ -51,6 +60,8 @@ struct blk_opts {
 	bool has_serial;
 	char serial[BLK_ID_BYTES + 1];
 	enum blk_aio aio;
+	bool has_poll;
+	uint32_t poll_us;		/* most the queue thread polls, 0: never */
 };
 
 /*

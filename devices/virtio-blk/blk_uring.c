@@ -7,15 +7,19 @@
  *      WRITEV of its iovecs at disk.start + offset, or FSYNC(DATASYNC)
  *      for a FLUSH; requests that need no I/O (GET_ID, bad ones) are
  *      finished on the spot;
- *   2. submits the batch and waits in one io_uring_submit_and_wait();
- *      the kick eventfd and the stop eventfd are POLL_ADDs on the same
- *      ring, so a kick, a stop or an I/O completion all wake it;
+ *   2. submits the batch (at most URING_BATCH requests a turn) and
+ *      waits in one io_uring_submit_and_wait(); the kick eventfd and
+ *      the stop eventfd are POLL_ADDs on the same ring, so a kick, a
+ *      stop or an I/O completion all wake it; with poll= it first spins
+ *      on the avail ring for a while (below);
  *   3. reaps every CQE: a short transfer is resubmitted for the rest
  *      (0 bytes is -EIO), -EAGAIN/-EINTR are retried a bounded number
  *      of times, a writethru write is followed by an FSYNC(DATASYNC) of
  *      its own before it completes; every finished request
  *      gets its status byte and goes on a batch that is completed with
  *      one used-ring update and one interrupt (blk_complete_list).
+ *   A writethru write that is alone (queue depth 1) is written by the
+ *   queue thread itself with RWF_DSYNC (uring_write_alone()).
  *
  * Exactly once: a popped ioreq has at most one SQE in the ring at any
  * time (user_data = the ioreq; no links, no multishot), so each CQE for
@@ -33,6 +37,20 @@
  * run in parallel and the filesystem batches their journal commits.
  * The fsync covers the write, which completed before it was submitted.
  *
+ * Polling (poll=US).  Each request costs two cross-thread wake-ups when
+ * the queue thread sleeps between them: the kick wakes it, and its
+ * interrupt wakes the vCPU.  Like QEMU's adaptive iothread polling, when
+ * it runs out of work with nothing in flight the thread spins on the
+ * avail ring for up to poll_ns first, with VRING_USED_F_NO_NOTIFY set so
+ * the driver does not even kick, and keeps kicks off while requests keep
+ * coming.  The window grows (x2, from 4 us up to poll=) after each sleep
+ * the next request ended within poll=, and halves after each longer one,
+ * so a disk that is idle or waits on slow I/O stops polling.  It only
+ * polls with no SQE in flight: waiting for the disk is what the sleep in
+ * io_uring_submit_and_wait() is for.  Before sleeping it turns kicks back
+ * on and looks at the ring once more (virtq_set_notify's fence), so a
+ * request made while kicks were off is never stranded.
+ *
  * The engine bypasses the disk ops table and does the file back end's
  * work itself on disk.fd; a device whose ops were replaced after
  * blk_dev_create() (memory or fault-injection back ends) runs the
@@ -45,6 +63,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "devices/virtio-blk/blk.h"
@@ -55,6 +74,16 @@
 #define URING_TAG_STOP		2
 /* -EAGAIN/-EINTR on one request before it is an I/O error */
 #define URING_MAX_RETRIES	64
+/*
+ * Requests popped per turn of the loop.  Page-cache hits complete inside
+ * the submit, so a turn is mostly copying; completing every 16 lets the
+ * driver refill while we copy the rest (128 KiB reads at QD32: 12.5 ->
+ * 15-17 GB/s here) and bounds how long a finished request waits for its
+ * interrupt.
+ */
+#define URING_BATCH		16
+/* where an adaptive poll window starts growing from (QEMU uses the same) */
+#define URING_POLL_START_NS	4000
 
 enum {
 	BLK_URING_PHASE_RW = 0,		/* READV/WRITEV in flight */
@@ -70,7 +99,18 @@ struct blk_uring {
 	int kick_fd;
 	struct blk_ioreq *done_head, *done_tail;
 	bool submit_warned;
+	uint64_t poll_max_ns;		/* poll=, 0: never poll */
+	uint64_t poll_ns;		/* the adaptive window now */
+	bool notify_off;		/* VRING_USED_F_NO_NOTIFY is set */
 };
+
+static uint64_t uring_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
 
 static bool uring_opcodes_ok(struct io_uring *ring)
 {
@@ -153,6 +193,7 @@ int blk_uring_init(struct blk_dev *b)
 	}
 	u->ops = b->disk.ops;
 	u->kick_fd = -1;
+	u->poll_max_ns = (uint64_t)b->opts.poll_us * 1000;
 	b->uring = u;
 	return 0;
 }
@@ -284,6 +325,39 @@ static void uring_prep(struct blk_dev *b, struct blk_ioreq *io)
 	u->ops_in_ring++;
 }
 
+/*
+ * A writethru write with nothing else to do: no SQE in the ring, no
+ * finished request waiting for its interrupt, nothing more on the avail
+ * ring.  io_uring would hand its fsync to an io-wq worker (fsync never
+ * completes inline), which costs a wake-up there and one back for no
+ * parallelism; at queue depth 1 that was a third of each request's time
+ * here (docs/PERFORMANCE.md).  Anything the driver posts meanwhile waits
+ * for this one write, as it would behind kvmtool's or Firecracker's
+ * synchronous block I/O.
+ */
+static bool uring_write_alone(struct blk_dev *b, const struct blk_req *r)
+{
+	struct blk_uring *u = b->uring;
+
+	return r->kind == BLK_REQ_WRITE && r->sync && !u->ops_in_ring && !u->done_head &&
+	       !virtq_avail_pending(&b->vp.vq[0]);
+}
+
+/* The synchronous write, through the file back end (RWF_DSYNC). */
+static void uring_write_inline(struct blk_dev *b, struct blk_ioreq *io)
+{
+	const struct blk_req *r = &io->req;
+	struct disk *d = &b->disk;
+	bool sync = r->sync;
+	ssize_t ret;
+	int err;
+
+	uring_observe(io, BLK_URING_WRITE_INLINE, sync);
+	ret = d->ops->pwritev(d, r->iov, (int)r->cnt, r->sector * BLK_SECTOR_SIZE, sync);
+	err = ret == (ssize_t)r->len ? 0 : ret < 0 ? (int)ret : -EIO;
+	uring_finish(b->uring, io, blk_req_io_done(b, r, err));
+}
+
 /* A freshly popped request: finish it now or queue its first SQE. */
 static void uring_start(struct blk_dev *b, struct blk_ioreq *io)
 {
@@ -298,6 +372,10 @@ static void uring_start(struct blk_dev *b, struct blk_ioreq *io)
 		io->phase = BLK_URING_PHASE_RW;
 		io->cur_iov = r->iov;
 		io->cur_cnt = r->cnt;
+		if (uring_write_alone(b, r)) {
+			uring_write_inline(b, io);
+			break;
+		}
 		uring_prep(b, io);
 		break;
 	case BLK_REQ_FLUSH:
@@ -420,19 +498,28 @@ static void uring_reap(struct blk_dev *b)
 	io_uring_cq_advance(&u->ring, n);
 }
 
-/* Pop and start everything available (nothing while paused or stopping). */
-static void uring_pop_all(struct blk_dev *b)
+/*
+ * Pop and start up to a batch of what is available (nothing while paused
+ * or stopping).  True: the batch is full and more may be waiting, so
+ * the loop must come back before it sleeps (the kick was consumed).
+ */
+static bool uring_pop_batch(struct blk_dev *b)
 {
 	struct blk_ioreq *io = NULL;
+	unsigned int n;
 	enum blk_pop r;
 
-	while ((r = blk_queue_pop(b, &io)) != BLK_POP_NONE) {
+	for (n = 0; n < URING_BATCH; n++) {
+		r = blk_queue_pop(b, &io);
+		if (r == BLK_POP_NONE)
+			return false;
 		if (r == BLK_POP_BAD)
 			/* Returned unused so the driver does not hang on it. */
 			uring_done(b->uring, io, 0);
 		else
 			uring_start(b, io);
 	}
+	return true;
 }
 
 static void uring_complete_batch(struct blk_dev *b)
@@ -444,11 +531,72 @@ static void uring_complete_batch(struct blk_dev *b)
 	blk_complete_list(b, list);
 }
 
+/*
+ * Under b->lock: a reset (which holds it) must not have the ring taken
+ * from under the flag write, or the write could land in guest memory
+ * that is no longer a ring.
+ */
+static void uring_set_notify(struct blk_dev *b, bool enable)
+{
+	pthread_mutex_lock(&b->lock);
+	virtq_set_notify(&b->vp.vq[0], enable);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/*
+ * Spin for up to the poll window for a new request or a CQE; kicks stay
+ * off afterwards (uring_notify_on() before sleeping).  True: work came.
+ */
+static bool uring_poll(struct blk_dev *b)
+{
+	struct blk_uring *u = b->uring;
+	struct virtq *q = &b->vp.vq[0];
+	uint64_t end = uring_now_ns() + u->poll_ns;
+
+	if (!u->notify_off) {
+		uring_set_notify(b, false);
+		u->notify_off = true;
+	}
+	do {
+		if (virtq_avail_pending(q) || io_uring_cq_ready(&u->ring))
+			return true;
+		__builtin_ia32_pause();
+	} while (uring_now_ns() < end);
+	return false;
+}
+
+/* Kicks back on before sleeping.  True: a request came while they were off. */
+static bool uring_notify_on(struct blk_dev *b)
+{
+	struct blk_uring *u = b->uring;
+
+	if (!u->notify_off)
+		return false;
+	uring_set_notify(b, true);
+	u->notify_off = false;
+	return virtq_avail_pending(&b->vp.vq[0]);
+}
+
+/* An idle sleep of slept_ns ended: grow the window if polling would have caught it. */
+static void uring_poll_adapt(struct blk_uring *u, uint64_t slept_ns)
+{
+	if (slept_ns > u->poll_max_ns) {
+		u->poll_ns /= 2;
+		if (u->poll_ns < URING_POLL_START_NS)
+			u->poll_ns = 0;
+	} else if (u->poll_ns < u->poll_max_ns) {
+		u->poll_ns = u->poll_ns ? 2 * u->poll_ns : URING_POLL_START_NS;
+		if (u->poll_ns > u->poll_max_ns)
+			u->poll_ns = u->poll_max_ns;
+	}
+}
+
 void *blk_uring_thread(void *arg)
 {
 	struct blk_dev *b = arg;
 	struct blk_uring *u = b->uring;
-	bool stop;
+	uint64_t t_sleep = 0;
+	bool stop, idle, more = false;
 	int ret;
 
 	u->kick_fd = b->vp.kick_efd[0];		/* -1: register notifies only */
@@ -457,15 +605,36 @@ void *blk_uring_thread(void *arg)
 		stop = b->stopping;
 		pthread_mutex_unlock(&b->lock);
 		/* Requests may have been posted before the first kick we see. */
-		if (!stop)
-			uring_pop_all(b);
+		more = !stop && uring_pop_batch(b);
+		if ((u->poll_max_ns || more) && io_uring_sq_ready(&u->ring)) {
+			/*
+			 * Page-cache hits complete inside the submit: answer them
+			 * before polling or popping the next batch.
+			 */
+			io_uring_submit(&u->ring);
+			uring_reap(b);
+		}
 		/* Finished ones go out before we sleep: one interrupt for the lot. */
 		uring_complete_batch(b);
 		if (stop && !u->ops_in_ring)
 			break;
+		/* The rest of the avail ring, after this batch's interrupt. */
+		if (more)
+			continue;
+		idle = !stop && !u->ops_in_ring;
+		if (idle && u->poll_ns && uring_poll(b)) {
+			uring_reap(b);
+			continue;
+		}
+		if (uring_notify_on(b))
+			continue;
 		uring_arm_poll(u, b->stop_efd, URING_TAG_STOP, &u->stop_armed);
 		uring_arm_poll(u, u->kick_fd, URING_TAG_KICK, &u->kick_armed);
+		if (idle && u->poll_max_ns)
+			t_sleep = uring_now_ns();
 		ret = io_uring_submit_and_wait(&u->ring, 1);
+		if (idle && u->poll_max_ns)
+			uring_poll_adapt(u, uring_now_ns() - t_sleep);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY &&
 		    !u->submit_warned) {
 			u->submit_warned = true;

@@ -32,6 +32,7 @@ struct vring_used_elem {
 };
 
 #define VRING_AVAIL_F_NO_INTERRUPT	1
+#define VRING_USED_F_NO_NOTIFY		1
 
 /* avail: flags, idx, ring[num], used_event */
 #define AVAIL_IDX_OFF		2
@@ -285,4 +286,33 @@ bool virtq_no_interrupt(const struct virtq *q)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	flags = __atomic_load_n((uint16_t *)(v.avail), __ATOMIC_RELAXED);
 	return flags & VRING_AVAIL_F_NO_INTERRUPT;
+}
+
+void virtq_set_notify(struct virtq *q, bool enable)
+{
+	struct ring_view v;
+
+	if (!ring_view_get(q, &v))
+		return;
+	/* used->flags is ours alone: the driver only reads it. */
+	__atomic_store_n((uint16_t *)v.used, enable ? 0 : VRING_USED_F_NO_NOTIFY,
+			 __ATOMIC_RELAXED);
+	/*
+	 * A driver that saw NO_NOTIFY skipped its kick after publishing
+	 * avail->idx; our flag store must be visible before we read that
+	 * index again, or both sides would wait for the other.
+	 */
+	if (enable)
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+bool virtq_avail_pending(const struct virtq *q)
+{
+	struct ring_view v;
+	uint16_t idx;
+
+	if (!ring_view_get(q, &v) || __atomic_load_n(&q->broken, __ATOMIC_RELAXED))
+		return false;
+	idx = __atomic_load_n((uint16_t *)(v.avail + AVAIL_IDX_OFF), __ATOMIC_ACQUIRE);
+	return idx != __atomic_load_n(&q->last_avail, __ATOMIC_RELAXED);
 }

@@ -73,4 +73,18 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t len);
 /* Whether the driver asked for no interrupt (VRING_AVAIL_F_NO_INTERRUPT). */
 bool virtq_no_interrupt(const struct virtq *q);
 
+/*
+ * Polling the avail ring instead of waiting for kicks.  While notify is
+ * off the driver is asked not to kick (VRING_USED_F_NO_NOTIFY, honoured
+ * by Linux's virtqueue_kick_prepare); virtq_set_notify(q, true) ends
+ * with a full fence, so a virtq_avail_pending() after it sees every
+ * request the driver made available without a kick.
+ */
+void virtq_set_notify(struct virtq *q, bool enable);
+/*
+ * Whether the avail index moved past what virtq_pop() took.  A hint for a
+ * poller, read without the popper's lock: act on it by popping.
+ */
+bool virtq_avail_pending(const struct virtq *q);
+
 #endif

@@ -61,6 +61,8 @@ static void test_defaults(void **state)
 	assert_int_equal(o.queue_size, BLK_DEFAULT_QSIZE);
 	assert_false(o.has_serial);
 	assert_int_equal(o.aio, BLK_AIO_DEFAULT);
+	assert_int_equal(o.poll_us, BLK_DEFAULT_POLL_US);
+	assert_false(o.has_poll);
 	assert_string_equal(errbuf, "");
 	blk_opts_free(&o);
 	assert_null(o.path);
@@ -226,6 +228,31 @@ static void test_aio(void **state)
 	expect_error("img,aio", "unknown option 'aio'");
 }
 
+static void test_poll(void **state)
+{
+	struct blk_opts o;
+
+	assert_int_equal(parse("img,poll=0", &o), 0);
+	assert_int_equal(o.poll_us, 0);
+	assert_true(o.has_poll);
+	blk_opts_free(&o);
+	assert_int_equal(parse("img,poll=1000,aio=io_uring", &o), 0);
+	assert_int_equal(o.poll_us, 1000);
+	blk_opts_free(&o);
+	/* Not polling is fine with either engine. */
+	assert_int_equal(parse("img,aio=threads,poll=0", &o), 0);
+	blk_opts_free(&o);
+
+	expect_error("img,poll=1001", "virtio-blk: poll=1001: expected microseconds from 0 to 1000");
+	expect_error("img,poll=-1", "poll=-1: expected microseconds");
+	expect_error("img,poll=", "poll=: expected microseconds");
+	expect_error("img,poll=5us", "poll=5us: expected microseconds");
+	expect_error("img,poll=5,poll=6", "poll=6: poll= given twice");
+	expect_error("img,poll=50,aio=threads",
+		     "virtio-blk: poll=50: only aio=io_uring polls (use poll=0 or drop aio=threads)");
+	expect_error("img,aio=threads,poll=1", "only aio=io_uring polls");
+}
+
 static void test_duplicates(void **state)
 {
 	expect_error("img,qsize=64,qsize=128", "qsize=128: qsize= given twice");
@@ -248,6 +275,7 @@ int main(void)
 		cmocka_unit_test(test_missing_path),
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_aio),
+		cmocka_unit_test(test_poll),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

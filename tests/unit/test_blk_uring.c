@@ -471,13 +471,14 @@ static void record(const struct blk_ioreq *io, enum blk_uring_event ev, int res)
  * episode's operations came in an order that makes its completion honest.
  */
 struct walk {
-	unsigned int finished, fsyncs;
+	unsigned int finished, fsyncs, inline_writes;
 	int last_finished;
 };
 
 struct episode {
 	const struct blk_ioreq *io;
-	bool is_write, in_fsync;
+	bool is_write, in_fsync, inline_write;
+	int inline_sync;
 	int last_data_reap, fsync_submit, fsync_reap;
 };
 
@@ -505,6 +506,11 @@ static struct walk walk_log(unsigned int from, bool writethru)
 			e->is_write = true;
 			e->in_fsync = false;
 			break;
+		case BLK_URING_WRITE_INLINE:
+			e->is_write = true;
+			e->inline_write = true;
+			e->inline_sync = events[i].res;
+			break;
 		case BLK_URING_SUBMIT_FSYNC:
 			e->in_fsync = true;
 			e->fsync_submit = i;
@@ -521,7 +527,12 @@ static struct walk walk_log(unsigned int from, bool writethru)
 			break;
 		case BLK_URING_FINISHED:
 			assert_int_equal(events[i].res, VIRTIO_BLK_S_OK);
-			if (e->is_write && writethru) {
+			if (e->inline_write) {
+				/* written by the queue thread itself: only ever synchronously */
+				assert_true(writethru);
+				assert_int_equal(e->inline_sync, 1);
+				w.inline_writes++;
+			} else if (e->is_write && writethru) {
 				/* write reaped, then its own fsync sent and reaped, then done */
 				assert_true(e->last_data_reap >= 0 &&
 					    e->fsync_submit > e->last_data_reap);
@@ -574,7 +585,9 @@ static void durability_order(const char *mode)
 	w = walk_log(0, !strcmp(mode, "writethru"));
 	pthread_mutex_unlock(&events_lock);
 	assert_int_equal(w.finished, MAX_REQS);
+	/* 32 at once: none is alone, so each writethru one has its own fsync. */
 	assert_int_equal(w.fsyncs, !strcmp(mode, "writethru") ? MAX_REQS : 0);
+	assert_int_equal(w.inline_writes, 0);
 
 	/* FLUSH after they completed: its fsync goes out after every one of them. */
 	mark = nr_events;
@@ -603,6 +616,119 @@ static void test_durability_order_writethru(void **state)
 static void test_durability_order_writeback(void **state)
 {
 	durability_order("writeback");
+}
+
+/*
+ * Queue depth 1 writethru: each write is alone, so the queue thread
+ * writes it itself; the log must show it did so synchronously and never
+ * finished a write that was not, and the data must be in the file.
+ */
+static void test_writethru_alone_inline(void **state)
+{
+	struct t *t = calloc(1, sizeof(*t));
+	uint8_t buf[4096], expect[4096];
+	unsigned int i;
+	struct walk w;
+	int fd;
+
+	(void)state;
+	assert_non_null(t);
+	t->aio = BLK_AIO_IO_URING;
+	if (!uring_ok) {
+		free(t);
+		fprintf(stderr, "*** SKIPPED: io_uring refused by this kernel ***\n");
+		skip();
+	}
+	nr_events = 0;
+	blk_uring_observe = record;
+	assert_int_equal(dev_up(t, "writethru"), 0);
+	for (i = 0; i < 8; i++) {
+		fill(slot_data(t, 0), 4096, 900 + i);
+		queue_req(t, 0, VIRTIO_BLK_T_OUT, (uint64_t)i * 8, 4096, 1);
+		kick(t);
+		wait_used(t, 1);
+		assert_int_equal(*slot_status(t, 0), VIRTIO_BLK_S_OK);
+	}
+	pthread_mutex_lock(&events_lock);
+	w = walk_log(0, true);
+	pthread_mutex_unlock(&events_lock);
+	blk_uring_observe = NULL;
+	assert_int_equal(w.finished, 8);
+	assert_int_equal(w.inline_writes, 8);
+	assert_int_equal(w.fsyncs, 0);
+
+	fd = open(t->path, O_RDONLY);
+	assert_true(fd >= 0);
+	for (i = 0; i < 8; i++) {
+		fill(expect, sizeof(expect), 900 + i);
+		assert_int_equal(pread(fd, buf, sizeof(buf), (off_t)i * 4096), sizeof(buf));
+		assert_memory_equal(buf, expect, sizeof(buf));
+	}
+	close(fd);
+	assert_int_equal(dev_down(t), 0);
+	free(t);
+}
+
+/*
+ * poll=: the driver kicks the way Linux does (publish, full fence, kick
+ * only if VRING_USED_F_NO_NOTIFY is clear).  Requests come back to back
+ * (the device is polling, so it suppresses kicks) and after pauses long
+ * enough for it to give up and sleep, so the hand-over from polling to
+ * kicks is crossed thousands of times: a request posted while kicks were
+ * off must never be stranded (wait_used fails after 10 s).
+ */
+static unsigned int poll_run(struct t *t, unsigned int n, unsigned int pause_every)
+{
+	volatile uint16_t *used_flags = (volatile uint16_t *)gp(t, used_gpa(), 2);
+	unsigned int i, skipped = 0;
+	uint64_t one = 1;
+
+	for (i = 0; i < n; i++) {
+		queue_req(t, 0, VIRTIO_BLK_T_IN, (uint64_t)(i % 512) * 8, 4096, 1);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		if (*used_flags & 1)
+			skipped++;
+		else
+			assert_int_equal(write(t->b->vp.kick_efd[0], &one, sizeof(one)),
+					 sizeof(one));
+		wait_used(t, 1);
+		assert_int_equal(*slot_status(t, 0), VIRTIO_BLK_S_OK);
+		if (pause_every && i % pause_every == 0)
+			usleep((useconds_t)(i * 7919 % 300));
+	}
+	return skipped;
+}
+
+static void test_poll_kicks(void **state)
+{
+	volatile uint16_t *used_flags;
+	struct t *t = calloc(1, sizeof(*t));
+	unsigned int skipped;
+
+	(void)state;
+	assert_non_null(t);
+	t->aio = BLK_AIO_IO_URING;
+	if (!uring_ok) {
+		free(t);
+		fprintf(stderr, "*** SKIPPED: io_uring refused by this kernel ***\n");
+		skip();
+	}
+	assert_int_equal(dev_up(t, "poll=100"), 0);
+	skipped = poll_run(t, 4000, 3);
+	fprintf(stderr, "poll=100: %u of 4000 requests needed no kick\n", skipped);
+	/* Polling happened: some requests were taken without a kick... */
+	assert_true(skipped > 0);
+	/* ...and once idle the device sleeps with kicks back on. */
+	used_flags = (volatile uint16_t *)gp(t, used_gpa(), 2);
+	usleep(20000);
+	assert_int_equal(*used_flags & 1, 0);
+	assert_int_equal(dev_down(t), 0);
+
+	/* poll=0: never asks the driver not to kick. */
+	assert_int_equal(dev_up(t, "poll=0"), 0);
+	assert_int_equal(poll_run(t, 500, 0), 0);
+	assert_int_equal(dev_down(t), 0);
+	free(t);
 }
 
 static void test_errors(void **state)
@@ -832,6 +958,8 @@ int main(void)
 		cmocka_unit_test(test_default_engine),
 		cmocka_unit_test(test_durability_order_writethru),
 		cmocka_unit_test(test_durability_order_writeback),
+		cmocka_unit_test(test_writethru_alone_inline),
+		cmocka_unit_test(test_poll_kicks),
 		cmocka_unit_test(test_refused),
 #undef BOTH
 	};
