@@ -18,6 +18,8 @@
 #                  built-in one, reported as "threads")
 #   BENCH_TESTS    only the tests whose name matches this grep -E pattern
 #   BENCH_BLK_OPTS extra virtio-blk options appended to every device string
+#   BENCH_HALT_POLL_US  blkbench --halt-poll-us: the most its driver polls
+#                  for the interrupt, as KVM's halt_poll_ns (default 200)
 #
 # Ends with one line per test and engine:
 #   RESULT <test> tinyvmm=<n> fio=<n> ratio=<tinyvmm/fio>
@@ -31,6 +33,7 @@ RUNTIME=${BENCH_RUNTIME:-1}
 ROUNDS=${BENCH_ROUNDS:-5}
 TESTS_RE=${BENCH_TESTS:-.}
 EXTRA_OPTS=${BENCH_BLK_OPTS:-}
+HALT_POLL_US=${BENCH_HALT_POLL_US:-200}
 QSIZE=256
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -40,6 +43,7 @@ command -v fio >/dev/null 2>&1 || die "fio not found: install the Debian package
 [ -d "$BENCH_DIR" ] || die "BENCH_DIR=$BENCH_DIR is not a directory"
 case $ROUNDS in ''|*[!0-9]*|0) die "BENCH_ROUNDS=$ROUNDS: expected a count of 1 or more" ;; esac
 case $RUNTIME in ''|*[!0-9]*|0) die "BENCH_RUNTIME=$RUNTIME: expected whole seconds, 1 or more" ;; esac
+case $HALT_POLL_US in ''|*[!0-9]*) die "BENCH_HALT_POLL_US=$HALT_POLL_US: expected microseconds" ;; esac
 if command -v python3 >/dev/null 2>&1 && python3 -c 'import json' 2>/dev/null; then
 	PARSER=python3
 else
@@ -54,6 +58,7 @@ START=$(date +%s)
 echo "bench: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), kernel $(uname -r)"
 echo "bench: test file $FILE (${SIZE_MB} MiB) on: $(df -P "$BENCH_DIR" | awk 'NR==2 {print $1 " mounted on " $6}')"
 echo "bench: fio $(fio --version), ${RUNTIME}s per run, $ROUNDS interleaved runs per side (median reported), parser $PARSER"
+echo "bench: blkbench's driver polls for interrupts up to ${HALT_POLL_US} us (KVM halt polling)"
 
 # Same starting state for both sides: the whole file written (no holes, so
 # neither side measures block allocation), synced, and resident in the page
@@ -161,7 +166,7 @@ echo "$TESTS" | while read -r name rw bs qd cache; do
 			sync
 			"$BLKBENCH" --disk "$FILE,qsize=$QSIZE$devcache$aio${EXTRA_OPTS:+,$EXTRA_OPTS}" \
 				--rw="$rw" --bs="$bs" --qd="$qd" --runtime="$RUNTIME" \
-				>"$WORK/bb.out" 2>"$WORK/bb.err" ||
+				--halt-poll-us="$HALT_POLL_US" >"$WORK/bb.out" 2>"$WORK/bb.err" ||
 				{ cat "$WORK/bb.err" "$WORK/bb.out" >&2; die "blkbench failed for $name ($eng)"; }
 			set -- $(bb_parse "$WORK/bb.out")
 			[ $# -eq 5 ] || { cat "$WORK/bb.out" >&2; die "cannot parse blkbench output"; }

@@ -53,7 +53,8 @@ static bool vp_warn_first(struct virtio_pci *vp, unsigned int what)
 }
 
 /* Interrupt sink helpers: vp->lock held. */
-static void vp_assert_locked(struct virtio_pci *vp)
+/* Under vp->lock, except from virtio_pci_raise_isr() (see there). */
+static void vp_assert(struct virtio_pci *vp)
 {
 	if (vp->irq.assert_line)
 		vp->irq.assert_line(vp->irq.opaque);
@@ -411,9 +412,20 @@ void virtio_pci_raise_isr(struct virtio_pci *vp, uint8_t bits)
 {
 	pthread_mutex_lock(&vp->lock);
 	vp->isr |= bits;
-	/* Level semantics: asserting an asserted line is harmless. */
-	vp_assert_locked(vp);
 	pthread_mutex_unlock(&vp->lock);
+	/*
+	 * Assert after unlocking: with an irqfd the write injects the
+	 * interrupt, and the guest's handler reads ISR (taking vp->lock)
+	 * at once; holding the lock through that system call made the read
+	 * sleep on it, a wake-up per interrupt (QD1 4 KiB reads: 150k ->
+	 * 229k IOPS in make bench).  Every ISR bit set is still followed by
+	 * an assert, and the line is only lowered together with clearing
+	 * ISR, so no interrupt is lost; an ISR read that slips in between
+	 * takes the bits, which makes this assert one spurious interrupt
+	 * that the handler's ISR read (0) ends.  Asserting an asserted
+	 * line is harmless.
+	 */
+	vp_assert(vp);
 }
 
 bool virtio_pci_isr_pending(struct virtio_pci *vp)
@@ -431,7 +443,7 @@ void virtio_pci_needs_reset(struct virtio_pci *vp)
 	pthread_mutex_lock(&vp->lock);
 	vp->status |= VIRTIO_STATUS_NEEDS_RESET;
 	vp->isr |= VIRTIO_ISR_CONFIG;
-	vp_assert_locked(vp);
+	vp_assert(vp);
 	pthread_mutex_unlock(&vp->lock);
 }
 

@@ -70,9 +70,14 @@ struct virtio_dev_ops {
 };
 
 /*
- * How the transport asserts and deasserts INTx.  Called with vp->lock
- * held, so that the level always matches ISR: they must not call back
- * into the transport.
+ * How the transport asserts and deasserts INTx.  deassert_line is called
+ * with vp->lock held, together with clearing ISR; assert_line with it
+ * held too, except from virtio_pci_raise_isr(), which asserts after
+ * unlocking, so a sink may see an assert race a deassert and must be
+ * thread-safe.  The guarantee: every ISR bit set is followed by an
+ * assert, so a line is never left down with ISR set; it may be left up
+ * with ISR 0 (one spurious interrupt, ended by the handler's ISR read).
+ * Neither may call back into the transport.
  */
 struct virtio_irq {
 	void (*assert_line)(void *opaque);
@@ -107,8 +112,9 @@ struct virtio_pci {
 	struct virtio_notify notify;
 	/*
 	 * Lock order: ctrl_lock -> device model locks -> lock.  lock is a
-	 * leaf: no device callback runs under it (only irq.assert_line and
-	 * deassert_line, which must not call back into the transport), so
+	 * leaf: no device callback runs under it (only irq.deassert_line and
+	 * some irq.assert_line calls, which must not call back into the
+	 * transport), so
 	 * the device may raise the ISR from any thread while holding its own
 	 * locks, and ops->reset may wait for completions that do.
 	 */

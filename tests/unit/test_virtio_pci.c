@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -50,7 +51,8 @@ struct fake {
 	/* interrupt sink */
 	bool line;
 	unsigned int asserts, deasserts;
-	unsigned int bad_level;		/* line state disagreeing with ISR */
+	unsigned int bad_level;		/* line down with ISR set */
+	unsigned int late_asserts;	/* line up with ISR 0: only when racing */
 
 	/* notify sink */
 	struct attach_rec rec[MAX_ATTACH];
@@ -149,15 +151,18 @@ static const struct virtio_dev_ops fake_ops = {
 	.reset = fake_reset,
 };
 
-/* Called with vp.lock held: the level must follow ISR exactly. */
+/*
+ * The level must follow ISR exactly while nothing races; an assert racing
+ * an ISR read (test_isr_race) may come after the read took the bits.
+ */
 static void fake_assert(void *opaque)
 {
 	struct fake *f = opaque;
 
-	f->asserts++;
-	f->line = true;
-	if (!f->vp.isr)
-		f->bad_level++;
+	__atomic_add_fetch(&f->asserts, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&f->line, true, __ATOMIC_RELAXED);
+	if (!__atomic_load_n(&f->vp.isr, __ATOMIC_RELAXED))
+		__atomic_add_fetch(&f->late_asserts, 1, __ATOMIC_RELAXED);
 }
 
 static void fake_deassert(void *opaque)
@@ -165,7 +170,7 @@ static void fake_deassert(void *opaque)
 	struct fake *f = opaque;
 
 	f->deasserts++;
-	f->line = false;
+	__atomic_store_n(&f->line, false, __ATOMIC_RELAXED);
 	if (f->vp.isr)
 		f->bad_level++;
 }
@@ -223,6 +228,8 @@ static int teardown(void **state)
 	/* Whatever the test did, no callback ran under the leaf lock. */
 	assert_int_equal(f->locked_callbacks, 0);
 	assert_int_equal(f->bad_level, 0);
+	/* Outside test_isr_race nothing races the line. */
+	assert_int_equal(f->late_asserts, 0);
 	virtio_pci_destroy(&f->vp);
 	gmem_free(&f->gm);
 	test_free(f);
@@ -619,10 +626,16 @@ static void test_isr_race(void **state)
 	for (i = 0; i < 20000; i++)
 		rd(f, VIRTIO_PCI_ISR, 1);
 	assert_int_equal(pthread_join(t, NULL), 0);
-	assert_int_equal(f->line, virtio_pci_isr_pending(&f->vp));
+	/* Never an ISR bit with the line down (a lost interrupt)... */
+	if (virtio_pci_isr_pending(&f->vp))
+		assert_true(f->line);
 	rd(f, VIRTIO_PCI_ISR, 1);
 	assert_false(f->line);
 	assert_int_equal(f->bad_level, 0);
+	/* ...at most spurious ones, from an assert after the read took its bit. */
+	fprintf(stderr, "isr race: %u asserts, %u after the ISR read took the bit\n",
+		f->asserts, f->late_asserts);
+	f->late_asserts = 0;
 }
 
 static void assert_rec(const struct attach_rec *r, bool attach, uint16_t port, unsigned int n,
