@@ -196,7 +196,7 @@ enum blk_uring_event {
 	BLK_URING_SUBMIT_FSYNC,
 	BLK_URING_REAPED,
 	BLK_URING_FINISHED,
-	BLK_URING_WRITE_INLINE,		/* written by the queue thread itself; res: sync */
+	BLK_URING_WRITE_INLINE,		/* written by the queue thread itself; res: RWF_DSYNC */
 };
 extern void (*blk_uring_observe)(const struct blk_ioreq *io, enum blk_uring_event ev, int res);
 

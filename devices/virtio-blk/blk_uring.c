@@ -18,8 +18,8 @@
  *      its own before it completes; every finished request
  *      gets its status byte and goes on a batch that is completed with
  *      one used-ring update and one interrupt (blk_complete_list).
- *   A writethru write that is alone (queue depth 1) is written by the
- *   queue thread itself with RWF_DSYNC (uring_write_alone()).
+ *   A write that is alone (queue depth 1) is written by the queue
+ *   thread itself, with RWF_DSYNC when writethru (uring_write_alone()).
  *
  * Exactly once: a popped ioreq has at most one SQE in the ring at any
  * time (user_data = the ioreq; no links, no multishot), so each CQE for
@@ -326,24 +326,26 @@ static void uring_prep(struct blk_dev *b, struct blk_ioreq *io)
 }
 
 /*
- * A writethru write with nothing else to do: no SQE in the ring, no
- * finished request waiting for its interrupt, nothing more on the avail
- * ring.  io_uring would hand its fsync to an io-wq worker (fsync never
- * completes inline), which costs a wake-up there and one back for no
- * parallelism; at queue depth 1 that was a third of each request's time
- * here (docs/PERFORMANCE.md).  Anything the driver posts meanwhile waits
- * for this one write, as it would behind kvmtool's or Firecracker's
- * synchronous block I/O.
+ * A write with nothing else to do: no SQE in the ring, no finished
+ * request waiting for its interrupt, nothing more on the avail ring.
+ * io_uring hands a writethru write's fsync (fsync never completes
+ * inline) and, on file systems without non-blocking buffered writes
+ * (ext4 here), every buffered write to an io-wq worker: a wake-up there
+ * and one back for no parallelism, a third of a writethru request's
+ * time and two thirds of a writeback one's at queue depth 1 here
+ * (docs/PERFORMANCE.md).  So the queue thread writes it itself.
+ * Anything the driver posts meanwhile waits for this one write, as it
+ * would behind kvmtool's or Firecracker's synchronous block I/O.
  */
 static bool uring_write_alone(struct blk_dev *b, const struct blk_req *r)
 {
 	struct blk_uring *u = b->uring;
 
-	return r->kind == BLK_REQ_WRITE && r->sync && !u->ops_in_ring && !u->done_head &&
+	return r->kind == BLK_REQ_WRITE && !u->ops_in_ring && !u->done_head &&
 	       !virtq_avail_pending(&b->vp.vq[0]);
 }
 
-/* The synchronous write, through the file back end (RWF_DSYNC). */
+/* The write, through the file back end (RWF_DSYNC when writethru). */
 static void uring_write_inline(struct blk_dev *b, struct blk_ioreq *io)
 {
 	const struct blk_req *r = &io->req;
