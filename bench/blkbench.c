@@ -39,6 +39,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -631,13 +632,73 @@ static void run(struct bench *bn, double runtime)
 	}
 }
 
+/*
+ * --host-costs: what a system call and a thread wake-up cost on this
+ * host, the two prices every virtio request pays more often than a
+ * pread does (docs/PERFORMANCE.md).
+ */
+#define COST_CALLS	200000
+#define COST_PINGS	10000
+
+static int ping_efd[2];
+
+static void *ponger(void *arg)
+{
+	uint64_t v, one = 1;
+	int i;
+
+	for (i = 0; i < COST_PINGS; i++)
+		if (read(ping_efd[0], &v, sizeof(v)) != sizeof(v) ||
+		    write(ping_efd[1], &one, sizeof(one)) != sizeof(one))
+			die("ping-pong eventfd");
+	return arg;
+}
+
+static void host_costs(void)
+{
+	uint64_t t0, t1, t2, t3, v, one = 1;
+	pthread_t t;
+	int efd, i;
+
+	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ping_efd[0] = eventfd(0, EFD_CLOEXEC);
+	ping_efd[1] = eventfd(0, EFD_CLOEXEC);
+	if (efd < 0 || ping_efd[0] < 0 || ping_efd[1] < 0)
+		die("eventfd");
+	t0 = now_ns();
+	for (i = 0; i < COST_CALLS; i++)
+		if (getppid() < 0)
+			die("getppid");
+	t1 = now_ns();
+	for (i = 0; i < COST_CALLS; i++)
+		if (write(efd, &one, sizeof(one)) != sizeof(one))
+			die("eventfd write");
+	t2 = now_ns();
+	if (pthread_create(&t, NULL, ponger, NULL))
+		die("pthread_create");
+	for (i = 0; i < COST_PINGS; i++)
+		if (write(ping_efd[0], &one, sizeof(one)) != sizeof(one) ||
+		    read(ping_efd[1], &v, sizeof(v)) != sizeof(v))
+			die("ping-pong eventfd");
+	t3 = now_ns();
+	pthread_join(t, NULL);
+	printf("host costs: system call %.2f us (getppid), eventfd write %.2f us, "
+	       "thread wake-up %.1f us (eventfd ping-pong / 2)\n",
+	       (t1 - t0) / 1e3 / COST_CALLS, (t2 - t1) / 1e3 / COST_CALLS,
+	       (t3 - t2) / 1e3 / COST_PINGS / 2);
+	close(efd);
+	close(ping_efd[0]);
+	close(ping_efd[1]);
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
 		"usage: blkbench --disk 'PATH[,virtio-blk opts]' [--rw randread|randwrite|read|write]\n"
 		"                [--bs BYTES] [--qd N] [--runtime SECS] [--segs N] [--no-indirect]\n"
 		"                [--halt-poll-us N]\n"
-		"       blkbench --probe 'PATH[,opts]'   (exit 0 when the device accepts the options)\n");
+		"       blkbench --probe 'PATH[,opts]'   (exit 0 when the device accepts the options)\n"
+		"       blkbench --host-costs            (system call and wake-up costs here)\n");
 	exit(2);
 }
 
@@ -653,6 +714,7 @@ int main(int argc, char **argv)
 		{ "no-indirect", no_argument, NULL, 'n' },
 		{ "probe", required_argument, NULL, 'p' },
 		{ "halt-poll-us", required_argument, NULL, 'h' },
+		{ "host-costs", no_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct virtio_notify notify = { notify_attach, notify_detach, NULL };
@@ -694,6 +756,7 @@ int main(int argc, char **argv)
 		case 's': bn->segs = strtoul(optarg, NULL, 0); break;
 		case 'n': want_indirect = false; break;
 		case 'h': bn->halt_poll_ns = strtoull(optarg, NULL, 0) * 1000; break;
+		case 'c': host_costs(); return 0;
 		default: usage();
 		}
 	}

@@ -58,6 +58,7 @@ START=$(date +%s)
 echo "bench: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), kernel $(uname -r)"
 echo "bench: test file $FILE (${SIZE_MB} MiB) on: $(df -P "$BENCH_DIR" | awk 'NR==2 {print $1 " mounted on " $6}')"
 echo "bench: fio $(fio --version), ${RUNTIME}s per run, $ROUNDS interleaved runs per side (median reported), parser $PARSER"
+echo "bench: $("$BLKBENCH" --host-costs)"
 echo "bench: blkbench's driver polls for interrupts up to ${HALT_POLL_US} us (KVM halt polling)"
 
 # Same starting state for both sides: the whole file written (no holes, so
