@@ -69,6 +69,7 @@ struct t {
 	int irq_efd;
 	unsigned int asserts;
 	uint16_t avail_idx, used_seen;
+	bool hold_avail;		/* queue_req() leaves avail->idx to publish() */
 };
 
 static bool uring_ok;
@@ -206,7 +207,14 @@ static void queue_req(struct t *t, unsigned int slot, uint32_t type, uint64_t se
 	d[i] = (struct vdesc){ .addr = STATUS_GPA + slot, .len = 1, .flags = VRING_DESC_F_WRITE };
 	av[2 + (t->avail_idx % QSIZE)] = head;
 	t->avail_idx++;
-	__atomic_store_n(&av[1], t->avail_idx, __ATOMIC_RELEASE);
+	if (!t->hold_avail)
+		__atomic_store_n(&av[1], t->avail_idx, __ATOMIC_RELEASE);
+}
+
+/* Make every request queued so far available at once (one avail->idx store). */
+static void publish(struct t *t)
+{
+	__atomic_store_n(&avail(t)[1], t->avail_idx, __ATOMIC_RELEASE);
 }
 
 static void kick(struct t *t)
@@ -574,10 +582,17 @@ static void durability_order(const char *mode)
 	blk_uring_observe = record;
 	assert_int_equal(dev_up(t, mode), 0);
 	assert_int_equal(t->b->aio, BLK_AIO_IO_URING);
+	/*
+	 * All 32 in one avail->idx update: the queue thread may be awake
+	 * already (DRIVER_OK wakes it), and must not see the first alone.
+	 */
+	t->hold_avail = true;
 	for (i = 0; i < MAX_REQS; i++) {
 		fill(slot_data(t, i), 4096, 300 + i);
 		queue_req(t, i, VIRTIO_BLK_T_OUT, (uint64_t)i * 8, 4096, 1);
 	}
+	publish(t);
+	t->hold_avail = false;
 	kick(t);
 	wait_used(t, MAX_REQS);
 	pthread_mutex_lock(&events_lock);
