@@ -10,9 +10,10 @@
 #   BENCH_DIR      where the test file goes (default $TMPDIR, else /tmp)
 #   BENCH_SIZE_MB  test file size in MiB (default 1024)
 #   BENCH_RUNTIME  seconds per run, each side (default 1)
-#   BENCH_ROUNDS   runs per side, interleaved fio / tinyvmm (default 5);
-#                  each side reports its median run, so that a drift of
-#                  the disk's flush latency during the run hits both sides
+#   BENCH_ROUNDS   rounds, each one fio run then one tinyvmm run per
+#                  engine (default 5); the round with the median
+#                  tinyvmm/fio ratio is reported, so that a drift of the
+#                  disk's flush latency during the run hits both sides
 #   BENCH_ENGINES  virtio-blk aio engines to run, e.g. "threads io_uring"
 #                  (default: both when the device accepts aio=, else the
 #                  built-in one, reported as "threads")
@@ -57,7 +58,7 @@ trap 'rm -rf "$WORK" "$FILE"' EXIT INT TERM
 START=$(date +%s)
 echo "bench: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), kernel $(uname -r)"
 echo "bench: test file $FILE (${SIZE_MB} MiB) on: $(df -P "$BENCH_DIR" | awk 'NR==2 {print $1 " mounted on " $6}')"
-echo "bench: fio $(fio --version), ${RUNTIME}s per run, $ROUNDS interleaved runs per side (median reported), parser $PARSER"
+echo "bench: fio $(fio --version), ${RUNTIME}s per run, $ROUNDS rounds (the round with the median ratio reported), parser $PARSER"
 echo "bench: $("$BLKBENCH" --host-costs)"
 echo "bench: blkbench's driver polls for interrupts up to ${HALT_POLL_US} us (KVM halt polling)"
 
@@ -124,10 +125,13 @@ bb_parse() {
 	sed -n 's/.* iops=\([0-9.]*\) mbps=\([0-9.]*\) p50_us=\([0-9.]*\) p99_us=\([0-9.]*\) cpu_pct=\([0-9.]*\).*/\1 \2 \3 \4 \5/p' "$1"
 }
 
-# The median of the lines "iops mbps p50 p99 cpu" in $1 by column $2.
-median_run() {
-	n=$(wc -l <"$1")
-	sort -g -k "$2" "$1" | sed -n "$(( (n + 1) / 2 ))p"
+# The round (1-based) whose tinyvmm/fio ratio on column $3 is the median,
+# from the per-round lines "iops mbps p50 p99 cpu" of $1 (tinyvmm) and $2
+# (fio).  Pairing by round keeps a drift of the disk (writethru) out of
+# the ratio: both sides of a round ran within seconds of each other.
+median_round() {
+	paste -d' ' "$1" "$2" | awk -v c="$3" '{ f = $(c + 5); printf "%d %.6f\n", NR, (f > 0 ? $c / f : 0) }' |
+		sort -g -k 2 | sed -n "$(( ($(wc -l <"$1") + 1) / 2 ))p" | cut -d' ' -f1
 }
 
 RESULTS=$WORK/results
@@ -175,13 +179,14 @@ echo "$TESTS" | while read -r name rw bs qd cache; do
 		done
 	done
 
-	set -- $(median_run "$WORK/fio.runs" "$col")
-	f_iops=$1 f_mbps=$2 f_p50=$3 f_p99=$4 f_cpu=$5
 	f_all=$(cut -d' ' -f"$col" "$WORK/fio.runs" | tr '\n' ' ')
 	for eng in $ENGINES; do
 		label=$eng
 		[ "$eng" = default ] && label=threads
-		set -- $(median_run "$WORK/bb.$eng.runs" "$col")
+		r=$(median_round "$WORK/bb.$eng.runs" "$WORK/fio.runs" "$col")
+		set -- $(sed -n "${r}p" "$WORK/fio.runs")
+		f_iops=$1 f_mbps=$2 f_p50=$3 f_p99=$4 f_cpu=$5
+		set -- $(sed -n "${r}p" "$WORK/bb.$eng.runs")
 		t_iops=$1 t_mbps=$2 t_p50=$3 t_p99=$4 t_cpu=$5
 		t_all=$(cut -d' ' -f"$col" "$WORK/bb.$eng.runs" | tr '\n' ' ')
 		if [ "$col" -eq 2 ]; then t=$t_mbps f=$f_mbps; else t=$t_iops f=$f_iops; fi
@@ -189,7 +194,7 @@ echo "$TESTS" | while read -r name rw bs qd cache; do
 		printf '[%2d/%d] %-30s %-8s tinyvmm %8s IOPS %8s MB/s p50 %7sus p99 %8sus cpu %4s%% | fio(%s) %8s IOPS %8s MB/s p50 %7sus p99 %8sus cpu %4s%% | ratio %s\n' \
 			"$i" "$NTESTS" "$name" "$label" "$t_iops" "$t_mbps" "$t_p50" "$t_p99" "$t_cpu" \
 			"$fengine" "$f_iops" "$f_mbps" "$f_p50" "$f_p99" "$f_cpu" "$ratio"
-		echo "        runs: tinyvmm ${t_all}| fio ${f_all}"
+		echo "        rounds: tinyvmm ${t_all}| fio ${f_all}| median ratio: round $r"
 		echo "RESULT $name-$label tinyvmm=$t fio=$f ratio=$ratio" >>"$RESULTS"
 	done
 done
