@@ -354,6 +354,11 @@ static void blk_reset(void *dev)
 	b->paused = true;
 	while (b->in_flight)
 		pthread_cond_wait(&b->idle_cond, &b->lock);
+	/*
+	 * A polling queue thread may have left kicks off in the ring; do not
+	 * leave that in memory the driver may set up as a ring again.
+	 */
+	virtq_set_notify(&b->vp.vq[0], true);
 	/* Not ready until the driver sets it up again: nothing to pop. */
 	virtq_reset(&b->vp.vq[0]);
 	old = b->cfg.wce;

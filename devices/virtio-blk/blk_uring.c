@@ -468,12 +468,18 @@ static void uring_efd_drain(int fd)
 		pr_debug("virtio-blk: eventfd read: %s", strerror(errno));
 }
 
-/* Reap every CQE there is. */
-static void uring_reap(struct blk_dev *b)
+/*
+ * Reap every CQE there is.  True: a kick or stop was consumed (its
+ * eventfd drained), so the caller must look at the ring and the stop flag
+ * again before it sleeps: the kick may be for a request posted after its
+ * last pop, and the drained eventfd will not wake it a second time.
+ */
+static bool uring_reap(struct blk_dev *b)
 {
 	struct blk_uring *u = b->uring;
 	struct io_uring_cqe *cqe;
 	unsigned int head, n = 0;
+	bool woken = false;
 	uint64_t tag;
 
 	io_uring_for_each_cqe(&u->ring, head, cqe) {
@@ -481,6 +487,7 @@ static void uring_reap(struct blk_dev *b)
 		n++;
 		if (tag == URING_TAG_KICK) {
 			u->kick_armed = false;
+			woken = true;
 			if (cqe->res < 0) {
 				/* Do not spin on a dead fd; register notifies still wake us. */
 				pr_warn("virtio-blk: '%s': kick eventfd unusable: %s",
@@ -492,12 +499,14 @@ static void uring_reap(struct blk_dev *b)
 			__atomic_add_fetch(&b->kicks, 1, __ATOMIC_RELAXED);
 		} else if (tag == URING_TAG_STOP) {
 			u->stop_armed = false;
+			woken = true;
 			uring_efd_drain(b->stop_efd);
 		} else {
 			uring_cqe(b, (struct blk_ioreq *)(uintptr_t)tag, cqe->res);
 		}
 	}
 	io_uring_cq_advance(&u->ring, n);
+	return woken;
 }
 
 /*
@@ -614,13 +623,15 @@ void *blk_uring_thread(void *arg)
 			 * before polling or popping the next batch.
 			 */
 			io_uring_submit(&u->ring);
-			uring_reap(b);
+			/* A kick reaped after the pop may be for a request it missed. */
+			if (uring_reap(b))
+				more = true;
 		}
 		/* Finished ones go out before we sleep: one interrupt for the lot. */
 		uring_complete_batch(b);
 		if (stop && !u->ops_in_ring)
 			break;
-		/* The rest of the avail ring, after this batch's interrupt. */
+		/* The rest of the avail ring (or a kick), after this batch's interrupt. */
 		if (more)
 			continue;
 		idle = !stop && !u->ops_in_ring;

@@ -12,10 +12,13 @@
  *   device locks    whatever the device model takes inside its callbacks;
  *   vp->lock        a leaf: register values, ISR, queue geometry.  No
  *                   device callback is ever made with it held; only the
- *                   interrupt sink is, so that ISR and line level change
- *                   together (otherwise an ISR read racing a raise could
- *                   leave the line asserted with ISR 0: an interrupt
- *                   nobody claims, which Linux ends up disabling).
+ *                   interrupt sink is, for deasserting (together with
+ *                   clearing ISR) and for most asserts.  A completion's
+ *                   assert comes after the unlock (virtio_pci_raise_isr):
+ *                   an ISR read racing it can leave the line up with ISR
+ *                   0, one interrupt nobody claims, which the handler's
+ *                   ISR read (or the resampling irqfd's EOI) ends; Linux
+ *                   only disables a line after 99,900 of 100,000 such.
  *
  * Why it matters: ops->reset waits for in-flight requests, and their
  * completions call virtio_pci_raise_isr() (vp->lock) from worker threads

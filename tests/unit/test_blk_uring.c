@@ -745,6 +745,96 @@ static void test_poll_kicks(void **state)
 	free(t);
 }
 
+/*
+ * A kick consumed between the pop and the sleep (found in review): the
+ * queue thread wakes for a FLUSH's completion; R1, already on the ring
+ * but not yet kicked, is posted just as that CQE is reaped, so the pop
+ * takes it; while R1 is submitted the driver posts R2 and kicks (for R1
+ * and R2: the eventfd adds them up).  R1 completes inside the submit and
+ * its reap drains the kick; the thread must not then sleep with R2 on
+ * the ring.  The window is narrow, so the driver's timing is swept over
+ * 400 rounds; each round gets 200 ms before it counts as stranded.
+ */
+static struct t *race_t;
+static int race_stage, race_go, race_delay;
+
+static void race_hook(const struct blk_ioreq *io, enum blk_uring_event ev, int res)
+{
+	(void)io;
+	(void)res;
+	if (race_stage == 1 && ev == BLK_URING_REAPED) {
+		race_stage = 2;
+		queue_req(race_t, 1, VIRTIO_BLK_T_IN, 8, 4096, 1);	/* R1, no kick */
+	} else if (race_stage == 2 && ev == BLK_URING_SUBMIT_READ) {
+		race_stage = 3;
+		__atomic_store_n(&race_go, 1, __ATOMIC_RELEASE);
+	}
+}
+
+static void *race_driver(void *arg)
+{
+	long end = now_ms() + 5;
+	int i;
+
+	/*
+	 * Wait for R1's submission; when the FLUSH completed inside its own
+	 * submit, R1 came after the pop and waits for this kick instead.
+	 */
+	while (!__atomic_load_n(&race_go, __ATOMIC_ACQUIRE) && now_ms() < end)
+		__builtin_ia32_pause();
+	for (i = 0; i < race_delay; i++)
+		__builtin_ia32_pause();
+	queue_req(race_t, 2, VIRTIO_BLK_T_IN, 16, 4096, 1);	/* R2 */
+	kick(race_t);
+	return arg;
+}
+
+static void test_kick_after_pop(void **state)
+{
+	struct t *t = calloc(1, sizeof(*t));
+	unsigned int round, stranded = 0;
+	uint16_t want;
+	pthread_t d;
+	long end;
+
+	(void)state;
+	assert_non_null(t);
+	t->aio = BLK_AIO_IO_URING;
+	if (!uring_ok) {
+		free(t);
+		fprintf(stderr, "*** SKIPPED: io_uring refused by this kernel ***\n");
+		skip();
+	}
+	assert_int_equal(dev_up(t, "poll=32"), 0);
+	race_t = t;
+	blk_uring_observe = race_hook;
+	for (round = 0; round < 400; round++) {
+		usleep(300);	/* idle: the adaptive poll window shrinks to 0 */
+		race_go = 0;
+		race_delay = (int)(round % 40) * 25;
+		assert_int_equal(pthread_create(&d, NULL, race_driver, NULL), 0);
+		__atomic_store_n(&race_stage, 1, __ATOMIC_RELEASE);
+		queue_req(t, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0);
+		kick(t);
+		assert_int_equal(pthread_join(d, NULL), 0);
+		want = t->used_seen + 3;
+		end = now_ms() + 200;
+		while (*used_idx(t) != want && now_ms() < end)
+			usleep(100);
+		if (*used_idx(t) != want) {
+			stranded++;
+			kick(t);	/* get it going again, to count the rest */
+		}
+		wait_used(t, 3);
+	}
+	blk_uring_observe = NULL;
+	race_stage = 0;
+	fprintf(stderr, "kick after pop: %u of 400 rounds stranded a request\n", stranded);
+	assert_int_equal(stranded, 0);
+	assert_int_equal(dev_down(t), 0);
+	free(t);
+}
+
 static void test_errors(void **state)
 {
 	struct t *t = t_new(state);
@@ -974,6 +1064,7 @@ int main(void)
 		cmocka_unit_test(test_durability_order_writeback),
 		cmocka_unit_test(test_writethru_alone_inline),
 		cmocka_unit_test(test_poll_kicks),
+		cmocka_unit_test(test_kick_after_pop),
 		cmocka_unit_test(test_refused),
 #undef BOTH
 	};
