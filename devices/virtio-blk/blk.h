@@ -243,6 +243,14 @@ int blk_uring_init(struct blk_dev *b);
 void blk_uring_exit(struct blk_dev *b);
 /* Whether the ring still fits the media (its ops were not replaced). */
 bool blk_uring_usable(const struct blk_dev *b);
+/*
+ * Test hook: submit one SQE of opcode on the device's ring (reading
+ * into or from buf, or opening path for OPENAT) and return the CQE's res.
+ * Only before blk_dev_start(): the ring belongs to the queue thread once
+ * it runs.  It shows what the ring's restrictions let through.
+ */
+int blk_uring_try_op(struct blk_dev *b, uint8_t opcode, void *buf, unsigned int len,
+		     const char *path);
 /* The queue thread of the io_uring engine (arg: the blk_dev). */
 void *blk_uring_thread(void *arg);
 

@@ -57,6 +57,7 @@
  * threads engine instead.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <limits.h>
 #include <poll.h>
@@ -201,6 +202,49 @@ int blk_uring_init(struct blk_dev *b)
 bool blk_uring_usable(const struct blk_dev *b)
 {
 	return b->uring && b->disk.fd >= 0 && b->disk.ops == b->uring->ops;
+}
+
+int blk_uring_try_op(struct blk_dev *b, uint8_t opcode, void *buf, unsigned int len,
+		     const char *path)
+{
+	struct blk_uring *u = b->uring;
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	if (!u || b->running)
+		return -EBUSY;
+	sqe = io_uring_get_sqe(&u->ring);
+	if (!sqe)
+		return -EBUSY;
+	switch (opcode) {
+	case IORING_OP_READV:
+		io_uring_prep_readv(sqe, b->disk.fd, &iov, 1, b->disk.start);
+		break;
+	case IORING_OP_OPENAT:
+		io_uring_prep_openat(sqe, AT_FDCWD, path, O_RDONLY, 0);
+		break;
+	case IORING_OP_READ:
+		io_uring_prep_read(sqe, b->disk.fd, buf, len, b->disk.start);
+		break;
+	default:
+		io_uring_prep_nop(sqe);
+		sqe->opcode = opcode;
+		break;
+	}
+	ret = io_uring_submit_and_wait(&u->ring, 1);
+	if (ret < 0)
+		return ret;
+	ret = io_uring_peek_cqe(&u->ring, &cqe);
+	if (ret < 0)
+		return ret;
+	ret = cqe->res;
+	io_uring_cqe_seen(&u->ring, cqe);
+	/* An open that got through must not leak into the caller's fd table. */
+	if (opcode == IORING_OP_OPENAT && ret >= 0)
+		close(ret);
+	return ret;
 }
 
 void blk_uring_exit(struct blk_dev *b)
