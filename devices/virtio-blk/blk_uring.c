@@ -392,16 +392,9 @@ static bool uring_write_alone(struct blk_dev *b, const struct blk_req *r)
 /* The write, through the file back end (RWF_DSYNC when writethru). */
 static void uring_write_inline(struct blk_dev *b, struct blk_ioreq *io)
 {
-	const struct blk_req *r = &io->req;
-	struct disk *d = &b->disk;
-	bool sync = r->sync;
-	ssize_t ret;
-	int err;
-
-	uring_observe(io, BLK_URING_WRITE_INLINE, sync);
-	ret = d->ops->pwritev(d, r->iov, (int)r->cnt, r->sector * BLK_SECTOR_SIZE, sync);
-	err = ret == (ssize_t)r->len ? 0 : ret < 0 ? (int)ret : -EIO;
-	uring_finish(b->uring, io, blk_req_io_done(b, r, err));
+	uring_observe(io, BLK_URING_WRITE_INLINE, io->req.sync);
+	/* Nothing moved yet: the rest is the whole request. */
+	uring_sync_rest(b, io);
 }
 
 /* A freshly popped request: finish it now or queue its first SQE. */

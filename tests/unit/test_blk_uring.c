@@ -345,6 +345,26 @@ static struct t *t_new(void **state)
 	return t;
 }
 
+/* Tests of the io_uring engine alone: skipped, loudly, without io_uring. */
+static void need_uring(void)
+{
+	if (!uring_ok) {
+		fprintf(stderr, "*** SKIPPED: io_uring refused by this kernel ***\n");
+		skip();
+	}
+}
+
+static struct t *uring_t(void)
+{
+	struct t *t;
+
+	need_uring();
+	t = calloc(1, sizeof(*t));
+	assert_non_null(t);
+	t->aio = BLK_AIO_IO_URING;
+	return t;
+}
+
 /* ---- tests ---- */
 
 static void test_qd32_read(void **state)
@@ -566,18 +586,11 @@ static struct walk walk_log(unsigned int from, bool writethru)
 
 static void durability_order(const char *mode)
 {
-	struct t *t = calloc(1, sizeof(*t));
+	struct t *t = uring_t();
 	struct walk w;
 	unsigned int i, mark;
 	int flush_submit = -1;
 
-	assert_non_null(t);
-	t->aio = BLK_AIO_IO_URING;
-	if (!uring_ok) {
-		free(t);
-		fprintf(stderr, "*** SKIPPED: io_uring refused by this kernel ***\n");
-		skip();
-	}
 	nr_events = 0;
 	blk_uring_observe = record;
 	assert_int_equal(dev_up(t, mode), 0);
@@ -639,20 +652,13 @@ static void test_durability_order_writeback(void **state)
  */
 static void test_writethru_alone_inline(void **state)
 {
-	struct t *t = calloc(1, sizeof(*t));
+	struct t *t = uring_t();
 	uint8_t buf[4096], expect[4096];
 	unsigned int i;
 	struct walk w;
 	int fd;
 
 	(void)state;
-	assert_non_null(t);
-	t->aio = BLK_AIO_IO_URING;
-	if (!uring_ok) {
-		free(t);
-		fprintf(stderr, "*** SKIPPED: io_uring refused by this kernel ***\n");
-		skip();
-	}
 	nr_events = 0;
 	blk_uring_observe = record;
 	assert_int_equal(dev_up(t, "writethru"), 0);
@@ -716,17 +722,10 @@ static unsigned int poll_run(struct t *t, unsigned int n, unsigned int pause_eve
 static void test_poll_kicks(void **state)
 {
 	volatile uint16_t *used_flags;
-	struct t *t = calloc(1, sizeof(*t));
+	struct t *t = uring_t();
 	unsigned int skipped;
 
 	(void)state;
-	assert_non_null(t);
-	t->aio = BLK_AIO_IO_URING;
-	if (!uring_ok) {
-		free(t);
-		fprintf(stderr, "*** SKIPPED: io_uring refused by this kernel ***\n");
-		skip();
-	}
 	assert_int_equal(dev_up(t, "poll=100"), 0);
 	skipped = poll_run(t, 4000, 3);
 	fprintf(stderr, "poll=100: %u of 4000 requests needed no kick\n", skipped);
@@ -791,20 +790,13 @@ static void *race_driver(void *arg)
 
 static void test_kick_after_pop(void **state)
 {
-	struct t *t = calloc(1, sizeof(*t));
+	struct t *t = uring_t();
 	unsigned int round, stranded = 0;
 	uint16_t want;
 	pthread_t d;
 	long end;
 
 	(void)state;
-	assert_non_null(t);
-	t->aio = BLK_AIO_IO_URING;
-	if (!uring_ok) {
-		free(t);
-		fprintf(stderr, "*** SKIPPED: io_uring refused by this kernel ***\n");
-		skip();
-	}
 	assert_int_equal(dev_up(t, "poll=32"), 0);
 	race_t = t;
 	blk_uring_observe = race_hook;
@@ -849,10 +841,7 @@ static void test_ring_restricted(void **state)
 	int fd;
 
 	(void)state;
-	if (!uring_ok) {
-		fprintf(stderr, "*** SKIPPED: io_uring refused by this kernel ***\n");
-		skip();
-	}
+	need_uring();
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	memset(buf, 0x5a, sizeof(buf));
