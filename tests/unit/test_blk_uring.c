@@ -762,8 +762,8 @@ static void race_hook(const struct blk_ioreq *io, enum blk_uring_event ev, int r
 	(void)io;
 	(void)res;
 	if (race_stage == 1 && ev == BLK_URING_REAPED) {
-		race_stage = 2;
 		queue_req(race_t, 1, VIRTIO_BLK_T_IN, 8, 4096, 1);	/* R1, no kick */
+		__atomic_store_n(&race_stage, 2, __ATOMIC_RELEASE);
 	} else if (race_stage == 2 && ev == BLK_URING_SUBMIT_READ) {
 		race_stage = 3;
 		__atomic_store_n(&race_go, 1, __ATOMIC_RELEASE);
@@ -772,13 +772,21 @@ static void race_hook(const struct blk_ioreq *io, enum blk_uring_event ev, int r
 
 static void *race_driver(void *arg)
 {
-	long end = now_ms() + 5;
+	long end;
 	int i;
 
 	/*
-	 * Wait for R1's submission; when the FLUSH completed inside its own
-	 * submit, R1 came after the pop and waits for this kick instead.
+	 * R1 first (the FLUSH was kicked, so its reap comes): this kick must
+	 * follow R1, which is never kicked otherwise, and only one thread
+	 * may post at a time.
 	 */
+	while (__atomic_load_n(&race_stage, __ATOMIC_ACQUIRE) < 2)
+		__builtin_ia32_pause();
+	/*
+	 * Then wait for R1's submission; when the FLUSH completed inside its
+	 * own submit, R1 came after the pop and waits for this kick instead.
+	 */
+	end = now_ms() + 5;
 	while (!__atomic_load_n(&race_go, __ATOMIC_ACQUIRE) && now_ms() < end)
 		__builtin_ia32_pause();
 	for (i = 0; i < race_delay; i++)
@@ -804,8 +812,9 @@ static void test_kick_after_pop(void **state)
 		usleep(300);	/* idle: the adaptive poll window shrinks to 0 */
 		race_go = 0;
 		race_delay = (int)(round % 40) * 25;
-		assert_int_equal(pthread_create(&d, NULL, race_driver, NULL), 0);
+		/* Before the driver starts: it must not see the last round's stage. */
 		__atomic_store_n(&race_stage, 1, __ATOMIC_RELEASE);
+		assert_int_equal(pthread_create(&d, NULL, race_driver, NULL), 0);
 		queue_req(t, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0);
 		kick(t);
 		assert_int_equal(pthread_join(d, NULL), 0);
