@@ -5,14 +5,17 @@
  *
  * Input layout (short inputs are padded with zeros):
  *
- *	byte 0      queues: 1 + b % 4
+ *	byte 0      queues: 1 + b % 4; bit 7: a resampling interrupt sink (a KVM
+ *	            irqfd: the line drops at the guest's EOI) instead of a level line
  *	byte 1      device config length: b % 237 (0..236)
  *	bytes 2-5   queue sizes: 1 << (b % 11) each
  *	bytes 6-9   host features (le32)
  *	then 8-byte operations:
  *	  op[0] & 7   0-2 read, 3-4 write, 5 device raises ISR bits 1 + op[2] % 3,
- *	              6 device sets NEEDS_RESET, 7 guest stores op[4..7] at
- *	              gpa (op[1] | op[2] << 8) * 4 mod 64 KiB
+ *	              6 by op[2] % 3: device sets NEEDS_RESET / the guest's EOI
+ *	              lowers a resampling line / the VMM reports that EOI,
+ *	              7 guest stores op[4..7] at gpa (op[1] | op[2] << 8) * 4
+ *	              mod 64 KiB
  *	  op[0] >> 3  access size: 1, 2, 4, 3 (odd), 8 (odd) by (b & 7) % 5
  *	  op[1]       BAR offset (accesses not wholly inside the BAR are
  *	              dropped, as the port bus drops them)
@@ -24,7 +27,10 @@
  *
  * Checked: device config accesses stay inside config_len and are never
  * empty; no device callback runs with vp->lock held (the interrupt sink
- * always does); the INTx level equals "ISR != 0" after every access; a
+ * always does); the interrupt contract: an assert only for an ISR edge
+ * (0 to non-zero) no earlier assert announced, on a line that is down,
+ * and no edge left unannounced once its line is down and its EOI
+ * reported; a level line equals "ISR != 0" after every access; a
  * ready queue lies wholly in RAM with the size the device declared;
  * queue_ready/queue_notify name a ready queue; DRIVER_OK is reported on
  * the transition only.
@@ -61,6 +67,9 @@ static struct {
 	uint8_t cfg[FP_MAX_CONFIG];
 	uint32_t config_len;
 	bool line;
+	bool resample;
+	bool eoi_unreported;	/* resampling: the guest's EOI, not yet told */
+	bool edge;		/* ISR went non-zero, no assert announced it yet */
 	bool in_sink;
 	struct virtq_elem e;
 } fp;
@@ -104,6 +113,21 @@ static void fp_queue_ready(void *dev, unsigned int n)
 	FP_CHECK(n < fp.vp.nr_queues && fp.vp.vq[n].ready);
 }
 
+/* The device's ways to set ISR bits, noting the edges they make. */
+static void fp_raise(uint8_t bits)
+{
+	if (!fp.vp.isr)
+		fp.edge = true;
+	virtio_pci_raise_isr(&fp.vp, bits);
+}
+
+static void fp_needs_reset(void)
+{
+	if (!fp.vp.isr)
+		fp.edge = true;
+	virtio_pci_needs_reset(&fp.vp);
+}
+
 static void fp_queue_notify(void *dev, unsigned int n)
 {
 	struct virtq *q;
@@ -127,9 +151,9 @@ static void fp_queue_notify(void *dev, unsigned int n)
 		virtq_push(q, fp.e.head, 0);
 	}
 	if (q->broken)
-		virtio_pci_needs_reset(&fp.vp);
+		fp_needs_reset();
 	else if (pops && !virtq_no_interrupt(q))
-		virtio_pci_raise_isr(&fp.vp, VIRTIO_ISR_QUEUE);
+		fp_raise(VIRTIO_ISR_QUEUE);
 }
 
 static void fp_reset(void *dev)
@@ -147,32 +171,72 @@ static const struct virtio_dev_ops fp_ops = {
 };
 
 /*
- * Lowering the line goes with clearing ISR, under vp->lock; raising it
- * may come after the unlock (virtio_pci_raise_isr), but never with ISR
- * clear here, where nothing races.
+ * One assert per edge, on a line that is down: never two interrupts for
+ * one edge, never one with nothing in ISR.  A level line is lowered
+ * with clearing ISR, under vp->lock.
  */
 static void fp_assert_line(void *opaque)
 {
 	FP_CHECK(fp.vp.isr != 0);
+	FP_CHECK(fp.edge);
+	FP_CHECK(!fp.line);
+	fp.edge = false;
 	fp.line = true;
 }
 
 static void fp_deassert_line(void *opaque)
 {
+	FP_CHECK(!fp.resample);
 	FP_CHECK(pthread_mutex_trylock(&fp.vp.lock) != 0);
 	fp.line = false;
 }
 
-static const struct virtio_irq fp_irq = {
+static bool fp_eoi_seen(void *opaque)
+{
+	bool seen = fp.eoi_unreported;
+
+	fp.eoi_unreported = false;
+	return seen;
+}
+
+static const struct virtio_irq fp_irq_level = {
 	.assert_line = fp_assert_line,
 	.deassert_line = fp_deassert_line,
 };
+
+static const struct virtio_irq fp_irq_resample = {
+	.assert_line = fp_assert_line,
+	.eoi_seen = fp_eoi_seen,
+	.resample = true,
+};
+
+/* op 6: NEEDS_RESET, or the EOI of a resampling line and its report. */
+static void fp_op_eoi(unsigned int what)
+{
+	if (what == 0 || !fp.resample) {
+		fp_needs_reset();
+	} else if (what == 1) {
+		if (fp.line)
+			fp.eoi_unreported = true;
+		fp.line = false;
+	} else if (fp.eoi_unreported) {
+		fp.eoi_unreported = false;
+		virtio_pci_irq_eoi(&fp.vp);
+	}
+}
 
 static void fp_check_state(void)
 {
 	unsigned int n;
 
-	FP_CHECK(fp.line == (fp.vp.isr != 0));
+	/* An ISR read or a reset took the bits of a pending edge. */
+	if (!fp.vp.isr)
+		fp.edge = false;
+	if (!fp.resample)
+		FP_CHECK(fp.line == (fp.vp.isr != 0));
+	/* An edge not announced yet waits for the EOI of the line that is up. */
+	if (fp.edge)
+		FP_CHECK(fp.resample && (fp.line || fp.eoi_unreported));
 	for (n = 0; n < VIRTIO_MAX_QUEUES; n++) {
 		const struct virtq *q = &fp.vp.vq[n];
 
@@ -230,10 +294,13 @@ int fuzz_pci_one(const uint8_t *data, size_t size)
 	for (i = 0; i < FP_MAX_CONFIG; i++)
 		fp.cfg[i] = (uint8_t)(0xa0 + i);
 	fp.line = false;
+	fp.edge = false;
+	fp.eoi_unreported = false;
+	fp.resample = hdr[0] & 0x80;
 
 	FP_CHECK(virtio_pci_init(&fp.vp, "fuzz", 0x1001, 1, 2, host_features, fp.config_len,
 				 nr_queues, qsize, &fp.gm, &fp_ops, NULL) == 0);
-	virtio_pci_set_irq(&fp.vp, &fp_irq);
+	virtio_pci_set_irq(&fp.vp, fp.resample ? &fp_irq_resample : &fp_irq_level);
 	fp_check_state();
 
 	for (pos = FP_HDR_SIZE; pos + FP_OP_SIZE <= size; pos += FP_OP_SIZE) {
@@ -250,10 +317,10 @@ int fuzz_pci_one(const uint8_t *data, size_t size)
 				virtio_pci_bar_ops.write(&fp.vp, op[1], asz, val);
 			break;
 		case 5:
-			virtio_pci_raise_isr(&fp.vp, 1 + op[2] % 3);
+			fp_raise(1 + op[2] % 3);
 			break;
 		case 6:
-			virtio_pci_needs_reset(&fp.vp);
+			fp_op_eoi(op[2] % 3);
 			break;
 		case 7:
 			FP_CHECK(gmem_write(&fp.gm, ((uint64_t)(op[1] | op[2] << 8) * 4) % FP_RAM_SIZE,

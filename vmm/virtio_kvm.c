@@ -51,20 +51,29 @@ static void irqfd_assert(void *opaque)
 	struct virtio_kvm_irq *vi = opaque;
 	uint64_t one = 1;
 
+	__atomic_add_fetch(&vi->asserts, 1, __ATOMIC_RELAXED);
 	/* The pin stays up until the guest's EOI; see virtio_kvm.h. */
 	if (write(vi->irq_efd, &one, sizeof(one)) < 0)
 		pr_warn("irqfd for GSI %u: %s", vi->gsi, strerror(errno));
 }
 
-static void irqfd_deassert(void *opaque)
+/* Consume an EOI that KVM signalled and the main loop has not read yet. */
+static bool irqfd_eoi_seen(void *opaque)
 {
-	/* KVM lowers a resampling irqfd's pin itself at EOI. */
+	struct virtio_kvm_irq *vi = opaque;
+	uint64_t v;
+
+	if (read(vi->resample_efd, &v, sizeof(v)) != sizeof(v))
+		return false;
+	__atomic_add_fetch(&vi->resamples, 1, __ATOMIC_RELAXED);
+	return true;
 }
 
 static void line_assert(void *opaque)
 {
 	struct virtio_kvm_irq *vi = opaque;
 
+	__atomic_add_fetch(&vi->asserts, 1, __ATOMIC_RELAXED);
 	kvm_irq_line(vi->kvm, vi->gsi, 1);
 }
 
@@ -107,7 +116,8 @@ int virtio_kvm_irq_init(struct virtio_kvm_irq *vi, struct kvm *kvm, struct virti
 			return err;
 		}
 		irq = (struct virtio_irq) {
-			.assert_line = irqfd_assert, .deassert_line = irqfd_deassert, .opaque = vi,
+			.assert_line = irqfd_assert, .eoi_seen = irqfd_eoi_seen,
+			.resample = true, .opaque = vi,
 		};
 	} else {
 		pr_warn("KVM has no resampling irqfd: interrupts for GSI %u go through KVM_IRQ_LINE",
@@ -143,14 +153,10 @@ int virtio_kvm_irq_fd(const struct virtio_kvm_irq *vi)
 
 void virtio_kvm_irq_resample(struct virtio_kvm_irq *vi)
 {
-	uint64_t v;
-
-	if (read(vi->resample_efd, &v, sizeof(v)) != sizeof(v))
+	/* A completion may have taken this EOI already (irqfd_eoi_seen). */
+	if (!irqfd_eoi_seen(vi))
 		return;
-	vi->resamples++;
-	/* The guest EOIed with ISR still set: a completion raced its handler. */
-	if (virtio_pci_isr_pending(vi->vp)) {
-		vi->reasserts++;
-		irqfd_assert(vi);
-	}
+	/* Bits set while the guest's handler ran wait for this EOI. */
+	if (virtio_pci_irq_eoi(vi->vp))
+		__atomic_add_fetch(&vi->reasserts, 1, __ATOMIC_RELAXED);
 }

@@ -10,10 +10,13 @@
  *
  * Legacy INTx is level-triggered and acknowledged by reading ISR, so the
  * irqfd is a resampling one: KVM keeps the pin asserted until the guest's
- * EOI, then lowers it and signals the resample eventfd; the VMM's main
- * loop then re-asserts if ISR is still set (a completion that raced the
- * handler).  Without KVM_CAP_IRQFD_RESAMPLE, KVM_IRQ_LINE raise/lower is
- * used instead (asserting on ISR set, lowering on the ISR read).
+ * EOI, then lowers it and signals the resample eventfd.  The transport
+ * asserts once per interrupt and waits for that EOI before asserting
+ * again (virtio_pci_irq_eoi(), from the main loop or, if a completion
+ * comes first, from the completion itself), so an injection that lands
+ * late can never be an interrupt with nothing in ISR.  Without
+ * KVM_CAP_IRQFD_RESAMPLE, KVM_IRQ_LINE raise/lower is used instead
+ * (raised when ISR gains bits, lowered by the ISR read).
  */
 #include <stdbool.h>
 
@@ -27,7 +30,8 @@ struct virtio_kvm_irq {
 	bool use_irqfd;
 	int irq_efd;
 	int resample_efd;
-	uint64_t resamples, reasserts;
+	uint64_t asserts;		/* interrupts raised */
+	uint64_t resamples, reasserts;	/* EOIs seen; asserts made at one */
 };
 
 /* Wire vp's INTx to its GSI; vp->pci.gsi must be assigned. */

@@ -10,15 +10,10 @@
  *                   callbacks one at a time and a reset can never
  *                   interleave with a queue being set up by another vCPU;
  *   device locks    whatever the device model takes inside its callbacks;
- *   vp->lock        a leaf: register values, ISR, queue geometry.  No
- *                   device callback is ever made with it held; only the
- *                   interrupt sink is, for deasserting (together with
- *                   clearing ISR) and for most asserts.  A completion's
- *                   assert comes after the unlock (virtio_pci_raise_isr):
- *                   an ISR read racing it can leave the line up with ISR
- *                   0, one interrupt nobody claims, which the handler's
- *                   ISR read (or the resampling irqfd's EOI) ends; Linux
- *                   only disables a line after 99,900 of 100,000 such.
+ *   vp->lock        a leaf: register values, ISR, queue geometry, and
+ *                   whether the line is up.  No device callback is ever
+ *                   made with it held; only the interrupt sink is (see
+ *                   struct virtio_irq for when).
  *
  * Why it matters: ops->reset waits for in-flight requests, and their
  * completions call virtio_pci_raise_isr() (vp->lock) from worker threads
@@ -55,18 +50,46 @@ static bool vp_warn_first(struct virtio_pci *vp, unsigned int what)
 	return !(__atomic_fetch_or(&vp->warned, what, __ATOMIC_RELAXED) & what);
 }
 
-/* Interrupt sink helpers: vp->lock held. */
-/* Under vp->lock, except from virtio_pci_raise_isr() (see there). */
+/* Interrupt sink helpers (see struct virtio_irq for who holds vp->lock). */
 static void vp_assert(struct virtio_pci *vp)
 {
 	if (vp->irq.assert_line)
 		vp->irq.assert_line(vp->irq.opaque);
 }
 
-static void vp_deassert_locked(struct virtio_pci *vp)
+/* vp->lock held, ISR just cleared: a level line follows it down. */
+static void vp_lower_locked(struct virtio_pci *vp)
 {
+	if (vp->irq.resample)
+		return;		/* it comes down at the guest's EOI */
+	vp->irq_up = false;
 	if (vp->irq.deassert_line)
 		vp->irq.deassert_line(vp->irq.opaque);
+}
+
+/*
+ * vp->lock held.  Whether the caller must assert now: ISR has bits no
+ * interrupt has announced yet, and the line is not up for earlier ones.
+ * The caller then owns the assert.
+ */
+static bool vp_claim_irq_locked(struct virtio_pci *vp)
+{
+	/* An EOI the VMM has not reported yet ends the last interrupt. */
+	if (vp->irq_up && vp->irq.eoi_seen && vp->irq.eoi_seen(vp->irq.opaque))
+		vp->irq_up = false;
+	if (vp->irq_up || !vp->isr_new)
+		return false;
+	vp->irq_up = true;
+	vp->isr_new = false;
+	return true;
+}
+
+/* vp->lock held: ISR read or reset. */
+static void vp_clear_isr_locked(struct virtio_pci *vp)
+{
+	vp->isr = 0;
+	vp->isr_new = false;
+	vp_lower_locked(vp);
 }
 
 static void put_le(uint8_t *p, uint32_t v, unsigned int n)
@@ -111,10 +134,8 @@ static void vp_regs_read(struct virtio_pci *vp, unsigned int off, uint8_t *buf, 
 	r[VIRTIO_PCI_STATUS] = vp->status;
 	r[VIRTIO_PCI_ISR] = vp->isr;
 	memcpy(buf, r + off, len);
-	if (off <= VIRTIO_PCI_ISR && off + len > VIRTIO_PCI_ISR) {
-		vp->isr = 0;
-		vp_deassert_locked(vp);
-	}
+	if (off <= VIRTIO_PCI_ISR && off + len > VIRTIO_PCI_ISR)
+		vp_clear_isr_locked(vp);
 	pthread_mutex_unlock(&vp->lock);
 }
 
@@ -163,8 +184,7 @@ static void vp_reset(struct virtio_pci *vp)
 	for (i = 0; i < vp->nr_queues; i++)
 		virtq_reset(&vp->vq[i]);
 	/* Completions that raced the reset must not leave the line up. */
-	vp->isr = 0;
-	vp_deassert_locked(vp);
+	vp_clear_isr_locked(vp);
 	pthread_mutex_unlock(&vp->lock);
 }
 
@@ -413,22 +433,40 @@ void virtio_pci_set_irq(struct virtio_pci *vp, const struct virtio_irq *irq)
 
 void virtio_pci_raise_isr(struct virtio_pci *vp, uint8_t bits)
 {
+	bool fire;
+
 	pthread_mutex_lock(&vp->lock);
+	/* Bits added to an unread ISR ride on the interrupt it already has. */
+	if (!vp->isr && bits)
+		vp->isr_new = true;
 	vp->isr |= bits;
+	fire = vp_claim_irq_locked(vp);
+	/* A level line must rise before an ISR read can lower it. */
+	if (fire && !vp->irq.resample)
+		vp_assert(vp);
 	pthread_mutex_unlock(&vp->lock);
 	/*
-	 * Assert after unlocking: with an irqfd the write injects the
-	 * interrupt, and the guest's handler reads ISR (taking vp->lock)
-	 * at once; holding the lock through that system call made the read
-	 * sleep on it, a wake-up per interrupt (QD1 4 KiB reads: 150k ->
-	 * 229k IOPS in make bench).  Every ISR bit set is still followed by
-	 * an assert, and the line is only lowered together with clearing
-	 * ISR, so no interrupt is lost; an ISR read that slips in between
-	 * takes the bits, which makes this assert one spurious interrupt
-	 * that the handler's ISR read (0) ends.  Asserting an asserted
-	 * line is harmless.
+	 * An irqfd write injects the interrupt, and the guest's handler
+	 * reads ISR (taking vp->lock) at once: holding the lock through the
+	 * system call made that read sleep on it, a wake-up per interrupt.
+	 * Nobody else asserts until the EOI of this one, so doing it after
+	 * the unlock cannot make a second interrupt.
 	 */
-	vp_assert(vp);
+	if (fire && vp->irq.resample)
+		vp_assert(vp);
+}
+
+bool virtio_pci_irq_eoi(struct virtio_pci *vp)
+{
+	bool fire;
+
+	pthread_mutex_lock(&vp->lock);
+	vp->irq_up = false;
+	fire = vp_claim_irq_locked(vp);
+	pthread_mutex_unlock(&vp->lock);
+	if (fire)
+		vp_assert(vp);
+	return fire;
 }
 
 bool virtio_pci_isr_pending(struct virtio_pci *vp)
@@ -445,9 +483,8 @@ void virtio_pci_needs_reset(struct virtio_pci *vp)
 {
 	pthread_mutex_lock(&vp->lock);
 	vp->status |= VIRTIO_STATUS_NEEDS_RESET;
-	vp->isr |= VIRTIO_ISR_CONFIG;
-	vp_assert(vp);
 	pthread_mutex_unlock(&vp->lock);
+	virtio_pci_raise_isr(vp, VIRTIO_ISR_CONFIG);
 }
 
 bool virtio_pci_has_feature(struct virtio_pci *vp, unsigned int bit)

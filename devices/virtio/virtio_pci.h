@@ -14,9 +14,9 @@
  * exist) is handled by calling ops->queue_notify directly, or ignored.
  *
  * Interrupts: virtio_pci_raise_isr() sets an ISR bit and asks the
- * interrupt sink to assert INTx; reading ISR returns and clears it and
- * deasserts.  The sink is either KVM_IRQ_LINE (level) or an irqfd with a
- * resample fd (see vmm/), behind struct virtio_irq.
+ * interrupt sink to assert INTx unless it is up already; reading ISR
+ * returns and clears it.  The sink is either KVM_IRQ_LINE (level) or an
+ * irqfd with a resample fd (see vmm/), behind struct virtio_irq.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -70,18 +70,36 @@ struct virtio_dev_ops {
 };
 
 /*
- * How the transport asserts and deasserts INTx.  deassert_line is called
- * with vp->lock held, together with clearing ISR; assert_line with it
- * held too, except from virtio_pci_raise_isr(), which asserts after
- * unlocking, so a sink may see an assert race a deassert and must be
- * thread-safe.  The guarantee: every ISR bit set is followed by an
- * assert, so a line is never left down with ISR set; it may be left up
- * with ISR 0 (one spurious interrupt, ended by the handler's ISR read).
+ * How the transport raises INTx.  The contract: one interrupt per ISR
+ * edge (ISR going from 0 to non-zero), never an assert without an ISR
+ * bit that no earlier interrupt announced, and never an edge left
+ * without an interrupt.  Bits added to an ISR the guest has not read yet
+ * ride on the interrupt already raised for it.
+ *
+ * Two kinds of sink:
+ *  - a level line (resample false): deassert_line lowers it; both are
+ *    called under vp->lock, with ISR set and cleared, so the line is
+ *    exactly "ISR != 0";
+ *  - a resampling one (resample true, a KVM irqfd with a resample fd):
+ *    the line cannot be lowered from here; KVM drops it at the guest's
+ *    EOI and the VMM reports that through virtio_pci_irq_eoi().  An edge
+ *    that comes while the line is still up (the handler read ISR but has
+ *    not sent its EOI) would merge into the interrupt being handled and
+ *    be lost, so it waits for that EOI, which asserts for it.  The EOI
+ *    alone asserts nothing: where the host reports it early (PVM hosts
+ *    report it when the interrupt is delivered, before the handler reads
+ *    ISR) the bits still in ISR belong to the interrupt being delivered.
+ *    assert_line is called after vp->lock is dropped (the guest's ISR
+ *    read needs it right after the injection); eoi_seen, if set, lets a
+ *    completion pick up an EOI the VMM has not reported yet (true: one
+ *    was pending and is now consumed).
  * Neither may call back into the transport.
  */
 struct virtio_irq {
 	void (*assert_line)(void *opaque);
 	void (*deassert_line)(void *opaque);
+	bool (*eoi_seen)(void *opaque);
+	bool resample;
 	void *opaque;
 };
 
@@ -104,6 +122,8 @@ struct virtio_pci {
 	uint16_t queue_sel;
 	uint8_t status;
 	uint8_t isr;
+	bool isr_new;		/* ISR has bits no assert announced yet */
+	bool irq_up;		/* asserted, not yet lowered (ISR read or EOI) */
 	unsigned int nr_queues;
 	uint16_t queue_size[VIRTIO_MAX_QUEUES];
 	struct virtq vq[VIRTIO_MAX_QUEUES];
@@ -112,11 +132,10 @@ struct virtio_pci {
 	struct virtio_notify notify;
 	/*
 	 * Lock order: ctrl_lock -> device model locks -> lock.  lock is a
-	 * leaf: no device callback runs under it (only irq.deassert_line and
-	 * some irq.assert_line calls, which must not call back into the
-	 * transport), so
-	 * the device may raise the ISR from any thread while holding its own
-	 * locks, and ops->reset may wait for completions that do.
+	 * leaf: no device callback runs under it (only the interrupt sink's
+	 * calls, which must not call back into the transport), so the device
+	 * may raise the ISR from any thread while holding its own locks, and
+	 * ops->reset may wait for completions that do.
 	 */
 	pthread_mutex_t ctrl_lock;		/* register writes that call the device, BAR moves */
 	pthread_mutex_t lock;			/* registers, ISR, queue set-up */
@@ -138,9 +157,13 @@ void virtio_pci_set_irq(struct virtio_pci *vp, const struct virtio_irq *irq);
 /* Creates the per-queue kick eventfds and keeps them attached to BAR0's notify port. */
 int virtio_pci_set_notify(struct virtio_pci *vp, const struct virtio_notify *n);
 
-/* Set ISR bits and assert the line (any thread). */
+/* Set ISR bits and assert the line if it is not up already (any thread). */
 void virtio_pci_raise_isr(struct virtio_pci *vp, uint8_t bits);
-/* For the irqfd resample path: is ISR still non-zero? */
+/*
+ * A resampling sink's line came down at the guest's EOI: assert again if
+ * ISR gained bits since the handler read it.  True if it asserted.
+ */
+bool virtio_pci_irq_eoi(struct virtio_pci *vp);
 bool virtio_pci_isr_pending(struct virtio_pci *vp);
 /* The driver broke a queue: set NEEDS_RESET and raise a config interrupt. */
 void virtio_pci_needs_reset(struct virtio_pci *vp);
