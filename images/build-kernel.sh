@@ -2,14 +2,17 @@
 # Build the tinyvmm guest kernel (vmlinux + bzImage) from Debian's linux-source-6.1:
 # `make ARCH=x86_64 tinyconfig` + images/kernel.config + `make olddefconfig`.
 #
-# Usage: images/build-kernel.sh [--print-dir]
+# Usage: images/build-kernel.sh [--print-dir] [--no-feature-names]
 #
 # Result: ${TINYVMM_CACHE:-$HOME/.cache/tinyvmm}/kernel-<key>/{vmlinux,bzImage,System.map,.config,build.log,build-info}
 # where <key> = first 16 hex digits of sha256(fragment + linux-source version + recipe parameters).
 # Progress messages go to stderr; stdout gets exactly one line, the absolute path of that
 # directory, so callers can do:  dir=$(images/build-kernel.sh | tail -1)
 #
-#   --print-dir   print the directory that would be used, build nothing, exit 0
+#   --print-dir          print the directory that would be used, build nothing, exit 0
+#   --no-feature-names   the same kernel without CONFIG_X86_FEATURE_NAMES (its own cache
+#                        entry): tests/boot/pvm-hiding.sh boots it to show that tinyvmm's
+#                        PVM feature hiding does not depend on feature names
 #
 # Environment:
 #   TINYVMM_CACHE         cache root (default $HOME/.cache/tinyvmm)
@@ -36,11 +39,13 @@ msg() { printf 'images: %s\n' "$*" >&2; }
 die() { printf 'images: error: %s\n' "$*" >&2; exit 1; }
 
 print_dir=0
+no_names=0
 for arg in "$@"; do
     case $arg in
         --print-dir) print_dir=1 ;;
-        -h|--help) sed -n '2,20s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
-        *) die "unknown argument '$arg' (usage: $0 [--print-dir])" ;;
+        --no-feature-names) no_names=1 ;;
+        -h|--help) sed -n '2,23s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        *) die "unknown argument '$arg' (usage: $0 [--print-dir] [--no-feature-names])" ;;
     esac
 done
 
@@ -50,6 +55,14 @@ FRAGMENT=$(cd "$(dirname "$FRAGMENT")" && pwd -P)/$(basename "$FRAGMENT")
 cache_root=${TINYVMM_CACHE:-${HOME:?HOME is not set; set TINYVMM_CACHE}/.cache/tinyvmm}
 mkdir -p "$cache_root" || die "cannot create cache directory $cache_root"
 cache_root=$(cd "$cache_root" && pwd -P)
+
+if [ $no_names -eq 1 ]; then
+    # The fragment with feature names off; its content is hashed into the key like any other.
+    derived=$cache_root/fragment-no-feature-names.config
+    { grep -v 'CONFIG_X86_FEATURE_NAMES' "$FRAGMENT"; echo '# CONFIG_X86_FEATURE_NAMES is not set'; } \
+        > "$derived.$$" && mv "$derived.$$" "$derived" || die "cannot write $derived"
+    FRAGMENT=$derived
+fi
 
 # One install path for every script: scripts/deps.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/../scripts/deps.sh"

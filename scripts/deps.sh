@@ -4,6 +4,8 @@
 
 TINYVMM_BUILD_DEPS="gcc make autoconf automake pkg-config linux-libc-dev libelf-dev libcmocka-dev liburing-dev libseccomp-dev"
 TINYVMM_TEST_DEPS="e2fsprogs util-linux coreutils"
+# make bench (fio is the peer it measures against) and make fuzz (libFuzzer).
+TINYVMM_BENCH_DEPS="fio clang libclang-rt-dev"
 # images/build-kernel.sh and tests/nested/build-l1.sh name their own.
 
 deps_installed() {	# deps_installed PKG: dpkg says "install ok installed"

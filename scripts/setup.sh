@@ -5,16 +5,32 @@
 # root image, then boots it with the image as /dev/vda.
 #   scripts/setup.sh             everything, ending with the demo boot
 #   scripts/setup.sh --no-demo   everything but the boot
-# On a host without /dev/kvm it also builds the nested-KVM kit
-# (tests/nested/build-l1.sh) and boots the demo there, saying so.
+#   scripts/setup.sh --bench     also what make bench and make fuzz need
+#                                (fio, clang with libFuzzer); combines
+#                                with --no-demo
+# Where Linux guests cannot run directly -- no usable /dev/kvm, or a PVM
+# host (KVM without VT-x/AMD-V: guests run in KVM's instruction emulator,
+# without user space) -- it also builds the nested-KVM kit
+# (tests/nested/build-l1.sh) and boots the demo there, saying why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 
 demo=1
-[ "${1:-}" = "--no-demo" ] && demo=0
+bench=0
+for arg in "$@"; do
+	case $arg in
+	--no-demo) demo=0 ;;
+	--bench) bench=1 ;;
+	-h|--help) sed -n '2,16s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	*) echo "setup: unknown argument '$arg' (usage: scripts/setup.sh [--no-demo] [--bench])" >&2
+	   exit 2 ;;
+	esac
+done
 
-deps_install $TINYVMM_BUILD_DEPS $TINYVMM_TEST_DEPS
+deps=($TINYVMM_BUILD_DEPS $TINYVMM_TEST_DEPS)
+[ "$bench" -eq 0 ] || deps+=($TINYVMM_BENCH_DEPS)
+deps_install "${deps[@]}"
 
 echo "setup: building tinyvmm in build/"
 if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Makefile.in ]; then
@@ -27,9 +43,14 @@ kdir=$(images/build-kernel.sh | tail -n 1)
 echo "setup: guest kernel in $kdir"
 
 nested=0
-if [ ! -w /dev/kvm ]; then
-	nested=1
-	echo "setup: /dev/kvm is missing here: building the nested-KVM kit (KVM inside QEMU TCG with an emulated AMD SVM CPU), which the boot tests use on this host"
+case $(build/tinyvmm --print-host-kind) in
+none)	nested=1
+	why="this host has no usable /dev/kvm" ;;
+pvm)	nested=1
+	why="this is a PVM host (KVM without VT-x/AMD-V): a Linux guest would run in KVM's instruction emulator, minutes per boot and without user space" ;;
+esac
+if [ "$nested" -eq 1 ]; then
+	echo "setup: $why; building the nested-KVM kit (KVM inside QEMU TCG with an emulated AMD SVM CPU), which the boot tests and the demo use here"
 	tests/nested/build-l1.sh >/dev/null
 fi
 
@@ -44,5 +65,5 @@ echo "setup: it mounts build/demo/root.img as its root; its /sbin/init says hell
 if [ "$nested" -eq 0 ]; then
 	exec build/tinyvmm "${args[@]}"
 fi
-echo "setup: no /dev/kvm: running the demo on nested KVM (slow: every guest instruction is emulated by QEMU)"
+echo "setup: running the demo on nested KVM: $why (nested, every guest instruction is emulated by QEMU, about 10 s to boot)"
 exec tests/nested/run.sh "$PWD/build/demo" -- "$PWD/build/tinyvmm" "${args[@]}"

@@ -6,8 +6,11 @@ cd "$(dirname "$0")/.."
 top=$PWD
 
 scripts/setup.sh --no-demo || exit 1
-export TINYVMM_KERNEL_DIR
+export TINYVMM_KERNEL_DIR TINYVMM_KERNEL_NONAMES_DIR
 TINYVMM_KERNEL_DIR=$(images/build-kernel.sh --print-dir)
+# The same kernel without feature names, for tests/boot/pvm-hiding.sh (cached).
+TINYVMM_KERNEL_NONAMES_DIR=$(images/build-kernel.sh --no-feature-names | tail -n 1) || exit 1
+echo "test: host kind $(build/tinyvmm --print-host-kind); kernels $TINYVMM_KERNEL_DIR, $TINYVMM_KERNEL_NONAMES_DIR"
 
 status=0
 summary() {	# summary DIR: add up automake's per-test results

@@ -44,23 +44,44 @@ kernel_dir() {
 
 # How run_tinyvmm runs tinyvmm (set by pick_runner): "direct" on this host's KVM
 # device, or "nested" through tests/nested/run.sh, on nested KVM in a QEMU TCG guest
-# with an emulated AMD SVM CPU (for hosts without /dev/kvm, such as CI; the L1 kit
-# comes from tests/nested/build-l1.sh).  TINYVMM_RUNNER=direct|nested forces one.
+# with an emulated AMD SVM CPU (the L1 kit comes from tests/nested/build-l1.sh).
+# By host kind (tinyvmm --print-host-kind): direct on VT-x/AMD-V hosts; nested where
+# there is no usable /dev/kvm, and on PVM hosts, whose KVM runs an ordinary guest in
+# its instruction emulator (minutes per Linux boot, no guest user space) -- except
+# for a test that sets RUNNER_PVM_OK=1 before its first run: its guests need
+# neither (freestanding test guests, the PVM boot test).
+# TINYVMM_RUNNER=direct|nested forces one.
 RUNNER=
 RUNNER_WHY=
+RUNNER_NOTE=
 L1_KIT=
+: "${RUNNER_PVM_OK:=0}"
 # The test's own log, for run_tinyvmm's "runner:" line while stdout is redirected.
 exec {LOG_FD}>&1
 
+# host_kind: vmx, svm, pvm or unknown, as tinyvmm detects it.
+host_kind() {
+	"$TINYVMM" --print-host-kind 2>/dev/null || echo unknown
+}
+
+# Why the direct runner cannot or should not be used here, or nothing.
+direct_unfit() {
+	local dev=${TINYVMM_KVM_DEVICE:-/dev/kvm}
+
+	if [ ! -e "$dev" ]; then
+		echo "$dev is missing on this host (no KVM)"
+	elif [ ! -r "$dev" ] || [ ! -w "$dev" ]; then
+		echo "$dev is not accessible to $(id -un)"
+	elif [ "$RUNNER_PVM_OK" != 1 ] && [ "$(host_kind)" = pvm ]; then
+		echo "this is a PVM host ($dev without VT-x/AMD-V: a Linux guest runs in KVM's instruction emulator, without user space)"
+	fi
+}
+
 # pick_runner: set RUNNER (and L1_KIT), or return 1 with the reason in RUNNER_WHY.
 pick_runner() {
-	local dev=${TINYVMM_KVM_DEVICE:-/dev/kvm} direct_why='' nested_why='' kit
+	local direct_why nested_why='' kit
 	[ -z "$RUNNER" ] || return 0
-	if [ ! -e "$dev" ]; then
-		direct_why="$dev is missing on this host (no KVM)"
-	elif [ ! -r "$dev" ] || [ ! -w "$dev" ]; then
-		direct_why="$dev is not accessible to $(id -un)"
-	fi
+	direct_why=$(direct_unfit)
 	if ! command -v qemu-system-x86_64 >/dev/null; then
 		nested_why="qemu-system-x86_64 is not installed"
 	elif ! kit=${TINYVMM_L1_KIT:-$("$top_srcdir/tests/nested/build-l1.sh" --print-dir 2>&1)}; then
@@ -73,16 +94,19 @@ pick_runner() {
 			RUNNER=direct
 		elif [ -z "$nested_why" ]; then
 			RUNNER=nested
+			RUNNER_NOTE=" (not direct: $direct_why)"
 		else
 			RUNNER_WHY="$direct_why, and nested KVM is not available: $nested_why; so no guest can boot here"
 			return 1
 		fi ;;
-	direct)	RUNNER=direct ;;
+	direct)	RUNNER=direct
+		RUNNER_NOTE=" (TINYVMM_RUNNER=direct)" ;;
 	nested)	if [ -n "$nested_why" ]; then
 			echo "ERROR $TEST_NAME: TINYVMM_RUNNER=nested, but $nested_why"
 			exit 99
 		fi
-		RUNNER=nested ;;
+		RUNNER=nested
+		RUNNER_NOTE=" (TINYVMM_RUNNER=nested)" ;;
 	*)	echo "ERROR $TEST_NAME: TINYVMM_RUNNER must be direct or nested, not '$TINYVMM_RUNNER'"
 		exit 99 ;;
 	esac
@@ -103,11 +127,11 @@ run_on_kvm() {
 	local t=()
 	pick_runner || skip "$RUNNER_WHY"
 	if [ "$RUNNER" = direct ]; then
-		echo "runner: direct ${TINYVMM_KVM_DEVICE:-/dev/kvm}" >&"$LOG_FD"
+		echo "runner: direct ${TINYVMM_KVM_DEVICE:-/dev/kvm}, $(host_kind) host$RUNNER_NOTE" >&"$LOG_FD"
 		[ -z "${RUN_TIMEOUT:-}" ] || t=(timeout --foreground -k 10 "$RUN_TIMEOUT")
 		"${t[@]}" "$@" </dev/null {LOG_FD}>&-
 	else
-		echo "runner: nested KVM in QEMU TCG (AMD SVM), L1 kit $L1_KIT" >&"$LOG_FD"
+		echo "runner: nested KVM in QEMU TCG (AMD SVM), L1 kit $L1_KIT$RUNNER_NOTE" >&"$LOG_FD"
 		[ -z "${RUN_TIMEOUT:-}" ] || t=(timeout -k 10 "$RUN_TIMEOUT")
 		TINYVMM_L1_KIT=$L1_KIT "$top_srcdir/tests/nested/run.sh" \
 			--timeout $((${RUN_TIMEOUT:-540} + 60)) "$WORK" -- \

@@ -74,19 +74,236 @@ const char *host_kind_name(enum host_kind kind)
 	}
 }
 
-int host_cmdline_compose(char *out, size_t outlen, const char *user,
-			 enum host_kind kind, bool quirks)
-{
-	bool append = quirks && kind == HOST_PVM;
-	int n;
+static const char *const host_kind_words[] = {
+	[HOST_UNKNOWN] = "unknown", [HOST_VMX] = "vmx", [HOST_SVM] = "svm", [HOST_PVM] = "pvm",
+};
 
-	if (append)
-		n = snprintf(out, outlen, "%s%s%s", user, *user ? " " : "", PVM_GUEST_CMDLINE);
-	else
-		n = snprintf(out, outlen, "%s", user);
-	if (n < 0 || (size_t)n >= outlen)
+const char *host_kind_word(enum host_kind kind)
+{
+	if ((unsigned int)kind >= ARRAY_SIZE(host_kind_words))
+		kind = HOST_UNKNOWN;
+	return host_kind_words[kind];
+}
+
+int host_kind_parse(const char *word)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(host_kind_words); i++)
+		if (!strcmp(word, host_kind_words[i]))
+			return i;
+	return -1;
+}
+
+/*
+ * What KVM's instruction emulator cannot run, or Linux must not rely on
+ * there (shared/docs/kvm-on-pvm-hosts.md); the numbers are
+ * word * 32 + bit in Linux 6.1's arch/x86/include/asm/cpufeatures.h.
+ * Hiding XSAVE also hides AVX and everything else built on it.
+ */
+static const unsigned short pvm_hidden[] = {
+#define F(word, bit)	((word) * 32 + (bit))
+	F(4, 26),	/* xsave */
+	F(4, 23),	/* popcnt */
+	F(4, 28),	/* avx */
+	F(9, 5),	/* avx2 */
+	F(9, 3),	/* bmi1 */
+	F(9, 8),	/* bmi2 */
+	F(9, 0),	/* fsgsbase */
+	F(4, 30),	/* rdrand */
+	F(9, 18),	/* rdseed */
+	F(9, 9),	/* erms */
+	F(18, 4),	/* fsrm */
+	F(4, 22),	/* movbe */
+	F(9, 19),	/* adx */
+	F(9, 29),	/* sha_ni */
+	F(4, 25),	/* aes */
+	F(4, 1),	/* pclmulqdq */
+	F(16, 22),	/* rdpid */
+	F(9, 23),	/* clflushopt */
+	F(9, 24),	/* clwb */
+	F(9, 20),	/* smap */
+	F(9, 7),	/* smep */
+	F(16, 2),	/* umip */
+	F(16, 3),	/* pku */
+	F(16, 4),	/* ospke */
+	F(9, 10),	/* invpcid */
+	F(4, 17),	/* pcid */
+#undef F
+};
+
+/* A comma-separated list of at most CLEARCPUID_MAX characters. */
+struct cpuid_list {
+	char s[CLEARCPUID_MAX + 1];
+	size_t len;
+	bool too_long;
+};
+
+static bool list_has(const struct cpuid_list *l, const char *item, size_t n)
+{
+	const char *p = l->s, *end = l->s + l->len;
+
+	while (p < end) {
+		const char *comma = memchr(p, ',', end - p);
+		size_t len = (comma ? comma : end) - p;
+
+		if (len == n && !memcmp(p, item, n))
+			return true;
+		p += len + 1;
+	}
+	return false;
+}
+
+static void list_add(struct cpuid_list *l, const char *item, size_t n)
+{
+	size_t need = n + (l->len ? 1 : 0);
+
+	if (!n || list_has(l, item, n))
+		return;
+	if (l->len + need > CLEARCPUID_MAX) {
+		l->too_long = true;
+		return;
+	}
+	if (l->len)
+		l->s[l->len++] = ',';
+	memcpy(l->s + l->len, item, n);
+	l->len += n;
+	l->s[l->len] = '\0';
+}
+
+/* A user's value "a,b,c" (quotes dropped), item by item. */
+static void list_add_all(struct cpuid_list *l, const char *v, size_t n)
+{
+	const char *end = v + n;
+
+	while (v < end) {
+		const char *comma = memchr(v, ',', end - v);
+		size_t len = (comma ? comma : end) - v;
+
+		list_add(l, v, len);
+		v += len + 1;
+	}
+}
+
+/*
+ * Always by number, even where the user named the same feature: a kernel
+ * without CONFIG_X86_FEATURE_NAMES ignores names.
+ */
+static void list_add_pvm(struct cpuid_list *l)
+{
+	char num[8];
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(pvm_hidden); i++)
+		list_add(l, num, snprintf(num, sizeof(num), "%u", pvm_hidden[i]));
+}
+
+const char *host_pvm_clearcpuid(void)
+{
+	static struct cpuid_list l;
+
+	if (!l.len)
+		list_add_pvm(&l);
+	return l.s;
+}
+
+/* The next cmdline word as Linux's next_arg() splits them (quotes keep spaces). */
+static const char *next_word(const char *p, size_t *len)
+{
+	const char *w;
+	bool quoted = false;
+
+	while (*p == ' ' || *p == '\t' || *p == '\n')
+		p++;
+	for (w = p; *p; p++) {
+		if (*p == '"')
+			quoted = !quoted;
+		else if (!quoted && (*p == ' ' || *p == '\t' || *p == '\n'))
+			break;
+	}
+	*len = p - w;
+	return w;
+}
+
+/* out += s[0..n), as a new word if word; false if it does not fit. */
+static bool out_put(char *out, size_t outlen, size_t *pos, const char *s, size_t n, bool word)
+{
+	size_t sp = word && *pos ? 1 : 0;
+
+	if (*pos + sp + n >= outlen)
+		return false;
+	if (sp)
+		out[(*pos)++] = ' ';
+	memcpy(out + *pos, s, n);
+	*pos += n;
+	out[*pos] = '\0';
+	return true;
+}
+
+/* Copy the words before "--" except clearcpuid=, whose values go to l. */
+static bool compose_user(char *out, size_t outlen, size_t *pos, const char **user,
+			 struct cpuid_list *l)
+{
+	static const char key[] = "clearcpuid=";
+	const char *w;
+	size_t n;
+
+	for (w = next_word(*user, &n); n; w = next_word(w + n, &n)) {
+		const char *k = w + (*w == '"'), *v;
+		size_t vn;
+
+		if (n == 2 && !memcmp(w, "--", 2))
+			break;
+		if ((size_t)(w + n - k) < sizeof(key) - 1 || memcmp(k, key, sizeof(key) - 1)) {
+			if (!out_put(out, outlen, pos, w, n, true))
+				return false;
+			continue;
+		}
+		v = k + sizeof(key) - 1;
+		vn = w + n - v;
+		/* clearcpuid="a,b" and "clearcpuid=a,b" */
+		if (vn && v[0] == '"')
+			v++, vn--;
+		if (vn && v[vn - 1] == '"')
+			vn--;
+		list_add_all(l, v, vn);
+	}
+	*user = w;
+	return true;
+}
+
+int host_cmdline_compose(char *out, size_t outlen, const char *user,
+			 enum host_kind kind, bool quirks, struct host_cmdline_added *added)
+{
+	static const char flags[] = PVM_GUEST_FLAGS " clearcpuid=";
+	struct cpuid_list l = { .len = 0 };
+	const char *rest = user;
+	size_t pos = 0, start;
+
+	if (!outlen)
 		return -ENAMETOOLONG;
-	return append;
+	out[0] = '\0';
+	if (!quirks || kind != HOST_PVM) {
+		if (strlen(user) >= outlen)
+			return -ENAMETOOLONG;
+		strcpy(out, user);
+		return 0;
+	}
+	if (!compose_user(out, outlen, &pos, &rest, &l))
+		return -ENAMETOOLONG;
+	list_add_pvm(&l);
+	if (l.too_long)
+		return -E2BIG;
+	start = pos + (pos ? 1 : 0);
+	if (!out_put(out, outlen, &pos, flags, sizeof(flags) - 1, true) ||
+	    !out_put(out, outlen, &pos, l.s, l.len, false))
+		return -ENAMETOOLONG;
+	if (added)
+		*added = (struct host_cmdline_added) { .off = start, .len = pos - start };
+	/* "--" and what follows it, for init, unchanged. */
+	if (*rest && !out_put(out, outlen, &pos, rest, strlen(rest), true))
+		return -ENAMETOOLONG;
+	return 1;
 }
 
 enum quirk_action host_quirk_for_insn(enum host_kind kind, bool quirks,

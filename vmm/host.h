@@ -23,22 +23,46 @@ enum host_kind {
 	HOST_PVM,
 };
 
-#define PVM_GUEST_CMDLINE						\
-	"nosmap nosmep nopku clearcpuid=xsave,popcnt,avx,avx2,bmi1,bmi2,"	\
-	"fsgsbase,rdrand,rdseed,erms,fsrm,movbe,adx,sha_ni,aes,pclmulqdq,"	\
-	"rdpid,clflushopt,clwb,smap,smep,umip,pku,ospke,invpcid,pcid"
+/* Always appended on a PVM host: Linux's own switches for these. */
+#define PVM_GUEST_FLAGS		"nosmap nosmep nopku"
+/*
+ * Linux 6.1 copies the clearcpuid= value into a 128-byte buffer
+ * (cpu_parse_early_param) and silently cuts the rest: the merged list
+ * must fit in 127 characters.
+ */
+#define CLEARCPUID_MAX		127
 
 /* root: "/" normally; tests point it at a fake /sys + /proc tree. */
 enum host_kind host_detect(const char *root);
 const char *host_kind_name(enum host_kind kind);
+/* "vmx", "svm", "pvm" or "unknown": what --host-kind takes and prints. */
+const char *host_kind_word(enum host_kind kind);
+/* HOST_* for a word above, or -1. */
+int host_kind_parse(const char *word);
 
 /*
- * user + (on a PVM host with quirks on) " " PVM_GUEST_CMDLINE into out.
- * Returns 1 if the quirk cmdline was appended, 0 if not, -ENAMETOOLONG
- * when the result does not fit in outlen.
+ * The features a PVM host's guest must not use, as clearcpuid= takes
+ * them: "154,151,..." (word * 32 + bit from Linux's cpufeatures.h).
+ * Numbers work whether or not the guest kernel has
+ * CONFIG_X86_FEATURE_NAMES; with it, Linux prints their names anyway.
+ */
+const char *host_pvm_clearcpuid(void);
+
+/* Where the composed cmdline carries what tinyvmm added (for the log). */
+struct host_cmdline_added {
+	size_t off, len;
+};
+
+/*
+ * user, and on a PVM host with quirks on PVM_GUEST_FLAGS and one
+ * clearcpuid= that merges the user's (Linux reads only the last one)
+ * with host_pvm_clearcpuid(), before any "--" (what follows it goes to
+ * init).  Returns 1 if something was added, 0 if not, -E2BIG when the
+ * merged clearcpuid= exceeds CLEARCPUID_MAX, -ENAMETOOLONG when the
+ * result does not fit in outlen.  added may be NULL.
  */
 int host_cmdline_compose(char *out, size_t outlen, const char *user,
-			 enum host_kind kind, bool quirks);
+			 enum host_kind kind, bool quirks, struct host_cmdline_added *added);
 
 enum quirk_action {
 	QUIRK_NONE = 0,		/* a real failure: report it */

@@ -72,17 +72,22 @@ static int kvm_get_cpuid(struct kvm *kvm)
 	}
 }
 
-int kvm_init(struct kvm *kvm, unsigned int nr_cpus)
+const char *kvm_device_path(void)
 {
 	const char *dev = getenv("TINYVMM_KVM_DEVICE");
+
+	return dev && *dev ? dev : KVM_DEVICE_DEFAULT;
+}
+
+int kvm_init(struct kvm *kvm, unsigned int nr_cpus)
+{
+	const char *dev = kvm_device_path();
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	uint64_t identity = KVM_IDENTITY_MAP_ADDR;
 	int ret;
 
 	memset(kvm, 0, sizeof(*kvm));
 	kvm->vm_fd = -1;
-	if (!dev || !*dev)
-		dev = KVM_DEVICE_DEFAULT;
 
 	kvm->sys_fd = open(dev, O_RDWR | O_CLOEXEC);
 	if (kvm->sys_fd < 0) {

@@ -24,6 +24,8 @@ struct kvm {
  * the VM with its in-kernel IRQ chip and PIT.  One error line on failure.
  */
 int kvm_init(struct kvm *kvm, unsigned int nr_cpus);
+/* $TINYVMM_KVM_DEVICE, else /dev/kvm. */
+const char *kvm_device_path(void);
 void kvm_exit(struct kvm *kvm);
 
 /* Map guest RAM into the VM, one memslot per region. */

@@ -7,9 +7,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "lib/util.h"
 #include "vmm/console.h"
+#include "vmm/host.h"
+#include "vmm/kvm.h"
 #include "vmm/options.h"
 #include "vmm/seccomp.h"
 #include "vmm/vm.h"
@@ -28,6 +31,13 @@ int main(int argc, char **argv)
 	}
 	if (opt.help) {
 		options_usage(stdout);
+		options_free(&opt);
+		return 0;
+	}
+	if (opt.print_host_kind) {
+		/* A kvm_pvm module that refused to bind leaves no device. */
+		printf("%s\n", access(kvm_device_path(), R_OK | W_OK) ? "none" :
+		       host_kind_word(host_detect("")));
 		options_free(&opt);
 		return 0;
 	}

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "lib/util.h"
+#include "vmm/host.h"
 #include "vmm/options.h"
 
 static const char *const known_devices[] = {
@@ -40,6 +41,10 @@ void options_usage(FILE *f)
 "      --initrd FILE        load FILE as the initial ramdisk\n"
 "      --stats              print VM exits by reason when the VM stops\n"
 "      --no-host-quirks     apply no workarounds for PVM (no VT-x/AMD-V) hosts\n"
+"      --host-kind KIND     take the host for KIND (vmx, svm or pvm) instead of\n"
+"                           detecting it; pvm tests the PVM workarounds anywhere\n"
+"      --print-host-kind    print the host's kind as detected (vmx, svm, pvm,\n"
+"                           unknown, or none without a usable KVM device), exit\n"
 "      --no-seccomp         do not confine tinyvmm to the system calls it needs\n"
 "                           (for debugging; a forbidden call ends tinyvmm with\n"
 "                           one line naming it, and status 159)\n"
@@ -131,6 +136,8 @@ enum {
 	OPT_INITRD,
 	OPT_STATS,
 	OPT_NO_HOST_QUIRKS,
+	OPT_HOST_KIND,
+	OPT_PRINT_HOST_KIND,
 	OPT_NO_SECCOMP,
 };
 
@@ -142,6 +149,8 @@ static const struct option long_opts[] = {
 	{ "initrd", required_argument, NULL, OPT_INITRD },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "no-host-quirks", no_argument, NULL, OPT_NO_HOST_QUIRKS },
+	{ "host-kind", required_argument, NULL, OPT_HOST_KIND },
+	{ "print-host-kind", no_argument, NULL, OPT_PRINT_HOST_KIND },
 	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -158,6 +167,7 @@ int options_parse(struct options *o, int argc, char **argv)
 	o->mem_size = OPT_DEFAULT_MEM;
 	o->nr_cpus = 1;
 	o->host_quirks = true;
+	o->host_kind = -1;
 	o->seccomp = true;
 
 	optind = 0;	/* full getopt reset: tests parse more than once */
@@ -196,6 +206,17 @@ int options_parse(struct options *o, int argc, char **argv)
 		case OPT_NO_HOST_QUIRKS:
 			o->host_quirks = false;
 			break;
+		case OPT_HOST_KIND:
+			o->host_kind = host_kind_parse(optarg);
+			if (o->host_kind < 0 || o->host_kind == HOST_UNKNOWN) {
+				pr_err("--host-kind %s: unknown host kind (expected vmx, svm or pvm)",
+				       optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case OPT_PRINT_HOST_KIND:
+			o->print_host_kind = true;
+			return 0;
 		case OPT_NO_SECCOMP:
 			o->seccomp = false;
 			break;

@@ -26,6 +26,8 @@ struct options {
 	const char *cmdline;	/* NULL: OPT_DEFAULT_CMDLINE */
 	bool stats;
 	bool host_quirks;
+	int host_kind;		/* enum host_kind, or -1: detect it */
+	bool print_host_kind;
 	bool seccomp;		/* false with --no-seccomp */
 	bool help;
 	bool version;

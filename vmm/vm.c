@@ -73,12 +73,16 @@ bool vm_stopping(struct vm *vm)
 	return s;
 }
 
-static int vm_compose_cmdline(struct vm *vm, char *buf, size_t len)
+static int vm_compose_cmdline(struct vm *vm, char *buf, size_t len,
+			      struct host_cmdline_added *added)
 {
 	const char *user = vm->opt->cmdline ? vm->opt->cmdline : OPT_DEFAULT_CMDLINE;
-	int ret = host_cmdline_compose(buf, len, user, vm->host, vm->opt->host_quirks);
+	int ret = host_cmdline_compose(buf, len, user, vm->host, vm->opt->host_quirks, added);
 
-	if (ret < 0)
+	if (ret == -E2BIG)
+		pr_err("--cmdline: clearcpuid= with the %s host's own features is longer than the %d characters Linux reads (the host's: %s)",
+		       host_kind_name(vm->host), CLEARCPUID_MAX, host_pvm_clearcpuid());
+	else if (ret < 0)
 		pr_err("--cmdline: too long (at most %zu bytes with host additions)", len - 1);
 	return ret;
 }
@@ -198,6 +202,7 @@ int vm_create(struct vm *vm, const struct options *opt, uint64_t t_main_ns)
 	char cmdline[BOOT_CMDLINE_MAX];
 	struct boot_config bc;
 	unsigned int i;
+	struct host_cmdline_added added;
 	int ret, appended;
 
 	memset(vm, 0, sizeof(*vm));
@@ -211,9 +216,9 @@ int vm_create(struct vm *vm, const struct options *opt, uint64_t t_main_ns)
 	io_bus_init(&vm->pio);
 
 	/* 1. Host kind, and so the cmdline the kernel gets. */
-	vm->host = host_detect("");
+	vm->host = opt->host_kind >= 0 ? (enum host_kind)opt->host_kind : host_detect("");
 	vm->quirks = opt->host_quirks && vm->host == HOST_PVM;
-	appended = vm_compose_cmdline(vm, cmdline, sizeof(cmdline));
+	appended = vm_compose_cmdline(vm, cmdline, sizeof(cmdline), &added);
 	if (appended < 0)
 		return EXIT_SETUP_ERROR;
 
@@ -254,8 +259,8 @@ int vm_create(struct vm *vm, const struct options *opt, uint64_t t_main_ns)
 		return EXIT_SETUP_ERROR;
 	/* Said only once the VM will run, so that an error stays one line. */
 	if (appended)
-		pr_info("%s host: appended to the guest cmdline: %s (--no-host-quirks turns this off)",
-			host_kind_name(vm->host), PVM_GUEST_CMDLINE);
+		pr_info("%s host: added to the guest cmdline: %.*s (--no-host-quirks turns this off)",
+			host_kind_name(vm->host), (int)added.len, cmdline + added.off);
 	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_efd < 0) {
 		pr_err("eventfd: %s", strerror(errno));
@@ -517,11 +522,12 @@ void vm_print_stats(struct vm *vm)
 
 		pr_info("stats: virtio-blk slot %u: requests=%llu kicks=%llu "
 			"notify-exits=%llu notify-exits-after-driver-ok=%llu "
-			"irq-resamples=%llu irq-reasserts=%llu",
+			"irq-asserts=%llu irq-resamples=%llu irq-reasserts=%llu",
 			d->slot, (unsigned long long)b->requests, (unsigned long long)b->kicks,
 			(unsigned long long)b->vp.notify_exits,
 			(unsigned long long)b->vp.notify_exits_after_driver_ok,
-			(unsigned long long)d->irq.resamples, (unsigned long long)d->irq.reasserts);
+			(unsigned long long)d->irq.asserts, (unsigned long long)d->irq.resamples,
+			(unsigned long long)d->irq.reasserts);
 	}
 
 	vm_print_costs(vm);
