@@ -56,6 +56,19 @@ else
 	expect 1 "cannot open kernel '$WORK/noperm': Permission denied" -- "$WORK/noperm"
 fi
 
+# Host kinds.
+expect 2 "^tinyvmm: error: --host-kind foo: unknown host kind \(expected vmx, svm or pvm\)" -- \
+	--host-kind foo "$WORK/fake-bzImage"
+long=clearcpuid=$(printf '1%.0s' $(seq 25))
+expect 1 "^tinyvmm: error: --cmdline: clearcpuid= with the PVM \(no VT-x/AMD-V\) host's own features is longer than the 127 characters Linux reads" -- \
+	--host-kind pvm --cmdline "$long" "$WORK/fake-bzImage"
+kind=$(TINYVMM_KVM_DEVICE=/nonexistent "$TINYVMM" --print-host-kind)
+if [ "$kind" = none ]; then
+	echo "ok: --print-host-kind without a KVM device -> none"
+else
+	fail "--print-host-kind without a KVM device said '$kind', expected none"
+fi
+
 # Bad values.
 expect 1 "^tinyvmm: error: -m 12Q: bad memory size" -- -m 12Q "$WORK/fake-bzImage"
 expect 1 "-m 0: bad memory size" -- -m 0 "$WORK/fake-bzImage"
