@@ -84,7 +84,8 @@ static void line_deassert(void *opaque)
 	kvm_irq_line(vi->kvm, vi->gsi, 0);
 }
 
-int virtio_kvm_irq_init(struct virtio_kvm_irq *vi, struct kvm *kvm, struct virtio_pci *vp)
+int virtio_kvm_irq_init(struct virtio_kvm_irq *vi, struct kvm *kvm, struct virtio_pci *vp,
+			bool early_eoi)
 {
 	struct kvm_irqfd irqfd = { 0 };
 	struct virtio_irq irq;
@@ -115,9 +116,13 @@ int virtio_kvm_irq_init(struct virtio_kvm_irq *vi, struct kvm *kvm, struct virti
 			virtio_kvm_irq_exit(vi);
 			return err;
 		}
+		/*
+		 * With early EOIs only the main loop takes them: it must see
+		 * each one to time virtio_pci_irq_recheck().
+		 */
 		irq = (struct virtio_irq) {
-			.assert_line = irqfd_assert, .eoi_seen = irqfd_eoi_seen,
-			.resample = true, .opaque = vi,
+			.assert_line = irqfd_assert, .eoi_seen = early_eoi ? NULL : irqfd_eoi_seen,
+			.resample = true, .early_eoi = early_eoi, .opaque = vi,
 		};
 	} else {
 		pr_warn("KVM has no resampling irqfd: interrupts for GSI %u go through KVM_IRQ_LINE",
@@ -159,4 +164,23 @@ void virtio_kvm_irq_resample(struct virtio_kvm_irq *vi)
 	/* Bits set while the guest's handler ran wait for this EOI. */
 	if (virtio_pci_irq_eoi(vi->vp))
 		__atomic_add_fetch(&vi->reasserts, 1, __ATOMIC_RELAXED);
+}
+
+int virtio_kvm_irq_timeout(struct virtio_kvm_irq *vi, uint64_t now_ns)
+{
+	uint64_t due;
+
+	if (!vi->use_irqfd || !virtio_pci_irq_owed(vi->vp)) {
+		vi->owed_since_ns = 0;
+		return -1;
+	}
+	if (!vi->owed_since_ns)
+		vi->owed_since_ns = now_ns;
+	due = vi->owed_since_ns + VIRTIO_KVM_OWED_MS * 1000000ULL;
+	if (now_ns < due)
+		return (due - now_ns + 999999) / 1000000;
+	vi->owed_since_ns = 0;
+	if (virtio_pci_irq_recheck(vi->vp))
+		__atomic_add_fetch(&vi->reasserts, 1, __ATOMIC_RELAXED);
+	return -1;
 }

@@ -14,11 +14,17 @@
  * asserts once per interrupt and waits for that EOI before asserting
  * again (virtio_pci_irq_eoi(), from the main loop or, if a completion
  * comes first, from the completion itself), so an injection that lands
- * late can never be an interrupt with nothing in ISR.  Without
+ * late is not an interrupt with nothing in ISR.  A PVM host signals the
+ * resample fd when it delivers the interrupt, before the handler reads
+ * ISR (early_eoi): there bits left unread at that EOI get another
+ * interrupt only if they are still unread VIRTIO_KVM_OWED_MS later
+ * (virtio_kvm_irq_timeout).  KVM keeps one resampler per GSI, so each
+ * device must have a GSI of its own (pci/pci.c assigns them so).  Without
  * KVM_CAP_IRQFD_RESAMPLE, KVM_IRQ_LINE raise/lower is used instead
  * (raised when ISR gains bits, lowered by the ISR read).
  */
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "devices/virtio/virtio_pci.h"
 #include "vmm/kvm.h"
@@ -32,14 +38,31 @@ struct virtio_kvm_irq {
 	int resample_efd;
 	uint64_t asserts;		/* interrupts raised */
 	uint64_t resamples, reasserts;	/* EOIs seen; asserts made at one */
+	uint64_t owed_since_ns;		/* main loop: when bits were left at an early EOI */
 };
 
-/* Wire vp's INTx to its GSI; vp->pci.gsi must be assigned. */
-int virtio_kvm_irq_init(struct virtio_kvm_irq *vi, struct kvm *kvm, struct virtio_pci *vp);
+/*
+ * How long a handler gets to read ISR after an early EOI before the bits
+ * it left are announced again: far longer than any handler takes, even
+ * in an instruction emulator, and short enough to be a hiccup only.
+ */
+#define VIRTIO_KVM_OWED_MS	100
+
+/*
+ * Wire vp's INTx to its GSI; vp->pci.gsi must be assigned.  early_eoi:
+ * the host reports EOIs at delivery (PVM).
+ */
+int virtio_kvm_irq_init(struct virtio_kvm_irq *vi, struct kvm *kvm, struct virtio_pci *vp,
+			bool early_eoi);
 void virtio_kvm_irq_exit(struct virtio_kvm_irq *vi);
 /* The fd the main loop polls (-1 when not resampling) and its handler. */
 int virtio_kvm_irq_fd(const struct virtio_kvm_irq *vi);
 void virtio_kvm_irq_resample(struct virtio_kvm_irq *vi);
+/*
+ * The main loop's timer for early EOIs: ms until it must call again
+ * (-1: no need); re-announces bits a handler left unread too long.
+ */
+int virtio_kvm_irq_timeout(struct virtio_kvm_irq *vi, uint64_t now_ns);
 
 /* KVM_IOEVENTFD on a port, 2 bytes wide, datamatch = queue index. */
 extern const struct virtio_notify virtio_kvm_notify_template;	/* .opaque = struct kvm * */

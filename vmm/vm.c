@@ -178,7 +178,7 @@ static int vm_wire_disks(struct vm *vm)
 	for (i = 0; i < vm->nr_disks; i++) {
 		struct vm_disk *d = &vm->disk[i];
 
-		ret = virtio_kvm_irq_init(&d->irq, &vm->kvm, &d->blk->vp);
+		ret = virtio_kvm_irq_init(&d->irq, &vm->kvm, &d->blk->vp, vm->host == HOST_PVM);
 		if (ret)
 			return ret;
 		d->irq_wired = true;
@@ -187,6 +187,14 @@ static int vm_wire_disks(struct vm *vm)
 			return ret;
 	}
 	return 0;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
 uint64_t vm_now_ns(void)
@@ -359,15 +367,21 @@ int vm_run(struct vm *vm)
 			{ .fd = -1, .events = POLLIN },
 		};
 		bool want = stdin_open && console_wants_input(&con, vm->uart);
+		/* When the UART is full, come back soon to hand it more. */
+		int timeout = stdin_open && !want ? 10 : -1;
 
 		if (want)
 			pfd[2].fd = con.fd;
-		for (i = 0; i < vm->nr_disks; i++)
+		for (i = 0; i < vm->nr_disks; i++) {
+			int t = virtio_kvm_irq_timeout(&vm->disk[i].irq, mono_ns());
+
+			if (t >= 0 && (timeout < 0 || t < timeout))
+				timeout = t;
 			pfd[3 + i] = (struct pollfd) {
 				.fd = virtio_kvm_irq_fd(&vm->disk[i].irq), .events = POLLIN,
 			};
-		/* When the UART is full, come back soon to hand it more. */
-		if (poll(pfd, 3 + vm->nr_disks, stdin_open && !want ? 10 : -1) < 0 &&
+		}
+		if (poll(pfd, 3 + vm->nr_disks, timeout) < 0 &&
 		    errno != EINTR) {
 			pr_err("poll: %s", strerror(errno));
 			vm_request_stop(vm, EXIT_SETUP_ERROR, "main loop failed");

@@ -68,20 +68,70 @@ static void vp_lower_locked(struct virtio_pci *vp)
 }
 
 /*
+ * vp->lock held: a resampling line came down at the guest's EOI.  Bits
+ * still in ISR then were not read by a handler.  Where the EOI comes
+ * after the handler (VT-x/AMD-V), nobody saw them (the pin was masked,
+ * or the guest EOIed without handling): the line is logically still
+ * up, so they are announced again.  Where it is reported at delivery
+ * (PVM), they belong to the interrupt being delivered; they are owed
+ * another one only if no ISR read comes for a while
+ * (virtio_pci_irq_recheck).
+ */
+static void vp_eoi_locked(struct virtio_pci *vp)
+{
+	vp->irq_up = false;
+	if (!vp->isr || vp->isr_new)
+		return;
+	if (vp->irq.early_eoi)
+		vp->irq_owed = true;
+	else
+		vp->isr_new = true;
+}
+
+/*
  * vp->lock held.  Whether the caller must assert now: ISR has bits no
  * interrupt has announced yet, and the line is not up for earlier ones.
  * The caller then owns the assert.
  */
 static bool vp_claim_irq_locked(struct virtio_pci *vp)
 {
+	if (!vp->isr_new)
+		return false;
 	/* An EOI the VMM has not reported yet ends the last interrupt. */
 	if (vp->irq_up && vp->irq.eoi_seen && vp->irq.eoi_seen(vp->irq.opaque))
-		vp->irq_up = false;
-	if (vp->irq_up || !vp->isr_new)
+		vp_eoi_locked(vp);
+	if (vp->irq_up)
 		return false;
 	vp->irq_up = true;
 	vp->isr_new = false;
 	return true;
+}
+
+/*
+ * vp->lock held, after a claim: a level line rises now, before an ISR
+ * read can lower it.  True if the caller must still assert after
+ * unlocking: an irqfd write injects the interrupt, and the guest's
+ * handler reads ISR (taking vp->lock) at once, so holding the lock
+ * through that system call made the read sleep on it, a wake-up per
+ * interrupt.  Nobody else asserts before this interrupt's EOI.
+ */
+static bool vp_fire_locked(struct virtio_pci *vp, bool fire)
+{
+	if (fire && !vp->irq.resample) {
+		vp_assert(vp);
+		return false;
+	}
+	return fire;
+}
+
+/* vp->lock held: add ISR bits; true if the caller must assert after unlocking. */
+static bool vp_raise_locked(struct virtio_pci *vp, uint8_t bits)
+{
+	/* Bits added to an unread ISR ride on the interrupt it already has. */
+	if (!vp->isr && bits)
+		vp->isr_new = true;
+	vp->isr |= bits;
+	return vp_fire_locked(vp, vp_claim_irq_locked(vp));
 }
 
 /* vp->lock held: ISR read or reset. */
@@ -89,6 +139,7 @@ static void vp_clear_isr_locked(struct virtio_pci *vp)
 {
 	vp->isr = 0;
 	vp->isr_new = false;
+	vp->irq_owed = false;
 	vp_lower_locked(vp);
 }
 
@@ -436,23 +487,9 @@ void virtio_pci_raise_isr(struct virtio_pci *vp, uint8_t bits)
 	bool fire;
 
 	pthread_mutex_lock(&vp->lock);
-	/* Bits added to an unread ISR ride on the interrupt it already has. */
-	if (!vp->isr && bits)
-		vp->isr_new = true;
-	vp->isr |= bits;
-	fire = vp_claim_irq_locked(vp);
-	/* A level line must rise before an ISR read can lower it. */
-	if (fire && !vp->irq.resample)
-		vp_assert(vp);
+	fire = vp_raise_locked(vp, bits);
 	pthread_mutex_unlock(&vp->lock);
-	/*
-	 * An irqfd write injects the interrupt, and the guest's handler
-	 * reads ISR (taking vp->lock) at once: holding the lock through the
-	 * system call made that read sleep on it, a wake-up per interrupt.
-	 * Nobody else asserts until the EOI of this one, so doing it after
-	 * the unlock cannot make a second interrupt.
-	 */
-	if (fire && vp->irq.resample)
+	if (fire)
 		vp_assert(vp);
 }
 
@@ -461,8 +498,33 @@ bool virtio_pci_irq_eoi(struct virtio_pci *vp)
 	bool fire;
 
 	pthread_mutex_lock(&vp->lock);
-	vp->irq_up = false;
-	fire = vp_claim_irq_locked(vp);
+	vp_eoi_locked(vp);
+	fire = vp_fire_locked(vp, vp_claim_irq_locked(vp));
+	pthread_mutex_unlock(&vp->lock);
+	if (fire)
+		vp_assert(vp);
+	return fire;
+}
+
+bool virtio_pci_irq_owed(struct virtio_pci *vp)
+{
+	bool owed;
+
+	pthread_mutex_lock(&vp->lock);
+	owed = vp->irq_owed;
+	pthread_mutex_unlock(&vp->lock);
+	return owed;
+}
+
+bool virtio_pci_irq_recheck(struct virtio_pci *vp)
+{
+	bool fire;
+
+	pthread_mutex_lock(&vp->lock);
+	if (vp->irq_owed && vp->isr)
+		vp->isr_new = true;
+	vp->irq_owed = false;
+	fire = vp_fire_locked(vp, vp_claim_irq_locked(vp));
 	pthread_mutex_unlock(&vp->lock);
 	if (fire)
 		vp_assert(vp);
@@ -481,10 +543,15 @@ bool virtio_pci_isr_pending(struct virtio_pci *vp)
 
 void virtio_pci_needs_reset(struct virtio_pci *vp)
 {
+	bool fire;
+
+	/* One hold: a driver that sees NEEDS_RESET finds the config bit in ISR. */
 	pthread_mutex_lock(&vp->lock);
 	vp->status |= VIRTIO_STATUS_NEEDS_RESET;
+	fire = vp_raise_locked(vp, VIRTIO_ISR_CONFIG);
 	pthread_mutex_unlock(&vp->lock);
-	virtio_pci_raise_isr(vp, VIRTIO_ISR_CONFIG);
+	if (fire)
+		vp_assert(vp);
 }
 
 bool virtio_pci_has_feature(struct virtio_pci *vp, unsigned int bit)

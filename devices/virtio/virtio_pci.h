@@ -71,10 +71,11 @@ struct virtio_dev_ops {
 
 /*
  * How the transport raises INTx.  The contract: one interrupt per ISR
- * edge (ISR going from 0 to non-zero), never an assert without an ISR
- * bit that no earlier interrupt announced, and never an edge left
- * without an interrupt.  Bits added to an ISR the guest has not read yet
- * ride on the interrupt already raised for it.
+ * edge (ISR going from 0 to non-zero), never an assert without ISR bits
+ * that no earlier interrupt announced, and never an edge left without an
+ * interrupt.  Bits added to an ISR the guest has not read yet ride on
+ * the interrupt already raised for it.  (A guest that reads ISR without
+ * an interrupt, polling, may still find an interrupt with ISR 0 after.)
  *
  * Two kinds of sink:
  *  - a level line (resample false): deassert_line lowers it; both are
@@ -85,21 +86,24 @@ struct virtio_dev_ops {
  *    EOI and the VMM reports that through virtio_pci_irq_eoi().  An edge
  *    that comes while the line is still up (the handler read ISR but has
  *    not sent its EOI) would merge into the interrupt being handled and
- *    be lost, so it waits for that EOI, which asserts for it.  The EOI
- *    alone asserts nothing: where the host reports it early (PVM hosts
- *    report it when the interrupt is delivered, before the handler reads
- *    ISR) the bits still in ISR belong to the interrupt being delivered.
+ *    be lost, so it waits for that EOI, which asserts for it.  Bits left
+ *    unread at an EOI are announced again (the pin was masked, or the
+ *    guest EOIed without handling) -- except with early_eoi, for hosts
+ *    that report the EOI when the interrupt is delivered (PVM), where
+ *    such bits are the delivered interrupt's: only if no ISR read comes
+ *    before the VMM's virtio_pci_irq_recheck() are they announced again.
  *    assert_line is called after vp->lock is dropped (the guest's ISR
  *    read needs it right after the injection); eoi_seen, if set, lets a
  *    completion pick up an EOI the VMM has not reported yet (true: one
  *    was pending and is now consumed).
- * Neither may call back into the transport.
+ * None of the callbacks may call back into the transport.
  */
 struct virtio_irq {
 	void (*assert_line)(void *opaque);
 	void (*deassert_line)(void *opaque);
 	bool (*eoi_seen)(void *opaque);
 	bool resample;
+	bool early_eoi;
 	void *opaque;
 };
 
@@ -124,6 +128,7 @@ struct virtio_pci {
 	uint8_t isr;
 	bool isr_new;		/* ISR has bits no assert announced yet */
 	bool irq_up;		/* asserted, not yet lowered (ISR read or EOI) */
+	bool irq_owed;		/* early_eoi: bits unread at the EOI */
 	unsigned int nr_queues;
 	uint16_t queue_size[VIRTIO_MAX_QUEUES];
 	struct virtq vq[VIRTIO_MAX_QUEUES];
@@ -164,6 +169,14 @@ void virtio_pci_raise_isr(struct virtio_pci *vp, uint8_t bits);
  * ISR gained bits since the handler read it.  True if it asserted.
  */
 bool virtio_pci_irq_eoi(struct virtio_pci *vp);
+/*
+ * early_eoi sinks: whether bits were left unread at the last EOI, and,
+ * once the VMM has given the handler time to read them, announce them
+ * again if they are still there.  True if it asserted.
+ */
+bool virtio_pci_irq_owed(struct virtio_pci *vp);
+bool virtio_pci_irq_recheck(struct virtio_pci *vp);
+/* Whether ISR holds bits (tests, the bench). */
 bool virtio_pci_isr_pending(struct virtio_pci *vp);
 /* The driver broke a queue: set NEEDS_RESET and raise a config interrupt. */
 void virtio_pci_needs_reset(struct virtio_pci *vp);

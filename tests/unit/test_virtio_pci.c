@@ -607,6 +607,7 @@ static void test_odd_accesses(void **state)
 struct storm {
 	struct fake *f;
 	unsigned int n;
+	pthread_barrier_t go;
 };
 
 static void *raiser(void *arg)
@@ -614,23 +615,33 @@ static void *raiser(void *arg)
 	struct storm *s = arg;
 	unsigned int i;
 
-	for (i = 0; i < s->n; i++)
+	pthread_barrier_wait(&s->go);
+	for (i = 0; i < s->n; i++) {
 		virtio_pci_raise_isr(&s->f->vp, VIRTIO_ISR_QUEUE);
+		if (i % 16 == 0)
+			sched_yield();
+	}
 	return NULL;
 }
 
 static void test_isr_race(void **state)
 {
 	struct fake *f = *state;
-	struct storm s = { f, 20000 };
+	struct storm s = { .f = f, .n = 20000 };
 	pthread_t t;
 	unsigned int i;
 
 	/* Completions and ISR reads racing: the line must track ISR. */
+	pthread_barrier_init(&s.go, NULL, 2);
 	assert_int_equal(pthread_create(&t, NULL, raiser, &s), 0);
-	for (i = 0; i < 20000; i++)
+	pthread_barrier_wait(&s.go);
+	for (i = 0; i < 20000; i++) {
 		rd(f, VIRTIO_PCI_ISR, 1);
+		if (i % 16 == 0)
+			sched_yield();
+	}
 	assert_int_equal(pthread_join(t, NULL), 0);
+	pthread_barrier_destroy(&s.go);
 	/* Never an ISR bit with the line down (a lost interrupt)... */
 	if (virtio_pci_isr_pending(&f->vp))
 		assert_true(f->line);
@@ -915,8 +926,10 @@ static void rs_guest(struct rs_model *m)
 static void rs_run(bool early_eoi)
 {
 	struct rs_model m = { .early_eoi = early_eoi, .raises = 20000 };
+	/* As vmm/virtio_kvm.c: early EOIs are the main loop's alone. */
 	struct virtio_irq irq = {
-		.assert_line = rs_assert, .eoi_seen = rs_eoi_seen, .resample = true, .opaque = &m,
+		.assert_line = rs_assert, .eoi_seen = early_eoi ? NULL : rs_eoi_seen,
+		.resample = true, .early_eoi = early_eoi, .opaque = &m,
 	};
 	pthread_t raiser, main_loop;
 
@@ -948,8 +961,8 @@ static void test_irq_resample_early_eoi(void **state)
 	rs_run(true);
 }
 
-/* The same, step by step: which call asserts, and which must not. */
-static void test_irq_resample_steps(void **state)
+/* Step by step, an EOI after the handler (VT-x/AMD-V). */
+static void test_irq_resample_steps_late(void **state)
 {
 	struct rs_model m = { .f = *state };
 	struct virtio_irq irq = { .assert_line = rs_assert, .resample = true, .opaque = &m };
@@ -958,25 +971,86 @@ static void test_irq_resample_steps(void **state)
 	virtio_pci_set_irq(&f->vp, &irq);
 	virtio_pci_raise_isr(&f->vp, VIRTIO_ISR_QUEUE);
 	assert_int_equal(m.asserts, 1);
-	/* An EOI with that bit still unread (PVM reports it at delivery): nothing. */
-	assert_false(virtio_pci_irq_eoi(&f->vp));
-	assert_int_equal(m.asserts, 1);
 	assert_int_equal(rd(f, VIRTIO_PCI_ISR, 1), VIRTIO_ISR_QUEUE);
-	/* After that early EOI a new edge asserts at once. */
+	assert_false(virtio_pci_irq_eoi(&f->vp));
+	/* An EOI with the bits unread (the pin was masked): the line is still up. */
 	virtio_pci_raise_isr(&f->vp, VIRTIO_ISR_QUEUE);
 	assert_int_equal(m.asserts, 2);
+	assert_true(virtio_pci_irq_eoi(&f->vp));
+	assert_int_equal(m.asserts, 3);
 	assert_int_equal(rd(f, VIRTIO_PCI_ISR, 1), VIRTIO_ISR_QUEUE);
 	/* An edge after the handler's read but before its EOI waits for it... */
 	virtio_pci_raise_isr(&f->vp, VIRTIO_ISR_QUEUE);
-	assert_int_equal(m.asserts, 2);
-	/* ...which asserts for it; the EOI of that one asserts nothing. */
-	assert_true(virtio_pci_irq_eoi(&f->vp));
 	assert_int_equal(m.asserts, 3);
+	/* ...which asserts for it; the EOI of that one, after the read, asserts nothing. */
+	assert_true(virtio_pci_irq_eoi(&f->vp));
+	assert_int_equal(m.asserts, 4);
 	assert_int_equal(rd(f, VIRTIO_PCI_ISR, 1), VIRTIO_ISR_QUEUE);
 	assert_false(virtio_pci_irq_eoi(&f->vp));
 	/* Reading ISR lowers nothing here: the line waits for the EOI. */
 	assert_int_equal(f->deasserts, 0);
 	assert_int_equal(m.isr0_asserts, 0);
+	assert_false(virtio_pci_irq_owed(&f->vp));
+}
+
+/* Step by step, an EOI reported at delivery (PVM). */
+static void test_irq_resample_steps_early(void **state)
+{
+	struct rs_model m = { .f = *state };
+	struct virtio_irq irq = {
+		.assert_line = rs_assert, .resample = true, .early_eoi = true, .opaque = &m,
+	};
+	struct fake *f = m.f;
+
+	virtio_pci_set_irq(&f->vp, &irq);
+	virtio_pci_raise_isr(&f->vp, VIRTIO_ISR_QUEUE);
+	assert_int_equal(m.asserts, 1);
+	/* The EOI comes with the delivery, before the handler reads: nothing. */
+	assert_false(virtio_pci_irq_eoi(&f->vp));
+	assert_true(virtio_pci_irq_owed(&f->vp));
+	assert_int_equal(rd(f, VIRTIO_PCI_ISR, 1), VIRTIO_ISR_QUEUE);
+	assert_false(virtio_pci_irq_owed(&f->vp));
+	assert_false(virtio_pci_irq_recheck(&f->vp));
+	/* The line is down already: a new edge asserts at once. */
+	virtio_pci_raise_isr(&f->vp, VIRTIO_ISR_QUEUE);
+	assert_int_equal(m.asserts, 2);
+	assert_false(virtio_pci_irq_eoi(&f->vp));
+	/* A handler that never read ISR (lazily disabled): announced again. */
+	virtio_pci_raise_isr(&f->vp, VIRTIO_ISR_CONFIG);
+	assert_int_equal(m.asserts, 2);
+	assert_true(virtio_pci_irq_recheck(&f->vp));
+	assert_int_equal(m.asserts, 3);
+	assert_false(virtio_pci_irq_eoi(&f->vp));
+	assert_int_equal(rd(f, VIRTIO_PCI_ISR, 1), VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG);
+	assert_false(virtio_pci_irq_recheck(&f->vp));
+	assert_int_equal(m.asserts, 3);
+	assert_int_equal(m.isr0_asserts, 0);
+}
+
+/* NEEDS_RESET and its config bit are seen together, or not at all. */
+static void *nr_setter(void *arg)
+{
+	virtio_pci_needs_reset(arg);
+	return NULL;
+}
+
+static void test_needs_reset_atomic(void **state)
+{
+	struct fake *f = *state;
+	unsigned int i, seen = 0;
+	pthread_t t;
+
+	for (i = 0; i < 2000; i++) {
+		wr(f, VIRTIO_PCI_STATUS, 1, 0);
+		assert_int_equal(pthread_create(&t, NULL, nr_setter, &f->vp), 0);
+		while (!(rd(f, VIRTIO_PCI_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET))
+			sched_yield();
+		/* The handler polls STATUS first; ISR must already hold the bit. */
+		assert_int_equal(rd(f, VIRTIO_PCI_ISR, 1), VIRTIO_ISR_CONFIG);
+		assert_int_equal(pthread_join(t, NULL), 0);
+		seen++;
+	}
+	assert_int_equal(seen, 2000);
 }
 
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -996,7 +1070,9 @@ int main(void)
 		cmocka_unit_test(test_queue_notify),
 		T(test_odd_accesses),
 		T(test_isr_race),
-		T(test_irq_resample_steps),
+		T(test_irq_resample_steps_late),
+		T(test_irq_resample_steps_early),
+		T(test_needs_reset_atomic),
 		cmocka_unit_test(test_irq_resample_late_eoi),
 		cmocka_unit_test(test_irq_resample_early_eoi),
 		cmocka_unit_test(test_notify_bar_moves),
