@@ -24,7 +24,7 @@ hiding_boot() {
 		--cmdline "console=ttyS0 panic=-1 loglevel=7" "$KDIR/vmlinux" \
 		>"$WORK/$name.console" 2>"$WORK/$name.stderr" || st=$?
 	echo "--- $name: exit status $st ---"
-	grep -E 'Command line|Clearing CPUID|x86/fpu|Kernel panic' "$WORK/$name.console" | head -12
+	grep -E 'Command line|Clearing CPUID|x86/fpu|XSAVE|Kernel panic' "$WORK/$name.console" | head -12
 	cat "$WORK/$name.stderr"
 	if [ "$st" -eq 125 ]; then
 		fail "$name: the nested-KVM harness failed, so tinyvmm's result is unknown"
@@ -35,8 +35,12 @@ hiding_boot() {
 		"$name: booted to the root-mount panic"
 }
 
+# The kernel sets up XSAVE state: it says so, or (QEMU TCG's SVM under the
+# nested runner) warns about the sizes it finds.
+XSAVE_USED='x86/fpu: Supporting XSAVE feature|x86/fpu: Enabled xstate|XSAVE consistency problem'
+
 hiding_boot control --no-host-quirks
-assert_contains "$WORK/control.console" 'x86/fpu: Supporting XSAVE feature|x86/fpu: Enabled xstate' \
+assert_contains "$WORK/control.console" "$XSAVE_USED" \
 	"control: without the hiding this guest uses XSAVE (else the check below proves nothing)"
 
 hiding_boot hidden --host-kind pvm
@@ -47,7 +51,7 @@ assert_contains "$WORK/hidden.stderr" \
 assert_contains "$WORK/hidden.console" 'Clearing CPUID bits: 4:26 4:23 4:28 9:5 ' \
 	"clearcpuid= numbers taken by a kernel without feature names"
 assert_contains "$WORK/hidden.console" 'x86/fpu: x87 FPU will use FXSAVE' "XSAVE off"
-if grep -q 'x86/fpu: Supporting XSAVE feature' "$WORK/hidden.console"; then
-	fail "the guest still uses XSAVE"
+if grep -Eq "$XSAVE_USED" "$WORK/hidden.console"; then
+	fail "the guest still uses XSAVE: $(grep -Em1 "$XSAVE_USED" "$WORK/hidden.console")"
 fi
 finish
