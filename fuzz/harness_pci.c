@@ -6,14 +6,16 @@
  * Input layout (short inputs are padded with zeros):
  *
  *	byte 0      queues: 1 + b % 4; bit 7: a resampling interrupt sink (a KVM
- *	            irqfd: the line drops at the guest's EOI) instead of a level line
+ *	            irqfd: the line drops at the guest's EOI) instead of a level
+ *	            line; bit 6 with it: EOIs reported at delivery (PVM)
  *	byte 1      device config length: b % 237 (0..236)
  *	bytes 2-5   queue sizes: 1 << (b % 11) each
  *	bytes 6-9   host features (le32)
  *	then 8-byte operations:
  *	  op[0] & 7   0-2 read, 3-4 write, 5 device raises ISR bits 1 + op[2] % 3,
- *	              6 by op[2] % 3: device sets NEEDS_RESET / the guest's EOI
- *	              lowers a resampling line / the VMM reports that EOI,
+ *	              6 by op[2] % 4: device sets NEEDS_RESET / the guest's EOI
+ *	              lowers a resampling line / the VMM reports that EOI /
+ *	              the VMM's re-check of bits left at an early EOI,
  *	              7 guest stores op[4..7] at gpa (op[1] | op[2] << 8) * 4
  *	              mod 64 KiB
  *	  op[0] >> 3  access size: 1, 2, 4, 3 (odd), 8 (odd) by (b & 7) % 5
@@ -68,6 +70,7 @@ static struct {
 	uint32_t config_len;
 	bool line;
 	bool resample;
+	bool early_eoi;
 	bool eoi_unreported;	/* resampling: the guest's EOI, not yet told */
 	bool edge;		/* ISR went non-zero, no assert announced it yet */
 	bool in_sink;
@@ -191,11 +194,20 @@ static void fp_deassert_line(void *opaque)
 	fp.line = false;
 }
 
+/* After an EOI (not an early one) bits still in ISR are announced again. */
+static void fp_eoi_consumed(void)
+{
+	if (fp.vp.isr && !fp.early_eoi)
+		fp.edge = true;
+}
+
 static bool fp_eoi_seen(void *opaque)
 {
 	bool seen = fp.eoi_unreported;
 
 	fp.eoi_unreported = false;
+	if (seen)
+		fp_eoi_consumed();
 	return seen;
 }
 
@@ -210,7 +222,14 @@ static const struct virtio_irq fp_irq_resample = {
 	.resample = true,
 };
 
-/* op 6: NEEDS_RESET, or the EOI of a resampling line and its report. */
+/* As vmm/virtio_kvm.c wires it on PVM hosts: the main loop takes every EOI. */
+static const struct virtio_irq fp_irq_early = {
+	.assert_line = fp_assert_line,
+	.resample = true,
+	.early_eoi = true,
+};
+
+/* op 6: NEEDS_RESET, or the EOI of a resampling line, its report, a re-check. */
 static void fp_op_eoi(unsigned int what)
 {
 	if (what == 0 || !fp.resample) {
@@ -219,9 +238,17 @@ static void fp_op_eoi(unsigned int what)
 		if (fp.line)
 			fp.eoi_unreported = true;
 		fp.line = false;
-	} else if (fp.eoi_unreported) {
+	} else if (what == 2) {
+		if (!fp.eoi_unreported)
+			return;
 		fp.eoi_unreported = false;
+		fp_eoi_consumed();
 		virtio_pci_irq_eoi(&fp.vp);
+	} else {
+		/* Owed bits: an early EOI left them and no ISR read came since. */
+		if (virtio_pci_irq_owed(&fp.vp) && fp.vp.isr)
+			fp.edge = true;
+		virtio_pci_irq_recheck(&fp.vp);
 	}
 }
 
@@ -297,10 +324,12 @@ int fuzz_pci_one(const uint8_t *data, size_t size)
 	fp.edge = false;
 	fp.eoi_unreported = false;
 	fp.resample = hdr[0] & 0x80;
+	fp.early_eoi = fp.resample && (hdr[0] & 0x40);
 
 	FP_CHECK(virtio_pci_init(&fp.vp, "fuzz", 0x1001, 1, 2, host_features, fp.config_len,
 				 nr_queues, qsize, &fp.gm, &fp_ops, NULL) == 0);
-	virtio_pci_set_irq(&fp.vp, fp.resample ? &fp_irq_resample : &fp_irq_level);
+	virtio_pci_set_irq(&fp.vp, fp.early_eoi ? &fp_irq_early :
+				   fp.resample ? &fp_irq_resample : &fp_irq_level);
 	fp_check_state();
 
 	for (pos = FP_HDR_SIZE; pos + FP_OP_SIZE <= size; pos += FP_OP_SIZE) {
@@ -320,7 +349,7 @@ int fuzz_pci_one(const uint8_t *data, size_t size)
 			fp_raise(1 + op[2] % 3);
 			break;
 		case 6:
-			fp_op_eoi(op[2] % 3);
+			fp_op_eoi(op[2] % 4);
 			break;
 		case 7:
 			FP_CHECK(gmem_write(&fp.gm, ((uint64_t)(op[1] | op[2] << 8) * 4) % FP_RAM_SIZE,
