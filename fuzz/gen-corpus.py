@@ -106,6 +106,19 @@ def blk_seeds():
     r.publish(h)
     r.request(h + 2, T_IN, 0, [(512, True)])
     s['blk-bad-chain'] = r.blob()
+
+    # refused chains with and without a status byte to answer in
+    r = Ring(16)
+    h = r.request(0, T_IN, 0, [(512, True)])
+    r.desc(BASE, 1, 0x10000, 512, WRITE | NEXT, 2)       # data past RAM
+    h = r.request(h, T_OUT, 0, [(512, False)])
+    r.desc(BASE, 3, r.alloc(16), 16, WRITE | NEXT, 4)     # writable header
+    r.desc(BASE, 5, r.alloc(1), 1, 0, 0)                  # readable status
+    st = r.alloc(1, 0xee)
+    r.desc(BASE, h, r.alloc(16), 16, NEXT, h + 1)
+    r.desc(BASE, h + 1, st, 1, WRITE | NEXT, 16)          # next out of range
+    r.publish(h)
+    s['blk-refused-status'] = r.blob()
     return s
 
 
@@ -130,6 +143,18 @@ def pci_seeds():
     ops += [wr(16, 1, 0), rd(19, 0), rd(19, 0), pci_op(5, 0, 0, 1),
             pci_op(6), rd(18, 0), wr(18, 0, 0), rd(0, 3), rd(17, 2)]
     s['pci-probe'] = hdr + b''.join(ops)
+    # a resampling irqfd (header bit 7): edges during a handler, EOIs with
+    # bits read and unread, their reports, a reset with the line up
+    # (bit 6 too: EOIs reported at delivery, and the re-check of bits left)
+    raise_q, eoi, report = pci_op(5, 0, 0, 0), pci_op(6, 0, 0, 1), pci_op(6, 0, 0, 2)
+    recheck = pci_op(6, 0, 0, 3)
+    ops = [raise_q, rd(19, 0), raise_q, rd(19, 0), eoi, report,
+           raise_q, rd(19, 0), raise_q, eoi, report, rd(19, 0), eoi, report,
+           raise_q, eoi, report, raise_q, rd(19, 0), wr(18, 0, 0), raise_q,
+           eoi, raise_q, report, rd(19, 0), pci_op(6), eoi, report, recheck,
+           raise_q, eoi, report, recheck, rd(19, 0), eoi, report]
+    s['pci-resample'] = bytes([0x80]) + hdr[1:] + b''.join(ops)
+    s['pci-resample-early'] = bytes([0xc0]) + hdr[1:] + b''.join(ops)
     return s
 
 

@@ -6,8 +6,11 @@
  * device's queue thread and workers drive them, but synchronously:
  *
  *	virtq_pop -> VIRTQ_OK        -> blk_req_handle -> virtq_push(used)
- *	          -> VIRTQ_BAD_CHAIN -> virtq_push(0)
+ *	          -> VIRTQ_BAD_CHAIN -> blk_req_refuse -> virtq_push(used)
  *	          -> VIRTQ_BROKEN    -> stop
+ *
+ * (The device stops its queue after a used length of 0, until a reset;
+ * the harness goes on popping, to cover more chains per input.)
  *
  * Input layout (every input is valid; short ones are padded with zeros):
  *
@@ -29,7 +32,14 @@
  * read-only device; a write is synchronous exactly in writethru;
  * blk_req_handle() leaves the element's iovecs inside guest RAM, reports
  * no more than the writable length, and a non-zero used length means a
- * valid status byte in the last writable byte.
+ * valid status byte in the last writable byte.  And every popped chain
+ * with a status byte gets one: fz_ref_tail(), a walk of the descriptors
+ * written here apart from virtq.c, says whether the chain's links lead
+ * to a last descriptor that is device-writable, not empty and ends in
+ * RAM; if so, the request must be completed with a used length of at
+ * least 1 and a status value in that last byte (a refused chain: IOERR
+ * there, through the elem's tail), and otherwise a refused chain must
+ * be completed with 0 and write nothing.
  *
  * This drives blk_req_handle(), i.e. blk_req_parse() and the disk ops
  * table as the threads engine does; the io_uring engine (blk_uring.c)
@@ -61,6 +71,8 @@
 #define FZ_F_FLUSH_ERR	0x10	/* a sticky flush error from before */
 #define FZ_F_FAIL_FLUSH	0x20	/* the media's flush fails */
 #define FZ_F_FAIL_RW	0x40	/* the media's reads and writes fail */
+
+#define FZ_NO_TAIL	UINT64_MAX
 
 #define FZ_CHECK(cond)                                                                  \
 	do {                                                                            \
@@ -220,7 +232,8 @@ static void fz_check_elem(const struct virtq_elem *e, uint16_t num)
 	FZ_CHECK(out == e->out_len && in == e->in_len);
 }
 
-static void fz_handle(struct virtq_elem *e)
+/* A popped good chain, handled as a worker does; returns the used length. */
+static uint32_t fz_handle(struct virtq_elem *e)
 {
 	unsigned int i, n = e->nr_out + e->nr_in;
 	const struct iovec *st;
@@ -238,7 +251,94 @@ static void fz_handle(struct virtq_elem *e)
 		st = &fz.saved[n - 1];
 		FZ_CHECK(((const uint8_t *)st->iov_base)[st->iov_len - 1] <= VIRTIO_BLK_S_UNSUPP);
 	}
-	virtq_push(&fz.q, e->head, used);
+	return used;
+}
+
+/* A refused chain, as the engines complete it; returns the used length. */
+static uint32_t fz_refuse(struct virtq_elem *e)
+{
+	uint32_t used;
+
+	FZ_CHECK(e->nr_out == 0 && e->nr_in == 0);
+	if (e->tail)
+		FZ_CHECK(fz_in_ram(e->tail, 1));
+	used = blk_req_refuse(e);
+	FZ_CHECK(used == (e->tail ? 1 : 0));
+	return used;
+}
+
+/*
+ * The reference for "a status byte, if there is one, is written": the
+ * guest address of the last byte of head's chain when the chain's
+ * links (and an indirect table in its lone head) lead to a last
+ * descriptor that is device-writable, not empty and ends in RAM;
+ * FZ_NO_TAIL otherwise (a loop, a next or a table out of bounds, an
+ * indirect descriptor anywhere but alone in the head).
+ * Deliberately not virtq.c's code.
+ */
+static uint64_t fz_ref_tail(uint16_t head, uint16_t num)
+{
+	struct {
+		uint64_t addr;
+		uint32_t len;
+		uint16_t flags, next;
+	} d;
+	uint64_t table = fz.q.desc_gpa, end;
+	unsigned int size = num, taken = 0, i = head;
+	bool in_table = false;
+
+	for (;;) {
+		if (taken++ == size)
+			return FZ_NO_TAIL;
+		memcpy(&d, fz.ram + table + 16ULL * i, sizeof(d));
+		if (d.flags & VRING_DESC_F_INDIRECT) {
+			if (in_table || taken != 1 || (d.flags & VRING_DESC_F_NEXT) || !d.len ||
+			    d.len % 16 || d.len / 16 > VIRTQ_MAX_SIZE ||
+			    d.addr >= FZ_RAM_SIZE || d.len > FZ_RAM_SIZE - d.addr)
+				return FZ_NO_TAIL;
+			table = d.addr;
+			size = d.len / 16;
+			taken = 0;
+			i = 0;
+			in_table = true;
+			continue;
+		}
+		if (!(d.flags & VRING_DESC_F_NEXT))
+			break;
+		if (d.next >= size)
+			return FZ_NO_TAIL;
+		i = d.next;
+	}
+	if (!(d.flags & VRING_DESC_F_WRITE) || !d.len)
+		return FZ_NO_TAIL;
+	end = d.addr + (d.len - 1);
+	return end >= d.addr && end < FZ_RAM_SIZE ? end : FZ_NO_TAIL;
+}
+
+/* Serve one popped chain (r: VIRTQ_OK or VIRTQ_BAD_CHAIN) and complete it. */
+static void fz_serve(enum virtq_pop_result r, uint16_t num)
+{
+	uint64_t tail = fz_ref_tail(fz.e.head, num);
+	const uint8_t *t = tail == FZ_NO_TAIL ? NULL : fz.ram + tail;
+	uint32_t used;
+
+	if (r == VIRTQ_BAD_CHAIN) {
+		/* virtq.c and the reference agree on where the status is. */
+		FZ_CHECK(fz.e.tail == t);
+		used = fz_refuse(&fz.e);
+	} else {
+		FZ_CHECK(!fz.e.tail);
+		fz_check_elem(&fz.e, num);
+		used = fz_handle(&fz.e);
+	}
+	/* Before the push, which may write over it (a status in the used ring). */
+	if (t) {
+		FZ_CHECK(used >= 1);
+		FZ_CHECK(*t <= VIRTIO_BLK_S_UNSUPP);
+		if (r == VIRTQ_BAD_CHAIN)
+			FZ_CHECK(*t == VIRTIO_BLK_S_IOERR);
+	}
+	virtq_push(&fz.q, fz.e.head, used);
 }
 
 int fuzz_one(const uint8_t *data, size_t size)
@@ -287,13 +387,7 @@ int fuzz_one(const uint8_t *data, size_t size)
 		}
 		FZ_CHECK(r == VIRTQ_OK || r == VIRTQ_BAD_CHAIN);
 		FZ_CHECK(fz.e.head < num);
-		if (r == VIRTQ_BAD_CHAIN) {
-			FZ_CHECK(fz.e.nr_out == 0 && fz.e.nr_in == 0);
-			virtq_push(&fz.q, fz.e.head, 0);
-		} else {
-			fz_check_elem(&fz.e, num);
-			fz_handle(&fz.e);
-		}
+		fz_serve(r, num);
 		/* The used index was published where the driver reads it. */
 		memcpy(&used_idx, fz.ram + fz.q.used_gpa + 2, sizeof(used_idx));
 		FZ_CHECK(used_idx == fz.q.used_idx);

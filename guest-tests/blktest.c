@@ -40,16 +40,55 @@ static void submit(uint16_t head, int64_t len)
 }
 
 /*
- * An "ignored" request: its chain cannot be served (no usable status byte,
- * or a bad chain).  The device must return it unused -- used entry with
- * this head and len 0 -- and write nothing: the status byte keeps its
- * sentinel, read buffers keep DATA_FILL, the image is unchanged (host).
+ * A chain the device refuses (loop, bad order, buffer outside RAM, ...)
+ * whose last descriptor is still a writable status byte: used length 1,
+ * IOERR there, and nothing else written (the caller checks that read
+ * buffers keep DATA_FILL; the host that the image is unchanged).
  */
-static void expect_ignored(uint16_t head)
+static void expect_ioerr(uint16_t head)
 {
+	*status = ST_SENTINEL;
+	submit(head, 1);
+	CHECK_EQ(*status, ST_IOERR);
+}
+
+/* A good read that must not be served while the device needs a reset. */
+#define PROBE_DESC	60
+#define PROBE_ADDR	(DATA2_ADDR + 0x10000)
+
+/*
+ * A request without a status byte the device can write (none writable,
+ * empty, outside RAM, or a chain that cannot be followed to its end):
+ * the device returns it with used length 0 and writes nothing, and since
+ * the driver cannot learn what became of it, it wants a reset
+ * (NEEDS_RESET, config interrupt) and serves nothing more until then.
+ * The device is set up again, on the other ring, for the next sub-case.
+ */
+static void expect_needs_reset(uint16_t head)
+{
+	volatile uint8_t *probe_st = P(STATUS_ADDR + 1);
+	uint64_t t0;
+
 	*status = ST_SENTINEL;
 	submit(head, 0);
 	CHECK_EQ(*status, ST_SENTINEL);
+	/* Set just after the used entry is written: wait for it. */
+	t0 = rdtsc();
+	while (!(inb(dev.io + VIRTIO_STATUS) & S_NEEDS_RESET))
+		CHECK(rdtsc() - t0 < WAIT_LONG);
+	CHECK(inb(dev.io + VIRTIO_ISR) & 2);	/* config-change interrupt cause */
+
+	*probe_st = ST_SENTINEL;
+	set_desc(dev.desc, PROBE_DESC, hdr_at(PROBE_DESC, T_IN, 0), 16, D_NEXT, PROBE_DESC + 1);
+	set_desc(dev.desc, PROBE_DESC + 1, PROBE_ADDR, 512, D_NEXT | D_WRITE, PROBE_DESC + 2);
+	set_desc(dev.desc, PROBE_DESC + 2, STATUS_ADDR + 1, 1, D_WRITE, 0);
+	vq_post(&dev, PROBE_DESC);
+	vq_kick(&dev);
+	CHECK(!vq_wait(&dev, WAIT_SHORT));
+	CHECK_EQ(*probe_st, ST_SENTINEL);
+	CHECK(inb(dev.io + VIRTIO_STATUS) & S_NEEDS_RESET);
+	vdev_init(&dev, ALL_F, dev.ring == RING0_ADDR ? RING1_ADDR : RING0_ADDR);
+	CHECK(!(inb(dev.io + VIRTIO_STATUS) & S_NEEDS_RESET));
 }
 
 static bool all_fill(uint64_t pa, unsigned int n)
@@ -388,18 +427,25 @@ static void case_status_readonly(void)
 	/* Write whose "status" is device-readable: no status byte at all. */
 	out_chain(10, 50, DATA_ADDR, 512);
 	dev.desc[12].flags = 0;
-	expect_ignored(10);
+	expect_needs_reset(10);
 	/* Read whose status is readable after a writable buffer: bad order. */
 	memset(P(DATA2_ADDR), DATA_FILL, 512);
 	set_desc(dev.desc, 20, hdr_at(20, T_IN, 50), 16, D_NEXT, 21);
 	set_desc(dev.desc, 21, DATA2_ADDR, 512, D_NEXT | D_WRITE, 22);
 	set_desc(dev.desc, 22, STATUS_ADDR, 1, 0, 0);
-	expect_ignored(20);
+	expect_needs_reset(20);
 	CHECK(all_fill(DATA2_ADDR, 512));
-	/* Header writable, data readable after it: bad order too. */
+	/* Header writable, data readable after it: bad order, status fine. */
 	out_chain(30, 50, DATA_ADDR, 512);
 	dev.desc[30].flags |= D_WRITE;
-	expect_ignored(30);
+	expect_ioerr(30);
+	/* Read with a readable buffer between its data and its status. */
+	set_desc(dev.desc, 20, hdr_at(20, T_IN, 50), 16, D_NEXT, 21);
+	set_desc(dev.desc, 21, DATA2_ADDR, 512, D_NEXT | D_WRITE, 23);
+	set_desc(dev.desc, 23, DATA_ADDR, 16, D_NEXT, 22);
+	set_desc(dev.desc, 22, STATUS_ADDR, 1, D_WRITE, 0);
+	expect_ioerr(20);
+	CHECK(all_fill(DATA2_ADDR, 512));
 	valid_rw(&dev, 51, 1, 0x99);
 }
 
@@ -410,7 +456,11 @@ static void case_status_zero_len(void)
 	/* Write with a zero-length status descriptor: no status byte. */
 	out_chain(10, 60, DATA_ADDR, 512);
 	dev.desc[12].len = 0;
-	expect_ignored(10);
+	expect_needs_reset(10);
+	/* The same in a chain refused for its data (outside RAM). */
+	out_chain(10, 60, g_ram_end, 512);
+	dev.desc[12].len = 0;
+	expect_needs_reset(10);
 	/*
 	 * Read with a zero-length status: the status byte is the last
 	 * writable byte, here the data buffer's last; 511 data bytes are not
@@ -436,14 +486,19 @@ static void case_chain_loop(void)
 	set_desc(dev.desc, 10, hdr_at(10, T_OUT, 70), 16, D_NEXT, 11);
 	set_desc(dev.desc, 11, DATA_ADDR, 512, D_NEXT, 12);
 	set_desc(dev.desc, 12, DATA_ADDR + 512, 512, D_NEXT, 10);
-	expect_ignored(10);
+	expect_needs_reset(10);
 	/* A descriptor pointing at itself. */
 	set_desc(dev.desc, 13, hdr_at(13, T_OUT, 70), 16, D_NEXT, 13);
-	expect_ignored(13);
+	expect_needs_reset(13);
 	/* A loop through writable descriptors only: hdr -> st -> st -> ... */
 	set_desc(dev.desc, 14, hdr_at(14, T_OUT, 70), 16, D_NEXT, 15);
 	set_desc(dev.desc, 15, STATUS_ADDR, 1, D_NEXT | D_WRITE, 15);
-	expect_ignored(14);
+	expect_needs_reset(14);
+	/* A loop after a buffer outside RAM: still no end to find. */
+	set_desc(dev.desc, 16, hdr_at(16, T_OUT, 70), 16, D_NEXT, 17);
+	set_desc(dev.desc, 17, g_ram_end, 512, D_NEXT, 18);
+	set_desc(dev.desc, 18, STATUS_ADDR, 1, D_NEXT | D_WRITE, 16);
+	expect_needs_reset(16);
 	valid_rw(&dev, 71, 1, 0xbb);
 }
 
@@ -453,13 +508,18 @@ static void case_next_oob(void)
 	pat_fill(DATA_ADDR, 1, 0xc1);
 	out_chain(10, 80, DATA_ADDR, 512);
 	dev.desc[11].next = dev.num;		/* one past the table */
-	expect_ignored(10);
+	expect_needs_reset(10);
 	out_chain(10, 80, DATA_ADDR, 512);
 	dev.desc[11].next = 0xffff;
-	expect_ignored(10);
+	expect_needs_reset(10);
 	out_chain(10, 80, DATA_ADDR, 512);
 	dev.desc[10].next = dev.num + 5;
-	expect_ignored(10);
+	expect_needs_reset(10);
+	/* The status itself links out of the table: it is not the end. */
+	out_chain(10, 80, DATA_ADDR, 512);
+	dev.desc[12].flags |= D_NEXT;
+	dev.desc[12].next = dev.num;
+	expect_needs_reset(10);
 	valid_rw(&dev, 81, 1, 0xcc);
 }
 
@@ -504,15 +564,22 @@ static void case_indirect_loop(void)
 	indirect_out(table, 110);
 	table[1].next = 0;
 	set_desc(dev.desc, 5, TABLE_ADDR, 48, D_INDIRECT, 0);
-	expect_ignored(5);
+	expect_needs_reset(5);
 	/* Entry 0 -> 0. */
 	indirect_out(table, 110);
 	table[0].next = 0;
-	expect_ignored(5);
+	set_desc(dev.desc, 5, TABLE_ADDR, 48, D_INDIRECT, 0);
+	expect_needs_reset(5);
 	/* next beyond the table (3 entries). */
 	indirect_out(table, 110);
 	table[1].next = 3;
-	expect_ignored(5);
+	set_desc(dev.desc, 5, TABLE_ADDR, 48, D_INDIRECT, 0);
+	expect_needs_reset(5);
+	/* A bad buffer inside the table, its status fine. */
+	indirect_out(table, 110);
+	table[1].addr = g_ram_end;
+	set_desc(dev.desc, 5, TABLE_ADDR, 48, D_INDIRECT, 0);
+	expect_ioerr(5);
 	valid_rw(&dev, 111, 1, 0x12);
 }
 
@@ -525,20 +592,20 @@ static void case_indirect_nested(void)
 	set_desc(table, 0, hdr_at(40, T_OUT, 120), 16, D_NEXT, 1);
 	set_desc(table, 1, TABLE_ADDR + 0x1000, 48, D_INDIRECT, 0);
 	set_desc(dev.desc, 5, TABLE_ADDR, 32, D_INDIRECT, 0);
-	expect_ignored(5);
+	expect_needs_reset(5);
 	/* Entry 0 of the table is indirect. */
 	set_desc(table, 0, TABLE_ADDR + 0x1000, 48, D_INDIRECT, 0);
 	set_desc(dev.desc, 5, TABLE_ADDR, 16, D_INDIRECT, 0);
-	expect_ignored(5);
+	expect_needs_reset(5);
 	/* INDIRECT | NEXT on the head. */
 	indirect_out(table, 120);
 	set_desc(dev.desc, 5, TABLE_ADDR, 48, D_INDIRECT | D_NEXT, 6);
 	set_desc(dev.desc, 6, STATUS_ADDR, 1, D_WRITE, 0);
-	expect_ignored(5);
+	expect_needs_reset(5);
 	/* An indirect descriptor in the middle of a direct chain. */
 	set_desc(dev.desc, 7, hdr_at(7, T_OUT, 120), 16, D_NEXT, 8);
 	set_desc(dev.desc, 8, TABLE_ADDR + 16, 32, D_INDIRECT, 0);
-	expect_ignored(7);
+	expect_needs_reset(7);
 	valid_rw(&dev, 121, 1, 0x13);
 }
 
@@ -552,13 +619,13 @@ static void case_indirect_badlen(void)
 	indirect_out(table, 125);
 	for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
 		set_desc(dev.desc, 5, TABLE_ADDR, lens[i], D_INDIRECT, 0);
-		expect_ignored(5);
+		expect_needs_reset(5);
 	}
 	/* The table outside RAM, or straddling its end. */
 	set_desc(dev.desc, 5, g_ram_end, 48, D_INDIRECT, 0);
-	expect_ignored(5);
+	expect_needs_reset(5);
 	set_desc(dev.desc, 5, g_ram_end - 32, 48, D_INDIRECT, 0);
-	expect_ignored(5);
+	expect_needs_reset(5);
 	valid_rw(&dev, 126, 1, 0x14);
 }
 
@@ -577,18 +644,18 @@ static void case_addr_outside(void)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		out_chain(10, 130, DATA_ADDR, 512);
 		dev.desc[11].addr = bad[i];		/* data */
-		expect_ignored(10);
+		expect_ioerr(10);
 		out_chain(10, 130, DATA_ADDR, 512);
 		dev.desc[10].addr = bad[i];		/* header */
-		expect_ignored(10);
-		out_chain(10, 130, DATA_ADDR, 512);
-		dev.desc[12].addr = bad[i];		/* status */
-		submit(10, 0);
+		expect_ioerr(10);
 		/* IN into memory that is not there. */
 		set_desc(dev.desc, 20, hdr_at(20, T_IN, 130), 16, D_NEXT, 21);
 		set_desc(dev.desc, 21, bad[i], 512, D_NEXT | D_WRITE, 22);
 		set_desc(dev.desc, 22, STATUS_ADDR, 1, D_WRITE, 0);
-		expect_ignored(20);
+		expect_ioerr(20);
+		out_chain(10, 130, DATA_ADDR, 512);
+		dev.desc[12].addr = bad[i];		/* status */
+		expect_needs_reset(10);
 	}
 	valid_rw(&dev, 131, 1, 0x15);
 }
@@ -600,22 +667,36 @@ static void case_addr_straddle(void)
 	setup(ALL_F);
 	pat_fill(DATA_ADDR, 1, 0xf2);
 	out_chain(10, 140, end - 256, 512);		/* data crosses the end */
-	expect_ignored(10);
+	expect_ioerr(10);
 	out_chain(10, 140, DATA_ADDR, 512);
 	dev.desc[10].addr = end - 8;			/* header crosses */
-	expect_ignored(10);
+	expect_ioerr(10);
 	out_chain(10, 140, 0xffffffffffffff00ULL, 512);	/* addr + len wraps */
-	expect_ignored(10);
+	expect_ioerr(10);
+	/* IN whose data crosses the end: the part in RAM is not written. */
+	memset(P(end - 511), DATA_FILL, 511);
 	set_desc(dev.desc, 20, hdr_at(20, T_IN, 140), 16, D_NEXT, 21);
 	set_desc(dev.desc, 21, end - 511, 512, D_NEXT | D_WRITE, 22);
 	set_desc(dev.desc, 22, STATUS_ADDR, 1, D_WRITE, 0);
-	expect_ignored(20);
+	expect_ioerr(20);
+	CHECK(all_fill(end - 511, 511));
+	/* The status crosses the end: its last byte is not RAM. */
+	out_chain(10, 140, DATA_ADDR, 512);
+	dev.desc[12].addr = end - 1;
+	dev.desc[12].len = 2;
+	expect_needs_reset(10);
+	/* The status wraps past 2^64. */
+	out_chain(10, 140, DATA_ADDR, 512);
+	dev.desc[12].addr = 0xffffffffffffffffULL;
+	dev.desc[12].len = 2;
+	expect_needs_reset(10);
 	/* The very last bytes of RAM are fine. */
 	valid_rw(&dev, 141, 1, 0x16);
 	memset(P(end - 512), DATA_FILL, 512);
 	*status = ST_SENTINEL;
 	set_desc(dev.desc, 20, hdr_at(20, T_IN, 141), 16, D_NEXT, 21);
 	set_desc(dev.desc, 21, end - 512, 512, D_NEXT | D_WRITE, 22);
+	set_desc(dev.desc, 22, STATUS_ADDR, 1, D_WRITE, 0);
 	submit(20, 513);
 	CHECK_EQ(*status, ST_OK);
 	CHECK(pat_ok(end - 512, 1, 0x16));

@@ -22,7 +22,9 @@
  * it off the pending list, by the io_uring queue thread once its last
  * CQE is in, or, for a bad chain or without a queue thread, by the
  * popper.  reset pauses popping and waits for in_flight == 0, so no
- * used-ring write follows it.
+ * used-ring write follows it.  A completion with used length 0 (no
+ * status byte to write) stops the queue (vq broken, under b->lock) and
+ * sets NEEDS_RESET before in_flight drops, so the reset clears both.
  */
 #include <assert.h>
 #include <errno.h>
@@ -43,7 +45,7 @@
 _Static_assert(sizeof(struct blk_config) == 34, "virtio_blk_config layout");
 _Static_assert(offsetof(struct blk_config, wce) == 32, "wce at offset 32");
 
-static bool blk_broken_warned;
+static bool blk_broken_warned, blk_unanswered_warned;
 
 static void blk_efd_signal(int fd)
 {
@@ -80,15 +82,43 @@ static void blk_set_wce(struct blk_dev *b, uint8_t wce)
 		blk_flush_media(b, "flush on leaving writeback");
 }
 
+/*
+ * The driver cannot tell what became of a request completed with used
+ * length 0 (no status byte could be written): stop serving the queue
+ * until it resets the device.  Before the used ring is written, so that
+ * a driver that sees the entry cannot get a later request served; the
+ * flag is b->lock's, like the one virtq_pop() sets for a broken ring,
+ * and only the reset clears it (virtq_reset, once in_flight is 0).
+ */
+static bool blk_stop_unanswered(struct blk_dev *b, const struct blk_ioreq *list)
+{
+	const struct blk_ioreq *io;
+
+	for (io = list; io; io = io->next)
+		if (!io->used_len)
+			break;
+	if (!io)
+		return false;
+	pthread_mutex_lock(&b->lock);
+	__atomic_store_n(&b->vp.vq[0].broken, true, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&b->lock);
+	/* A guest can do this and reset forever: say it once. */
+	if (!__atomic_exchange_n(&blk_unanswered_warned, true, __ATOMIC_RELAXED))
+		pr_warn("virtio-blk: '%s': a request had no status byte to answer in; device needs reset (not reported again)",
+			b->opts.path);
+	return true;
+}
+
 void blk_complete_list(struct blk_dev *b, struct blk_ioreq *list)
 {
 	struct virtq *q = &b->vp.vq[0];
 	struct blk_ioreq *io, *next;
-	bool irq, starved, threads;
+	bool irq, starved, threads, unanswered;
 	unsigned int n = 0;
 
 	if (!list)
 		return;
+	unanswered = blk_stop_unanswered(b, list);
 	pthread_mutex_lock(&b->complete_lock);
 	for (io = list; io; io = io->next)
 		virtq_push(q, io->elem.head, io->used_len);
@@ -104,6 +134,9 @@ void blk_complete_list(struct blk_dev *b, struct blk_ioreq *list)
 	 */
 	if (irq)
 		virtio_pci_raise_isr(&b->vp, VIRTIO_ISR_QUEUE);
+	/* Same reason, same lock: a NEEDS_RESET must not outlive the reset. */
+	if (unanswered)
+		virtio_pci_needs_reset(&b->vp);
 
 	pthread_mutex_lock(&b->lock);
 	starved = !b->free_list;
@@ -211,8 +244,8 @@ static void blk_queue_drain(struct blk_dev *b)
 			continue;
 		}
 		pthread_mutex_unlock(&b->lock);
-		/* A bad chain is returned unused so the driver does not hang on it. */
-		blk_complete(b, io, r == BLK_POP_OK ? blk_req_handle(b, &io->elem) : 0);
+		blk_complete(b, io, r == BLK_POP_OK ? blk_req_handle(b, &io->elem) :
+			     blk_req_refuse(&io->elem));
 	}
 }
 

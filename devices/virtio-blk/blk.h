@@ -87,7 +87,7 @@ struct blk_req {
 	enum blk_req_kind kind;
 	uint8_t status;		/* BLK_REQ_DONE: the status to report */
 	bool sync;		/* WRITE: writethru, durable before completion */
-	uint8_t *status_byte;	/* NULL: none usable, complete with used 0 */
+	uint8_t *status_byte;	/* NULL: none usable, used 0 (needs reset) */
 	uint32_t used;		/* used length, status byte included, without IN data */
 	struct iovec *iov;	/* data, inside the elem (trimmed of header/status) */
 	unsigned int cnt;
@@ -215,6 +215,13 @@ void blk_req_parse(struct blk_dev *b, struct virtq_elem *e, struct blk_req *r);
 /* Write the status byte; returns the used length (0 without a status byte). */
 uint32_t blk_req_finish(const struct blk_req *r, uint8_t status);
 /*
+ * A chain virtq_pop() refused (VIRTQ_BAD_CHAIN): IOERR in its last
+ * writable byte (e->tail), the status byte of a well-framed request, so
+ * that the driver does not take a stale status for success.  Returns the
+ * used length: 1, or 0 when the chain has no such byte.
+ */
+uint32_t blk_req_refuse(struct virtq_elem *e);
+/*
  * Status of a READ/WRITE whose I/O ended with err (0, or -errno when it
  * failed or came up short): warns (rate-limited), and a failed writethru
  * write makes flush_err sticky.
@@ -227,14 +234,17 @@ void blk_warn_ioerr(struct blk_dev *b, const char *what, uint64_t sector, uint64
 enum blk_pop {
 	BLK_POP_NONE = 0,	/* nothing (more) to pop now */
 	BLK_POP_OK,		/* *io holds a request */
-	BLK_POP_BAD,		/* *io holds a bad chain: complete it with len 0 */
+	BLK_POP_BAD,		/* *io holds a bad chain: complete it with
+				 * blk_req_refuse()'s used length */
 };
 /* Pop one request: ioreq busy, in_flight++ (takes b->lock). */
 enum blk_pop blk_queue_pop(struct blk_dev *b, struct blk_ioreq **io);
 /*
  * Complete a list of popped requests (linked by next, each with its
  * used_len): used ring entries, then one interrupt, then back to the
- * free list.  Exactly once per popped request.
+ * free list.  Exactly once per popped request.  A used_len of 0 means
+ * no status byte could be written, so the driver cannot learn what
+ * became of the request: the queue stops and the device needs a reset.
  */
 void blk_complete_list(struct blk_dev *b, struct blk_ioreq *list);
 

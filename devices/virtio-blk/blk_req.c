@@ -180,7 +180,10 @@ void blk_req_parse(struct blk_dev *b, struct virtq_elem *e, struct blk_req *r)
 
 	memset(r, 0, sizeof(*r));
 	r->kind = BLK_REQ_DONE;
-	/* Without a status byte the driver cannot learn anything: do nothing. */
+	/*
+	 * Without a status byte the driver cannot learn anything: do
+	 * nothing; the used length 0 puts the device in needs-reset.
+	 */
 	if (e->nr_in == 0 || e->nr_out + e->nr_in > VIRTQ_MAX_SEGS)
 		return;
 	st = &wr[e->nr_in - 1];
@@ -268,6 +271,14 @@ uint32_t blk_req_finish(const struct blk_req *r, uint8_t status)
 		used += r->len;
 	*r->status_byte = status;
 	return used;
+}
+
+uint32_t blk_req_refuse(struct virtq_elem *e)
+{
+	if (!e->tail)
+		return 0;
+	*e->tail = VIRTIO_BLK_S_IOERR;
+	return 1;
 }
 
 /* The disk ops table, synchronously: the threads engine and the tests. */

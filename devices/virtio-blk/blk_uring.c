@@ -5,8 +5,9 @@
  *   1. pops every available request, parses it (blk_req_parse, shared
  *      with the threads engine) and prepares one SQE for it: READV or
  *      WRITEV of its iovecs at disk.start + offset, or FSYNC(DATASYNC)
- *      for a FLUSH; requests that need no I/O (GET_ID, bad ones) are
- *      finished on the spot;
+ *      for a FLUSH; requests that need no I/O (GET_ID, bad ones, and
+ *      chains virtq_pop() refused: blk_req_refuse) are finished on the
+ *      spot;
  *   2. submits the batch (at most URING_BATCH requests a turn) and
  *      waits in one io_uring_submit_and_wait(); the kick eventfd and
  *      the stop eventfd are POLL_ADDs on the same ring, so a kick, a
@@ -562,8 +563,7 @@ static bool uring_pop_batch(struct blk_dev *b)
 		if (r == BLK_POP_NONE)
 			return false;
 		if (r == BLK_POP_BAD)
-			/* Returned unused so the driver does not hang on it. */
-			uring_done(b->uring, io, 0);
+			uring_done(b->uring, io, blk_req_refuse(&io->elem));
 		else
 			uring_start(b, io);
 	}

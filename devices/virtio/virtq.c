@@ -133,6 +133,7 @@ struct walk {
 	unsigned int steps;	/* descriptors taken from table so far */
 	bool indirect;
 	bool seen_write;
+	bool refused;		/* a buffer was refused: only the links are followed */
 };
 
 static bool elem_add(const struct ring_view *v, struct walk *w, struct virtq_elem *e,
@@ -187,6 +188,20 @@ static bool walk_enter_indirect(const struct ring_view *v, struct walk *w,
 	return true;
 }
 
+/* The last byte of a chain's last descriptor d, if the device may write it. */
+static uint8_t *desc_tail(const struct ring_view *v, const struct vring_desc *d)
+{
+	if (!(d->flags & VRING_DESC_F_WRITE) || d->len == 0)
+		return NULL;
+	if (d->addr > UINT64_MAX - (d->len - 1))
+		return NULL;
+	return gmem_ptr(v->mem, d->addr + d->len - 1, 1);
+}
+
+/*
+ * Map head's chain into e.  False: the chain is refused; then e->tail is
+ * set if its last descriptor could still be reached (struct virtq_elem).
+ */
 static bool chain_walk(const struct ring_view *v, uint16_t head, struct virtq_elem *e)
 {
 	struct walk w = {
@@ -206,14 +221,22 @@ static bool chain_walk(const struct ring_view *v, uint16_t head, struct virtq_el
 			i = 0;
 			continue;
 		}
-		if (!elem_add(v, &w, e, &d))
-			return false;
+		/*
+		 * After a refused buffer the links alone are followed, nothing
+		 * more is mapped: where the chain ends is still worth knowing.
+		 */
+		if (!w.refused && !elem_add(v, &w, e, &d))
+			w.refused = true;
 		if (!(d.flags & VRING_DESC_F_NEXT))
-			return true;
+			break;
 		if (d.next >= w.size)
 			return false;
 		i = d.next;
 	}
+	if (!w.refused)
+		return true;
+	e->tail = desc_tail(v, &d);
+	return false;
 }
 
 enum virtq_pop_result virtq_pop(struct virtq *q, struct virtq_elem *e)
@@ -247,6 +270,7 @@ enum virtq_pop_result virtq_pop(struct virtq *q, struct virtq_elem *e)
 	e->head = head;
 	e->nr_out = e->nr_in = 0;
 	e->out_len = e->in_len = 0;
+	e->tail = NULL;
 	if (chain_walk(&v, head, e))
 		return VIRTQ_OK;
 	/* Do not hand half a chain to anyone. */

@@ -33,13 +33,22 @@ struct virtq {
 	uint16_t last_avail;		/* next avail ring index to take */
 	uint16_t used_idx;		/* our copy of used->idx */
 	bool ready;
-	bool broken;			/* the driver broke the ring: no more service */
+	bool broken;			/* no more service until reset: the driver broke
+					 * the ring, or the device gave up on it */
 };
 
 /*
  * One request: its descriptor chain flattened into host iovecs, the
  * device-readable ones first (nr_out), then the device-writable ones
  * (nr_in).  in_len is the total writable length.
+ *
+ * tail, for a refused chain only (VIRTQ_BAD_CHAIN): the last
+ * device-writable byte of the chain, where devices such as virtio-blk
+ * keep their status, so that the driver can be told the request failed.
+ * Set when the chain's links (and its indirect table, if any) lead to a
+ * last descriptor that is device-writable, not empty, and whose last
+ * byte is guest RAM; NULL when the chain loops, leaves its table or
+ * cannot be followed, and on VIRTQ_OK.
  */
 struct virtq_elem {
 	uint16_t head;
@@ -47,6 +56,7 @@ struct virtq_elem {
 	unsigned int nr_in;
 	uint32_t out_len;
 	uint32_t in_len;
+	uint8_t *tail;
 	struct iovec iov[VIRTQ_MAX_SEGS];
 };
 
@@ -59,8 +69,10 @@ uint64_t virtq_legacy_size(uint16_t num);
 enum virtq_pop_result {
 	VIRTQ_EMPTY = 0,	/* nothing new in the avail ring */
 	VIRTQ_OK = 1,		/* *e holds a request to complete with virtq_push */
-	VIRTQ_BAD_CHAIN = 2,	/* e->head is valid but its chain is not: complete
-				 * it with len 0 and serve the next one */
+	VIRTQ_BAD_CHAIN = 2,	/* e->head is valid but its chain is not: no
+				 * iovecs, maybe e->tail; complete it (with what
+				 * was written at e->tail, else len 0) and serve
+				 * the next one */
 	VIRTQ_BROKEN = -1,	/* the avail ring itself is bad (index jumped by
 				 * more than num, head out of range): q->broken set */
 };

@@ -531,6 +531,25 @@ static void test_flush_error_is_sticky(void **state)
 	close(null);
 }
 
+/* A chain virtq_pop() refused: IOERR at its tail, if it has one. */
+static void test_refuse(void **state)
+{
+	uint8_t tail[4] = { 0xee, 0xee, 0xee, 0xee };
+
+	memset(&elem, 0, sizeof(elem));
+	elem.tail = &tail[3];
+	assert_int_equal(blk_req_refuse(&elem), 1);
+	assert_int_equal(tail[3], VIRTIO_BLK_S_IOERR);
+	assert_int_equal(tail[0], 0xee);
+	assert_int_equal(tail[2], 0xee);
+
+	/* No tail: nothing written, and nothing to report. */
+	memset(&elem, 0, sizeof(elem));
+	tail[3] = 0xee;
+	assert_int_equal(blk_req_refuse(&elem), 0);
+	assert_int_equal(tail[3], 0xee);
+}
+
 static void test_cache_mode_and_config(void **state)
 {
 	struct blk_dev *b = dev_new("mem,sectorsize=512/4096,qsize=128", 1 << 20);
@@ -585,6 +604,7 @@ int main(void)
 		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_disk_errors),
 		cmocka_unit_test(test_cache_mode_and_config),
+		cmocka_unit_test(test_refuse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -928,6 +928,85 @@ static void test_errors(void **state)
 	free(t);
 }
 
+/* Poll the status register for NEEDS_RESET (set just after the used entry). */
+static void wait_needs_reset(struct t *t)
+{
+	long deadline = now_ms() + TIMEOUT_MS;
+
+	while (!(bar_read(t, VIRTIO_PCI_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET)) {
+		if (now_ms() > deadline)
+			fail_msg("timeout: no NEEDS_RESET");
+		usleep(100);
+	}
+}
+
+/*
+ * The request in slot was completed with used length 0 and nothing
+ * written: the device must want a reset and serve nothing more (a good
+ * request in slot + 1 is left alone) until it gets one, then work again.
+ */
+static void expect_unanswered(struct t *t, unsigned int slot)
+{
+	wait_used(t, 1);
+	assert_int_equal(used_len_of(t, slot, 1), 0);
+	assert_int_equal(*slot_status(t, slot), 0xee);
+	wait_needs_reset(t);
+	assert_true(t->b->vp.vq[0].broken);
+
+	queue_req(t, slot + 1, VIRTIO_BLK_T_IN, 0, 4096, 1);
+	kick(t);
+	usleep(50000);
+	assert_int_equal(*used_idx(t), t->used_seen);
+	assert_int_equal(*slot_status(t, slot + 1), 0xee);
+
+	bar_write(t, VIRTIO_PCI_STATUS, 1, 0);
+	assert_int_equal(bar_read(t, VIRTIO_PCI_STATUS, 1), 0);
+	driver_setup(t);
+	queue_req(t, 0, VIRTIO_BLK_T_IN, 0, 4096, 1);
+	kick(t);
+	wait_used(t, 1);
+	assert_int_equal(*slot_status(t, 0), VIRTIO_BLK_S_OK);
+	assert_int_equal(used_len_of(t, 0, 1), 4097);
+}
+
+/*
+ * A chain virtq_pop() refuses gets IOERR in its status byte when it has
+ * one; a request without a status byte the device could write (refused
+ * or not) stops the queue until the driver resets the device.
+ */
+static void test_unanswerable(void **state)
+{
+	struct t *t = t_new(state);
+	struct vdesc *d = desc(t);
+
+	/* Data outside RAM, status fine; a good request beside it. */
+	queue_req(t, 0, VIRTIO_BLK_T_IN, 0, 4096, 1);
+	d[1].addr = RAM_SIZE;
+	queue_req(t, 1, VIRTIO_BLK_T_OUT, 8, 4096, 1);
+	kick(t);
+	wait_used(t, 2);
+	assert_int_equal(*slot_status(t, 0), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(used_len_of(t, 0, 2), 1);
+	assert_int_equal(*slot_status(t, 1), VIRTIO_BLK_S_OK);
+	assert_int_equal(used_len_of(t, 1, 2), 1);
+	assert_false(bar_read(t, VIRTIO_PCI_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
+
+	/* A good chain whose "status" is device-readable: nothing to answer in. */
+	queue_req(t, 2, VIRTIO_BLK_T_OUT, 8, 4096, 1);
+	d[3 * 2 + 2].flags = 0;
+	kick(t);
+	expect_unanswered(t, 2);
+
+	/* A refused chain with no end: a loop back to its head. */
+	queue_req(t, 4, VIRTIO_BLK_T_IN, 0, 4096, 1);
+	d[3 * 4 + 2].flags = VRING_DESC_F_NEXT | VRING_DESC_F_WRITE;
+	d[3 * 4 + 2].next = 3 * 4;
+	kick(t);
+	expect_unanswered(t, 4);
+	assert_int_equal(dev_down(t), 0);
+	free(t);
+}
+
 /* A reset with requests in flight waits for them; nothing is used after it. */
 static void test_reset_in_flight(void **state)
 {
@@ -1095,6 +1174,7 @@ int main(void)
 		BOTH(test_write_flush_writethru),
 		BOTH(test_write_flush_writeback),
 		BOTH(test_errors),
+		BOTH(test_unanswerable),
 		BOTH(test_reset_in_flight),
 		BOTH(test_destroy_in_flight),
 		cmocka_unit_test(test_default_engine),

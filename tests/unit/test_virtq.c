@@ -143,19 +143,32 @@ static void assert_blk_elem(struct drv *d, uint16_t head)
 	assert_int_equal(e->iov[1].iov_len, 512);
 	assert_ptr_equal(e->iov[2].iov_base, gmem_ptr(&d->gm, STATUS_GPA, 1));
 	assert_int_equal(e->iov[2].iov_len, 1);
+	assert_null(e->tail);
 }
 
-/* Pop a bad chain: consumed (last_avail moves), nothing handed out. */
-static void assert_bad_chain(struct drv *d, uint16_t head)
+/* A refused chain whose last writable byte cannot be found or reached. */
+#define NO_TAIL		UINT64_MAX
+
+/*
+ * Pop a bad chain: consumed (last_avail moves), nothing handed out, and
+ * its tail (last device-writable byte) at guest address tail, or none.
+ */
+static void assert_bad_chain(struct drv *d, uint16_t head, uint64_t tail)
 {
 	uint16_t before = d->q.last_avail;
 
+	/* Whatever the previous pop left there must not survive. */
+	d->e.tail = (uint8_t *)&d->e;
 	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_BAD_CHAIN);
 	assert_int_equal(d->e.head, head);
 	assert_int_equal(d->e.nr_out, 0);
 	assert_int_equal(d->e.nr_in, 0);
 	assert_int_equal(d->q.last_avail, (uint16_t)(before + 1));
 	assert_false(d->q.broken);
+	if (tail == NO_TAIL)
+		assert_null(d->e.tail);
+	else
+		assert_ptr_equal(d->e.tail, gmem_ptr(&d->gm, tail, 1));
 }
 
 static void test_legacy_layout(void **state)
@@ -381,7 +394,7 @@ static void test_bad_chain_then_next_served(void **state)
 	publish(d, 0);
 	blk_chain(d, 5, 6, 7);
 	publish(d, 5);
-	assert_bad_chain(d, 0);
+	assert_bad_chain(d, 0, NO_TAIL);
 	/* The caller completes the bad head with len 0 and moves on. */
 	virtq_push(&d->q, d->e.head, 0);
 	assert_int_equal(get16(d, d->used + 2), 1);
@@ -397,7 +410,7 @@ static void test_self_loop(void **state)
 
 	desc(d, 4, HDR_GPA, 16, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 4);
 	publish(d, 4);
-	assert_bad_chain(d, 4);
+	assert_bad_chain(d, 4, NO_TAIL);
 }
 
 static void test_zero_length_loop(void **state)
@@ -408,12 +421,12 @@ static void test_zero_length_loop(void **state)
 	desc(d, 0, HDR_GPA, 0, VRING_DESC_F_NEXT, 1);
 	desc(d, 1, HDR_GPA, 0, VRING_DESC_F_NEXT, 0);
 	publish(d, 0);
-	assert_bad_chain(d, 0);
+	assert_bad_chain(d, 0, NO_TAIL);
 
 	desc_at(d, TABLE_GPA, 0, HDR_GPA, 0, VRING_DESC_F_NEXT, 0);
 	desc(d, 2, TABLE_GPA, 16, VRING_DESC_F_INDIRECT, 0);
 	publish(d, 2);
-	assert_bad_chain(d, 2);
+	assert_bad_chain(d, 2, NO_TAIL);
 }
 
 static void test_next_out_of_range(void **state)
@@ -422,10 +435,26 @@ static void test_next_out_of_range(void **state)
 
 	desc(d, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, QSIZE);
 	publish(d, 0);
-	assert_bad_chain(d, 0);
+	assert_bad_chain(d, 0, NO_TAIL);
 	desc(d, 1, HDR_GPA, 16, VRING_DESC_F_NEXT, 0xffff);
 	publish(d, 1);
-	assert_bad_chain(d, 1);
+	assert_bad_chain(d, 1, NO_TAIL);
+	/* After a refused buffer too: the end of the chain is not reachable. */
+	desc(d, 2, HDR_GPA, 16, VRING_DESC_F_NEXT, 3);
+	desc(d, 3, 0x40000000ULL, 512, VRING_DESC_F_NEXT, QSIZE + 1);
+	desc(d, QSIZE - 1, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
+	publish(d, 2);
+	assert_bad_chain(d, 2, NO_TAIL);
+	/* A writable descriptor with a bad next is not the end of the chain. */
+	desc(d, 4, HDR_GPA, 16, VRING_DESC_F_NEXT, 5);
+	desc(d, 5, STATUS_GPA, 1, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, QSIZE);
+	publish(d, 4);
+	assert_bad_chain(d, 4, NO_TAIL);
+	desc_at(d, TABLE_GPA, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
+	desc_at(d, TABLE_GPA, 1, STATUS_GPA, 1, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+	desc(d, 6, TABLE_GPA, 32, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 6);
+	assert_bad_chain(d, 6, NO_TAIL);
 }
 
 static void test_indirect_loop(void **state)
@@ -436,7 +465,7 @@ static void test_indirect_loop(void **state)
 	desc_at(d, TABLE_GPA, 1, DATA_GPA, 16, VRING_DESC_F_NEXT, 0);
 	desc(d, 0, TABLE_GPA, 32, VRING_DESC_F_INDIRECT, 0);
 	publish(d, 0);
-	assert_bad_chain(d, 0);
+	assert_bad_chain(d, 0, NO_TAIL);
 }
 
 static void test_indirect_nested(void **state)
@@ -448,46 +477,54 @@ static void test_indirect_nested(void **state)
 	desc_at(d, TABLE_GPA + 0x100, 0, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
 	desc(d, 0, TABLE_GPA, 32, VRING_DESC_F_INDIRECT, 0);
 	publish(d, 0);
-	assert_bad_chain(d, 0);
+	/* The inner table ends in a writable status: never looked at. */
+	assert_bad_chain(d, 0, NO_TAIL);
 
 	/* A table whose first entry is itself indirect. */
 	desc_at(d, TABLE_GPA + 0x200, 0, TABLE_GPA + 0x100, 16, VRING_DESC_F_INDIRECT, 0);
 	desc(d, 1, TABLE_GPA + 0x200, 16, VRING_DESC_F_INDIRECT, 0);
 	publish(d, 1);
-	assert_bad_chain(d, 1);
+	assert_bad_chain(d, 1, NO_TAIL);
 }
 
 static void test_indirect_bad_len(void **state)
 {
 	struct drv *d = *state;
 
-	desc_at(d, TABLE_GPA, 0, HDR_GPA, 16, 0, 0);
+	/* A table that would be a good one-entry request, but for its length. */
+	desc_at(d, TABLE_GPA, 0, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
 	desc(d, 0, TABLE_GPA, 40, VRING_DESC_F_INDIRECT, 0);
 	publish(d, 0);
-	assert_bad_chain(d, 0);
+	assert_bad_chain(d, 0, NO_TAIL);
 	desc(d, 1, TABLE_GPA, 0, VRING_DESC_F_INDIRECT, 0);
 	publish(d, 1);
-	assert_bad_chain(d, 1);
+	assert_bad_chain(d, 1, NO_TAIL);
 	desc(d, 2, TABLE_GPA, (VIRTQ_MAX_SIZE + 1) * 16, VRING_DESC_F_INDIRECT, 0);
 	publish(d, 2);
-	assert_bad_chain(d, 2);
+	assert_bad_chain(d, 2, NO_TAIL);
+	desc(d, 4, TABLE_GPA, 8, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 4);
+	assert_bad_chain(d, 4, NO_TAIL);
 	/* The largest table is accepted. */
 	desc(d, 3, TABLE_GPA, VIRTQ_MAX_SIZE * 16, VRING_DESC_F_INDIRECT, 0);
 	publish(d, 3);
 	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
-	assert_int_equal(d->e.nr_out, 1);
+	assert_int_equal(d->e.nr_in, 1);
+	assert_null(d->e.tail);
 }
 
 static void test_indirect_table_outside_ram(void **state)
 {
 	struct drv *d = *state;
 
+	/* Its first entry, in RAM, would be a writable status. */
+	desc_at(d, RAM_SIZE - 16, 0, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
 	desc(d, 0, RAM_SIZE - 16, 32, VRING_DESC_F_INDIRECT, 0);
 	publish(d, 0);
-	assert_bad_chain(d, 0);
+	assert_bad_chain(d, 0, NO_TAIL);
 	desc(d, 1, 0x100000000ULL, 16, VRING_DESC_F_INDIRECT, 0);
 	publish(d, 1);
-	assert_bad_chain(d, 1);
+	assert_bad_chain(d, 1, NO_TAIL);
 }
 
 static void test_indirect_next_out_of_table(void **state)
@@ -500,7 +537,7 @@ static void test_indirect_next_out_of_table(void **state)
 	desc_at(d, TABLE_GPA, 2, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
 	desc(d, 0, TABLE_GPA, 32, VRING_DESC_F_INDIRECT, 0);
 	publish(d, 0);
-	assert_bad_chain(d, 0);
+	assert_bad_chain(d, 0, NO_TAIL);
 }
 
 static void test_indirect_with_next(void **state)
@@ -511,7 +548,7 @@ static void test_indirect_with_next(void **state)
 	desc(d, 0, TABLE_GPA, 16, VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT, 1);
 	desc(d, 1, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
 	publish(d, 0);
-	assert_bad_chain(d, 0);
+	assert_bad_chain(d, 0, NO_TAIL);
 }
 
 static void test_indirect_not_head(void **state)
@@ -522,25 +559,104 @@ static void test_indirect_not_head(void **state)
 	desc(d, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
 	desc(d, 1, TABLE_GPA, 16, VRING_DESC_F_INDIRECT, 0);
 	publish(d, 0);
-	assert_bad_chain(d, 0);
+	assert_bad_chain(d, 0, NO_TAIL);
 }
 
 static void test_buffer_outside_ram(void **state)
 {
 	struct drv *d = *state;
 
+	/* The writable last buffer itself is outside: no tail either. */
 	desc(d, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
 	desc(d, 1, 0x40000000ULL, 512, VRING_DESC_F_WRITE, 0);
 	publish(d, 0);
-	assert_bad_chain(d, 0);
+	assert_bad_chain(d, 0, NO_TAIL);
 	/* The PCI hole and above 4 GiB are not RAM here either. */
 	desc(d, 2, 0xfee00000ULL, 4, 0, 0);
 	publish(d, 2);
-	assert_bad_chain(d, 2);
+	assert_bad_chain(d, 2, NO_TAIL);
 	/* addr + len wrapping past 2^64 must not look small. */
 	desc(d, 3, UINT64_MAX - 7, 16, 0, 0);
 	publish(d, 3);
-	assert_bad_chain(d, 3);
+	assert_bad_chain(d, 3, NO_TAIL);
+
+	/* Header, then data, outside RAM: the status is still found. */
+	blk_chain(d, 4, 5, 6);
+	desc(d, 4, 0x40000000ULL, 16, VRING_DESC_F_NEXT, 5);
+	publish(d, 4);
+	assert_bad_chain(d, 4, STATUS_GPA);
+	blk_chain(d, 4, 5, 6);
+	desc(d, 5, 0xfee00000ULL, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 6);
+	publish(d, 4);
+	assert_bad_chain(d, 4, STATUS_GPA);
+	blk_chain(d, 4, 5, 6);
+	desc(d, 5, UINT64_MAX - 7, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 6);
+	publish(d, 4);
+	assert_bad_chain(d, 4, STATUS_GPA);
+	/* A longer status descriptor: its very last byte. */
+	desc(d, 6, STATUS_GPA, 4, VRING_DESC_F_WRITE, 0);
+	publish(d, 4);
+	assert_bad_chain(d, 4, STATUS_GPA + 3);
+	/* Status outside RAM, or wrapping past 2^64. */
+	blk_chain(d, 4, 5, 6);
+	desc(d, 5, 0x40000000ULL, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 6);
+	desc(d, 6, 0x40000000ULL + 512, 1, VRING_DESC_F_WRITE, 0);
+	publish(d, 4);
+	assert_bad_chain(d, 4, NO_TAIL);
+	desc(d, 6, UINT64_MAX - 7, 16, VRING_DESC_F_WRITE, 0);
+	publish(d, 4);
+	assert_bad_chain(d, 4, NO_TAIL);
+	/* The last byte of 2^64 - 1 exactly: outside RAM, but no wrap. */
+	desc(d, 6, UINT64_MAX, 1, VRING_DESC_F_WRITE, 0);
+	publish(d, 4);
+	assert_bad_chain(d, 4, NO_TAIL);
+	/* Zero-length or readable status: there is no last writable byte. */
+	desc(d, 6, STATUS_GPA, 0, VRING_DESC_F_WRITE, 0);
+	publish(d, 4);
+	assert_bad_chain(d, 4, NO_TAIL);
+	desc(d, 6, STATUS_GPA, 1, 0, 0);
+	publish(d, 4);
+	assert_bad_chain(d, 4, NO_TAIL);
+}
+
+static void test_refused_indirect_tail(void **state)
+{
+	struct drv *d = *state;
+
+	/* Inside an indirect table: data outside RAM, status in it. */
+	desc_at(d, TABLE_GPA, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
+	desc_at(d, TABLE_GPA, 1, 0x40000000ULL, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+	desc_at(d, TABLE_GPA, 2, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
+	desc(d, 7, TABLE_GPA, 3 * 16, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 7);
+	assert_bad_chain(d, 7, STATUS_GPA);
+	/* Out of order inside the table too. */
+	desc_at(d, TABLE_GPA, 0, 0x40000000ULL, 16, VRING_DESC_F_NEXT, 5);
+	desc_at(d, TABLE_GPA, 5, STATUS_GPA + 8, 2, VRING_DESC_F_WRITE, 0);
+	desc(d, 7, TABLE_GPA, 6 * 16, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 7);
+	assert_bad_chain(d, 7, STATUS_GPA + 9);
+	/* The refused chain loops inside its table after the bad buffer. */
+	desc_at(d, TABLE_GPA, 5, STATUS_GPA, 1, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 0);
+	publish(d, 7);
+	assert_bad_chain(d, 7, NO_TAIL);
+}
+
+static void test_refused_then_loop(void **state)
+{
+	struct drv *d = *state;
+
+	/* A refused buffer, then a loop through writable descriptors: bounded. */
+	desc(d, 0, 0x40000000ULL, 16, VRING_DESC_F_NEXT, 1);
+	desc(d, 1, STATUS_GPA, 1, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+	desc(d, 2, STATUS_GPA, 1, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
+	publish(d, 0);
+	assert_bad_chain(d, 0, NO_TAIL);
+	/* Or an indirect descriptor after it: refused, as for a good chain. */
+	desc_at(d, TABLE_GPA, 0, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
+	desc(d, 2, TABLE_GPA, 16, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 0);
+	assert_bad_chain(d, 0, NO_TAIL);
 }
 
 static void test_buffer_straddles_end(void **state)
@@ -549,7 +665,12 @@ static void test_buffer_straddles_end(void **state)
 
 	desc(d, 0, RAM_SIZE - 8, 16, VRING_DESC_F_WRITE, 0);
 	publish(d, 0);
-	assert_bad_chain(d, 0);
+	assert_bad_chain(d, 0, NO_TAIL);
+	/* Data straddling the end, the status in RAM. */
+	blk_chain(d, 2, 3, 4);
+	desc(d, 3, RAM_SIZE - 256, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 4);
+	publish(d, 2);
+	assert_bad_chain(d, 2, STATUS_GPA);
 	/* The last byte of RAM itself is fine. */
 	desc(d, 1, RAM_SIZE - 8, 8, VRING_DESC_F_WRITE, 0);
 	publish(d, 1);
@@ -564,14 +685,26 @@ static void test_readable_after_writable(void **state)
 	desc(d, 0, HDR_GPA, 16, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
 	desc(d, 1, DATA_GPA, 16, 0, 0);
 	publish(d, 0);
-	assert_bad_chain(d, 0);
+	assert_bad_chain(d, 0, NO_TAIL);
 
 	/* Same inside an indirect table. */
 	desc_at(d, TABLE_GPA, 0, STATUS_GPA, 1, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
 	desc_at(d, TABLE_GPA, 1, HDR_GPA, 16, 0, 0);
 	desc(d, 2, TABLE_GPA, 32, VRING_DESC_F_INDIRECT, 0);
 	publish(d, 2);
-	assert_bad_chain(d, 2);
+	assert_bad_chain(d, 2, NO_TAIL);
+
+	/* Writable header, readable data, writable status: the status is found. */
+	blk_chain(d, 3, 4, 5);
+	desc(d, 3, HDR_GPA, 16, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 4);
+	desc(d, 4, DATA_GPA, 512, VRING_DESC_F_NEXT, 5);
+	publish(d, 3);
+	assert_bad_chain(d, 3, STATUS_GPA);
+	desc_at(d, TABLE_GPA, 2, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
+	desc_at(d, TABLE_GPA, 1, HDR_GPA, 16, VRING_DESC_F_NEXT, 2);
+	desc(d, 2, TABLE_GPA, 48, VRING_DESC_F_INDIRECT, 0);
+	publish(d, 2);
+	assert_bad_chain(d, 2, STATUS_GPA);
 }
 
 static void test_avail_idx_jump(void **state)
@@ -629,7 +762,20 @@ static void test_len_overflow(void **state)
 	desc(d, 0, 0, 0xC0000000u, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
 	desc(d, 1, GMEM_4G, 0x40000000u, VRING_DESC_F_WRITE, 0);
 	publish(d, 0);
-	assert_bad_chain(d, 0);
+	/* Refused for the sum, but the last buffer is RAM: its last byte. */
+	assert_bad_chain(d, 0, GMEM_4G + 0x3fffffffu);
+	/*
+	 * A status that starts in the PCI hole and ends in RAM: only its
+	 * last byte counts, and that one is RAM.
+	 */
+	desc(d, 4, HDR_GPA, 16, VRING_DESC_F_NEXT, 5);
+	desc(d, 5, GMEM_4G - 8, 16, VRING_DESC_F_WRITE, 0);
+	publish(d, 4);
+	assert_bad_chain(d, 4, GMEM_4G + 7);
+	/* And the other way round: ends in the hole. */
+	desc(d, 5, 3ULL << 30, 1, VRING_DESC_F_WRITE, 0);
+	publish(d, 4);
+	assert_bad_chain(d, 4, NO_TAIL);
 
 	/* Just under the limit is fine. */
 	desc(d, 2, 0, 0xC0000000u, VRING_DESC_F_NEXT, 3);
@@ -682,6 +828,8 @@ int main(void)
 		T(test_indirect_with_next),
 		T(test_indirect_not_head),
 		T(test_buffer_outside_ram),
+		T(test_refused_indirect_tail),
+		T(test_refused_then_loop),
 		T(test_buffer_straddles_end),
 		T(test_readable_after_writable),
 		T(test_avail_idx_jump),
