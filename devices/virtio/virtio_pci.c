@@ -264,7 +264,11 @@ static void vp_write_pfn(struct virtio_pci *vp, uint32_t pfn)
 
 	pthread_mutex_lock(&vp->lock);
 	n = vp->queue_sel;
-	if (n >= vp->nr_queues)
+	/*
+	 * A device that needs a reset takes no queue set-up before it: a
+	 * new PFN would revive a queue the device stopped.
+	 */
+	if (n >= vp->nr_queues || (vp->status & VIRTIO_STATUS_NEEDS_RESET))
 		goto out_unlock;
 	if (pfn == 0) {
 		virtq_reset(&vp->vq[n]);

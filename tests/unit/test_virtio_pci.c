@@ -508,6 +508,13 @@ static void test_needs_reset(void **state)
 	assert_true(f->line);
 	assert_int_equal(rd(f, VIRTIO_PCI_ISR, 1), VIRTIO_ISR_CONFIG);
 	assert_false(f->line);
+	/* No queue set-up until the reset: PFN 0 or a new ring would revive it. */
+	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, 0);
+	wr(f, VIRTIO_PCI_QUEUE_PFN, 4, RING_PFN);
+	assert_false(f->vp.vq[0].ready);
+	wr(f, VIRTIO_PCI_STATUS, 1, 0);
+	wr(f, VIRTIO_PCI_QUEUE_PFN, 4, RING_PFN);
+	assert_true(f->vp.vq[0].ready);
 }
 
 static void test_reset(void **state)
