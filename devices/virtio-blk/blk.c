@@ -12,9 +12,12 @@
  *    nr_workers, running and cfg, and serialises virtq_pop (one popper
  *    at a time, and a reset sees a quiet avail ring);
  *  - complete_lock guards the used ring (virtq_push); it is a leaf;
- *  - neither is held while calling into the transport, and reset waits
- *    only for in_flight, which drops before a completion raises its
- *    interrupt, so a reset can never wait on an interrupt.
+ *  - neither is held while calling into the transport, except b->lock
+ *    for virtio_pci_needs_reset() on a broken ring (it takes only the
+ *    transport's leaf lock); reset waits only for in_flight, which drops
+ *    after a completion raised its interrupt, so no ISR bit or
+ *    NEEDS_RESET of a completion outlives the reset, and raising takes
+ *    only that leaf lock, so the wait cannot block on it.
  *
  * Invariant: a request is popped (ioreq busy, in_flight++) under b->lock
  * and completed exactly once by blk_complete_list() (used ring, ioreq
@@ -23,8 +26,10 @@
  * CQE is in, or, for a bad chain or without a queue thread, by the
  * popper.  reset pauses popping and waits for in_flight == 0, so no
  * used-ring write follows it.  A completion with used length 0 (no
- * status byte to write) stops the queue (vq broken, under b->lock) and
- * sets NEEDS_RESET before in_flight drops, so the reset clears both.
+ * status byte to write) sets NEEDS_RESET and stops the queue (vq broken,
+ * under b->lock) before its used entry and before in_flight drops, so
+ * the reset clears both and no queue set-up slips in between (the
+ * transport takes none while NEEDS_RESET is set).
  */
 #include <assert.h>
 #include <errno.h>
@@ -86,11 +91,12 @@ static void blk_set_wce(struct blk_dev *b, uint8_t wce)
  * The driver cannot tell what became of a request completed with used
  * length 0 (no status byte could be written): stop serving the queue
  * until it resets the device.  Before the used ring is written, so that
- * a driver that sees the entry cannot get a later request served; the
- * flag is b->lock's, like the one virtq_pop() sets for a broken ring,
- * and only the reset clears it (virtq_reset, once in_flight is 0).
+ * a driver that sees the entry cannot get a later request served (those
+ * popped with it may still be); the flag is b->lock's, like the one
+ * virtq_pop() sets for a broken ring, and only the reset clears it
+ * (virtq_reset, once in_flight is 0).
  */
-static bool blk_stop_unanswered(struct blk_dev *b, const struct blk_ioreq *list)
+static void blk_stop_unanswered(struct blk_dev *b, const struct blk_ioreq *list)
 {
 	const struct blk_ioreq *io;
 
@@ -98,7 +104,9 @@ static bool blk_stop_unanswered(struct blk_dev *b, const struct blk_ioreq *list)
 		if (!io->used_len)
 			break;
 	if (!io)
-		return false;
+		return;
+	/* First: from now on no PFN write can revive the queue. */
+	virtio_pci_needs_reset(&b->vp);
 	pthread_mutex_lock(&b->lock);
 	__atomic_store_n(&b->vp.vq[0].broken, true, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&b->lock);
@@ -106,19 +114,18 @@ static bool blk_stop_unanswered(struct blk_dev *b, const struct blk_ioreq *list)
 	if (!__atomic_exchange_n(&blk_unanswered_warned, true, __ATOMIC_RELAXED))
 		pr_warn("virtio-blk: '%s': a request had no status byte to answer in; device needs reset (not reported again)",
 			b->opts.path);
-	return true;
 }
 
 void blk_complete_list(struct blk_dev *b, struct blk_ioreq *list)
 {
 	struct virtq *q = &b->vp.vq[0];
 	struct blk_ioreq *io, *next;
-	bool irq, starved, threads, unanswered;
+	bool irq, starved, threads;
 	unsigned int n = 0;
 
 	if (!list)
 		return;
-	unanswered = blk_stop_unanswered(b, list);
+	blk_stop_unanswered(b, list);
 	pthread_mutex_lock(&b->complete_lock);
 	for (io = list; io; io = io->next)
 		virtq_push(q, io->elem.head, io->used_len);
@@ -134,9 +141,6 @@ void blk_complete_list(struct blk_dev *b, struct blk_ioreq *list)
 	 */
 	if (irq)
 		virtio_pci_raise_isr(&b->vp, VIRTIO_ISR_QUEUE);
-	/* Same reason, same lock: a NEEDS_RESET must not outlive the reset. */
-	if (unanswered)
-		virtio_pci_needs_reset(&b->vp);
 
 	pthread_mutex_lock(&b->lock);
 	starved = !b->free_list;
@@ -167,7 +171,7 @@ static void blk_complete(struct blk_dev *b, struct blk_ioreq *io, uint32_t len)
 	blk_complete_list(b, io);
 }
 
-/* The driver broke the avail ring. */
+/* b->lock held: the driver broke the avail ring. */
 static void blk_queue_broken(struct blk_dev *b)
 {
 	/* A guest can break and reset forever: say it once. */
@@ -207,12 +211,11 @@ enum blk_pop blk_queue_pop(struct blk_dev *b, struct blk_ioreq **io)
 
 	pthread_mutex_lock(&b->lock);
 	r = blk_pop_locked(b, io);
-	pthread_mutex_unlock(&b->lock);
-	if (r < 0) {
+	/* Under b->lock: a reset cannot come between and leave NEEDS_RESET set. */
+	if (r < 0)
 		blk_queue_broken(b);
-		return BLK_POP_NONE;
-	}
-	return r;
+	pthread_mutex_unlock(&b->lock);
+	return r < 0 ? BLK_POP_NONE : r;
 }
 
 /*
@@ -228,9 +231,9 @@ static void blk_queue_drain(struct blk_dev *b)
 		pthread_mutex_lock(&b->lock);
 		r = blk_pop_locked(b, &io);
 		if (r == BLK_POP_NONE || r < 0) {
-			pthread_mutex_unlock(&b->lock);
 			if (r < 0)
 				blk_queue_broken(b);
+			pthread_mutex_unlock(&b->lock);
 			return;
 		}
 		if (r == BLK_POP_OK && b->nr_workers) {

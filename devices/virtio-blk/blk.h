@@ -215,10 +215,11 @@ void blk_req_parse(struct blk_dev *b, struct virtq_elem *e, struct blk_req *r);
 /* Write the status byte; returns the used length (0 without a status byte). */
 uint32_t blk_req_finish(const struct blk_req *r, uint8_t status);
 /*
- * A chain virtq_pop() refused (VIRTQ_BAD_CHAIN): IOERR in its last
- * writable byte (e->tail), the status byte of a well-framed request, so
- * that the driver does not take a stale status for success.  Returns the
- * used length: 1, or 0 when the chain has no such byte.
+ * A chain virtq_pop() refused (VIRTQ_BAD_CHAIN): IOERR in the last byte
+ * of its last descriptor (e->tail) when that one is device-writable and
+ * not empty -- the status byte of a well-framed request -- so that the
+ * driver does not take a stale status for success.  Returns the used
+ * length: 1, or 0 when the chain has no such byte.
  */
 uint32_t blk_req_refuse(struct virtq_elem *e);
 /*

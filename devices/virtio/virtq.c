@@ -5,8 +5,8 @@
  * The ring lives in guest RAM and a running guest (or a hostile one) may
  * rewrite any of it while we look.  So every index and descriptor is read
  * exactly once into a local, validated there, and only the local is used
- * afterwards; every guest address goes through gmem_ptr() with its full
- * length.  The ring geometry in struct virtq is also read once per call,
+ * afterwards; every guest address goes through gmem_ptr() with the full
+ * length accessed (for a refused chain's tail, the one byte written).  The ring geometry in struct virtq is also read once per call,
  * so a queue being torn down by another vCPU (PFN 0, reset) at worst makes
  * us serve garbage to that guest, never touch host memory outside its RAM.
  *
@@ -200,7 +200,8 @@ static uint8_t *desc_tail(const struct ring_view *v, const struct vring_desc *d)
 
 /*
  * Map head's chain into e.  False: the chain is refused; then e->tail is
- * set if its last descriptor could still be reached (struct virtq_elem).
+ * set if its last descriptor could still be reached and its last byte is
+ * device-writable guest RAM (desc_tail, struct virtq_elem).
  */
 static bool chain_walk(const struct ring_view *v, uint16_t head, struct virtq_elem *e)
 {
