@@ -269,6 +269,9 @@ int vm_create(struct vm *vm, const struct options *opt, uint64_t t_main_ns)
 	if (appended)
 		pr_info("%s host: added to the guest cmdline: %.*s (--no-host-quirks turns this off)",
 			host_kind_name(vm->host), (int)added.len, cmdline + added.off);
+	if (vm->host == HOST_PVM && opt->nr_cpus > 1)
+		pr_warn("%s host: secondary vCPUs are not known to start in KVM's instruction emulator (Linux 6.1 waits at \"Booting SMP configuration\"); -c 1 boots",
+			host_kind_name(vm->host));
 	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_efd < 0) {
 		pr_err("eventfd: %s", strerror(errno));
