@@ -60,8 +60,9 @@ static void vp_assert(struct virtio_pci *vp)
 /* vp->lock held, ISR just cleared: a level line follows it down. */
 static void vp_lower_locked(struct virtio_pci *vp)
 {
-	if (vp->irq.resample)
-		return;		/* it comes down at the guest's EOI */
+	/* A resampling line comes down at the guest's EOI; a level one may be down already. */
+	if (vp->irq.resample || !vp->irq_up)
+		return;
 	vp->irq_up = false;
 	if (vp->irq.deassert_line)
 		vp->irq.deassert_line(vp->irq.opaque);
