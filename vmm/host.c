@@ -139,17 +139,24 @@ struct cpuid_list {
 	bool too_long;
 };
 
+/* The item at p (up to the next comma or end) in *len; the one after it. */
+static const char *list_next(const char *p, const char *end, size_t *len)
+{
+	const char *comma = memchr(p, ',', end - p);
+
+	*len = (comma ? comma : end) - p;
+	return p + *len + 1;
+}
+
 static bool list_has(const struct cpuid_list *l, const char *item, size_t n)
 {
-	const char *p = l->s, *end = l->s + l->len;
+	const char *p = l->s, *next, *end = l->s + l->len;
+	size_t len;
 
-	while (p < end) {
-		const char *comma = memchr(p, ',', end - p);
-		size_t len = (comma ? comma : end) - p;
-
+	for (; p < end; p = next) {
+		next = list_next(p, end, &len);
 		if (len == n && !memcmp(p, item, n))
 			return true;
-		p += len + 1;
 	}
 	return false;
 }
@@ -174,14 +181,12 @@ static void list_add(struct cpuid_list *l, const char *item, size_t n)
 /* A user's value "a,b,c" (quotes dropped), item by item. */
 static void list_add_all(struct cpuid_list *l, const char *v, size_t n)
 {
-	const char *end = v + n;
+	const char *next, *end = v + n;
+	size_t len;
 
-	while (v < end) {
-		const char *comma = memchr(v, ',', end - v);
-		size_t len = (comma ? comma : end) - v;
-
+	for (; v < end; v = next) {
+		next = list_next(v, end, &len);
 		list_add(l, v, len);
-		v += len + 1;
 	}
 }
 
