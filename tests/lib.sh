@@ -59,9 +59,11 @@ L1_KIT=
 # The test's own log, for run_tinyvmm's "runner:" line while stdout is redirected.
 exec {LOG_FD}>&1
 
-# host_kind: vmx, svm, pvm or unknown, as tinyvmm detects it.
+# host_kind: vmx, svm, pvm, unknown or none, as tinyvmm detects it (asked once).
+HOST_KIND=
 host_kind() {
-	"$TINYVMM" --print-host-kind 2>/dev/null || echo unknown
+	[ -n "$HOST_KIND" ] || HOST_KIND=$("$TINYVMM" --print-host-kind 2>/dev/null || echo unknown)
+	echo "$HOST_KIND"
 }
 
 # Why the direct runner cannot or should not be used here, or nothing.
@@ -81,6 +83,7 @@ direct_unfit() {
 pick_runner() {
 	local direct_why nested_why='' kit
 	[ -z "$RUNNER" ] || return 0
+	host_kind >/dev/null	# asked here, not in the subshell, so that it is kept
 	direct_why=$(direct_unfit)
 	if ! command -v qemu-system-x86_64 >/dev/null; then
 		nested_why="qemu-system-x86_64 is not installed"
