@@ -3,9 +3,11 @@
 # (sourced by scripts/setup.sh, images/build-kernel.sh, tests/nested/build-l1.sh).
 
 TINYVMM_BUILD_DEPS="gcc make autoconf automake pkg-config linux-libc-dev libelf-dev libcmocka-dev liburing-dev libseccomp-dev"
-TINYVMM_TEST_DEPS="e2fsprogs util-linux coreutils"
-# make bench (fio is the peer it measures against) and make fuzz (libFuzzer).
-TINYVMM_BENCH_DEPS="fio clang libclang-rt-dev"
+# fio and binutils: the workload tests' host-side checks and images/make-guest-image.sh.
+TINYVMM_TEST_DEPS="e2fsprogs util-linux coreutils fio binutils"
+# make bench (fio is the peer it measures against), make bench-guest (QEMU is the
+# peer there) and make fuzz (libFuzzer).
+TINYVMM_BENCH_DEPS="fio qemu-system-x86 clang libclang-rt-dev"
 # images/build-kernel.sh and tests/nested/build-l1.sh name their own.
 
 deps_installed() {	# deps_installed PKG: dpkg says "install ok installed"

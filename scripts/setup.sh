@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # One command from a fresh Debian 12 machine to a booted demo guest:
 # installs missing Debian packages, builds tinyvmm in build/, builds the
-# guest kernel into the cache (images/build-kernel.sh) and a demo ext4
-# root image, then boots it with the image as /dev/vda.
+# guest kernel and the workload tests' guest image (busybox, fio, e2fsprogs)
+# into the cache (images/build-kernel.sh, images/make-guest-image.sh) and a
+# demo ext4 root image, then boots it with the image as /dev/vda.
 #   scripts/setup.sh             everything, ending with the demo boot
 #   scripts/setup.sh --no-demo   everything but the boot
-#   scripts/setup.sh --bench     also what make bench and make fuzz need
-#                                (fio, clang with libFuzzer); combines
+#   scripts/setup.sh --bench     also what make bench, make bench-guest and
+#                                make fuzz need (fio, QEMU, clang with
+#                                libFuzzer); combines
 #                                with --no-demo
-# Where Linux guests cannot run directly -- no usable /dev/kvm, or a PVM
-# host (KVM without VT-x/AMD-V: guests run in KVM's instruction emulator,
-# without user space) -- it also builds the nested-KVM kit
-# (tests/nested/build-l1.sh) and boots the demo there, saying why.
+# It builds the nested-KVM kit (tests/nested/build-l1.sh) on every host: the
+# power-cut test cuts its machine. Where Linux guests cannot run directly --
+# no usable /dev/kvm, or a PVM host (KVM without VT-x/AMD-V: guests run in
+# KVM's instruction emulator, without user space) -- all boot tests and the
+# demo run there, and it says why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -22,7 +25,7 @@ for arg in "$@"; do
 	case $arg in
 	--no-demo) demo=0 ;;
 	--bench) bench=1 ;;
-	-h|--help) sed -n '2,16s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,19s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) echo "setup: unknown argument '$arg' (usage: scripts/setup.sh [--no-demo] [--bench])" >&2
 	   exit 2 ;;
 	esac
@@ -41,6 +44,8 @@ mkdir -p build
 
 kdir=$(images/build-kernel.sh | tail -n 1)
 echo "setup: guest kernel in $kdir"
+gimg=$(images/make-guest-image.sh --run tests/workload/guest.sh --cache 192 | tail -n 1)
+echo "setup: guest image with fio and e2fsprogs (the workload tests' and make bench-guest's) in $gimg"
 
 nested=0
 case $(build/tinyvmm --print-host-kind) in
@@ -51,8 +56,10 @@ pvm)	nested=1
 esac
 if [ "$nested" -eq 1 ]; then
 	echo "setup: $why; building the nested-KVM kit (KVM inside QEMU TCG with an emulated AMD SVM CPU), which the boot tests and the demo use here"
-	tests/nested/build-l1.sh >/dev/null
+else
+	echo "setup: building the nested-KVM kit (KVM inside QEMU TCG): tests/workload/powercut.sh cuts the power of its L1 machine"
 fi
+tests/nested/build-l1.sh >/dev/null
 
 [ "$demo" -eq 1 ] || exit 0
 

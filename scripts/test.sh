@@ -6,10 +6,12 @@ cd "$(dirname "$0")/.."
 top=$PWD
 
 scripts/setup.sh --no-demo || exit 1
-export TINYVMM_KERNEL_DIR TINYVMM_KERNEL_NONAMES_DIR
+export TINYVMM_KERNEL_DIR TINYVMM_KERNEL_NONAMES_DIR TINYVMM_GUEST_IMAGE
 TINYVMM_KERNEL_DIR=$(images/build-kernel.sh --print-dir)
 # The same kernel without feature names, for tests/boot/pvm-hiding.sh (cached).
 TINYVMM_KERNEL_NONAMES_DIR=$(images/build-kernel.sh --no-feature-names | tail -n 1) || exit 1
+# The workload tests' guest image (tests/workload/; cached, setup.sh built it).
+TINYVMM_GUEST_IMAGE=$(images/make-guest-image.sh --run tests/workload/guest.sh --cache 192 | tail -n 1) || exit 1
 echo "test: host kind $(build/tinyvmm --print-host-kind); kernels $TINYVMM_KERNEL_DIR, $TINYVMM_KERNEL_NONAMES_DIR"
 
 status=0
@@ -39,7 +41,10 @@ run_check() {	# run_check NAME DIR CONFIGURE-ARGS...
 total_p=0; total_f=0; total_s=0
 
 run_check default build
-run_check sanitizers build-asan --enable-sanitizers
+# The crash test's 10 kill points per mode ran in the default build; the sanitizer
+# build runs fewer (each point is a Linux boot), so CI stays within its time.
+echo "test: sanitizer build: tests/workload/crash.sh with 3 kill points per records mode and 1 for ext4"
+TINYVMM_CRASH_POINTS=3 TINYVMM_CRASH_EXT4_POINTS=1 run_check sanitizers build-asan --enable-sanitizers
 
 echo "=== make distcheck"
 # Boot tests already ran twice above; distcheck proves the tarball builds and passes.

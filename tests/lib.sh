@@ -126,6 +126,7 @@ need_kvm() {
 # the command's own run: status 124 when it hits.  Nested, the paths in ARGS must
 # exist on the host and the command may write only under $WORK; status 125 means
 # the harness failed (L1 hung or crashed twice), so the command's result is unknown.
+# NESTED_DISK=FILE (nested only): FILE is L1's /dev/vda (tests/nested/run.sh --disk).
 run_on_kvm() {
 	local t=()
 	pick_runner || skip "$RUNNER_WHY"
@@ -137,7 +138,8 @@ run_on_kvm() {
 		echo "runner: nested KVM in QEMU TCG (AMD SVM), L1 kit $L1_KIT$RUNNER_NOTE" >&"$LOG_FD"
 		[ -z "${RUN_TIMEOUT:-}" ] || t=(timeout -k 10 "$RUN_TIMEOUT")
 		TINYVMM_L1_KIT=$L1_KIT "$top_srcdir/tests/nested/run.sh" \
-			--timeout $((${RUN_TIMEOUT:-540} + 60)) "$WORK" -- \
+			--timeout $((${RUN_TIMEOUT:-540} + 60)) \
+			${NESTED_DISK:+--disk "$NESTED_DISK"} "$WORK" -- \
 			"${t[@]}" "$@" </dev/null {LOG_FD}>&-
 	fi
 }

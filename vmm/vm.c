@@ -305,6 +305,19 @@ int vm_create(struct vm *vm, const struct options *opt, uint64_t t_main_ns)
 	return 0;
 }
 
+/*
+ * SIGUSR2: the --stats lines so far, so a benchmark can take the counters
+ * before and after one workload without stopping the VM.  The vCPU
+ * threads keep counting while they are read: a snapshot, not a cut.
+ */
+static void vm_snapshot_stats(struct vm *vm)
+{
+	if (!vm->opt->stats)
+		return;
+	pr_info("stats: snapshot (SIGUSR2)");
+	vm_print_stats(vm);
+}
+
 static void sigusr1_nop(int sig)
 {
 }
@@ -324,6 +337,7 @@ void vm_block_signals(void)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
@@ -346,6 +360,7 @@ int vm_run(struct vm *vm)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR2);
 	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0) {
 		pr_err("signalfd: %s", strerror(errno));
@@ -394,9 +409,12 @@ int vm_run(struct vm *vm)
 			if (pfd[3 + i].revents & POLLIN)
 				virtio_kvm_irq_resample(&vm->disk[i].irq);
 		if (pfd[1].revents & POLLIN) {
-			struct signalfd_siginfo si;
+			struct signalfd_siginfo si = { 0 };
 
-			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+			if (read(sfd, &si, sizeof(si)) == sizeof(si) &&
+			    si.ssi_signo == SIGUSR2) {
+				vm_snapshot_stats(vm);
+			} else if (si.ssi_signo) {
 				char why[64];
 
 				snprintf(why, sizeof(why), "signal %s", strsignal(si.ssi_signo));

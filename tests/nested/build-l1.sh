@@ -7,7 +7,7 @@
 # Result: ${TINYVMM_CACHE:-$HOME/.cache/tinyvmm}/l1-<key>/{vmlinuz,vmlinux,initrd.cpio.gz,build-info}
 # where <key> = first 16 hex digits of sha256(this script + tests/nested/l1-init +
 # the Debian linux-image package and version that linux-image-amd64's candidate
-# depends on).  The initrd holds busybox-static, the kvm/kvm-amd, virtio, 9p and
+# depends on).  The initrd holds busybox-static, the kvm/kvm-amd, virtio, virtio-blk, 9p and
 # overlay modules of that kernel and tests/nested/l1-init as /init.
 # Progress lines ("nested: ...") go to stdout; on success the last stdout line is
 # the kit directory (the only line when the kit is already cached):
@@ -34,6 +34,7 @@ MODULES=(
 	drivers/virtio/virtio_pci_legacy_dev
 	drivers/virtio/virtio_pci_modern_dev
 	drivers/virtio/virtio_pci
+	drivers/block/virtio_blk
 	net/9p/9pnet
 	net/9p/9pnet_virtio
 	fs/netfs/netfs

@@ -3,7 +3,7 @@
 # and an AMD SVM CPU, where kvm-amd gives it a /dev/kvm.  For hosts (and CI) without
 # /dev/kvm.  The L1 kit comes from tests/nested/build-l1.sh.
 #
-# Usage: tests/nested/run.sh [--timeout SECS] [--retries N] WORKDIR -- COMMAND [ARGS...]
+# Usage: tests/nested/run.sh [--timeout SECS] [--retries N] [--disk FILE] WORKDIR -- COMMAND [ARGS...]
 #
 # The L1 guest sees the host's whole file system read-only (9p) and WORKDIR read-write
 # at the same path; /tmp there is the host's /tmp with a tmpfs on top (writes do not
@@ -18,6 +18,11 @@
 # /dev/kvm; a run with no exit status is retried --retries times, default 1, first).
 #   --timeout SECS   wall-clock limit for one L1 run, boot included (default 600)
 #   --retries N      extra attempts after an L1 run that gave no status (default 1)
+#   --disk FILE      FILE (raw) is L1's /dev/vda, a virtio-blk disk whose data is on
+#                    FILE once L1 wrote it out of its page cache
+# Power cut: a COMMAND that writes its exit status to WORKDIR/.nested/powercut and then
+# resets L1 at once (echo b > /proc/sysrq-trigger: no sync, so what L1 had not written
+# out of its page cache is lost, as in a power cut) ends the run with that status.
 # Files in WORKDIR/.nested/: cmd.sh, stdout, stderr, status, l1-console.log (L1 serial
 # console), qemu.log (QEMU's own messages), l1-error (when L1 has no /dev/kvm).
 # Environment: TINYVMM_L1_KIT (the kit directory; default: build-l1.sh --print-dir),
@@ -26,17 +31,23 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-usage="usage: $0 [--timeout SECS] [--retries N] WORKDIR -- COMMAND [ARGS...]"
+usage="usage: $0 [--timeout SECS] [--retries N] [--disk FILE] WORKDIR -- COMMAND [ARGS...]"
 err() { printf 'nested: %s\n' "$*" >&2; }
 die() { err "error: $*"; exit 125; }
 
 timeout_s=600
 retries=1
+disk=()
 while [ $# -gt 0 ]; do
 	case $1 in
+	--disk) [ $# -ge 2 ] || die "$usage"
+		[ -f "$2" ] && [ -w "$2" ] || die "--disk $2 is not a writable file"
+		[[ $2 != *,* ]] || die "--disk $2: no commas in the path, please (QEMU's option syntax)"
+		disk=(-drive "file=$2,if=none,id=d0,format=raw,cache=unsafe" -device virtio-blk-pci,drive=d0)
+		shift 2 ;;
 	--timeout) [ $# -ge 2 ] || die "$usage"; timeout_s=$2; shift 2 ;;
 	--retries) [ $# -ge 2 ] || die "$usage"; retries=$2; shift 2 ;;
-	-h|--help) sed -n '2,26s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+	-h|--help) sed -n '2,30s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
 	--) die "$usage" ;;
 	-*) die "unknown option '$1' ($usage)" ;;
 	*) break ;;
@@ -106,13 +117,13 @@ trap '[ -z "$qpid" ] || kill "$qpid" 2>/dev/null; exit 125' INT TERM HUP
 attempt=0
 while :; do
 	attempt=$((attempt + 1))
-	rm -f "$n/status" "$n/stdout" "$n/stderr" "$n/l1-error"
+	rm -f "$n/status" "$n/powercut" "$n/stdout" "$n/stderr" "$n/l1-error"
 	[ ! -f "$n/l1-console.log" ] || mv -f "$n/l1-console.log" "$n/l1-console.prev.log"
 	start=$(date +%s.%N)
 	timeout -k 10 "$timeout_s" qemu-system-x86_64 \
 		-M q35 -accel "$accel" -cpu max,+svm -m 2G -smp "$smp" "${bios[@]}" \
 		-display none -vga none -monitor none -parallel none -no-reboot -net none \
-		-serial "file:$n/l1-console.log" \
+		-serial "file:$n/l1-console.log" "${disk[@]}" \
 		-kernel "$kernel" -initrd "$kit/initrd.cpio.gz" \
 		-append "console=ttyS0 quiet loglevel=4 panic=-1 tinyvmm.workdir=$workdir" \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap,id=hostroot \
@@ -130,13 +141,14 @@ while :; do
 		sed 's/^/nested:   /' "$n/l1-error" >&2
 		exit 125
 	fi
-	if [ -f "$n/status" ]; then
-		st=$(cat "$n/status")
-		[[ $st =~ ^[0-9]+$ ]] || die "bad status '$st' in $n/status"
+	for f in status powercut; do
+		[ -f "$n/$f" ] || continue
+		st=$(cat "$n/$f")
+		[[ $st =~ ^[0-9]+$ ]] || die "bad status '$st' in $n/$f"
 		[ ! -f "$n/stdout" ] || cat "$n/stdout"
 		[ ! -f "$n/stderr" ] || cat "$n/stderr" >&2
 		exit "$st"
-	fi
+	done
 	if [ "$attempt" -le "$retries" ]; then
 		err "L1 run failed (timeout/no status), retrying once" \
 			"(attempt $attempt: qemu status $qst after ${secs}s; console kept in $n/l1-console.prev.log)"

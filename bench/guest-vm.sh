@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The VM side of make bench-guest (bench/guest.sh runs it where KVM is: directly on a
+# VT-x/AMD-V host, or inside the nested runner's L1). Boots the same kernel and test
+# image under each VMM with the same data disk and runs tests/workload/guest.sh
+# wl=bench in the guest.
+#
+# Usage: bench/guest-vm.sh OUTDIR RUNTIME
+# Environment: TINYVMM, KERNEL (vmlinux), GIMG (test image), BENCH_VMMS (default
+# "tinyvmm qemu-legacy qemu-modern"), BENCH_DATA_DIR (data disk folder, default
+# TMPDIR or /tmp), BENCH_DATA_MB (default 256).
+# Writes OUTDIR/results: "VMM boot-vda-ms N", "VMM TEST iops=N kibs=N status=N", and
+# for tinyvmm "tinyvmm TEST exits=N requests=N bar-exits=N" (--stats around the test).
+set -uo pipefail
+out=$1 rt=$2
+: "${TINYVMM:?}" "${KERNEL:?}" "${GIMG:?}"
+vmms=${BENCH_VMMS:-}
+[ -n "$vmms" ] || vmms="tinyvmm qemu-legacy qemu-modern"
+ddir=${BENCH_DATA_DIR:-${TMPDIR:-/tmp}}
+data=$ddir/tinyvmm-bench-guest.$$.img
+res=$out/results
+: >"$res"
+trap 'rm -f "$data" "$out"/*.fifo' EXIT
+
+cmdline="console=ttyS0 root=/dev/vda ro panic=-1 wl=bench rt=$rt"
+head -c $((${BENCH_DATA_MB:-256} * 1048576)) /dev/urandom >"$data" ||
+	{ echo "bench-guest: cannot write the data disk $data"; exit 1; }
+
+vm_cmd() {	# the command line of VMM, in VM_CMD
+	local qemu=(qemu-system-x86_64 -machine pc,accel=kvm -cpu host -smp 1 -m 256M
+		-nodefaults -no-user-config -display none -serial stdio -monitor none
+		-device isa-debug-exit,iobase=0x501,iosize=1
+		-kernel "$KERNEL" -append "$cmdline"
+		-drive file="$GIMG",format=raw,if=none,id=root,readonly=on
+		-drive file="$data",format=raw,if=none,id=data)
+	case $1 in
+	tinyvmm) VM_CMD=("$TINYVMM" --stats -m 256M -s 2,virtio-blk,"$GIMG",ro
+			-s 3,virtio-blk,"$data" --cmdline "$cmdline" "$KERNEL") ;;
+	qemu-legacy) VM_CMD=("${qemu[@]}" -device virtio-blk-pci,drive=root,disable-modern=on
+			-device virtio-blk-pci,drive=data,disable-modern=on) ;;
+	qemu-modern) VM_CMD=("${qemu[@]}" -object iothread,id=io0
+			-device virtio-blk-pci,drive=root -device virtio-blk-pci,drive=data,iothread=io0) ;;
+	*) echo "bench-guest: unknown VMM '$1'"; return 1 ;;
+	esac
+}
+
+# run_vm VMM: boot it, time-stamp its console lines, take tinyvmm's counters around
+# each test (SIGUSR2), and append its results.
+run_vm() {
+	local vmm=$1 fifo=$out/$1.fifo con=$out/$1.console err=$out/$1.stderr pid t0 ts line
+	vm_cmd "$vmm" || return 1
+	rm -f "$fifo"
+	mkfifo "$fifo"
+	t0=$EPOCHREALTIME
+	timeout -k 5 $((rt * 6 + 240)) "${VM_CMD[@]}" </dev/null >"$fifo" 2>"$err" &
+	pid=$!
+	: >"$con"
+	while IFS= read -r line; do
+		ts=$EPOCHREALTIME
+		line=${line%$'\r'}
+		printf '%s %s\n' "$ts" "$line" >>"$con"
+		case $line in
+		"bench: start "*|"bench: end "*)
+			# to tinyvmm, not to timeout(1), which SIGUSR2 would end
+			[ "$vmm" != tinyvmm ] || pkill -USR2 -P "$pid" -x tinyvmm ;;
+		esac
+	done <"$fifo"
+	wait "$pid"
+	echo "bench-guest: $vmm exited with status $? ($(grep -c bench-result "$con") results)"
+	awk -v vmm="$vmm" -v t0="$t0" '
+		/\[vda\]/ && !done { printf "%s boot-vda-ms %d\n", vmm, ($1 - t0) * 1000; done = 1 }
+		$2 == "bench-result" { $1 = ""; sub(/^ bench-result /, ""); print vmm, $0 }' \
+		"$con" >>"$res"
+	[ "$vmm" = tinyvmm ] && stats_deltas "$con" "$err" >>"$res"
+}
+
+# stats_deltas CONSOLE STDERR: per test, the difference of the counters between the
+# snapshots taken at its start and end lines.
+stats_deltas() {
+	awk '
+	FNR == 1 { f++ }
+	f == 1 && $2 == "bench:" && $3 == "start" { name[++nt] = $4 }
+	f == 2 && /stats: snapshot/ { s++ }
+	f == 2 && /stats: exits to user space:/ {
+		n = 0; for (i = 1; i <= NF; i++) if (split($i, kv, "=") == 2) n += kv[2]
+		ex[s] = n }
+	f == 2 && /stats: port I\/O exits by device:/ {
+		n = 0; for (i = 1; i <= NF; i++) if ($i ~ /^virtio-blk@/ && split($i, kv, "=") == 2) n += kv[2]
+		bar[s] = n }
+	f == 2 && /stats: virtio-blk slot 3:/ {
+		for (i = 1; i <= NF; i++) if ($i ~ /^requests=/) { split($i, kv, "="); rq[s] = kv[2] } }
+	END { for (t = 1; t <= nt; t++) { a = 2 * t - 1; b = 2 * t
+		if (b > s) break
+		printf "tinyvmm %s exits=%d requests=%d bar-exits=%d\n", name[t],
+			ex[b] - ex[a], rq[b] - rq[a], bar[b] - bar[a] } }' "$1" "$2"
+}
+
+for vmm in $vmms; do
+	run_vm "$vmm"
+done
+cat "$res"

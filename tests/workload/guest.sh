@@ -1,0 +1,238 @@
+#!/bin/sh
+# The guest side of the workload tests: /run.sh of the test image
+# (images/make-guest-image.sh --run tests/workload/guest.sh), run by busybox sh
+# inside a Linux guest. What to do comes from the kernel command line:
+#   wl=verify        fio writes and verifies every data disk (vdb, vdc, ...)
+#   wl=ext4-write    mkfs.ext4 on vdb, copy a tree in, record its checksums, umount
+#   wl=ext4-check    mount vdb read-only and check the recorded checksums
+#   wl=crash-dsync   numbered records to vdb with O_DIRECT|O_DSYNC, "ack N" after each
+#   wl=crash-fsync   the same with buffered writes and fsync
+#   wl=ext4-stress   mount vdb (ext4) and write, fsync and delete files until killed
+#   wl=bench         the guest-side benchmark (bench/guest.sh) on vdb, rt=SECONDS each
+#   seed=N           the crash records' seed
+# The host runs the same file to get the exact fio job and record contents:
+#   sh guest.sh print-verify-job FILE BASE_OFFSET [host]  (BASE_OFFSET in bytes;
+#                                                    host: for fio --verify_only)
+#   sh guest.sh print-record SEED N                 (4096 bytes, record N)
+# Exit status: 0 when the guest-side checks passed.
+
+# The fio job of wl=verify: 40 MiB from BASE, every byte written once and verified
+# (fio's verify headers carry the offset, so data in the wrong place fails too).
+verify_job() {	# verify_job FILE BASE [host]
+	b=$2
+	# fio --verify_only checks nothing in a job with verify_backlog: the host's copy
+	# leaves it out (it does not change which blocks are written, or with what).
+	if [ "${3:-}" = host ]; then
+		verify_job "$1" "$2" | grep -v '^verify_backlog='
+		return
+	fi
+	cat <<EOF
+[global]
+filename=$1
+randrepeat=1
+verify_fatal=1
+do_verify=1
+exitall_on_error=1
+verify_state_save=0
+stonewall
+
+[psync-qd1-rand-4k-direct]
+ioengine=psync
+rw=randwrite
+bs=4k
+direct=1
+offset=$((b + 0))
+size=4m
+verify=crc32c
+verify_backlog=128
+
+[psync-qd1-seq-4k-1m-buffered]
+ioengine=psync
+rw=write
+bsrange=4k-1m
+direct=0
+offset=$((b + 4 * 1048576))
+size=8m
+verify=md5
+verify_backlog=8
+
+[libaio-qd32-rand-4k-1m-direct]
+ioengine=libaio
+iodepth=32
+rw=randwrite
+bssplit=4k/60:64k/30:1m/10
+direct=1
+offset=$((b + 12 * 1048576))
+size=16m
+verify=crc32c
+verify_backlog=64
+
+[io_uring-qd32-seq-1m-direct]
+ioengine=io_uring
+iodepth=32
+rw=write
+bs=1m
+direct=1
+offset=$((b + 28 * 1048576))
+size=8m
+verify=sha256
+verify_backlog=4
+
+[io_uring-qd32-rand-4k-buffered]
+ioengine=io_uring
+iodepth=32
+rw=randwrite
+bs=4k
+direct=0
+offset=$((b + 36 * 1048576))
+size=4m
+verify=xxhash
+verify_backlog=256
+EOF
+}
+
+# Record N of the crash test: 64 identical 64-byte lines naming the seed and N.
+record() {	# record SEED N
+	line=$(printf 'tinyvmm-crash-record seed=%010d n=%08d ...............' "$1" "$2")
+	# shellcheck disable=SC2046  # 64 arguments: the format is used once per argument
+	printf "$line\n%.0s" $(seq 64)
+}
+
+cmdline_arg() {	# the value of KEY= on the kernel command line
+	for w in $(cat /proc/cmdline); do
+		case $w in "$1"=*) echo "${w#*=}"; return 0 ;; esac
+	done
+	return 1
+}
+
+data_disks() {
+	for d in /sys/block/vd*; do
+		d=${d##*/}
+		[ "$d" = vda ] || echo "$d"
+	done
+}
+
+wl_verify() {
+	rc=0
+	for d in $(data_disks); do
+		echo "verify: /dev/$d, $(($(cat "/sys/block/$d/size") / 2048)) MiB," \
+			"logical block $(cat "/sys/block/$d/queue/logical_block_size")"
+		verify_job "/dev/$d" 0 > "/tmp/$d.fio"
+		if fio --output-format=terse --terse-version=3 "/tmp/$d.fio" > "/tmp/$d.out" 2>&1; then
+			# terse v3: field 3 job name, 5 error; print one line per job
+			awk -F';' '/^3;/ { printf "verify: %s ok (err=%s)\n", $3, $5 }' "/tmp/$d.out"
+			echo "verify: /dev/$d PASS"
+		else
+			cat "/tmp/$d.out"
+			echo "verify: /dev/$d FAIL"
+			rc=1
+		fi
+	done
+	[ -n "$(data_disks)" ] || { echo "verify: no data disk"; rc=1; }
+	return $rc
+}
+
+wl_ext4_write() {
+	mkfs.ext4 -q -F -L wltest /dev/vdb || return 1
+	mount -t ext4 /dev/vdb /mnt || return 1
+	mkdir -p /mnt/tree
+	cp -a /usr/sbin /etc /mnt/tree/ || return 1
+	cp -a /usr/lib/x86_64-linux-gnu/libc.so.6 /usr/bin/fio /mnt/tree/ || return 1
+	head -c 6000000 /dev/urandom > /mnt/tree/random-6M || return 1
+	i=0
+	while [ $i -lt 200 ]; do
+		head -c $((i * 37 + 1)) /dev/urandom > "/mnt/tree/small-$i"
+		i=$((i + 1))
+	done
+	ln -s small-1 /mnt/tree/link-to-small-1
+	(cd /mnt && find tree -type f | sort | xargs sha256sum > /mnt/SHA256SUMS) || return 1
+	echo "ext4-write: $(wc -l < /mnt/SHA256SUMS) files, $(du -sk /mnt/tree | cut -f1) KiB"
+	sed 's/^/ext4-sum: /' /mnt/SHA256SUMS
+	sync
+	umount /mnt || return 1
+	echo "ext4-write: done"
+}
+
+wl_ext4_check() {
+	mount -t ext4 -o ro /dev/vdb /mnt || return 1
+	(cd /mnt && sha256sum -c -s SHA256SUMS) || { echo "ext4-check: checksum mismatch"; return 1; }
+	echo "ext4-check: $(wc -l < /mnt/SHA256SUMS) files match"
+	umount /mnt
+}
+
+wl_crash() {	# wl_crash dsync|fsync
+	seed=$(cmdline_arg seed) || { echo "crash: no seed= on the cmdline"; return 1; }
+	n=0
+	while [ $n -lt 100000 ]; do
+		record "$seed" $n > /tmp/rec
+		if [ "$1" = dsync ]; then
+			dd if=/tmp/rec of=/dev/vdb bs=4096 seek=$n count=1 \
+				oflag=direct,dsync conv=notrunc status=none || break
+		else
+			dd if=/tmp/rec of=/dev/vdb bs=4096 seek=$n count=1 \
+				conv=notrunc,fsync status=none || break
+		fi
+		echo "ack $n"
+		n=$((n + 1))
+	done
+	echo "crash: write of record $n failed"
+	return 1
+}
+
+wl_ext4_stress() {
+	mount -t ext4 /dev/vdb /mnt || return 1
+	mkdir -p /mnt/fio /mnt/churn
+	fio --name=stress --directory=/mnt/fio --nrfiles=8 --filesize=256k-2m \
+		--rw=randwrite --bs=4k-64k --fsync=4 --time_based --runtime=3600 \
+		--ioengine=psync > /tmp/fio.out 2>&1 &
+	i=0
+	while :; do
+		cp -a /usr/sbin "/mnt/churn/c$i" && sync -f /mnt
+		rm -rf "/mnt/churn/c$((i - 2))"
+		echo "progress $i"
+		i=$((i + 1))
+	done
+}
+
+# One fio run per test; "bench: start/end NAME" lines let the host take tinyvmm's
+# --stats counters around it (SIGUSR2), "bench-result" carries fio's numbers.
+bench_one() {	# bench_one NAME FIO-ARGS...
+	name=$1
+	shift
+	echo "bench: start $name"
+	fio --name="$name" --filename=/dev/vdb --time_based --runtime="$rt" --ramp_time=1 \
+		--output-format=terse --terse-version=3 "$@" > /tmp/bench.out 2>&1
+	st=$?
+	echo "bench: end $name"
+	# terse v3: 8 read IOPS, 7 read KiB/s, 49 write IOPS, 48 write KiB/s
+	awk -F';' -v n="$name" -v st=$st '/^3;/ {
+		printf "bench-result %s iops=%d kibs=%d status=%d\n", n, $8 + $49, $7 + $48, st }' \
+		/tmp/bench.out
+	[ $st -eq 0 ] || cat /tmp/bench.out
+}
+
+wl_bench() {
+	rt=$(cmdline_arg rt) || rt=5
+	bench_one rand-read-4k-qd1 --ioengine=libaio --direct=1 --rw=randread --bs=4k --iodepth=1
+	bench_one rand-read-4k-qd32 --ioengine=libaio --direct=1 --rw=randread --bs=4k --iodepth=32
+	bench_one seq-read-128k --ioengine=libaio --direct=1 --rw=read --bs=128k --iodepth=8
+	bench_one rand-write-4k-fsync --ioengine=psync --direct=0 --rw=randwrite --bs=4k --fsync=1
+}
+
+case ${1:-} in
+print-verify-job) verify_job "$2" "$3" "${4:-}"; exit 0 ;;
+print-record) record "$2" "$3"; exit 0 ;;
+esac
+
+wl=$(cmdline_arg wl) || { echo "guest.sh: no wl= on the kernel command line"; exit 2; }
+echo "guest.sh: wl=$wl"
+case $wl in
+verify) wl_verify ;;
+ext4-write) wl_ext4_write ;;
+ext4-check) wl_ext4_check ;;
+crash-dsync) wl_crash dsync ;;
+crash-fsync) wl_crash fsync ;;
+ext4-stress) wl_ext4_stress ;;
+bench) wl_bench ;;
+*) echo "guest.sh: unknown wl=$wl"; exit 2 ;;
+esac

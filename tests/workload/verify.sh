@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# fio inside a Linux guest writes and verifies four data disks: writethru, writeback,
+# sectorsize=4096, and a range= window (tests/workload/guest.sh wl=verify: random and
+# sequential, 4 KiB to 1 MiB, psync QD1, libaio and io_uring QD32, O_DIRECT and
+# buffered, verify= checksums with verify_backlog). Then the host checks the image
+# files itself: fio --verify_only on each (on the window's bytes for range=), and
+# the bytes around the window unchanged.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/common.sh"
+
+MiB=1048576
+WIN_LBA=16384		# the window starts 8 MiB into its file ...
+WIN_SECTORS=81920	# ... and is 40 MiB long: the same size as the other disks
+for d in vdb vdc vdd; do
+	truncate -s 40M "$WORK/$d.img"
+done
+rand_file "$WORK/vde.img" 56
+head_sum=$(head -c $((WIN_LBA * 512)) "$WORK/vde.img" | sha256sum)
+tail_sum=$(tail -c +$(((WIN_LBA + WIN_SECTORS) * 512 + 1)) "$WORK/vde.img" | sha256sum)
+
+wl_boot verify "wl=verify" \
+	-s 3,virtio-blk,"$WORK/vdb.img",writethru \
+	-s 4,virtio-blk,"$WORK/vdc.img",writeback \
+	-s 5,virtio-blk,"$WORK/vdd.img",sectorsize=4096 \
+	-s 6,virtio-blk,"$WORK/vde.img",range=$WIN_LBA/$WIN_SECTORS
+
+[ "$WL_STATUS" -eq 0 ] || fail "tinyvmm exit status $WL_STATUS: the guest's fio verify failed (status 0 expected)"
+for d in vdb vdc vdd vde; do
+	assert_contains "$WORK/verify.console" "^verify: /dev/$d PASS" "guest fio verified /dev/$d"
+done
+assert_contains "$WORK/verify.console" "^verify: /dev/vdd, 40 MiB, logical block 4096" \
+	"vdd has 4096-byte logical blocks"
+assert_contains "$WORK/verify.console" "^verify: /dev/vde, 40 MiB," "the range= window is 40 MiB"
+
+# host_verify IMAGE BASE: fio --verify_only over the job's blocks in IMAGE.
+# (BASE is the job's offset in IMAGE: 0 for every disk here.)
+host_verify() {
+	local img=$1 base=$2 out
+	sh "$GUEST_SH" print-verify-job "$img" "$base" host >"$WORK/host.fio"
+	out=$WORK/$(basename "$img").verify
+	if ! fio --verify_only --verify_state_save=0 --ioengine=psync --iodepth=1 --direct=0 \
+		--output-format=terse --terse-version=3 "$WORK/host.fio" >"$out" 2>&1; then
+		grep -E 'verify failed|bad|err' "$out" | head -5
+		fail "host fio --verify_only on $(basename "$img") (base $base) failed"
+		return
+	fi
+	# Every job must have read back all its bytes (terse v3: field 6 = KiB read).
+	awk -F';' '/^3;/ { n++; if ($5 != 0) bad = bad " " $3 " err " $5
+			sizes["psync-qd1-rand-4k-direct"] = 4096; sizes["psync-qd1-seq-4k-1m-buffered"] = 8192
+			sizes["libaio-qd32-rand-4k-1m-direct"] = 16384; sizes["io_uring-qd32-seq-1m-direct"] = 8192
+			sizes["io_uring-qd32-rand-4k-buffered"] = 4096
+			if ($6 != sizes[$3]) bad = bad " " $3 " read " $6 " KiB" }
+		END { if (n != 5) bad = bad " " n " jobs"; if (bad != "") { print bad; exit 1 } }' "$out" ||
+		fail "host fio --verify_only on $(basename "$img"): $(awk -F';' '/^3;/ {print $3"="$5"/"$6}' "$out" | tr '\n' ' ')"
+	echo "host: fio --verify_only $(basename "$img") at offset $base: 40 MiB verified"
+}
+if [ "$WL_STATUS" -eq 0 ]; then
+	host_verify "$WORK/vdb.img" 0
+	host_verify "$WORK/vdc.img" 0
+	host_verify "$WORK/vdd.img" 0
+	# The guest's offsets are the window's: check a copy of the window alone, so a
+	# window off by one sector fails the offsets in fio's headers.
+	dd if="$WORK/vde.img" of="$WORK/vde-window.img" bs=512 skip=$WIN_LBA count=$WIN_SECTORS status=none
+	host_verify "$WORK/vde-window.img" 0
+fi
+[ "$(head -c $((WIN_LBA * 512)) "$WORK/vde.img" | sha256sum)" = "$head_sum" ] ||
+	fail "range=: bytes before the window changed"
+[ "$(tail -c +$(((WIN_LBA + WIN_SECTORS) * 512 + 1)) "$WORK/vde.img" | sha256sum)" = "$tail_sum" ] ||
+	fail "range=: bytes after the window changed"
+[ "$(stat -c %s "$WORK/vde.img")" -eq $((56 * MiB)) ] || fail "range=: the file's size changed"
+finish
