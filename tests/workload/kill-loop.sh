@@ -168,7 +168,7 @@ ext4_point() {	# ext4_point P: the same image from point to point
 	rm -f "$copy"
 }
 
-echo "kill-loop: mode $mode, $points points, seed $seed"
+[ "$mode" = check ] || echo "kill-loop: mode $mode, $points points, seed $seed"
 case $mode in
 check)	# kill-loop.sh check NAME SEED OUTDIR DISK: the host's side of cut-*
 	mode=$2 out=$4

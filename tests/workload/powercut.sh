@@ -37,7 +37,7 @@ for m in cut-fsync cut-dsync; do
 		continue
 	fi
 	grep -q "^crash $m: seed .* power cut" "$WORK/$m.out" || { fail "$m: no power cut happened"; continue; }
-	s=$(sed -n "s/^crash $m: seed \([0-9]*\) .*/\1/p" "$WORK/$m.out")
+	s=$(sed -n "s/^crash $m: seed \([0-9]*\),.*/\1/p" "$WORK/$m.out")
 	GUEST_SH=$GUEST_SH bash "$loop" check "$m" "$s" "$WORK" "$disk" ||
 		fail "$m: acknowledged records were lost in the power cut"
 done
