@@ -19,7 +19,10 @@ ddir=${BENCH_DATA_DIR:-${TMPDIR:-/tmp}}
 data=$ddir/tinyvmm-bench-guest.$$.img
 res=$out/results
 : >"$res"
-trap 'rm -f "$data" "$out"/*.fifo' EXIT
+# The fifos live in TMPDIR: OUTDIR may be a 9p share (the nested runner's), which
+# has none.
+fifos=$(mktemp -d "${TMPDIR:-/tmp}/tinyvmm-bench-guest.XXXXXX") || exit 1
+trap 'rm -rf "$data" "$fifos"' EXIT
 
 cmdline="console=ttyS0 root=/dev/vda ro panic=-1 wl=bench rt=$rt"
 head -c $((${BENCH_DATA_MB:-256} * 1048576)) /dev/urandom >"$data" ||
@@ -46,7 +49,7 @@ vm_cmd() {	# the command line of VMM, in VM_CMD
 # run_vm VMM: boot it, time-stamp its console lines, take tinyvmm's counters around
 # each test (SIGUSR2), and append its results.
 run_vm() {
-	local vmm=$1 fifo=$out/$1.fifo con=$out/$1.console err=$out/$1.stderr pid t0 ts line
+	local vmm=$1 fifo=$fifos/$1.fifo con=$out/$1.console err=$out/$1.stderr pid t0 ts line
 	vm_cmd "$vmm" || return 1
 	rm -f "$fifo"
 	mkfifo "$fifo"
@@ -65,8 +68,11 @@ run_vm() {
 		esac
 	done <"$fifo"
 	wait "$pid"
+	# (QEMU's isa-debug-exit makes the guest's status 0 an exit status of 1.)
 	echo "bench-guest: $vmm exited with status $? ($(grep -c bench-result "$con") results)"
+	# The first boot only: a guest that rebooted (panic=-1) reports nothing after it.
 	awk -v vmm="$vmm" -v t0="$t0" '
+		/\] Command line: / && boots++ { printf "bench-guest: %s: the guest rebooted\n", vmm > "/dev/stderr"; exit }
 		/\[vda\]/ && !done { printf "%s boot-vda-ms %d\n", vmm, ($1 - t0) * 1000; done = 1 }
 		$2 == "bench-result" { $1 = ""; sub(/^ bench-result /, ""); print vmm, $0 }' \
 		"$con" >>"$res"

@@ -10,7 +10,8 @@
 # (IOPS, or MiB/s for seq-read-128k), tinyvmm's exits to user space per request in
 # each test (from --stats snapshots), and each VMM's boot time to the guest's [vda].
 # Environment: BENCH_GUEST_RUNTIME (seconds per test, default 5), BENCH_VMMS,
-# BENCH_DATA_MB (bench/guest-vm.sh), TINYVMM_RUNNER=direct|nested.
+# BENCH_DATA_MB (bench/guest-vm.sh), BENCH_GUEST_OUT (where the consoles and
+# counters are kept; default ./bench-guest-out), TINYVMM_RUNNER=direct|nested.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 : "${top_srcdir:=$(cd "$here/.." && pwd)}"
@@ -32,6 +33,10 @@ TINYVMM_NESTED_SMP=${TINYVMM_NESTED_SMP:-2} RUN_TIMEOUT=1200 \
 	run_on_kvm env TINYVMM="$TINYVMM" KERNEL="$KDIR/vmlinux" GIMG="$GIMG" \
 	BENCH_DATA_DIR="${BENCH_DATA_DIR:-/tmp}" BENCH_VMMS="${BENCH_VMMS:-}" \
 	BENCH_DATA_MB="${BENCH_DATA_MB:-256}" bash "$here/guest-vm.sh" "$WORK" "$rt" || status=$?
+# Keep the consoles and counters (WORK goes when this script ends).
+keep=${BENCH_GUEST_OUT:-$PWD/bench-guest-out}
+mkdir -p "$keep" && cp "$WORK"/*.console "$WORK"/*.stderr "$WORK"/results "$keep"/ 2>/dev/null
+echo "bench-guest: consoles and counters in $keep"
 [ -s "$WORK/results" ] || die "no results (status $status); see above"
 [ "$status" -eq 0 ] || echo "bench-guest: warning: the VM side exited with status $status"
 

@@ -45,8 +45,8 @@ prog=${0##*/}
 msg() { printf 'guest-image: %s\n' "$*" >&2; }
 die() { printf 'guest-image: error: %s\n' "$*" >&2; exit 1; }
 usage() {
-	printf 'usage: %s [--run SCRIPT] OUT SIZE_MB\n       %s [--run SCRIPT] --cache [--print-path] SIZE_MB\n' \
-		"$prog" "$prog" >&2
+	printf 'usage: %s [--run SCRIPT] {OUT SIZE_MB | --cache [--print-path] SIZE_MB} (see --help)\n' \
+		"$prog" >&2
 	exit 2
 }
 

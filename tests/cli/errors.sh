@@ -181,4 +181,25 @@ if "$TINYVMM" --version >"$WORK/ver" 2>&1 && grep -Eq '^tinyvmm [0-9]+\.[0-9]+' 
 else
 	fail "--version"
 fi
+
+# images/make-guest-image.sh: the same rule (it checks its arguments before apt).
+img_expect() {	# img_expect STATUS PATTERN ARGS...
+	local want=$1 pat=$2 st
+	shift 2
+	"$top_srcdir/images/make-guest-image.sh" "$@" </dev/null >"$WORK/out" 2>"$WORK/err"
+	st=$?
+	if [ "$st" -ne "$want" ] || [ "$(wc -l <"$WORK/err")" -ne 1 ] || ! grep -Eq -- "$pat" "$WORK/err"; then
+		fail "make-guest-image.sh $*: status $st (want $want), stderr: $(head -c 300 "$WORK/err")"
+	else
+		echo "ok: make-guest-image.sh $* -> $st: $(cat "$WORK/err")"
+	fi
+}
+img_expect 1 "SIZE_MB 'big' is not a whole number" "$WORK/g.img" big
+img_expect 1 "SIZE_MB must be at least 128 \(got 64\)" "$WORK/g.img" 64
+img_expect 1 "--run script '$WORK/nope.sh' is not a readable file" --run "$WORK/nope.sh" "$WORK/g.img" 192
+img_expect 1 "OUT '$WORK/adir' is empty or a directory" "$WORK/adir" 192
+img_expect 1 "directory '$WORK/nodir' \(for OUT\) does not exist" "$WORK/nodir/g.img" 192
+img_expect 1 "unknown option '--frobnicate'" --frobnicate "$WORK/g.img" 192
+img_expect 2 "^usage: " "$WORK/g.img"
+[ ! -e "$WORK/g.img" ] || fail "make-guest-image.sh left a file behind after an error"
 finish

@@ -204,6 +204,7 @@ bench_one() {	# bench_one NAME FIO-ARGS...
 		--output-format=terse --terse-version=3 "$@" > /tmp/bench.out 2>&1
 	st=$?
 	echo "bench: end $name"
+	sleep 1	# the host takes tinyvmm's counters on that line
 	# terse v3: 8 read IOPS, 7 read KiB/s, 49 write IOPS, 48 write KiB/s
 	awk -F';' -v n="$name" -v st=$st '/^3;/ {
 		printf "bench-result %s iops=%d kibs=%d status=%d\n", n, $8 + $49, $7 + $48, st }' \
