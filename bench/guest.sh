@@ -3,7 +3,8 @@
 # under tinyvmm and under QEMU (legacy virtio-blk-pci, disable-modern=on: the fair
 # peer; and QEMU's default modern virtio-blk with an iothread), on the same data disk.
 # Where KVM is as tests/lib.sh picks it: directly on VT-x/AMD-V hosts, in the nested
-# runner's L1 elsewhere (with 2 L1 vCPUs, so QEMU's iothread has a CPU to run on).
+# runner's L1 elsewhere, with 1 L1 vCPU unless TINYVMM_NESTED_SMP says otherwise (one
+# run with 2 hung: L1 went idle mid-run and its own timeouts never fired).
 #
 # Prints one line per test:
 #   RESULT guest-<test> tinyvmm=<n> qemu-legacy=<n> qemu-modern=<n> ratio=<tinyvmm/best qemu>
@@ -29,7 +30,7 @@ pick_runner || die "$RUNNER_WHY"
 echo "bench-guest: kernel $KDIR/vmlinux, image $GIMG, ${rt}s per test, runner $RUNNER"
 
 status=0
-TINYVMM_NESTED_SMP=${TINYVMM_NESTED_SMP:-2} RUN_TIMEOUT=1200 \
+TINYVMM_NESTED_SMP=${TINYVMM_NESTED_SMP:-1} RUN_TIMEOUT=1200 \
 	run_on_kvm env TINYVMM="$TINYVMM" KERNEL="$KDIR/vmlinux" GIMG="$GIMG" \
 	BENCH_DATA_DIR="${BENCH_DATA_DIR:-/tmp}" BENCH_VMMS="${BENCH_VMMS:-}" \
 	BENCH_DATA_MB="${BENCH_DATA_MB:-256}" bash "$here/guest-vm.sh" "$WORK" "$rt" || status=$?

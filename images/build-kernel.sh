@@ -10,7 +10,8 @@
 # directory, so callers can do:  dir=$(images/build-kernel.sh | tail -1)
 #
 #   --print-dir          print the directory that would be used, build nothing, exit 0
-#   --no-feature-names   the same kernel without CONFIG_X86_FEATURE_NAMES (its own cache
+#   --no-feature-names   the same kernel without CONFIG_X86_FEATURE_NAMES (and PROC_FS,
+#                        which selects it; its own cache
 #                        entry): tests/boot/pvm-hiding.sh boots it to show that tinyvmm's
 #                        PVM feature hiding does not depend on feature names
 #
@@ -44,7 +45,7 @@ for arg in "$@"; do
     case $arg in
         --print-dir) print_dir=1 ;;
         --no-feature-names) no_names=1 ;;
-        -h|--help) sed -n '2,23s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,24s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die "unknown argument '$arg' (usage: $0 [--print-dir] [--no-feature-names])" ;;
     esac
 done
@@ -59,7 +60,10 @@ cache_root=$(cd "$cache_root" && pwd -P)
 if [ $no_names -eq 1 ]; then
     # The fragment with feature names off; its content is hashed into the key like any other.
     derived=$cache_root/fragment-no-feature-names.config
-    { grep -v 'CONFIG_X86_FEATURE_NAMES' "$FRAGMENT"; echo '# CONFIG_X86_FEATURE_NAMES is not set'; } \
+    # PROC_FS selects X86_FEATURE_NAMES (/proc/cpuinfo prints the names), so it goes
+    # too: this kernel only boots to its ext4 mount, without user space.
+    { grep -v -E 'CONFIG_(X86_FEATURE_NAMES|PROC_FS)[ =]' "$FRAGMENT"
+      echo '# CONFIG_X86_FEATURE_NAMES is not set'; echo '# CONFIG_PROC_FS is not set'; } \
         > "$derived.$$" && mv "$derived.$$" "$derived" || die "cannot write $derived"
     FRAGMENT=$derived
 fi
