@@ -6,7 +6,8 @@
 # L1's page cache is lost, as on real hardware. Every record the guest saw
 # acknowledged must then be whole in the file behind that disk: write + fsync on a
 # writeback disk (a FLUSH that does nothing fails here), O_DIRECT|O_DSYNC on writethru.
-# TINYVMM_CRASH_SEED repeats a run (the seed is printed).
+# TINYVMM_CRASH_SEED repeats a run (the seed is printed); TINYVMM_POWERCUT_POINTS
+# sets the cuts per mode (default 2).
 . "$(dirname "$0")/../lib.sh"
 # The machine to cut is L1, wherever the other tests run guests.
 if [ "${TINYVMM_RUNNER:-}" = direct ]; then
@@ -23,22 +24,32 @@ fi
 seed=${TINYVMM_CRASH_SEED:-$(( $(date +%s) % 100000000 ))}
 echo "powercut: seed $seed (TINYVMM_CRASH_SEED=$seed repeats this run)"
 loop=$top_srcdir/tests/workload/kill-loop.sh
-for m in cut-fsync cut-dsync; do
-	disk=$WORK/$m.disk
-	truncate -s 16M "$disk"
-	st=0
-	NESTED_DISK=$disk RUN_TIMEOUT=400 run_on_kvm env TINYVMM="$TINYVMM" \
-		KERNEL="$KDIR/vmlinux" GIMG="$GIMG" GUEST_SH="$GUEST_SH" CUT_DISK=/dev/vda \
-		CUT_MARK="$WORK/.nested/powercut" bash "$loop" "$m" 1 "$seed" "$WORK" \
-		>"$WORK/$m.out" 2>&1 || st=$?
-	cat "$WORK/$m.out"
-	if [ "$st" -ne 0 ]; then
-		fail "$m: the run before the cut failed (status $st)"
-		continue
-	fi
-	grep -q "^crash $m: seed .* power cut" "$WORK/$m.out" || { fail "$m: no power cut happened"; continue; }
-	s=$(sed -n "s/^crash $m: seed \([0-9]*\),.*/\1/p" "$WORK/$m.out")
-	GUEST_SH=$GUEST_SH bash "$loop" check "$m" "$s" "$WORK" "$disk" ||
-		fail "$m: acknowledged records were lost in the power cut"
+points=${TINYVMM_POWERCUT_POINTS:-2}
+cuts=0
+for ((p = 1; p <= points; p++)); do
+	for m in cut-fsync cut-dsync; do
+		disk=$WORK/$m.disk
+		rm -f "$disk"
+		truncate -s 16M "$disk"
+		st=0
+		NESTED_DISK=$disk RUN_TIMEOUT=400 run_on_kvm env TINYVMM="$TINYVMM" \
+			KERNEL="$KDIR/vmlinux" GIMG="$GIMG" GUEST_SH="$GUEST_SH" CUT_DISK=/dev/vda \
+			CUT_MARK="$WORK/.nested/powercut" bash "$loop" "$m" 1 $((seed + p)) "$WORK" \
+			>"$WORK/$m.out" 2>&1 || st=$?
+		cat "$WORK/$m.out"
+		if [ "$st" -ne 0 ]; then
+			fail "$m cut $p: the run before the cut failed (status $st)"
+			continue
+		fi
+		grep -q "^crash $m: seed .* power cut" "$WORK/$m.out" ||
+			{ fail "$m cut $p: no power cut happened"; continue; }
+		s=$(sed -n "s/^crash $m: seed \([0-9]*\),.*/\1/p" "$WORK/$m.out")
+		if GUEST_SH=$GUEST_SH bash "$loop" check "$m" "$s" "$WORK" "$disk"; then
+			cuts=$((cuts + 1))
+		else
+			fail "$m cut $p: acknowledged records were lost in the power cut"
+		fi
+	done
 done
+[ "$cuts" -eq $((2 * points)) ] || fail "$cuts of $((2 * points)) power cuts checked out"
 finish
