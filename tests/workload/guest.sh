@@ -181,7 +181,10 @@ wl_crash() {	# wl_crash dsync|fsync
 
 wl_ext4_stress() {
 	mount -t ext4 /dev/vdb /mnt || return 1
+	# Each boot counts from c0 again: start from an empty churn directory.
+	rm -rf /mnt/churn
 	mkdir -p /mnt/fio /mnt/churn
+	sync -f /mnt
 	fio --name=stress --directory=/mnt/fio --nrfiles=8 --filesize=256k-2m \
 		--rw=randwrite --bs=4k-64k --fsync=4 --time_based --runtime=3600 \
 		--ioengine=psync > /tmp/fio.out 2>&1 &

@@ -8,7 +8,8 @@
 #   MODE dsync   records written with O_DIRECT|O_DSYNC to a writethru disk
 #        fsync   records written with write + fsync to a writeback disk
 #        ext4    ext4 under a write-heavy guest; the copy of each killed image must be
-#                clean after journal recovery (e2fsck -E journal_only, then e2fsck -fn)
+#                clean after journal recovery (e2fsck -E journal_only, then e2fsck -fn),
+#                and the last directory the guest synced must be whole
 #        cut-dsync, cut-fsync   one power cut of the nested runner's L1 instead of a
 #                kill (CUT_DISK, CUT_MARK: tests/workload/powercut.sh); "check" then
 #                checks NAME's records in DISK on the host
@@ -75,9 +76,15 @@ kill_vm() {	# kill_vm DELAY_MS
 check_records() {
 	local name=$1 s=$2 disk=$3 k n off extra=0
 	# Serial lines end in CR LF; a last line without its LF may be cut short, but
-	# "ack 1" cut from "ack 12" still names a record that was acknowledged.
-	k=$(tr -d '\r' <"$out/$name.console" | grep -a '^ack [0-9]*$' | tail -n 1 | cut -d' ' -f2)
-	[ -n "$k" ] || { bad "$name: the guest acknowledged no record"; return 1; }
+	# "ack 1" cut from "ack 12" still names a record that was acknowledged ("ack "
+	# with no digit yet names none).
+	k=$(tr -d '\r' <"$out/$name.console" | grep -aE '^ack [0-9]+$' | tail -n 1 | cut -d' ' -f2)
+	if [ -z "$k" ]; then
+		echo "--- $name.console, last lines (cat -A) ---"
+		tail -n 12 "$out/$name.console" | cat -A | cut -c1-160
+		bad "$name: the guest acknowledged no record"
+		return 1
+	fi
 	: >"$out/$name.expect"
 	for ((n = 0; n <= k + 8; n++)); do
 		sh "$GUEST_SH" print-record "$s" "$n" >>"$out/$name.expect"
@@ -161,9 +168,17 @@ ext4_point() {	# ext4_point P: the same image from point to point
 		head -n 20 "$out/$name.fsck"
 		bad "ext4 point $p: damage beyond what the journal repairs (e2fsck -fn after recovery)"
 	else
-		echo "crash ext4 point $p/$points: kill $d ms after progress $t:" \
-			"$(grep -c 'recovering journal' "$out/$name.replay" || true) journal recovery," \
-			"then e2fsck -fn clean: $(tail -n 1 "$out/$name.fsck")"
+		# "progress t" came after c$t was copied and synced (sync -f): it must be whole.
+		local want got
+		want=$(debugfs -R "ls -p /usr/sbin" "$GIMG" 2>/dev/null | grep -c '^/')
+		got=$(debugfs -R "ls -p /churn/c$t" "$copy" 2>/dev/null | grep -c '^/')
+		if [ "$got" != "$want" ]; then
+			bad "ext4 point $p: /churn/c$t, synced before 'progress $t', has $got entries after recovery, not $want"
+		else
+			echo "crash ext4 point $p/$points: kill $d ms after progress $t:" \
+				"$(grep -c 'recovering journal' "$out/$name.replay" || true) journal recovery," \
+				"then e2fsck -fn clean; /churn/c$t (synced) has all $got entries"
+		fi
 	fi
 	rm -f "$copy"
 }
