@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # -c 2: the guest brings up both vCPUs from the MP table.  SIGTERM to a
 # running guest with a disk: tinyvmm stops the VM cleanly (its own "VM
-# stopped" line, disk flushed) and exits 128+15.  Both in one KVM run.
+# stopped" line, disk flushed) and exits 128+15; a SIGUSR2 before it prints
+# the --stats counters and stops nothing.  All in one KVM run.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 
 need_kernel vmlinux
@@ -16,8 +17,15 @@ echo \$? >smp.status
 # No panic=-1: after the root-mount panic the guest waits forever, so the
 # signal always finds it running, on fast and slow hosts alike.
 # With a disk: its threads must not take the signal (default action: death).
-timeout --preserve-status -s TERM 5 "$TINYVMM" --cmdline "console=ttyS0 loglevel=7" \
-	-s 9,virtio-blk,"$WORK/disk.img",writeback "$KDIR/vmlinux" </dev/null >sig.console 2>sig.stderr
+# SIGUSR2 first: with --stats it prints the counters so far and the VM runs on.
+"$TINYVMM" --stats --cmdline "console=ttyS0 loglevel=7" \
+	-s 9,virtio-blk,"$WORK/disk.img",writeback "$KDIR/vmlinux" </dev/null >sig.console 2>sig.stderr &
+pid=\$!
+sleep 3
+kill -USR2 \$pid
+sleep 2
+kill -TERM \$pid
+wait \$pid
 echo \$? >sig.status
 CASES
 st=0
@@ -39,4 +47,9 @@ cat "$WORK/sig.stderr"
 assert_contains "$WORK/sig.console" 'Linux version 6\.1\.' "the guest was running when the signal came"
 assert_contains "$WORK/sig.stderr" 'VM stopped: signal Terminated \(exit status 143\)' \
 	"clean stop on SIGTERM"
+# The snapshot came before the stop, and the VM ran on after it.
+if ! awk '/stats: snapshot \(SIGUSR2\)/ { s = NR } /stats: exits to user space/ && s && NR > s { e++ }
+	/VM stopped: signal Terminated/ { t = NR } END { exit !(s && e >= 2 && t > s) }' "$WORK/sig.stderr"; then
+	fail "SIGUSR2 with --stats: no snapshot before the SIGTERM stop (or it stopped the VM)"
+fi
 finish
