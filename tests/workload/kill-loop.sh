@@ -65,6 +65,12 @@ wait_line() {
 	return $rc
 }
 
+# not_seen NAME LINE RC: the guest never printed LINE (RC: wait_line's status).
+not_seen() {
+	tail -n 5 "$out/$1.console" "$out/$1.stderr"
+	bad "$1: no '$2' from the guest ($([ "$3" -eq 1 ] && echo 'tinyvmm ended' || echo 'timed out'))"
+}
+
 kill_vm() {	# kill_vm DELAY_MS
 	sleep "$(printf '0.%03d' "$1")"
 	kill -KILL "$VM_PID" 2>/dev/null
@@ -112,8 +118,7 @@ records_point() {	# records_point P
 	wait_line "$name" "^ack $t\$" 240 || rc=$?
 	kill_vm "$d"
 	if [ $rc -ne 0 ]; then
-		tail -n 5 "$out/$name.console" "$out/$name.stderr"
-		bad "$mode point $p: no 'ack $t' from the guest ($([ $rc -eq 1 ] && echo 'tinyvmm ended' || echo 'timed out'))"
+		not_seen "$name" "ack $t" $rc
 		return
 	fi
 	check_records "$name" "$s" "$disk" || return
@@ -135,8 +140,7 @@ cut_point() {
 	start_vm "$mode" "$CUT_DISK,$cache" "wl=crash-$m seed=$s"
 	wait_line "$mode" "^ack $t\$" 240 || rc=$?
 	if [ $rc -ne 0 ]; then
-		tail -n 5 "$out/$mode.console" "$out/$mode.stderr"
-		bad "$mode: no 'ack $t' from the guest"
+		not_seen "$mode" "ack $t" $rc
 		return
 	fi
 	sleep "$(printf '0.%03d' "$d")"
@@ -154,8 +158,7 @@ ext4_point() {	# ext4_point P: the same image from point to point
 	wait_line "$name" "^progress $t\$" 300 || rc=$?
 	kill_vm "$d"
 	if [ $rc -ne 0 ]; then
-		tail -n 5 "$out/$name.console" "$out/$name.stderr"
-		bad "ext4 point $p: no 'progress $t' from the guest"
+		not_seen "$name" "progress $t" $rc
 		return
 	fi
 	cp --sparse=always "$disk" "$copy"

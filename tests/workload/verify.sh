@@ -44,13 +44,15 @@ host_verify() {
 		fail "host fio --verify_only on $(basename "$img") (base $base) failed"
 		return
 	fi
-	# Every job must have read back all its bytes (terse v3: field 6 = KiB read).
-	awk -F';' '/^3;/ { n++; if ($5 != 0) bad = bad " " $3 " err " $5
-			sizes["psync-qd1-rand-4k-direct"] = 4096; sizes["psync-qd1-seq-4k-1m-buffered"] = 8192
-			sizes["libaio-qd32-rand-4k-1m-direct"] = 16384; sizes["io_uring-qd32-seq-1m-direct"] = 8192
-			sizes["io_uring-qd32-rand-4k-buffered"] = 4096
-			if ($6 != sizes[$3]) bad = bad " " $3 " read " $6 " KiB" }
-		END { if (n != 5) bad = bad " " n " jobs"; if (bad != "") { print bad; exit 1 } }' "$out" ||
+	# Every job must have read back all its bytes (terse v3: field 6 = KiB read),
+	# its size= in the job file (in MiB there).
+	awk -F';' 'FNR == NR { if ($0 ~ /^\[.*\]$/) job = substr($0, 2, length($0) - 2)
+			if ($0 ~ /^size=[0-9]+m$/) sizes[job] = substr($0, 6) * 1024
+			next }
+		/^3;/ { n++; if ($5 != 0) bad = bad " " $3 " err " $5
+			if (!($3 in sizes) || $6 != sizes[$3]) bad = bad " " $3 " read " $6 " KiB" }
+		END { if (n != 5) bad = bad " " n " jobs"; if (bad != "") { print bad; exit 1 } }' \
+		"$WORK/host.fio" "$out" ||
 		fail "host fio --verify_only on $(basename "$img"): $(awk -F';' '/^3;/ {print $3"="$5"/"$6}' "$out" | tr '\n' ' ')"
 	echo "host: fio --verify_only $(basename "$img") at offset $base: 40 MiB verified"
 }
