@@ -46,8 +46,8 @@
 #include "devices/virtio/virtio_pci.h"
 #include "fuzz/harness.h"
 #include "lib/guest_mem.h"
+#include "lib/io_bus.h"
 #include "lib/util.h"
-#include "vmm/io_bus.h"
 
 #define FP_RAM_SIZE	(64 * 1024)
 #define FP_HDR_SIZE	10

@@ -4,7 +4,6 @@
 
 #include "lib/util.h"
 #include "pci/pci.h"
-#include "vmm/boot.h"
 
 #define CONFIG_ADDRESS_ENABLE	0x80000000u
 #define CONFIG_PORTS		8
@@ -493,7 +492,7 @@ out_unlock:
 	return ret;
 }
 
-unsigned int pci_bus_irqs(struct pci_bus *bus, struct mptable_pci_irq *out, unsigned int max)
+unsigned int pci_bus_irqs(struct pci_bus *bus, struct pci_irq *out, unsigned int max)
 {
 	unsigned int slot, nr = 0;
 
@@ -503,10 +502,10 @@ unsigned int pci_bus_irqs(struct pci_bus *bus, struct mptable_pci_irq *out, unsi
 
 		if (!d || !d->gsi)
 			continue;
-		out[nr++] = (struct mptable_pci_irq) {
+		out[nr++] = (struct pci_irq) {
 			.slot = slot,
 			.pin = d->cfg[PCI_INTERRUPT_PIN],
-			.ioapic_pin = d->gsi,
+			.gsi = d->gsi,
 		};
 	}
 	pthread_mutex_unlock(&bus->lock);

@@ -17,7 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vmm/io_bus.h"
+#include "lib/io_bus.h"
+#include "pci/pci_irq.h"
 
 #define PCI_MAX_DEVICES		32
 #define PCI_NUM_BARS		6
@@ -135,8 +136,7 @@ int pci_dev_add_io_bar(struct pci_dev *d, int n, uint32_t size,
 int pci_bus_add(struct pci_bus *bus, struct pci_dev *d, unsigned int slot);
 
 /* For the MP table: slot, pin and GSI of every device with INTx. */
-struct mptable_pci_irq;
-unsigned int pci_bus_irqs(struct pci_bus *bus, struct mptable_pci_irq *out, unsigned int max);
+unsigned int pci_bus_irqs(struct pci_bus *bus, struct pci_irq *out, unsigned int max);
 
 /*
  * Raw config access (offsets 0-255, size 1/2/4, naturally aligned), with

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "lib/guest_mem.h"
+#include "pci/pci_irq.h"
 
 enum kernel_format {
 	KERNEL_FORMAT_UNKNOWN = 0,
@@ -105,13 +106,7 @@ int boot_write_page_tables(struct guest_mem *gm);
  * number, and one entry per PCI interrupt given in pci_irqs.  Linux uses it
  * to find the IOAPIC and the APs and to route PCI INTx without ACPI.
  */
-struct mptable_pci_irq {
-	uint8_t slot;		/* PCI device number on bus 0 */
-	uint8_t pin;		/* 1 = INTA# ... 4 = INTD# */
-	uint8_t ioapic_pin;	/* GSI */
-};
-
 int mptable_write(struct guest_mem *gm, unsigned int nr_cpus,
-		  const struct mptable_pci_irq *pci_irqs, unsigned int nr_pci_irqs);
+		  const struct pci_irq *pci_irqs, unsigned int nr_pci_irqs);
 
 #endif

@@ -160,7 +160,7 @@ static void mp_add_bus(struct mp_writer *w, uint8_t id, const char *name)
 	memcpy(e->bustype, name, sizeof(e->bustype));
 }
 
-static int mp_check_pci_irqs(const struct mptable_pci_irq *irqs, unsigned int n,
+static int mp_check_pci_irqs(const struct pci_irq *irqs, unsigned int n,
 			     uint32_t *pci_pins)
 {
 	unsigned int i;
@@ -170,12 +170,12 @@ static int mp_check_pci_irqs(const struct mptable_pci_irq *irqs, unsigned int n,
 	*pci_pins = 0;
 	for (i = 0; i < n; i++) {
 		if (irqs[i].slot >= 32 || irqs[i].pin < 1 || irqs[i].pin > 4 ||
-		    irqs[i].ioapic_pin >= MP_IOAPIC_PINS) {
+		    irqs[i].gsi >= MP_IOAPIC_PINS) {
 			pr_err("mptable: bad PCI interrupt (slot %u pin %u -> IOAPIC pin %u)",
-			       irqs[i].slot, irqs[i].pin, irqs[i].ioapic_pin);
+			       irqs[i].slot, irqs[i].pin, irqs[i].gsi);
 			return -EINVAL;
 		}
-		*pci_pins |= 1u << irqs[i].ioapic_pin;
+		*pci_pins |= 1u << irqs[i].gsi;
 	}
 	return 0;
 }
@@ -192,7 +192,7 @@ static uint8_t isa_irq_pin(unsigned int irq)
 }
 
 int mptable_write(struct guest_mem *gm, unsigned int nr_cpus,
-		  const struct mptable_pci_irq *pci_irqs, unsigned int nr_pci_irqs)
+		  const struct pci_irq *pci_irqs, unsigned int nr_pci_irqs)
 {
 	const uint8_t ioapic_id = nr_cpus;
 	struct mp_floating *mpf;
@@ -271,7 +271,7 @@ int mptable_write(struct guest_mem *gm, unsigned int nr_cpus,
 	for (i = 0; i < nr_pci_irqs; i++)
 		mp_add_intsrc(&w, MP_ENTRY_INTSRC, MP_IRQ_INT, MP_IRQFLAG_PCI, MP_BUS_PCI,
 			      pci_irqs[i].slot << 2 | (pci_irqs[i].pin - 1),
-			      ioapic_id, pci_irqs[i].ioapic_pin);
+			      ioapic_id, pci_irqs[i].gsi);
 
 	/* Virtual wire: the PIC on LINT0, NMI on LINT1, on every LAPIC. */
 	mp_add_intsrc(&w, MP_ENTRY_LINTSRC, MP_IRQ_EXTINT, MP_IRQFLAG_CONFORMING,

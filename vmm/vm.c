@@ -162,7 +162,7 @@ static int vm_create_pci_devices(struct vm *vm)
 
 static int vm_write_mptable(struct vm *vm)
 {
-	struct mptable_pci_irq irqs[PCI_MAX_DEVICES];
+	struct pci_irq irqs[PCI_MAX_DEVICES];
 	unsigned int n = pci_bus_irqs(&vm->pci, irqs, ARRAY_SIZE(irqs));
 
 	return mptable_write(&vm->mem, vm->opt->nr_cpus, irqs, n);

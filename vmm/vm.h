@@ -7,14 +7,14 @@
 #include <stdint.h>
 
 #include "lib/guest_mem.h"
+#include "lib/io_bus.h"
 #include "lib/irq.h"
+#include "pci/pci.h"
 #include "vmm/boot.h"
 #include "vmm/host.h"
-#include "vmm/io_bus.h"
 #include "vmm/kvm.h"
 #include "vmm/options.h"
 #include "vmm/virtio_kvm.h"
-#include "pci/pci.h"
 
 struct vcpu;
 struct uart;

@@ -12,7 +12,7 @@
  */
 #include <stdint.h>
 
-#include "vmm/io_bus.h"
+#include "lib/io_bus.h"
 
 #define CMOS_RTC_BASE	0x70
 #define CMOS_RTC_IO_LEN	2	/* 0x70 index (bit 7: NMI mask, ignored), 0x71 data */

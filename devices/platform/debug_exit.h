@@ -9,8 +9,8 @@
  * lies wholly inside it.  Reads return 0, which tells a guest the port
  * exists (unclaimed ports read all ones).
  */
+#include "lib/io_bus.h"
 #include "lib/irq.h"
-#include "vmm/io_bus.h"
 
 #define DEBUG_EXIT_PORT		0x501
 #define DEBUG_EXIT_PORT_LEN	4

@@ -12,8 +12,8 @@
  * Register the two ops separately, each one port wide, both with
  * opaque = struct i8042 *: 0x61 between them is not ours.
  */
+#include "lib/io_bus.h"
 #include "lib/irq.h"
-#include "vmm/io_bus.h"
 
 #define I8042_DATA_PORT		0x60
 #define I8042_CMD_PORT		0x64	/* status on read, command on write */

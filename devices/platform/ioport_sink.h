@@ -9,7 +9,7 @@
  * statistics.  Reads return all ones, like a port with nothing behind
  * it; writes are dropped.  Stateless: opaque may be NULL.
  */
-#include "vmm/io_bus.h"
+#include "lib/io_bus.h"
 
 #define IOPORT_SINK_POST_PORT	0x80
 #define IOPORT_SINK_DELAY_PORT	0xed

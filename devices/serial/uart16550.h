@@ -16,8 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/io_bus.h"
 #include "lib/irq.h"
-#include "vmm/io_bus.h"
 
 #define UART_COM1_BASE	0x3f8
 #define UART_COM1_IRQ	4

@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "vmm/io_bus.h"
+#include "lib/io_bus.h"
 
 struct fake {
 	uint16_t last_off;

@@ -138,9 +138,9 @@ static void parse(const struct guest_mem *gm, struct parsed *out)
 	assert_int_equal(le16(mpc + 34), out->entries);	/* oemcount */
 }
 
-static const struct mptable_pci_irq two_irqs[] = {
-	{ .slot = 1, .pin = 1, .ioapic_pin = 16 },
-	{ .slot = 3, .pin = 2, .ioapic_pin = 17 },
+static const struct pci_irq two_irqs[] = {
+	{ .slot = 1, .pin = 1, .gsi = 16 },
+	{ .slot = 3, .pin = 2, .gsi = 17 },
 };
 
 static void check_cpus(unsigned int nr_cpus)
@@ -217,7 +217,7 @@ static void test_irq_routing(void **state)
 static void test_pci_on_isa_pin(void **state)
 {
 	/* A PCI device on pin 11 takes it from ISA IRQ 11. */
-	static const struct mptable_pci_irq irq = { .slot = 2, .pin = 4, .ioapic_pin = 11 };
+	static const struct pci_irq irq = { .slot = 2, .pin = 4, .gsi = 11 };
 	struct guest_mem gm;
 	struct parsed t;
 
@@ -244,8 +244,8 @@ static void test_no_pci(void **state)
 
 static void test_rejects(void **state)
 {
-	static const struct mptable_pci_irq bad_pin = { .slot = 1, .pin = 5, .ioapic_pin = 16 };
-	static const struct mptable_pci_irq bad_gsi = { .slot = 1, .pin = 1, .ioapic_pin = 24 };
+	static const struct pci_irq bad_pin = { .slot = 1, .pin = 5, .gsi = 16 };
+	static const struct pci_irq bad_gsi = { .slot = 1, .pin = 1, .gsi = 24 };
 	struct guest_mem gm;
 
 	assert_int_equal(gmem_init(&gm, 16 * SZ_1M), 0);

@@ -10,9 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/io_bus.h"
 #include "pci/pci.h"
-#include "vmm/boot.h"
-#include "vmm/io_bus.h"
 
 /* Linux's arch/x86/pci/direct.c address encoding. */
 #define PCI_CONF1_ADDRESS(bus, devfn, reg) \
@@ -873,7 +872,7 @@ static void test_bus_irqs(void **state)
 	struct io_bus pio;
 	struct pci_bus bus;
 	struct pci_dev a, b, c;
-	struct mptable_pci_irq irqs[4];
+	struct pci_irq irqs[4];
 
 	io_bus_init(&pio);
 	assert_int_equal(pci_bus_init(&bus, &pio), 0);
@@ -888,10 +887,10 @@ static void test_bus_irqs(void **state)
 	assert_int_equal(pci_bus_irqs(&bus, irqs, 4), 2);
 	assert_int_equal(irqs[0].slot, 2);
 	assert_int_equal(irqs[0].pin, 1);
-	assert_int_equal(irqs[0].ioapic_pin, 16);
+	assert_int_equal(irqs[0].gsi, 16);
 	assert_int_equal(irqs[1].slot, 5);
 	assert_int_equal(irqs[1].pin, 1);
-	assert_int_equal(irqs[1].ioapic_pin, 17);
+	assert_int_equal(irqs[1].gsi, 17);
 	assert_int_equal(irqs[2].slot, 0xee);
 
 	memset(irqs, 0xee, sizeof(irqs));

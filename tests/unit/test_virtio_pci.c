@@ -19,8 +19,8 @@
 
 #include "devices/virtio/virtio_pci.h"
 #include "lib/guest_mem.h"
+#include "lib/io_bus.h"
 #include "pci/pci.h"
-#include "vmm/io_bus.h"
 
 #define RAM_SIZE	(16ULL << 20)
 #define CONFIG_LEN	24

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "lib/util.h"
-#include "vmm/io_bus.h"
+#include "lib/io_bus.h"
 
 void io_bus_init(struct io_bus *bus)
 {

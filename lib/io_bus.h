@@ -7,6 +7,7 @@
  * io_bus_access(), which finds the device owning the port.  Devices see
  * the offset from their base and a size of 1, 2 or 4 bytes.  An access
  * nobody claims reads as all ones and is otherwise ignored, as on a PC.
+ * Nothing here uses KVM, so devices, PCI and their tests build on it alone.
  */
 #include <pthread.h>
 #include <stdbool.h>
