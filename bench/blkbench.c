@@ -616,6 +616,9 @@ static void run(struct bench *bn, double runtime)
 	{
 		double secs = (t_done - t0) / 1e9;
 		double iops = bn->ios / secs;
+		struct blk_stats st;
+
+		blk_dev_stats(bn->b, &st);
 
 		printf("blkbench: rw=%s bs=%u qd=%u ios=%llu secs=%.2f iops=%.0f mbps=%.1f "
 		       "p50_us=%.1f p99_us=%.1f cpu_pct=%.0f kicks=%llu irqs=%llu spurious=%llu "
@@ -624,7 +627,7 @@ static void run(struct bench *bn, double runtime)
 		       iops * bn->bs / 1e6, pct(bn->lat, bn->nr_lat, 50), pct(bn->lat, bn->nr_lat, 99),
 		       100.0 * cpu / secs, (unsigned long long)bn->kicks,
 		       (unsigned long long)bn->irqs, (unsigned long long)bn->spurious,
-		       (unsigned long long)__atomic_load_n(&bn->b->kicks, __ATOMIC_RELAXED),
+		       (unsigned long long)st.kicks,
 		       (unsigned long long)bn->errors,
 		       (unsigned long long)(bn->halt_poll_ns / 1000));
 		print_thread_stats(ts0, nts0, ts1, nts1, secs, bn->ios);
@@ -779,7 +782,7 @@ int main(int argc, char **argv)
 		gmem_free(&bn->mem);
 		return 0;
 	}
-	bn->vp = &bn->b->vp;
+	bn->vp = blk_dev_transport(bn->b);
 	bn->irq_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (bn->irq_efd < 0)
 		die("eventfd");

@@ -2,8 +2,9 @@
 /*
  * Fuzz harness for the virtio-blk request path: the split virtqueue walk
  * (devices/virtio/virtq.c) and request parsing and handling
- * (devices/virtio-blk/blk_req.c) against a memory disk, the way the
- * device's queue thread and workers drive them, but synchronously:
+ * (devices/virtio-blk/blk_req.c) against a memory disk (disk/mem.h)
+ * under the fault filter (disk/fault.h), the way the device's queue
+ * thread drives them, but synchronously:
  *
  *	virtq_pop -> VIRTQ_OK        -> blk_req_handle -> virtq_push(used)
  *	          -> VIRTQ_BAD_CHAIN -> blk_req_refuse -> virtq_push(used)
@@ -28,8 +29,11 @@
  *
  * Checked beyond what ASan/UBSan see: every iovec the walk returns and
  * every buffer handed to the disk lies inside guest RAM; the disk sees
- * only whole sectors inside the disk, and no write at all on a
- * read-only device; a write is synchronous exactly in writethru;
+ * only reads, writes and flushes, whole sectors inside the disk, and no
+ * write at all on a read-only device (the filter's trace sees every op
+ * that gets past the disk layer's own checks); a write is FUA exactly in
+ * writethru; with media that fail nothing, no request gets an I/O error
+ * (so the layer refused nothing the device handed it);
  * blk_req_handle() leaves the element's iovecs inside guest RAM, reports
  * no more than the writable length, and a non-zero used length means a
  * valid status byte in the last writable byte.  And every popped chain
@@ -41,9 +45,13 @@
  * there, through the elem's tail), and otherwise a refused chain must
  * be completed with 0 and write nothing.
  *
- * This drives blk_req_handle(), i.e. blk_req_parse() and the disk ops
- * table as the threads engine does; the io_uring engine (blk_uring.c)
- * shares the parse but submits its I/O itself and is not covered here.
+ * The disk is opened afresh for every input (its flags pick ro media and
+ * which ops fail), so no input depends on the ones before it.
+ *
+ * This drives blk_req_handle(), i.e. blk_req_parse() and the disk layer
+ * (disk/disk.c) over the memory engine; the queue thread (blk_queue.c)
+ * shares the parse but batches its I/O, and the file engines (threads,
+ * io_uring) are not covered here.
  */
 #include <endian.h>
 #include <errno.h>
@@ -54,6 +62,8 @@
 
 #include "devices/virtio-blk/blk.h"
 #include "devices/virtio/virtq.h"
+#include "disk/fault.h"
+#include "disk/mem.h"
 #include "fuzz/harness.h"
 #include "lib/util.h"
 #include "lib/guest_mem.h"
@@ -66,11 +76,11 @@
 
 #define FZ_F_WRITEBACK	0x01	/* cfg.wce = 1: OUT is not synchronous */
 #define FZ_F_RO_OPT	0x02	/* the device is ro (opts.ro) */
-#define FZ_F_RO_DISK	0x04	/* the media is ro (disk.ro) */
+#define FZ_F_RO_DISK	0x04	/* the media is ro (zero-filled: it cannot be written) */
 #define FZ_F_SERIAL	0x08	/* a full 20-byte serial (GET_ID) */
 #define FZ_F_FLUSH_ERR	0x10	/* a sticky flush error from before */
 #define FZ_F_FAIL_FLUSH	0x20	/* the media's flush fails */
-#define FZ_F_FAIL_RW	0x40	/* the media's reads and writes fail */
+#define FZ_F_FAIL_RW	0x40	/* the media's reads and writes fail (nothing moves) */
 
 #define FZ_NO_TAIL	UINT64_MAX
 
@@ -84,8 +94,7 @@ static struct {
 	bool init;
 	struct guest_mem gm;
 	uint8_t *ram;			/* host view of the one RAM region */
-	struct blk_dev b;
-	const struct disk_ops *mem_ops;	/* the memory back end we wrap */
+	struct blk_dev b;		/* b.disk: memory, under a fault filter */
 	struct virtq q;
 	struct virtq_elem e;
 	struct iovec saved[VIRTQ_MAX_SEGS];
@@ -108,60 +117,76 @@ static bool fz_in_ram(const void *p, size_t len)
 	       len <= (size_t)(fz.ram + FZ_RAM_SIZE - b);
 }
 
-/* What the device may hand the disk: checked, then passed on. */
-static uint64_t fz_check_io(const struct iovec *iov, int cnt, uint64_t off)
+/*
+ * An op that got past the disk layer's checks (the fault filter's
+ * trace): what the device may hand the disk.
+ */
+static void fz_check_io(const struct disk_io *io)
 {
+	uint32_t want_flags = 0;
 	uint64_t total = 0;
-	int i;
+	unsigned int i;
 
-	FZ_CHECK(cnt >= 0 && cnt <= VIRTQ_MAX_SEGS);
-	for (i = 0; i < cnt; i++) {
-		FZ_CHECK(fz_in_ram(iov[i].iov_base, iov[i].iov_len));
-		total += iov[i].iov_len;
+	FZ_CHECK(io->op == DISK_OP_READ || io->op == DISK_OP_WRITE || io->op == DISK_OP_FLUSH);
+	if (io->op == DISK_OP_FLUSH)
+		return;
+	if (io->op == DISK_OP_WRITE) {
+		/* An ro device must never write, whatever the driver negotiated. */
+		FZ_CHECK(!fz.b.opts.ro && !disk_props(fz.b.disk)->ro);
+		if (!fz.b.cfg.wce)
+			want_flags = DISK_F_FUA;
 	}
-	FZ_CHECK(off % BLK_SECTOR_SIZE == 0 && total % BLK_SECTOR_SIZE == 0);
-	FZ_CHECK(off <= FZ_DISK_SIZE && total <= FZ_DISK_SIZE - off);
-	return total;
+	/* Writethru writes are FUA, and nothing else is (ALONE is only a hint). */
+	FZ_CHECK((io->flags & ~DISK_F_ALONE) == want_flags);
+	FZ_CHECK(io->cnt > 0 && io->cnt <= VIRTQ_MAX_SEGS);
+	for (i = 0; i < io->cnt; i++) {
+		FZ_CHECK(fz_in_ram(io->iov[i].iov_base, io->iov[i].iov_len));
+		total += io->iov[i].iov_len;
+	}
+	FZ_CHECK(total == io->len && io->len > 0);
+	FZ_CHECK(io->offset % BLK_SECTOR_SIZE == 0 && io->len % BLK_SECTOR_SIZE == 0);
+	FZ_CHECK(io->offset <= FZ_DISK_SIZE && io->len <= FZ_DISK_SIZE - io->offset);
 }
 
-static ssize_t fz_preadv(struct disk *d, const struct iovec *iov, int cnt, uint64_t off)
+static void fz_trace(void *opaque, enum disk_fault_event ev, const struct disk_io *io,
+		     uint64_t cookie, int result)
 {
-	fz_check_io(iov, cnt, off);
-	if (fz.flags & FZ_F_FAIL_RW)
-		return -EIO;
-	return fz.mem_ops->preadv(d, iov, cnt, off);
+	/* The memory engine answers every op at once: nothing is ever reaped. */
+	FZ_CHECK(ev == DISK_FAULT_SUBMIT || ev == DISK_FAULT_DONE_NOW);
+	/* The op the engine got, or the one a rule refused before it could. */
+	fz_check_io(io);
 }
 
-static ssize_t fz_pwritev(struct disk *d, const struct iovec *iov, int cnt, uint64_t off,
-			  bool sync)
+/* A fresh disk for the input: FZ_DISK_SIZE bytes of fz.disk_image (zeros if ro). */
+static void fz_open_disk(uint8_t flags)
 {
-	fz_check_io(iov, cnt, off);
-	/* An ro device must never write, whatever the driver negotiated. */
-	FZ_CHECK(!fz.b.opts.ro && !d->ro);
-	FZ_CHECK(sync == !fz.b.cfg.wce);
-	if (fz.flags & FZ_F_FAIL_RW)
-		return -EIO;
-	return fz.mem_ops->pwritev(d, iov, cnt, off, sync);
-}
+	struct iovec iov = { .iov_base = fz.disk_image, .iov_len = FZ_DISK_SIZE };
+	struct disk_io fill = {
+		.op = DISK_OP_WRITE, .len = FZ_DISK_SIZE, .iov = &iov, .cnt = 1,
+	};
+	struct disk_fault_rule rules[2];
+	unsigned int n = 0;
 
-static int fz_flush(struct disk *d)
-{
-	if (fz.flags & FZ_F_FAIL_FLUSH)
-		return -EIO;
-	return fz.mem_ops->flush(d);
+	disk_close(fz.b.disk);
+	fz.b.disk = NULL;
+	if (disk_open_mem(&fz.b.disk, FZ_DISK_SIZE, flags & FZ_F_RO_DISK))
+		fz_fail(__FILE__, __LINE__, "memory disk set-up");
+	if (!(flags & FZ_F_RO_DISK) && disk_submit(fz.b.disk, &fill) != 0)
+		fz_fail(__FILE__, __LINE__, "memory disk fill");
+	memset(rules, 0, sizeof(rules));
+	if (flags & FZ_F_FAIL_RW) {
+		/* Refused before the media: no data moves either way. */
+		rules[n].ops = 1u << DISK_OP_READ | 1u << DISK_OP_WRITE;
+		rules[n++].error = -EIO;
+	}
+	if (flags & FZ_F_FAIL_FLUSH) {
+		rules[n].ops = 1u << DISK_OP_FLUSH;
+		rules[n++].error = -EIO;
+	}
+	if (disk_fault_wrap(fz.b.disk, rules, n))
+		fz_fail(__FILE__, __LINE__, "fault filter set-up");
+	disk_fault_set_trace(fz.b.disk, fz_trace, NULL);
 }
-
-static void fz_close(struct disk *d)
-{
-	fz.mem_ops->close(d);
-}
-
-static const struct disk_ops fz_disk_ops = {
-	.preadv = fz_preadv,
-	.pwritev = fz_pwritev,
-	.flush = fz_flush,
-	.close = fz_close,
-};
 
 static void fz_init(void)
 {
@@ -173,22 +198,21 @@ static void fz_init(void)
 	    fz.gm.region[0].gpa != 0 || fz.gm.region[0].size != FZ_RAM_SIZE)
 		fz_fail(__FILE__, __LINE__, "guest RAM set-up");
 	fz.ram = fz.gm.region[0].hva;
-	fz.b.disk.fd = -1;
-	fz.b.stop_efd = -1;
-	if (blk_opts_parse("mem", &fz.b.opts) || disk_open_mem(&fz.b.disk, FZ_DISK_SIZE))
-		fz_fail(__FILE__, __LINE__, "memory disk set-up");
+	fz.b.disk = NULL;
+	fz.b.wake_efd = -1;
+	fz.b.q.kick_fd = -1;
+	if (blk_opts_parse("mem", &fz.b.opts))
+		fz_fail(__FILE__, __LINE__, "device options");
 	/* Not zeros: a read should bring something recognisable in. */
 	for (i = 0; i < FZ_DISK_SIZE; i++)
 		fz.disk_image[i] = (uint8_t)(i * 7 + (i >> 9));
-	fz.mem_ops = fz.b.disk.ops;
-	fz.b.disk.ops = &fz_disk_ops;
 	fz.init = true;
 }
 
 void fuzz_fini(void)
 {
 	if (fz.init) {
-		disk_close(&fz.b.disk);
+		disk_close(fz.b.disk);
 		blk_opts_free(&fz.b.opts);
 		gmem_free(&fz.gm);
 		memset(&fz.b, 0, sizeof(fz.b));
@@ -204,14 +228,13 @@ static void fz_reset_dev(uint8_t flags)
 	fz.flags = flags;
 	b->opts.writeback = flags & FZ_F_WRITEBACK;
 	b->opts.ro = flags & FZ_F_RO_OPT;
-	b->disk.ro = flags & FZ_F_RO_DISK;
 	b->opts.has_serial = flags & FZ_F_SERIAL;
 	memset(b->opts.serial, 0, sizeof(b->opts.serial));
 	if (b->opts.has_serial)
 		memcpy(b->opts.serial, "FUZZ-SERIAL-0123456", BLK_ID_BYTES);
+	fz_open_disk(flags);
 	blk_dev_setup_media(b);
 	b->flush_err = (flags & FZ_F_FLUSH_ERR) ? -EIO : 0;
-	memcpy(b->disk.priv, fz.disk_image, FZ_DISK_SIZE);
 }
 
 static void fz_check_elem(const struct virtq_elem *e, uint16_t num)
@@ -348,6 +371,7 @@ int fuzz_one(const uint8_t *data, size_t size)
 	size_t body_len = size > FZ_HDR_SIZE ? size - FZ_HDR_SIZE : 0;
 	enum virtq_pop_result r;
 	uint16_t num, start, used_idx;
+	unsigned int warned;
 	uint32_t pfn;
 	uint64_t base;
 	unsigned int pops;
@@ -374,6 +398,7 @@ int fuzz_one(const uint8_t *data, size_t size)
 	FZ_CHECK(base + virtq_legacy_size(num) <= FZ_RAM_SIZE);
 	fz.q.last_avail = start;
 	fz.q.used_idx = start;
+	warned = fz.b.ioerr_warned;
 
 	for (pops = 0; pops < FZ_MAX_POPS; pops++) {
 		r = virtq_pop(&fz.q, &fz.e);
@@ -395,6 +420,12 @@ int fuzz_one(const uint8_t *data, size_t size)
 	}
 	/* Every head popped was completed exactly once. */
 	FZ_CHECK(fz.q.used_idx == (uint16_t)(start + pops));
+	/*
+	 * Media that fail nothing fail no request: an I/O error would mean
+	 * the disk layer refused an op the device should not have made.
+	 */
+	if (!(fz.flags & (FZ_F_FAIL_RW | FZ_F_FAIL_FLUSH)))
+		FZ_CHECK(fz.b.ioerr_warned == warned);
 	virtq_reset(&fz.q);
 	return 0;
 }

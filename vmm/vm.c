@@ -150,7 +150,7 @@ static int vm_create_pci_devices(struct vm *vm)
 		if (ret)
 			return ret;
 		vm->nr_disks++;
-		ret = pci_bus_add(&vm->pci, &d->blk->vp.pci, s->slot);
+		ret = pci_bus_add(&vm->pci, &blk_dev_transport(d->blk)->pci, s->slot);
 		if (ret) {
 			pr_err("-s %u,%s: cannot put the device on the PCI bus: %s",
 			       s->slot, s->device, strerror(-ret));
@@ -178,11 +178,12 @@ static int vm_wire_disks(struct vm *vm)
 	for (i = 0; i < vm->nr_disks; i++) {
 		struct vm_disk *d = &vm->disk[i];
 
-		ret = virtio_kvm_irq_init(&d->irq, &vm->kvm, &d->blk->vp, vm->host == HOST_PVM);
+		ret = virtio_kvm_irq_init(&d->irq, &vm->kvm, blk_dev_transport(d->blk),
+					  vm->host == HOST_PVM);
 		if (ret)
 			return ret;
 		d->irq_wired = true;
-		ret = virtio_pci_set_notify(&d->blk->vp, &vm->notify);
+		ret = virtio_pci_set_notify(blk_dev_transport(d->blk), &vm->notify);
 		if (ret)
 			return ret;
 	}
@@ -553,14 +554,15 @@ void vm_print_stats(struct vm *vm)
 
 	for (i = 0; i < vm->nr_disks; i++) {
 		const struct vm_disk *d = &vm->disk[i];
-		const struct blk_dev *b = d->blk;
+		struct blk_stats st;
 
+		blk_dev_stats(d->blk, &st);
 		pr_info("stats: virtio-blk slot %u: requests=%llu kicks=%llu "
 			"notify-exits=%llu notify-exits-after-driver-ok=%llu "
 			"irq-asserts=%llu irq-resamples=%llu irq-reasserts=%llu",
-			d->slot, (unsigned long long)b->requests, (unsigned long long)b->kicks,
-			(unsigned long long)b->vp.notify_exits,
-			(unsigned long long)b->vp.notify_exits_after_driver_ok,
+			d->slot, (unsigned long long)st.requests, (unsigned long long)st.kicks,
+			(unsigned long long)st.notify_exits,
+			(unsigned long long)st.notify_exits_after_driver_ok,
 			(unsigned long long)d->irq.asserts, (unsigned long long)d->irq.resamples,
 			(unsigned long long)d->irq.reasserts);
 	}

@@ -1,16 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
- * virtio-blk device glue: the transport callbacks, the queue thread and
- * the worker pool (after ACRN: qsize ioreqs on free/pending lists, 8
- * workers) of the threads engine; the io_uring engine's queue thread is
- * in blk_uring.c and shares the pop and completion code here.
+ * virtio-blk device glue: the transport callbacks and the device's life
+ * cycle; the queue thread is in blk_queue.c, the request format in
+ * blk_req.c, the I/O in the disk layer (disk/).
  *
  * Locking.  The transport calls our ops one at a time under its
  * ctrl_lock (never under vp.lock, a leaf that raise_isr and friends
  * take), so:
  *  - b->lock guards the ioreq pool, in_flight, paused, stopping,
- *    nr_workers, running and cfg, and serialises virtq_pop (one popper
- *    at a time, and a reset sees a quiet avail ring);
+ *    running and cfg, and serialises virtq_pop (one popper at a time,
+ *    and a reset sees a quiet avail ring);
  *  - complete_lock guards the used ring (virtq_push); it is a leaf;
  *  - neither is held while calling into the transport, except b->lock
  *    for virtio_pci_needs_reset() on a broken ring (it takes only the
@@ -21,19 +20,17 @@
  *
  * Invariant: a request is popped (ioreq busy, in_flight++) under b->lock
  * and completed exactly once by blk_complete_list() (used ring, ioreq
- * back on the free list, in_flight--), either by the one worker that took
- * it off the pending list, by the io_uring queue thread once its last
- * CQE is in, or, for a bad chain or without a queue thread, by the
- * popper.  reset pauses popping and waits for in_flight == 0, so no
- * used-ring write follows it.  A completion with used length 0 (no
- * status byte to write) sets NEEDS_RESET and stops the queue (vq broken,
- * under b->lock) before its used entry and before in_flight drops, so
- * the reset clears both and no queue set-up slips in between (the
- * transport takes none while NEEDS_RESET is set).
+ * back on the free list, in_flight--), by the queue thread once its
+ * disk operation is done, or, without a queue thread, by the popper.
+ * reset pauses popping and waits for in_flight == 0, so no used-ring
+ * write follows it.  A completion with used length 0 (no status byte to
+ * write) sets NEEDS_RESET and stops the queue (vq broken, under b->lock)
+ * before its used entry and before in_flight drops, so the reset clears
+ * both and no queue set-up slips in between (the transport takes none
+ * while NEEDS_RESET is set).
  */
 #include <assert.h>
 #include <errno.h>
-#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,23 +47,13 @@
 _Static_assert(sizeof(struct blk_config) == 34, "virtio_blk_config layout");
 _Static_assert(offsetof(struct blk_config, wce) == 32, "wce at offset 32");
 
-static bool blk_broken_warned, blk_unanswered_warned;
-
-static void blk_efd_signal(int fd)
+void blk_efd_signal(int fd)
 {
 	uint64_t one = 1;
 
 	/* Only fails when the counter is saturated: already signalled. */
 	if (write(fd, &one, sizeof(one)) < 0)
 		pr_debug("virtio-blk: eventfd write: %s", strerror(errno));
-}
-
-static void blk_efd_drain(int fd)
-{
-	uint64_t v;
-
-	if (read(fd, &v, sizeof(v)) < 0)
-		pr_debug("virtio-blk: eventfd read: %s", strerror(errno));
 }
 
 /* Switch the cache mode; leaving writeback makes what it wrote durable. */
@@ -85,232 +72,6 @@ static void blk_set_wce(struct blk_dev *b, uint8_t wce)
 	 */
 	if (old && !wce)
 		blk_flush_media(b, "flush on leaving writeback");
-}
-
-/*
- * The driver cannot tell what became of a request completed with used
- * length 0 (no status byte could be written): stop serving the queue
- * until it resets the device.  Before the used ring is written, so that
- * a driver that sees the entry cannot get a later request served (those
- * popped with it may still be); the flag is b->lock's, like the one
- * virtq_pop() sets for a broken ring, and only the reset clears it
- * (virtq_reset, once in_flight is 0).
- */
-static void blk_stop_unanswered(struct blk_dev *b, const struct blk_ioreq *list)
-{
-	const struct blk_ioreq *io;
-
-	for (io = list; io; io = io->next)
-		if (!io->used_len)
-			break;
-	if (!io)
-		return;
-	/* First: from now on no PFN write can revive the queue. */
-	virtio_pci_needs_reset(&b->vp);
-	pthread_mutex_lock(&b->lock);
-	__atomic_store_n(&b->vp.vq[0].broken, true, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&b->lock);
-	/* A guest can do this and reset forever: say it once. */
-	if (!__atomic_exchange_n(&blk_unanswered_warned, true, __ATOMIC_RELAXED))
-		pr_warn("virtio-blk: '%s': a request had no status byte to answer in; device needs reset (not reported again)",
-			b->opts.path);
-}
-
-void blk_complete_list(struct blk_dev *b, struct blk_ioreq *list)
-{
-	struct virtq *q = &b->vp.vq[0];
-	struct blk_ioreq *io, *next;
-	bool irq, starved, threads;
-	unsigned int n = 0;
-
-	if (!list)
-		return;
-	blk_stop_unanswered(b, list);
-	pthread_mutex_lock(&b->complete_lock);
-	for (io = list; io; io = io->next)
-		virtq_push(q, io->elem.head, io->used_len);
-	/* One look at the flag (and its fence) for the whole batch. */
-	irq = !virtq_no_interrupt(q);
-	pthread_mutex_unlock(&b->complete_lock);
-
-	/*
-	 * Interrupt before in_flight drops: a reset waits for in_flight == 0
-	 * and then clears ISR, so no ISR bit outlives the reset.  raise_isr
-	 * takes only the transport's innermost lock, never ctrl_lock, which
-	 * the resetting vCPU holds while it waits.
-	 */
-	if (irq)
-		virtio_pci_raise_isr(&b->vp, VIRTIO_ISR_QUEUE);
-
-	pthread_mutex_lock(&b->lock);
-	starved = !b->free_list;
-	for (io = list; io; io = next) {
-		next = io->next;
-		assert(io->busy && b->in_flight > n);
-		io->busy = false;
-		io->next = b->free_list;
-		b->free_list = io;
-		n++;
-	}
-	b->in_flight -= n;
-	if (b->in_flight == 0)
-		pthread_cond_broadcast(&b->idle_cond);
-	/* The io_uring queue thread completes its own: it pops again anyway. */
-	threads = b->nr_workers > 0;
-	pthread_mutex_unlock(&b->lock);
-
-	/* The popper stops when the pool is empty; let it go on. */
-	if (starved && threads)
-		blk_efd_signal(b->stop_efd);
-}
-
-static void blk_complete(struct blk_dev *b, struct blk_ioreq *io, uint32_t len)
-{
-	io->next = NULL;
-	io->used_len = len;
-	blk_complete_list(b, io);
-}
-
-/* b->lock held: the driver broke the avail ring. */
-static void blk_queue_broken(struct blk_dev *b)
-{
-	/* A guest can break and reset forever: say it once. */
-	if (!__atomic_exchange_n(&blk_broken_warned, true, __ATOMIC_RELAXED))
-		pr_warn("virtio-blk: '%s': the driver broke the virtqueue; device needs reset (not reported again)",
-			b->opts.path);
-	virtio_pci_needs_reset(&b->vp);
-}
-
-/* b->lock held.  Pop one request into a free ioreq; -1: the ring broke. */
-static int blk_pop_locked(struct blk_dev *b, struct blk_ioreq **out)
-{
-	struct virtq *q = &b->vp.vq[0];
-	enum virtq_pop_result r;
-	struct blk_ioreq *io = b->free_list;
-
-	if (b->stopping || b->paused || !__atomic_load_n(&q->ready, __ATOMIC_ACQUIRE) ||
-	    q->broken || !io)
-		return BLK_POP_NONE;
-	r = virtq_pop(q, &io->elem);
-	if (r == VIRTQ_BROKEN)
-		return -1;
-	if (r != VIRTQ_OK && r != VIRTQ_BAD_CHAIN)
-		return BLK_POP_NONE;
-	b->free_list = io->next;
-	io->next = NULL;
-	io->busy = true;
-	b->in_flight++;
-	b->requests++;
-	*out = io;
-	return r == VIRTQ_OK ? BLK_POP_OK : BLK_POP_BAD;
-}
-
-enum blk_pop blk_queue_pop(struct blk_dev *b, struct blk_ioreq **io)
-{
-	int r;
-
-	pthread_mutex_lock(&b->lock);
-	r = blk_pop_locked(b, io);
-	/* Under b->lock: a reset cannot come between and leave NEEDS_RESET set. */
-	if (r < 0)
-		blk_queue_broken(b);
-	pthread_mutex_unlock(&b->lock);
-	return r < 0 ? BLK_POP_NONE : r;
-}
-
-/*
- * Pop until the avail ring is empty: to the workers when there are
- * some, otherwise handled right here.
- */
-static void blk_queue_drain(struct blk_dev *b)
-{
-	struct blk_ioreq *io = NULL;
-	int r;
-
-	for (;;) {
-		pthread_mutex_lock(&b->lock);
-		r = blk_pop_locked(b, &io);
-		if (r == BLK_POP_NONE || r < 0) {
-			if (r < 0)
-				blk_queue_broken(b);
-			pthread_mutex_unlock(&b->lock);
-			return;
-		}
-		if (r == BLK_POP_OK && b->nr_workers) {
-			if (b->pending_tail)
-				b->pending_tail->next = io;
-			else
-				b->pending_head = io;
-			b->pending_tail = io;
-			pthread_cond_signal(&b->work_cond);
-			pthread_mutex_unlock(&b->lock);
-			continue;
-		}
-		pthread_mutex_unlock(&b->lock);
-		blk_complete(b, io, r == BLK_POP_OK ? blk_req_handle(b, &io->elem) :
-			     blk_req_refuse(&io->elem));
-	}
-}
-
-static void *blk_queue_thread(void *arg)
-{
-	struct blk_dev *b = arg;
-	struct pollfd pfd[2] = {
-		{ .fd = b->stop_efd, .events = POLLIN },
-		{ .fd = b->vp.kick_efd[0], .events = POLLIN },	/* -1: ignored */
-	};
-	bool stop;
-
-	for (;;) {
-		/* Requests may have been posted before the first kick we see. */
-		blk_queue_drain(b);
-		if (poll(pfd, ARRAY_SIZE(pfd), -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			pr_err("virtio-blk: '%s': queue thread: poll: %s", b->opts.path,
-			       strerror(errno));
-			break;
-		}
-		if (pfd[1].revents & POLLIN) {
-			blk_efd_drain(pfd[1].fd);
-			__atomic_add_fetch(&b->kicks, 1, __ATOMIC_RELAXED);
-		} else if (pfd[1].revents & (POLLERR | POLLNVAL)) {
-			/* Do not spin on a dead fd; register notifies still wake us. */
-			pr_warn("virtio-blk: '%s': kick eventfd unusable", b->opts.path);
-			pfd[1].fd = -1;
-		}
-		if (pfd[0].revents & POLLIN)
-			blk_efd_drain(pfd[0].fd);
-		pthread_mutex_lock(&b->lock);
-		stop = b->stopping;
-		pthread_mutex_unlock(&b->lock);
-		if (stop)
-			break;
-	}
-	return NULL;
-}
-
-static void *blk_worker(void *arg)
-{
-	struct blk_dev *b = arg;
-	struct blk_ioreq *io;
-
-	for (;;) {
-		pthread_mutex_lock(&b->lock);
-		while (!b->pending_head && !b->stopping)
-			pthread_cond_wait(&b->work_cond, &b->lock);
-		/* Stopping still drains pending: every popped request completes. */
-		io = b->pending_head;
-		if (io) {
-			b->pending_head = io->next;
-			if (!b->pending_head)
-				b->pending_tail = NULL;
-		}
-		pthread_mutex_unlock(&b->lock);
-		if (!io)
-			return NULL;
-		blk_complete(b, io, blk_req_handle(b, &io->elem));
-	}
 }
 
 /* ---- transport callbacks ------------------------------------------------ */
@@ -361,24 +122,18 @@ static void blk_queue_ready(void *dev, unsigned int n)
 static void blk_queue_notify(void *dev, unsigned int n)
 {
 	struct blk_dev *b = dev;
-	int efd = b->vp.kick_efd[0];
-	bool threads;
+	bool running;
 
 	if (n != 0)
 		return;
-	__atomic_add_fetch(&b->notifies_via_exit, 1, __ATOMIC_RELAXED);
-	if (efd >= 0) {
-		blk_efd_signal(efd);
-		return;
-	}
 	pthread_mutex_lock(&b->lock);
-	threads = b->running;
+	running = b->running;
 	pthread_mutex_unlock(&b->lock);
 	/* Keep disk I/O off the vCPU whenever the queue thread exists. */
-	if (threads)
-		blk_efd_signal(b->stop_efd);
+	if (running)
+		blk_efd_signal(b->wake_efd);
 	else
-		blk_queue_drain(b);
+		blk_queue_drain_sync(b);
 }
 
 static void blk_reset(void *dev)
@@ -394,9 +149,9 @@ static void blk_reset(void *dev)
 	 * A polling queue thread may have left kicks off in the ring; do not
 	 * leave that in memory the driver may set up as a ring again.
 	 */
-	virtq_set_notify(&b->vp.vq[0], true);
+	virtq_set_notify(b->q.vq, true);
 	/* Not ready until the driver sets it up again: nothing to pop. */
-	virtq_reset(&b->vp.vq[0]);
+	virtq_reset(b->q.vq);
 	old = b->cfg.wce;
 	__atomic_store_n(&b->cfg.wce, b->opts.writeback, __ATOMIC_RELAXED);
 	b->paused = false;
@@ -417,38 +172,35 @@ static const struct virtio_dev_ops blk_dev_ops = {
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-static void blk_stop_threads(struct blk_dev *b)
+static void blk_stop_thread(struct blk_dev *b)
 {
-	unsigned int i, n;
 	bool running;
 
 	pthread_mutex_lock(&b->lock);
 	b->stopping = true;
-	pthread_cond_broadcast(&b->work_cond);
-	n = b->nr_workers;
 	running = b->running;
 	pthread_mutex_unlock(&b->lock);
 	if (!running)
 		return;
-	/* The io_uring queue thread reaps all it submitted before it returns. */
-	blk_efd_signal(b->stop_efd);
+	/* The queue thread reaps all it submitted before it returns. */
+	blk_efd_signal(b->wake_efd);
 	pthread_join(b->queue_thread, NULL);
-	for (i = 0; i < n; i++)
-		pthread_join(b->workers[i], NULL);
 	pthread_mutex_lock(&b->lock);
-	b->nr_workers = 0;
 	b->running = false;
 	pthread_mutex_unlock(&b->lock);
 }
 
-static int blk_start_uring(struct blk_dev *b)
+int blk_dev_start(struct blk_dev *b)
 {
 	int ret;
 
+	if (b->running)
+		return -EBUSY;
+	b->q.kick_fd = virtio_pci_kick_fd(&b->vp, 0);
 	pthread_mutex_lock(&b->lock);
 	b->running = true;
 	pthread_mutex_unlock(&b->lock);
-	ret = pthread_create(&b->queue_thread, NULL, blk_uring_thread, b);
+	ret = pthread_create(&b->queue_thread, NULL, blk_queue_thread, b);
 	if (!ret) {
 		pthread_setname_np(b->queue_thread, "blk-q");
 		return 0;
@@ -460,65 +212,13 @@ static int blk_start_uring(struct blk_dev *b)
 	return -ret;
 }
 
-int blk_dev_start(struct blk_dev *b)
-{
-	char name[16];
-	unsigned int i;
-	int ret = 0;
-
-	if (b->running)
-		return -EBUSY;
-	if (b->uring && !blk_uring_usable(b)) {
-		/* Another back end was put in place: only the ops table knows it. */
-		pr_info("virtio-blk: '%s': media replaced, using aio=threads", b->opts.path);
-		blk_uring_exit(b);
-		b->aio = BLK_AIO_THREADS;
-	}
-	if (b->uring)
-		return blk_start_uring(b);
-	for (i = 0; i < BLK_NUM_WORKERS; i++) {
-		ret = pthread_create(&b->workers[i], NULL, blk_worker, b);
-		if (ret)
-			break;
-		snprintf(name, sizeof(name), "blk-w%u", i);
-		pthread_setname_np(b->workers[i], name);
-	}
-	/* Before the queue thread starts, so that it never handles inline. */
-	pthread_mutex_lock(&b->lock);
-	b->nr_workers = i;
-	b->running = !ret;
-	pthread_mutex_unlock(&b->lock);
-	if (!ret) {
-		ret = pthread_create(&b->queue_thread, NULL, blk_queue_thread, b);
-		if (!ret) {
-			pthread_setname_np(b->queue_thread, "blk-q");
-			return 0;
-		}
-	}
-	pr_err("virtio-blk: '%s': cannot start threads: %s", b->opts.path, strerror(ret));
-	/* No queue thread: stop and join the workers alone. */
-	pthread_mutex_lock(&b->lock);
-	b->stopping = true;
-	pthread_cond_broadcast(&b->work_cond);
-	pthread_mutex_unlock(&b->lock);
-	while (i--)
-		pthread_join(b->workers[i], NULL);
-	pthread_mutex_lock(&b->lock);
-	b->nr_workers = 0;
-	b->running = false;
-	pthread_mutex_unlock(&b->lock);
-	return -ret;
-}
-
-/* Everything but the transport and the threads. */
+/* Everything but the transport and the thread. */
 static void blk_dev_free(struct blk_dev *b)
 {
-	blk_uring_exit(b);
-	disk_close(&b->disk);
-	if (b->stop_efd >= 0)
-		close(b->stop_efd);
+	disk_close(b->disk);
+	if (b->wake_efd >= 0)
+		close(b->wake_efd);
 	pthread_cond_destroy(&b->idle_cond);
-	pthread_cond_destroy(&b->work_cond);
 	pthread_mutex_destroy(&b->complete_lock);
 	pthread_mutex_destroy(&b->lock);
 	free(b->ioreqs);
@@ -526,74 +226,74 @@ static void blk_dev_free(struct blk_dev *b)
 	free(b);
 }
 
-/* aio=: io_uring when asked for or by default if the kernel takes it. */
-static int blk_select_engine(struct blk_dev *b)
+static int blk_open_disk(struct blk_dev *b)
 {
-	static bool fallback_told;
-	int ret;
+	const struct blk_opts *o = &b->opts;
+	struct disk_conf c = {
+		.path = o->path,
+		.ro = o->ro,
+		.logical_block = o->logical_block,
+		.physical_block = o->physical_block,
+		.has_range = o->has_range,
+		.range_start = o->range_lba * o->logical_block,
+		.range_len = o->range_sectors * o->logical_block,
+		.engine = o->aio == BLK_AIO_THREADS ? DISK_ENGINE_THREADS :
+			  o->aio == BLK_AIO_IO_URING ? DISK_ENGINE_IO_URING : DISK_ENGINE_DEFAULT,
+		.depth = o->queue_size,
+		.who = "virtio-blk",
+	};
 
-	b->aio = BLK_AIO_THREADS;
-	if (b->opts.aio == BLK_AIO_THREADS)
-		return 0;
-	ret = blk_uring_init(b);
-	if (!ret) {
-		b->aio = BLK_AIO_IO_URING;
-		return 0;
+	return disk_open(&b->disk, &c);
+}
+
+static int blk_alloc_pool(struct blk_dev *b)
+{
+	unsigned int i;
+
+	b->ioreqs = calloc(b->opts.queue_size, sizeof(*b->ioreqs));
+	if (!b->ioreqs) {
+		pr_err("virtio-blk: '%s': out of memory for %u requests", b->opts.path,
+		       b->opts.queue_size);
+		return -ENOMEM;
 	}
-	if (b->opts.aio == BLK_AIO_IO_URING) {
-		pr_err("virtio-blk: aio=io_uring: the kernel refuses io_uring: %s", strerror(-ret));
-		return ret;
+	for (i = b->opts.queue_size; i-- > 0;) {
+		b->ioreqs[i].next = b->free_list;
+		b->free_list = &b->ioreqs[i];
 	}
-	if (!__atomic_exchange_n(&fallback_told, true, __ATOMIC_RELAXED))
-		pr_info("virtio-blk: io_uring unavailable (%s): using aio=threads", strerror(-ret));
+	b->wake_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (b->wake_efd < 0) {
+		int err = errno;
+
+		pr_err("virtio-blk: '%s': eventfd: %s", b->opts.path, strerror(err));
+		return -err;
+	}
 	return 0;
 }
 
 int blk_dev_create(struct blk_dev **out, const char *args, const struct guest_mem *mem)
 {
 	struct blk_dev *b;
-	unsigned int i;
 	int ret;
 
 	*out = NULL;
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	b->stop_efd = -1;
-	b->disk.fd = -1;
+	b->wake_efd = -1;
+	b->q.kick_fd = -1;
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_mutex_init(&b->complete_lock, NULL);
-	pthread_cond_init(&b->work_cond, NULL);
 	pthread_cond_init(&b->idle_cond, NULL);
 
 	ret = blk_opts_parse(args, &b->opts);
-	if (ret)
-		goto err;
-	ret = disk_open(&b->disk, &b->opts);
+	if (!ret)
+		ret = blk_open_disk(b);
+	if (!ret)
+		ret = blk_alloc_pool(b);
 	if (ret)
 		goto err;
 	blk_dev_setup_media(b);
-	ret = blk_select_engine(b);
-	if (ret)
-		goto err;
-
-	b->ioreqs = calloc(b->opts.queue_size, sizeof(*b->ioreqs));
-	if (!b->ioreqs) {
-		pr_err("virtio-blk: '%s': out of memory for %u requests", b->opts.path,
-		       b->opts.queue_size);
-		ret = -ENOMEM;
-		goto err;
-	}
-	for (i = b->opts.queue_size; i-- > 0;) {
-		b->ioreqs[i].next = b->free_list;
-		b->free_list = &b->ioreqs[i];
-	}
-	b->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (b->stop_efd < 0) {
-		ret = -errno;
-		pr_err("virtio-blk: '%s': eventfd: %s", b->opts.path, strerror(-ret));
-		goto err;
-	}
+	b->q.poll_max_ns = (uint64_t)b->opts.poll_us * 1000;
 	ret = virtio_pci_init(&b->vp, "virtio-blk", VIRTIO_BLK_PCI_DEVICE_ID,
 			      BLK_PCI_CLASS_STORAGE, VIRTIO_ID_BLOCK, (uint32_t)b->features,
 			      sizeof(b->cfg), 1, &b->opts.queue_size, mem, &blk_dev_ops, b);
@@ -602,6 +302,7 @@ int blk_dev_create(struct blk_dev **out, const char *args, const struct guest_me
 		       strerror(-ret));
 		goto err;
 	}
+	b->q.vq = virtio_pci_get_vq(&b->vp, 0);
 	*out = b;
 	return 0;
 err:
@@ -615,7 +316,7 @@ int blk_dev_destroy(struct blk_dev *b)
 
 	if (!b)
 		return 0;
-	blk_stop_threads(b);
+	blk_stop_thread(b);
 	if (b->cfg.wce)
 		ret = blk_flush_media(b, "final flush");
 	if (!ret)
@@ -626,4 +327,16 @@ int blk_dev_destroy(struct blk_dev *b)
 	virtio_pci_destroy(&b->vp);
 	blk_dev_free(b);
 	return ret;
+}
+
+struct virtio_pci *blk_dev_transport(struct blk_dev *b)
+{
+	return &b->vp;
+}
+
+void blk_dev_stats(const struct blk_dev *b, struct blk_stats *s)
+{
+	s->requests = __atomic_load_n(&b->requests, __ATOMIC_RELAXED);
+	s->kicks = __atomic_load_n(&b->kicks, __ATOMIC_RELAXED);
+	virtio_pci_notify_exits(&b->vp, &s->notify_exits, &s->notify_exits_after_driver_ok);
 }

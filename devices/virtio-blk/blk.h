@@ -7,27 +7,22 @@
  * features SEG_MAX, BLK_SIZE, TOPOLOGY, INDIRECT_DESC, FLUSH, CONFIG_WCE
  * (+ RO), requests IN, OUT, FLUSH/FLUSH_OUT, GET_ID.
  *
- * Data path: a kick (the queue's eventfd, signalled by KVM through an
- * ioeventfd) wakes the device's queue thread, which pops requests.  Two
- * engines (aio=, see blk_opts.h):
- *  - threads: the queue thread hands requests to a pool of worker
- *    threads (free/pending lists, as the seed's 8 workers); a worker does
- *    the disk I/O synchronously through the disk ops table, writes the
- *    status byte and completes the request;
- *  - io_uring (blk_uring.c): the queue thread parses each request,
- *    submits its I/O to one io_uring per device, reaps the completions
- *    itself and completes them in batches, one interrupt per batch.
- * Either way a request is completed exactly once: used ring entry, then
- * ISR and INTx through the transport.
+ * How a request travels (blk_queue.c): a kick (the queue's eventfd,
+ * signalled by KVM through an ioeventfd) or a disk completion wakes the
+ * device's queue thread, which pops requests, parses each (blk_req.c),
+ * submits its I/O to the disk layer (disk/), reaps what the disk
+ * finished, and completes the finished requests in batches: used ring
+ * entries, then one interrupt through the transport.  Which engine does
+ * the I/O (io_uring, threads) is the disk layer's business.
  */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "devices/virtio-blk/blk_opts.h"
-#include "devices/virtio-blk/disk.h"
 #include "devices/virtio/virtio_pci.h"
 #include "devices/virtio/virtq.h"
+#include "disk/disk.h"
 
 #define VIRTIO_ID_BLOCK			2
 #define VIRTIO_BLK_PCI_DEVICE_ID	0x1001
@@ -53,7 +48,6 @@
 #define VIRTIO_BLK_S_UNSUPP		2
 
 #define BLK_SECTOR_SIZE			512
-#define BLK_NUM_WORKERS			8
 
 struct blk_config {			/* struct virtio_blk_config, legacy part used */
 	uint64_t capacity;		/* 512-byte sectors */
@@ -74,7 +68,7 @@ struct blk_config {			/* struct virtio_blk_config, legacy part used */
 /*
  * One request after blk_req_parse(): either its status is known already
  * (BLK_REQ_DONE: bad header, out of range, RO, GET_ID, unsupported type,
- * empty transfer) or it needs the disk.  Shared by both engines.
+ * empty transfer) or it is an operation for the disk.
  */
 enum blk_req_kind {
 	BLK_REQ_DONE = 0,
@@ -98,45 +92,50 @@ struct blk_req {
 struct blk_ioreq {
 	struct blk_ioreq *next;
 	bool busy;			/* popped, not yet completed */
-	/* io_uring engine: the queue thread's alone while busy */
 	struct blk_req req;
-	struct iovec *cur_iov;		/* what is left to transfer */
-	unsigned int cur_cnt;
-	uint64_t done;			/* bytes transferred so far */
-	unsigned int retries;		/* -EAGAIN/-EINTR resubmissions */
-	uint8_t phase;			/* BLK_URING_PHASE_* */
 	uint32_t used_len;		/* for the completion batch */
 	struct virtq_elem elem;
 };
 
+/* What the queue thread alone touches. */
+struct blk_queue {
+	struct virtq *vq;		/* the transport's queue 0 */
+	int kick_fd;			/* its ioeventfd, -1: register notifies only */
+	struct blk_ioreq *done_head, *done_tail;
+	uint64_t poll_max_ns;		/* poll=, 0: never poll */
+	uint64_t poll_ns;		/* the adaptive window now */
+	bool notify_off;		/* VRING_USED_F_NO_NOTIFY is set */
+};
+
+/* Counters for --stats, the bench and the tests. */
+struct blk_stats {
+	uint64_t requests;		/* popped */
+	uint64_t kicks;			/* kick eventfd wake-ups */
+	uint64_t notify_exits;		/* QUEUE_NOTIFY writes that reached user space */
+	uint64_t notify_exits_after_driver_ok;
+};
+
 struct blk_dev {
 	struct virtio_pci vp;
-	struct disk disk;
+	struct disk *disk;
 	struct blk_opts opts;
 	struct blk_config cfg;
 	uint64_t features;
 	char serial[BLK_ID_BYTES];
 
-	/* request pool: free -> pending -> (worker) -> free */
-	pthread_mutex_t lock;
-	pthread_cond_t work_cond;	/* pending non-empty or stopping */
+	/* request pool */
+	pthread_mutex_t lock;		/* pool, in_flight, paused, stopping, running, cfg */
 	pthread_cond_t idle_cond;	/* in_flight reached 0 */
 	struct blk_ioreq *ioreqs;
 	struct blk_ioreq *free_list;
-	struct blk_ioreq *pending_head, *pending_tail;
 	unsigned int in_flight;		/* popped, not yet completed */
 	bool stopping;
 	bool paused;			/* reset in progress: pop nothing */
+	bool running;			/* the queue thread exists */
 	pthread_mutex_t complete_lock;	/* used ring writes */
 	pthread_t queue_thread;
-	pthread_t workers[BLK_NUM_WORKERS];
-	unsigned int nr_workers;
-	bool running;			/* the queue thread exists */
-	int stop_efd;
-
-	/* the engine in use: BLK_AIO_THREADS or BLK_AIO_IO_URING (uring set) */
-	enum blk_aio aio;
-	struct blk_uring *uring;
+	int wake_efd;			/* stop, or a notify that came through the register */
+	struct blk_queue q;
 
 	/*
 	 * Sticky: a flush (or a synchronous write) failed.  fdatasync reports
@@ -146,8 +145,11 @@ struct blk_dev {
 	 */
 	int flush_err;
 
-	/* counters for --stats and tests */
-	uint64_t kicks, requests, notifies_via_exit;
+	/* warnings a guest (or a dying disk) could repeat forever: per device */
+	unsigned int ioerr_warned;
+	bool broken_warned, unanswered_warned, kick_warned;
+
+	uint64_t requests, kicks;
 };
 
 /*
@@ -155,23 +157,28 @@ struct blk_dev {
  * Starts no thread.  Errors print one line naming the option; -errno.
  */
 int blk_dev_create(struct blk_dev **out, const char *args, const struct guest_mem *mem);
-/* Start the queue thread and the workers (after the notify fds exist). */
+/* Start the queue thread (after the notify fds exist). */
 int blk_dev_start(struct blk_dev *b);
 /*
- * Stop threads (in-flight requests finish), flush the media, close it.
- * Returns 0, or -errno when the media may not hold every completed write
- * (a failed final or earlier flush).
+ * Stop the queue thread (in-flight requests finish), flush the media,
+ * close it.  Returns 0, or -errno when the media may not hold every
+ * completed write (a failed final or earlier flush).
  */
 int blk_dev_destroy(struct blk_dev *b);
+
+/* The transport, for the VMM to wire up (PCI slot, interrupts, notify). */
+struct virtio_pci *blk_dev_transport(struct blk_dev *b);
+void blk_dev_stats(const struct blk_dev *b, struct blk_stats *s);
 
 /* Flush the media; a failure is remembered in flush_err.  0 or -errno. */
 int blk_flush_media(struct blk_dev *b, const char *why);
 
 /*
- * Handle one popped request synchronously: parse, check, do the I/O,
- * write the status byte.  Returns the used length (bytes written into
- * the driver's buffers, status byte included; 0 when there was no
- * usable status byte).  The worker threads and the unit tests use this.
+ * Handle one popped request synchronously: parse, check, do the I/O
+ * (waiting for the disk when it submits), write the status byte.
+ * Returns the used length (status byte included; 0 when there was no
+ * usable status byte).  The elem's iovecs are as they were after.  For
+ * the unit tests, the fuzzer, and a queue without its thread.
  */
 uint32_t blk_req_handle(struct blk_dev *b, struct virtq_elem *e);
 
@@ -182,28 +189,10 @@ uint32_t blk_req_handle(struct blk_dev *b, struct virtq_elem *e);
  */
 void blk_dev_setup_media(struct blk_dev *b);
 
-/*
- * Test hook: when set, the io_uring engine reports, from its queue thread
- * and in the order it does them, every operation it puts in the ring,
- * every completion it reaps (res as the kernel gave it) and every request
- * it finishes (res = status byte), which always precedes the used-ring
- * write.  It lets a test prove durability by ordering: a writethru write
- * finishes only after its own fsync was reaped.  NULL in tinyvmm.
- */
-enum blk_uring_event {
-	BLK_URING_SUBMIT_READ,
-	BLK_URING_SUBMIT_WRITE,
-	BLK_URING_SUBMIT_FSYNC,
-	BLK_URING_REAPED,
-	BLK_URING_FINISHED,
-	BLK_URING_WRITE_INLINE,		/* written by the queue thread itself; res: RWF_DSYNC */
-};
-extern void (*blk_uring_observe)(const struct blk_ioreq *io, enum blk_uring_event ev, int res);
-
 /* Sectors the guest sees (capacity field). */
 uint64_t blk_capacity(const struct blk_dev *b);
 
-/* ---- shared by the engines (blk.c, blk_req.c, blk_uring.c) ------------- */
+/* ---- between blk.c, blk_req.c and blk_queue.c ---------------------------- */
 
 /*
  * Parse and check a popped request (everything but the I/O itself): fills
@@ -212,6 +201,8 @@ uint64_t blk_capacity(const struct blk_dev *b);
  * for good.  Pure apart from GET_ID filling the driver's buffer.
  */
 void blk_req_parse(struct blk_dev *b, struct virtq_elem *e, struct blk_req *r);
+/* The disk operation of a parsed request that is not BLK_REQ_DONE. */
+void blk_req_disk_io(const struct blk_req *r, struct disk_io *io);
 /* Write the status byte; returns the used length (0 without a status byte). */
 uint32_t blk_req_finish(const struct blk_req *r, uint8_t status);
 /*
@@ -223,46 +214,16 @@ uint32_t blk_req_finish(const struct blk_req *r, uint8_t status);
  */
 uint32_t blk_req_refuse(struct virtq_elem *e);
 /*
- * Status of a READ/WRITE whose I/O ended with err (0, or -errno when it
- * failed or came up short): warns (rate-limited), and a failed writethru
- * write makes flush_err sticky.
+ * The status of a request whose disk operation ended with err (0 or
+ * -errno): warns (rate-limited), and a failed flush or writethru write
+ * makes flush_err sticky.
  */
-uint8_t blk_req_io_done(struct blk_dev *b, const struct blk_req *r, int err);
-/* Status of a FLUSH whose fdatasync returned err; keeps flush_err sticky. */
-uint8_t blk_req_flush_done(struct blk_dev *b, int err);
-void blk_warn_ioerr(struct blk_dev *b, const char *what, uint64_t sector, uint64_t len, int err);
+uint8_t blk_req_status(struct blk_dev *b, const struct blk_req *r, int err);
 
-enum blk_pop {
-	BLK_POP_NONE = 0,	/* nothing (more) to pop now */
-	BLK_POP_OK,		/* *io holds a request */
-	BLK_POP_BAD,		/* *io holds a bad chain: complete it with
-				 * blk_req_refuse()'s used length */
-};
-/* Pop one request: ioreq busy, in_flight++ (takes b->lock). */
-enum blk_pop blk_queue_pop(struct blk_dev *b, struct blk_ioreq **io);
-/*
- * Complete a list of popped requests (linked by next, each with its
- * used_len): used ring entries, then one interrupt, then back to the
- * free list.  Exactly once per popped request.  A used_len of 0 means
- * no status byte could be written, so the driver cannot learn what
- * became of the request: the queue stops and the device needs a reset.
- */
-void blk_complete_list(struct blk_dev *b, struct blk_ioreq *list);
-
-/* blk_uring.c.  0, or -errno when the kernel refuses io_uring (no message). */
-int blk_uring_init(struct blk_dev *b);
-void blk_uring_exit(struct blk_dev *b);
-/* Whether the ring still fits the media (its ops were not replaced). */
-bool blk_uring_usable(const struct blk_dev *b);
-/*
- * Test hook: submit one SQE of opcode on the device's ring (reading
- * into or from buf, or opening path for OPENAT) and return the CQE's res.
- * Only before blk_dev_start(): the ring belongs to the queue thread once
- * it runs.  It shows what the ring's restrictions let through.
- */
-int blk_uring_try_op(struct blk_dev *b, uint8_t opcode, void *buf, unsigned int len,
-		     const char *path);
-/* The queue thread of the io_uring engine (arg: the blk_dev). */
-void *blk_uring_thread(void *arg);
+/* blk_queue.c: the queue thread (arg: the blk_dev). */
+void *blk_queue_thread(void *arg);
+/* Serve the queue on the caller's thread until it is empty (no queue thread). */
+void blk_queue_drain_sync(struct blk_dev *b);
+void blk_efd_signal(int fd);
 
 #endif

@@ -281,12 +281,6 @@ int blk_opts_parse(const char *args, struct blk_opts *o)
 			goto out;
 	}
 	ret = opts_check_range(o);
-	if (!ret && o->has_poll && o->poll_us && o->aio == BLK_AIO_THREADS) {
-		/* Only the io_uring queue thread polls: say so rather than ignore it. */
-		pr_err("virtio-blk: poll=%u: only aio=io_uring polls (use poll=0 or drop aio=threads)",
-		       o->poll_us);
-		ret = -EINVAL;
-	}
 out:
 	free(copy);
 	if (ret)

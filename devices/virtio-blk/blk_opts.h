@@ -19,18 +19,17 @@
  * L..65536 (P defaults to L).  qsize: a power of two in 2..1024.
  * serial: 1..20 printable ASCII characters.  Numbers are decimal.
  *
- * aio= picks the I/O engine (given once): threads (a queue thread and a
- * pool of synchronous workers) or io_uring (the queue thread submits and
- * reaps through one ring).  Without it, io_uring is used when the kernel
+ * aio= picks the disk engine (given once): threads (a pool of workers
+ * doing synchronous I/O) or io_uring (one ring the queue thread submits
+ * to and reaps from).  Without it, io_uring is used when the kernel
  * accepts it and threads otherwise (one info line says so); an explicit
  * aio=io_uring the kernel refuses is an error.
  *
- * poll=US (given once, 0..1000, default 32): how long at most the
- * io_uring queue thread polls the avail ring, with kicks suppressed,
- * after it ran out of work, before it sleeps until the next kick.  The
- * window adapts (it grows while requests come within it and shrinks
- * while they do not), so an idle disk costs no CPU.  0 never polls.
- * aio=threads does not poll: poll=N>0 with it is an error.
+ * poll=US (given once, 0..1000, default 32): how long at most the queue
+ * thread polls the avail ring, with kicks suppressed, after it ran out
+ * of work, before it sleeps until the next kick.  The window adapts (it
+ * grows while requests come within it and shrinks while they do not), so
+ * an idle disk costs no CPU.  0 never polls.  Any engine.
  */
 #include <stdbool.h>
 #include <stdint.h>

@@ -8,6 +8,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,11 +20,9 @@
 /* A dying disk fails every request: say so a few times, not forever. */
 #define BLK_IOERR_WARN_MAX	10
 
-static unsigned int blk_ioerr_warned;
-
 uint64_t blk_capacity(const struct blk_dev *b)
 {
-	return b->disk.size / BLK_SECTOR_SIZE;
+	return disk_props(b->disk)->size / BLK_SECTOR_SIZE;
 }
 
 /* A name for the default serial that survives restarts and renames. */
@@ -36,7 +35,7 @@ static void blk_default_serial(struct blk_dev *b)
 	size_t i;
 
 	/* A memory disk has no identity: its serial stays empty. */
-	if (b->disk.fd < 0 || fstat(b->disk.fd, &st) < 0)
+	if (disk_props(b->disk)->fd < 0 || fstat(disk_props(b->disk)->fd, &st) < 0)
 		return;
 	key[0] = st.st_dev;
 	key[1] = st.st_ino;
@@ -103,9 +102,10 @@ static void blk_iov_fill(const struct iovec *iov, unsigned int cnt, const void *
 }
 
 /* what: "read"/"write" (with len bytes at sector) or "flush". */
-void blk_warn_ioerr(struct blk_dev *b, const char *what, uint64_t sector, uint64_t len, int err)
+static void blk_warn_ioerr(struct blk_dev *b, const char *what, uint64_t sector, uint64_t len,
+			   int err)
 {
-	unsigned int n = __atomic_fetch_add(&blk_ioerr_warned, 1, __ATOMIC_RELAXED);
+	unsigned int n = __atomic_fetch_add(&b->ioerr_warned, 1, __ATOMIC_RELAXED);
 	char where[64] = "";
 
 	if (n >= BLK_IOERR_WARN_MAX)
@@ -113,8 +113,7 @@ void blk_warn_ioerr(struct blk_dev *b, const char *what, uint64_t sector, uint64
 	if (len)
 		snprintf(where, sizeof(where), " of %llu bytes at sector %llu",
 			 (unsigned long long)len, (unsigned long long)sector);
-	pr_warn("virtio-blk: '%s': %s%s failed: %s%s",
-		b->disk.path ? b->disk.path : "(memory)", what, where, strerror(err),
+	pr_warn("virtio-blk: '%s': %s%s failed: %s%s", b->opts.path, what, where, strerror(err),
 		n + 1 == BLK_IOERR_WARN_MAX ? " (further I/O errors not reported)" : "");
 }
 
@@ -126,21 +125,10 @@ static bool blk_data_ok(const struct blk_dev *b, uint64_t sector, uint64_t len)
 	if (len % BLK_SECTOR_SIZE || sector > UINT64_MAX / BLK_SECTOR_SIZE)
 		return false;
 	off = sector * BLK_SECTOR_SIZE;
-	return off <= b->disk.size && len <= b->disk.size - off;
+	return off <= disk_props(b->disk)->size && len <= disk_props(b->disk)->size - off;
 }
 
-uint8_t blk_req_io_done(struct blk_dev *b, const struct blk_req *r, int err)
-{
-	if (!err)
-		return VIRTIO_BLK_S_OK;
-	/* A failed synchronous write may have used up a write-back error. */
-	if (r->kind == BLK_REQ_WRITE && r->sync)
-		__atomic_store_n(&b->flush_err, err, __ATOMIC_RELEASE);
-	blk_warn_ioerr(b, r->kind == BLK_REQ_READ ? "read" : "write", r->sector, r->len, -err);
-	return VIRTIO_BLK_S_IOERR;
-}
-
-uint8_t blk_req_flush_done(struct blk_dev *b, int err)
+static uint8_t blk_flush_status(struct blk_dev *b, int err)
 {
 	if (!err && !__atomic_load_n(&b->flush_err, __ATOMIC_ACQUIRE))
 		return VIRTIO_BLK_S_OK;
@@ -151,9 +139,41 @@ uint8_t blk_req_flush_done(struct blk_dev *b, int err)
 	return VIRTIO_BLK_S_IOERR;
 }
 
+uint8_t blk_req_status(struct blk_dev *b, const struct blk_req *r, int err)
+{
+	if (r->kind == BLK_REQ_FLUSH)
+		return blk_flush_status(b, err);
+	if (!err)
+		return VIRTIO_BLK_S_OK;
+	/* A failed synchronous write may have used up a write-back error. */
+	if (r->kind == BLK_REQ_WRITE && r->sync)
+		__atomic_store_n(&b->flush_err, err, __ATOMIC_RELEASE);
+	blk_warn_ioerr(b, r->kind == BLK_REQ_READ ? "read" : "write", r->sector, r->len, -err);
+	return VIRTIO_BLK_S_IOERR;
+}
+
+void blk_req_disk_io(const struct blk_req *r, struct disk_io *io)
+{
+	static const enum disk_op ops[] = {
+		[BLK_REQ_READ] = DISK_OP_READ,
+		[BLK_REQ_WRITE] = DISK_OP_WRITE,
+		[BLK_REQ_FLUSH] = DISK_OP_FLUSH,
+	};
+
+	memset(io, 0, sizeof(*io));
+	io->op = ops[r->kind];
+	io->flags = r->kind == BLK_REQ_WRITE && r->sync ? DISK_F_FUA : 0;
+	if (r->kind == BLK_REQ_FLUSH)
+		return;
+	io->offset = r->sector * BLK_SECTOR_SIZE;
+	io->len = r->len;
+	io->iov = r->iov;
+	io->cnt = r->cnt;
+}
+
 int blk_flush_media(struct blk_dev *b, const char *why)
 {
-	int ret = b->disk.ops->flush(&b->disk);
+	int ret = disk_flush_sync(b->disk);
 
 	if (ret) {
 		__atomic_store_n(&b->flush_err, ret, __ATOMIC_RELEASE);
@@ -232,7 +252,7 @@ void blk_req_parse(struct blk_dev *b, struct virtq_elem *e, struct blk_req *r)
 		rd[0].iov_len -= BLK_OUTHDR_SIZE;
 		r->len = blk_iov_sum(rd, e->nr_out);
 		/* An RO device writes no data, whatever the driver ignored. */
-		if (b->opts.ro || b->disk.ro || !blk_data_ok(b, sector, r->len)) {
+		if (b->opts.ro || disk_props(b->disk)->ro || !blk_data_ok(b, sector, r->len)) {
 			blk_req_set_done(r, VIRTIO_BLK_S_IOERR);
 		} else if (!r->len) {
 			blk_req_set_done(r, VIRTIO_BLK_S_OK);
@@ -281,28 +301,26 @@ uint32_t blk_req_refuse(struct virtq_elem *e)
 	return 1;
 }
 
-/* The disk ops table, synchronously: the threads engine and the tests. */
+/* The request's disk operation, waiting for it when the disk submits it. */
 static uint8_t blk_req_exec_sync(struct blk_dev *b, const struct blk_req *r)
 {
-	uint64_t off = r->sector * BLK_SECTOR_SIZE;
-	ssize_t ret;
+	struct pollfd pfd = { .fd = disk_notify_fd(b->disk), .events = POLLIN };
+	struct disk_done done = { 0 };
+	struct disk_io io;
+	int ret;
 
-	switch (r->kind) {
-	case BLK_REQ_READ:
-		ret = b->disk.ops->preadv(&b->disk, r->iov, r->cnt, off);
-		break;
-	case BLK_REQ_WRITE:
-		ret = b->disk.ops->pwritev(&b->disk, r->iov, r->cnt, off, r->sync);
-		break;
-	case BLK_REQ_FLUSH:
-		return blk_req_flush_done(b, b->disk.ops->flush(&b->disk));
-	default:
+	if (r->kind == BLK_REQ_DONE)
 		return r->status;
+	blk_req_disk_io(r, &io);
+	ret = disk_submit(b->disk, &io);
+	if (ret == DISK_SUBMITTED) {
+		/* Nothing else is in flight: the one completion is ours. */
+		disk_commit(b->disk);
+		while (!disk_reap(b->disk, &done, 1))
+			poll(&pfd, 1, -1);
+		ret = done.result;
 	}
-	/* Whole transfer or an error: a short one is never OK. */
-	if (ret == (ssize_t)r->len)
-		return blk_req_io_done(b, r, 0);
-	return blk_req_io_done(b, r, ret < 0 ? (int)ret : -EIO);
+	return blk_req_status(b, r, ret);
 }
 
 uint32_t blk_req_handle(struct blk_dev *b, struct virtq_elem *e)

@@ -638,3 +638,19 @@ void virtio_pci_destroy(struct virtio_pci *vp)
 	pthread_mutex_destroy(&vp->ctrl_lock);
 	pthread_mutex_destroy(&vp->lock);
 }
+
+struct virtq *virtio_pci_get_vq(struct virtio_pci *vp, unsigned int n)
+{
+	return n < vp->nr_queues ? &vp->vq[n] : NULL;
+}
+
+int virtio_pci_kick_fd(const struct virtio_pci *vp, unsigned int n)
+{
+	return n < vp->nr_queues ? vp->kick_efd[n] : -1;
+}
+
+void virtio_pci_notify_exits(const struct virtio_pci *vp, uint64_t *all, uint64_t *after_ok)
+{
+	*all = __atomic_load_n(&vp->notify_exits, __ATOMIC_RELAXED);
+	*after_ok = __atomic_load_n(&vp->notify_exits_after_driver_ok, __ATOMIC_RELAXED);
+}

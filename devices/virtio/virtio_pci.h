@@ -182,6 +182,16 @@ bool virtio_pci_isr_pending(struct virtio_pci *vp);
 void virtio_pci_needs_reset(struct virtio_pci *vp);
 bool virtio_pci_has_feature(struct virtio_pci *vp, unsigned int bit);
 
+/*
+ * What a device asks its transport for (as kvmtool's get_vq): queue n
+ * (NULL past the queues it has) and its kick eventfd (-1: none, the
+ * notify register calls ops->queue_notify instead).
+ */
+struct virtq *virtio_pci_get_vq(struct virtio_pci *vp, unsigned int n);
+int virtio_pci_kick_fd(const struct virtio_pci *vp, unsigned int n);
+/* QUEUE_NOTIFY writes that reached user space (all, and after DRIVER_OK). */
+void virtio_pci_notify_exits(const struct virtio_pci *vp, uint64_t *all, uint64_t *after_ok);
+
 extern const struct io_ops virtio_pci_bar_ops;	/* opaque = struct virtio_pci * */
 
 #endif

@@ -239,8 +239,22 @@ static void test_poll(void **state)
 	assert_int_equal(parse("img,poll=1000,aio=io_uring", &o), 0);
 	assert_int_equal(o.poll_us, 1000);
 	blk_opts_free(&o);
-	/* Not polling is fine with either engine. */
+	/* Polling is the device's, whatever the engine: any poll= with either. */
 	assert_int_equal(parse("img,aio=threads,poll=0", &o), 0);
+	assert_int_equal(o.poll_us, 0);
+	blk_opts_free(&o);
+	assert_int_equal(parse("img,poll=50,aio=threads", &o), 0);
+	assert_int_equal(o.aio, BLK_AIO_THREADS);
+	assert_int_equal(o.poll_us, 50);
+	assert_true(o.has_poll);
+	blk_opts_free(&o);
+	assert_int_equal(parse("img,aio=threads,poll=1", &o), 0);
+	assert_int_equal(o.poll_us, 1);
+	blk_opts_free(&o);
+	/* And the default window applies to aio=threads too. */
+	assert_int_equal(parse("img,aio=threads", &o), 0);
+	assert_int_equal(o.poll_us, BLK_DEFAULT_POLL_US);
+	assert_false(o.has_poll);
 	blk_opts_free(&o);
 
 	expect_error("img,poll=1001", "virtio-blk: poll=1001: expected microseconds from 0 to 1000");
@@ -248,9 +262,7 @@ static void test_poll(void **state)
 	expect_error("img,poll=", "poll=: expected microseconds");
 	expect_error("img,poll=5us", "poll=5us: expected microseconds");
 	expect_error("img,poll=5,poll=6", "poll=6: poll= given twice");
-	expect_error("img,poll=50,aio=threads",
-		     "virtio-blk: poll=50: only aio=io_uring polls (use poll=0 or drop aio=threads)");
-	expect_error("img,aio=threads,poll=1", "only aio=io_uring polls");
+	expect_error("img,aio=threads,poll=1001", "poll=1001: expected microseconds from 0 to 1000");
 }
 
 static void test_duplicates(void **state)

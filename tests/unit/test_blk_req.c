@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "devices/virtio-blk/blk.h"
+#include "disk/fault.h"
+#include "disk/mem.h"
 
 struct outhdr {
 	uint32_t type;
@@ -28,29 +30,108 @@ static struct virtq_elem elem;
 static struct outhdr hdr;
 static uint8_t status;
 
+/* The file b->opts names, opened as blk_dev_create() opens it. */
+static void dev_open_file(struct blk_dev *b)
+{
+	const struct blk_opts *o = &b->opts;
+	struct disk_conf c = {
+		.path = o->path,
+		.ro = o->ro,
+		.logical_block = o->logical_block,
+		.physical_block = o->physical_block,
+		.has_range = o->has_range,
+		.range_start = o->range_lba * o->logical_block,
+		.range_len = o->range_sectors * o->logical_block,
+		.engine = o->aio == BLK_AIO_THREADS ? DISK_ENGINE_THREADS :
+			  o->aio == BLK_AIO_IO_URING ? DISK_ENGINE_IO_URING : DISK_ENGINE_DEFAULT,
+		.depth = o->queue_size,
+		.who = "virtio-blk",
+	};
+
+	assert_int_equal(disk_open(&b->disk, &c), 0);
+}
+
 /* A blk_dev over args' options and a memory disk (mem_size) or the file. */
 static struct blk_dev *dev_new(const char *args, uint64_t mem_size)
 {
 	struct blk_dev *b = calloc(1, sizeof(*b));
 
 	assert_non_null(b);
-	b->disk.fd = -1;
 	assert_int_equal(blk_opts_parse(args, &b->opts), 0);
-	if (mem_size) {
-		assert_int_equal(disk_open_mem(&b->disk, mem_size), 0);
-		b->disk.ro = b->opts.ro;
-	} else {
-		assert_int_equal(disk_open(&b->disk, &b->opts), 0);
-	}
+	if (mem_size)
+		assert_int_equal(disk_open_mem(&b->disk, mem_size, b->opts.ro), 0);
+	else
+		dev_open_file(b);
 	blk_dev_setup_media(b);
 	return b;
 }
 
 static void dev_free(struct blk_dev *b)
 {
-	disk_close(&b->disk);
+	disk_close(b->disk);
 	blk_opts_free(&b->opts);
 	free(b);
+}
+
+/* ---- what reached the disk: the fault filter's trace ---- */
+
+struct trace_ev {
+	enum disk_fault_event ev;
+	enum disk_op op;
+	uint32_t flags;
+	uint64_t offset, len;
+	int result;
+};
+
+static struct trace_ev trace[256];
+static unsigned int trace_len;
+
+static void trace_fn(void *opaque, enum disk_fault_event ev, const struct disk_io *io,
+		     uint64_t cookie, int result)
+{
+	struct trace_ev *t;
+
+	assert_true(trace_len < sizeof(trace) / sizeof(trace[0]));
+	t = &trace[trace_len++];
+	t->ev = ev;
+	t->op = io->op;
+	t->flags = io->flags;
+	t->offset = io->offset;
+	t->len = io->len;
+	t->result = result;
+}
+
+/* Ops the engine underneath was handed (rules that refuse at submit keep them out). */
+static unsigned int trace_submits(enum disk_op op)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < trace_len; i++)
+		n += trace[i].ev == DISK_FAULT_SUBMIT && trace[i].op == op;
+	return n;
+}
+
+/* The last op traced, with its event. */
+static const struct trace_ev *trace_last(void)
+{
+	assert_true(trace_len > 0);
+	return &trace[trace_len - 1];
+}
+
+/*
+ * Give b a fresh memory disk (size, ro) under a fault filter with these
+ * rules, traced into trace[] (emptied).
+ */
+static void dev_set_fault_disk(struct blk_dev *b, uint64_t size, bool ro,
+			       const struct disk_fault_rule *rules, unsigned int n)
+{
+	disk_close(b->disk);
+	assert_int_equal(disk_open_mem(&b->disk, size, ro), 0);
+	assert_int_equal(disk_fault_wrap(b->disk, rules, n), 0);
+	assert_string_equal(disk_props(b->disk)->engine, "fault(memory)");
+	disk_fault_set_trace(b->disk, trace_fn, NULL);
+	trace_len = 0;
+	blk_dev_setup_media(b);
 }
 
 /* Start a request: a separate 16-byte header descriptor, as Linux sends. */
@@ -153,17 +234,26 @@ static void test_round_trip_mem(void **state)
 	dev_free(b);
 }
 
+/* state: the aio= option ("" for the default engine) */
 static void test_round_trip_file(void **state)
 {
+	const char *aio = *state;
 	uint8_t buf[1024], src[1024];
-	char path[64];
+	char path[64], args[128];
 	struct blk_dev *b;
 	int fd;
 
 	make_file(path, 64 * 1024, 9);
-	b = dev_new(path, 0);
+	snprintf(args, sizeof(args), "%s%s", path, aio);
+	b = dev_new(args, 0);
+	if (!strcmp(aio, ",aio=threads"))
+		assert_string_equal(disk_props(b->disk)->engine, "threads");
 	assert_int_equal(blk_capacity(b), 128);
 	round_trip(b);
+	/* A FLUSH goes through the engine too. */
+	req_start(VIRTIO_BLK_T_FLUSH, 0);
+	assert_int_equal(req_run(b), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
 	/* The data is in the file, where the guest put it. */
 	fill(src, sizeof(src), 3);
 	fd = open(path, O_RDONLY);
@@ -259,9 +349,14 @@ static void test_bad_sectors(void **state)
 	struct blk_dev *b = dev_new("mem", 8192);
 	uint8_t buf[1024], zero[1024] = { 0 };
 
+	/* No rules: a filter that only watches what reaches the disk. */
+	dev_set_fault_disk(b, 8192, false, NULL, 0);
 	memset(buf, 0x5a, sizeof(buf));
 	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 15, buf, 512), 1);
 	assert_int_equal(status, VIRTIO_BLK_S_OK);
+	assert_int_equal(trace_submits(DISK_OP_WRITE), 1);
+	assert_int_equal(trace[0].offset, 15 * 512);
+	assert_int_equal(trace[0].len, 512);
 	/* Past capacity, straddling the end, sums that wrap. */
 	assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, 16, buf, 512), 1);
 	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
@@ -280,7 +375,11 @@ static void test_bad_sectors(void **state)
 	assert_int_equal(buf[0], 0x33);
 	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 513), 1);
 	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
-	/* None of the refused writes reached the disk. */
+	/* None of the refused requests reached the disk, not even the layer's checks. */
+	assert_int_equal(trace_len, 2);
+	assert_int_equal(trace_submits(DISK_OP_WRITE), 1);
+	assert_int_equal(trace_submits(DISK_OP_READ), 0);
+	assert_int_equal(b->ioerr_warned, 0);
 	assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, 0, buf, 1024), 1025);
 	assert_int_equal(status, VIRTIO_BLK_S_OK);
 	assert_memory_equal(buf, zero, sizeof(buf));
@@ -293,16 +392,30 @@ static void test_read_only(void **state)
 	uint8_t buf[512], zero[512] = { 0 };
 
 	assert_true(b->features & (1ULL << VIRTIO_BLK_F_RO));
+	assert_true(disk_props(b->disk)->ro);
 	memset(buf, 0x77, sizeof(buf));
 	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 512), 1);
 	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
-	/* The device refuses even where the media would not. */
-	b->disk.ro = false;
+	/* The device refuses even where the media would not ... */
+	dev_set_fault_disk(b, 4096, false, NULL, 0);
+	assert_true(b->features & (1ULL << VIRTIO_BLK_F_RO));
 	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 512), 1);
 	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	assert_int_equal(trace_len, 0);
 	assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, 0, buf, 512), 513);
 	assert_int_equal(status, VIRTIO_BLK_S_OK);
 	assert_memory_equal(buf, zero, 512);
+	assert_int_equal(trace_submits(DISK_OP_READ), 1);
+	dev_free(b);
+
+	/* ... and where the media is ro, though the option is not. */
+	b = dev_new("mem", 4096);
+	dev_set_fault_disk(b, 4096, true, NULL, 0);
+	memset(buf, 0x77, sizeof(buf));
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 512), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	assert_int_equal(trace_len, 0);
+	assert_int_equal(b->ioerr_warned, 0);
 	dev_free(b);
 }
 
@@ -395,55 +508,56 @@ static void test_framing(void **state)
 	dev_free(b);
 }
 
-/* ---- a disk that fails on demand and records what it was asked ---- */
+/* ---- a disk that fails on demand (disk/fault.h) ---- */
 
-static int fault_err;
-static ssize_t fault_short;
-static bool fault_last_sync;
-
-static ssize_t fault_preadv(struct disk *d, const struct iovec *iov, int cnt, uint64_t off)
+/* The warnings on stderr while fn(b) runs, in log (NUL-terminated). */
+static void capture_log(char *log, size_t size, void (*fn)(struct blk_dev *), struct blk_dev *b)
 {
-	return fault_err ? fault_err : fault_short;
-}
-
-static ssize_t fault_pwritev(struct disk *d, const struct iovec *iov, int cnt, uint64_t off,
-			     bool sync)
-{
-	fault_last_sync = sync;
-	return fault_err ? fault_err : fault_short;
-}
-
-static int fault_flush(struct disk *d)
-{
-	return fault_err;
-}
-
-static const struct disk_ops fault_ops = {
-	.preadv = fault_preadv,
-	.pwritev = fault_pwritev,
-	.flush = fault_flush,
-};
-
-static void test_disk_errors(void **state)
-{
-	static const int errs[] = { -EIO, -ENOSPC, -EROFS };
-	struct blk_dev *b = dev_new("mem", 4096);
-	char log[8192], *p;
-	unsigned int i, lines = 0;
-	uint8_t buf[1024];
 	FILE *f = tmpfile();
 	int saved;
 	size_t n;
 
-	/* Capture the warnings: a failing disk must not flood the log. */
 	assert_non_null(f);
 	saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
 	assert_true(dup2(fileno(f), STDERR_FILENO) >= 0);
-	disk_close(&b->disk);
-	b->disk.ops = &fault_ops;
-	b->disk.size = 4096;
+	fn(b);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	rewind(f);
+	n = fread(log, 1, size - 1, f);
+	log[n] = 0;
+	fclose(f);
+}
+
+static unsigned int count_lines(const char *s)
+{
+	unsigned int n = 0;
+
+	for (; (s = strchr(s, '\n')); s++)
+		n++;
+	return n;
+}
+
+static void disk_errors_run(struct blk_dev *b)
+{
+	static const int errs[] = { -EIO, -ENOSPC, -EROFS };
+	/* The media lets the first op through, then does the rest and reports them failed. */
+	static const struct disk_fault_rule after_rule = {
+		.ops = 1u << DISK_OP_READ | 1u << DISK_OP_WRITE,
+		.skip = 1,
+		.error = -EIO,
+		.after = true,
+	};
+	static const struct disk_fault_rule eio_rule = { .error = -EIO };
+	uint8_t buf[1024], src[1024];
+	unsigned int i;
+
 	for (i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
-		fault_err = errs[i];
+		/* Every op, FLUSH included, refused before the media saw it. */
+		struct disk_fault_rule all = { .error = errs[i] };
+
+		dev_set_fault_disk(b, 4096, false, &all, 1);
 		assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, 0, buf, 1024), 1);
 		assert_int_equal(status, VIRTIO_BLK_S_IOERR);
 		assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 1024), 1);
@@ -451,37 +565,75 @@ static void test_disk_errors(void **state)
 		req_start(VIRTIO_BLK_T_FLUSH, 0);
 		assert_int_equal(req_run(b), 1);
 		assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+		assert_int_equal(trace_len, 3);
+		assert_int_equal(trace[0].ev, DISK_FAULT_DONE_NOW);
+		assert_int_equal(trace[0].result, errs[i]);
+		assert_int_equal(trace[2].op, DISK_OP_FLUSH);
 	}
-	/* A back end that reports less than asked is not a success either. */
-	fault_err = 0;
-	fault_short = 512;
+
+	/*
+	 * An op the media did but reported failed is no success either: an
+	 * IN whose data arrived still reports only its status byte.
+	 */
+	dev_set_fault_disk(b, 4096, false, &after_rule, 1);
+	fill(src, sizeof(src), 77);
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, src, 1024), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+	memset(buf, 0, sizeof(buf));
 	assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, 0, buf, 1024), 1);
 	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
-	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 1024), 1);
+	assert_memory_equal(buf, src, sizeof(buf));
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 512), 1);
 	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
-	fault_short = 1024;
+	assert_int_equal(trace_submits(DISK_OP_READ), 1);
+	assert_int_equal(trace_submits(DISK_OP_WRITE), 2);
+
+	/* A media that fails nothing: OK again. */
+	dev_set_fault_disk(b, 4096, false, NULL, 0);
 	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 1024), 1);
 	assert_int_equal(status, VIRTIO_BLK_S_OK);
+
+	dev_set_fault_disk(b, 4096, false, &eio_rule, 1);
 	for (i = 0; i < 50; i++) {
-		fault_err = -EIO;
-		assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, i, buf, 512), 1);
+		assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, i % 8, buf, 512), 1);
 		assert_int_equal(status, VIRTIO_BLK_S_IOERR);
 	}
-	b->disk.ops = NULL;
-	dev_free(b);
+}
 
-	assert_true(dup2(saved, STDERR_FILENO) >= 0);
-	close(saved);
-	rewind(f);
-	n = fread(log, 1, sizeof(log) - 1, f);
-	log[n] = 0;
-	fclose(f);
-	for (p = log; (p = strchr(p, '\n')); p++)
-		lines++;
-	assert_true(lines >= 1 && lines <= 10);
-	assert_non_null(strstr(log, "warning: virtio-blk: '(memory)': read of 1024 bytes at sector 0 failed: "));
-	assert_non_null(strstr(log, "'(memory)': flush failed: "));
+static void one_ioerr_run(struct blk_dev *b)
+{
+	static const struct disk_fault_rule eio_rule = { .error = -EIO };
+	uint8_t buf[512];
+
+	dev_set_fault_disk(b, 4096, false, &eio_rule, 1);
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, 3, buf, 512), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+}
+
+static void test_disk_errors(void **state)
+{
+	struct blk_dev *b = dev_new("mem", 4096), *b2 = dev_new("other", 4096);
+	char log[8192];
+
+	/* Capture the warnings: a failing disk must not flood the log. */
+	capture_log(log, sizeof(log), disk_errors_run, b);
+	assert_int_equal(count_lines(log), 10);
+	assert_non_null(strstr(log, "warning: virtio-blk: 'mem': read of 1024 bytes at sector 0 "
+				    "failed: Input/output error\n"));
+	assert_non_null(strstr(log, "'mem': write of 1024 bytes at sector 0 "
+				    "failed: No space left on device\n"));
+	assert_non_null(strstr(log, "'mem': flush failed: Read-only file system\n"));
 	assert_non_null(strstr(log, "further I/O errors not reported"));
+	assert_true(b->ioerr_warned > 10);
+
+	/* The limit is the device's: another one still says what failed on it. */
+	capture_log(log, sizeof(log), one_ioerr_run, b2);
+	assert_int_equal(count_lines(log), 1);
+	assert_non_null(strstr(log, "warning: virtio-blk: 'other': read of 512 bytes at sector 3 failed: "));
+	assert_null(strstr(log, "further I/O errors not reported"));
+	assert_int_equal(b2->ioerr_warned, 1);
+	dev_free(b2);
+	dev_free(b);
 }
 
 /*
@@ -490,6 +642,14 @@ static void test_disk_errors(void **state)
  */
 static void test_flush_error_is_sticky(void **state)
 {
+	/* The second flush fails; the ones after it succeed at the media. */
+	static const struct disk_fault_rule second_flush = {
+		.ops = 1u << DISK_OP_FLUSH, .skip = 1, .count = 1, .error = -EIO,
+	};
+	/* The first flush, disk_flush_sync() included, fails. */
+	static const struct disk_fault_rule first_flush = {
+		.ops = 1u << DISK_OP_FLUSH, .count = 1, .error = -EIO,
+	};
 	struct blk_dev *b = dev_new("mem,writeback", 4096);
 	uint8_t buf[512] = { 0 };
 	int saved = dup(STDERR_FILENO);
@@ -497,35 +657,46 @@ static void test_flush_error_is_sticky(void **state)
 
 	assert_true(saved >= 0 && null >= 0);
 	assert_true(dup2(null, STDERR_FILENO) >= 0);	/* expected warnings */
-	disk_close(&b->disk);
-	b->disk.ops = &fault_ops;
-	b->disk.size = 4096;
-	fault_short = 512;
+	dev_set_fault_disk(b, 4096, false, &second_flush, 1);
 
-	fault_err = 0;
 	req_start(VIRTIO_BLK_T_FLUSH, 0);
 	assert_int_equal(req_run(b), 1);
 	assert_int_equal(status, VIRTIO_BLK_S_OK);
 
-	fault_err = -EIO;		/* the media lost a write-back */
+	/* the media lost a write-back */
 	req_start(VIRTIO_BLK_T_FLUSH, 0);
 	assert_int_equal(req_run(b), 1);
 	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
 
-	fault_err = 0;			/* the error was consumed by the first flush */
+	/* The error was consumed by that flush: the media says OK now, the device does not. */
 	req_start(VIRTIO_BLK_T_FLUSH, 0);
 	assert_int_equal(req_run(b), 1);
 	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	assert_int_equal(trace_last()->op, DISK_OP_FLUSH);
+	assert_int_equal(trace_last()->ev, DISK_FAULT_DONE_NOW);
+	assert_int_equal(trace_last()->result, 0);
 	req_start(VIRTIO_BLK_T_FLUSH_OUT, 0);
 	assert_int_equal(req_run(b), 1);
 	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	assert_int_equal(trace_submits(DISK_OP_FLUSH), 3);
 	/* Reads and writes go on; only the durability promise is withdrawn. */
 	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 512), 1);
 	assert_int_equal(status, VIRTIO_BLK_S_OK);
 	assert_int_not_equal(b->flush_err, 0);
-
-	b->disk.ops = NULL;
 	dev_free(b);
+
+	/* A failed flush of the device's own (reset, leaving writeback) is sticky too. */
+	b = dev_new("mem,writeback", 4096);
+	dev_set_fault_disk(b, 4096, false, &first_flush, 1);
+	assert_int_equal(blk_flush_media(b, "test flush"), -EIO);
+	assert_int_equal(trace_last()->ev, DISK_FAULT_FLUSH_SYNC);
+	assert_int_equal(b->flush_err, -EIO);
+	req_start(VIRTIO_BLK_T_FLUSH, 0);
+	assert_int_equal(req_run(b), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	assert_int_equal(trace_last()->result, 0);
+	dev_free(b);
+
 	assert_true(dup2(saved, STDERR_FILENO) >= 0);
 	close(saved);
 	close(null);
@@ -567,17 +738,18 @@ static void test_cache_mode_and_config(void **state)
 			 (1ULL << VIRTIO_BLK_F_FLUSH) | (1ULL << VIRTIO_BLK_F_CONFIG_WCE) |
 			 (1ULL << VIRTIO_RING_F_INDIRECT_DESC));
 
-	/* Writes are synchronous exactly when the cache is writethru. */
-	disk_close(&b->disk);
-	b->disk.ops = &fault_ops;
-	fault_err = 0;
-	fault_short = 512;
+	/* Writes are FUA (durable before completion) exactly when the cache is writethru. */
+	memset(buf, 0, sizeof(buf));
+	dev_set_fault_disk(b, 1 << 20, false, NULL, 0);
 	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 512), 1);
-	assert_true(fault_last_sync);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+	assert_int_equal(trace_submits(DISK_OP_WRITE), 1);
+	assert_int_equal(trace_last()->flags, DISK_F_FUA);
 	b->cfg.wce = 1;
 	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, 0, buf, 512), 1);
-	assert_false(fault_last_sync);
-	b->disk.ops = NULL;
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+	assert_int_equal(trace_submits(DISK_OP_WRITE), 2);
+	assert_int_equal(trace_last()->flags, 0);
 	dev_free(b);
 
 	b = dev_new("mem,writeback,sectorsize=4096", 1 << 20);
@@ -592,7 +764,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip_mem),
-		cmocka_unit_test(test_round_trip_file),
+		{ "test_round_trip_file", test_round_trip_file, NULL, NULL, (void *)"" },
+		{ "test_round_trip_file(aio=threads)", test_round_trip_file, NULL, NULL,
+		  (void *)",aio=threads" },
 		cmocka_unit_test(test_flush),
 		cmocka_unit_test(test_get_id),
 		cmocka_unit_test(test_default_serial),

@@ -1,29 +1,28 @@
 // SPDX-License-Identifier: MIT
 /*
- * Durability by ordering: the real threaded virtio-blk device (queue
- * thread + workers, aio=threads) over a temp file, with an interposed
- * disk_ops table that logs every call and may hold one back, and a
- * driver (this thread) that fills a real ring in guest memory, kicks
- * through the QUEUE_NOTIFY register and logs each used-ring entry when
- * it sees it.  One sequence counter orders the whole log.
+ * Durability by ordering: the real virtio-blk device (queue thread over
+ * a disk engine, once with aio=threads and once with aio=io_uring) over
+ * a temp file, with a fault filter (disk/fault.h) under it that logs
+ * every operation the device gives the disk and every answer it gets
+ * back, and may hold an answer back, and a driver (this thread) that
+ * fills a real ring in guest memory, kicks through the QUEUE_NOTIFY
+ * register and logs each used-ring entry when it sees it.  One sequence
+ * counter orders the whole log.
  *
- *  - writethru: an OUT is completed only after a write with sync=true
- *    (or a write, then a flush) for it returned;
- *  - writeback: an OUT is completed only after its pwritev returned; a
- *    FLUSH only after a flush call that began after every write the
- *    driver had seen completed returned, and then returned itself;
+ *  - writethru: an OUT is completed only after a FUA write (or a write,
+ *    then a flush) for it was answered;
+ *  - writeback: an OUT is completed only after its write was answered; a
+ *    FLUSH only after a flush that was asked for after every write the
+ *    driver had seen completed was answered, and then answered itself;
  *    leaving writeback (WCE 1 -> 0) and destroying the device flush
- *    after the last write returned.
+ *    after the last write was answered.
  *
- * The interposer also checks, when a write or flush returns, that the
- * used ring does not already hold the request it serves; and a held-back
- * write or flush proves the device waits: no used entry and no interrupt
- * appear for it while it is held.  Waits are bounded and only ever make
- * a correct device pass later, never fail.
- *
- * Not covered: aio=io_uring (blk_uring.c submits reads, writes and
- * fsyncs on the fd itself, past disk_ops, so nothing here can observe or
- * hold them; with its ops replaced the device falls back to threads).
+ * The filter also checks, when an answer comes back, that the used ring
+ * does not already hold the request it serves; and a held answer proves
+ * the device waits: no used entry and no interrupt appear for it while
+ * it is held.  Waits are bounded and only ever make a correct device
+ * pass later, never fail.  (That a FUA write or a flush is durable once
+ * answered is the engines' part: test_disk_engines.)
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,6 +39,7 @@
 
 #include "devices/virtio-blk/blk.h"
 #include "devices/virtio/virtio_pci.h"
+#include "disk/fault.h"
 #include "lib/guest_mem.h"
 
 #define RAM_SIZE	(1ULL << 20)
@@ -75,11 +75,6 @@ struct req {
 	bool outstanding;
 };
 
-/* A held-back call: armed by the test, reached by a worker. */
-struct gate {
-	bool armed, flush, arrived, released;
-	uint64_t off;
-};
 
 static struct {
 	pthread_mutex_t lock;
@@ -87,11 +82,10 @@ static struct {
 	struct ev ev[MAX_EVENTS];
 	unsigned int nr_ev;
 	uint64_t seq;
-	struct gate gate;
 	unsigned int early;		/* completions seen before their I/O returned */
 	unsigned int irqs;
 
-	const struct disk_ops *real;
+	const char *aio;		/* the engine of this group's runs */
 	struct guest_mem gm;
 	struct blk_dev *b;
 	char path[64];
@@ -167,7 +161,7 @@ static bool in_used_ring(const struct req *r)
 	return false;
 }
 
-/* t.lock held: the I/O for outstanding requests matching off/flush returns now. */
+/* t.lock held: the answer for outstanding requests matching off/flush comes now. */
 static void check_not_completed_locked(bool flush, uint64_t off)
 {
 	unsigned int i;
@@ -185,71 +179,35 @@ static void check_not_completed_locked(bool flush, uint64_t off)
 	}
 }
 
-static void gate_pass(bool flush, uint64_t off)
+/* ---- what the device asks of the disk, and the answers --------------------- */
+
+/* The filter's trace: the filter's lock is held, ours is taken inside it. */
+static void trace(void *opaque, enum disk_fault_event ev, const struct disk_io *io,
+		  uint64_t cookie, int result)
 {
+	bool flush = !io || io->op == DISK_OP_FLUSH, sync;
+	uint64_t off = io ? io->offset : 0;
+
+	(void)opaque;
+	(void)cookie;
+	(void)result;
+	if (io && io->op != DISK_OP_READ && io->op != DISK_OP_WRITE && io->op != DISK_OP_FLUSH)
+		return;
+	sync = io && (io->flags & DISK_F_FUA);
 	pthread_mutex_lock(&t.lock);
-	if (t.gate.armed && t.gate.flush == flush && (flush || t.gate.off == off)) {
-		t.gate.armed = false;
-		t.gate.arrived = true;
-		pthread_cond_broadcast(&t.cond);
-		while (!t.gate.released)
-			pthread_cond_wait(&t.cond, &t.lock);
+	if (io && io->op == DISK_OP_READ) {
+		log_locked(ev == DISK_FAULT_SUBMIT ? EV_R_CALL : EV_R_RET, off, false, -1);
+	} else if (ev == DISK_FAULT_SUBMIT) {
+		log_locked(flush ? EV_F_CALL : EV_W_CALL, off, sync, -1);
+	} else {
+		/* A flush_sync is logged once it returned: call and return at once. */
+		if (ev == DISK_FAULT_FLUSH_SYNC)
+			log_locked(EV_F_CALL, 0, false, -1);
+		check_not_completed_locked(flush, off);
+		log_locked(flush ? EV_F_RET : EV_W_RET, off, sync, -1);
 	}
 	pthread_mutex_unlock(&t.lock);
 }
-
-/* ---- the interposed back end ------------------------------------------- */
-
-static ssize_t ip_preadv(struct disk *d, const struct iovec *iov, int cnt, uint64_t off)
-{
-	ssize_t ret;
-
-	log_ev(EV_R_CALL, off, false, -1);
-	ret = t.real->preadv(d, iov, cnt, off);
-	log_ev(EV_R_RET, off, false, -1);
-	return ret;
-}
-
-static ssize_t ip_pwritev(struct disk *d, const struct iovec *iov, int cnt, uint64_t off,
-			  bool sync)
-{
-	ssize_t ret;
-
-	log_ev(EV_W_CALL, off, sync, -1);
-	gate_pass(false, off);
-	ret = t.real->pwritev(d, iov, cnt, off, sync);
-	pthread_mutex_lock(&t.lock);
-	check_not_completed_locked(false, off);
-	log_locked(EV_W_RET, off, sync, -1);
-	pthread_mutex_unlock(&t.lock);
-	return ret;
-}
-
-static int ip_flush(struct disk *d)
-{
-	int ret;
-
-	log_ev(EV_F_CALL, 0, false, -1);
-	gate_pass(true, 0);
-	ret = t.real->flush(d);
-	pthread_mutex_lock(&t.lock);
-	check_not_completed_locked(true, 0);
-	log_locked(EV_F_RET, 0, false, -1);
-	pthread_mutex_unlock(&t.lock);
-	return ret;
-}
-
-static void ip_close(struct disk *d)
-{
-	t.real->close(d);
-}
-
-static const struct disk_ops ip_ops = {
-	.preadv = ip_preadv,
-	.pwritev = ip_pwritev,
-	.flush = ip_flush,
-	.close = ip_close,
-};
 
 static void irq_assert(void *opaque)
 {
@@ -430,34 +388,28 @@ static void assert_held(int n)
 	assert_int_equal(ms, irqs);
 }
 
+/* Hold the disk's answer to the next write at sector (or to flushes). */
 static void gate_arm(bool flush, uint64_t sector)
 {
-	pthread_mutex_lock(&t.lock);
-	t.gate = (struct gate){ .armed = true, .flush = flush, .off = sector * 512 };
-	pthread_mutex_unlock(&t.lock);
+	if (flush)
+		disk_fault_hold_range(t.b->disk, 1u << DISK_OP_FLUSH, 0, 0);
+	else
+		disk_fault_hold_range(t.b->disk, 1u << DISK_OP_WRITE, sector * 512, DATA_LEN);
 }
 
+/* The disk has answered, and the answer is held back from the device. */
 static void gate_wait_arrived(void)
 {
-	struct timespec ts;
-	int ret = 0;
+	unsigned int ms;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += WAIT_MS / 1000;
-	pthread_mutex_lock(&t.lock);
-	while (!t.gate.arrived && ret != ETIMEDOUT)
-		ret = pthread_cond_timedwait(&t.cond, &t.lock, &ts);
-	ret = t.gate.arrived;
-	pthread_mutex_unlock(&t.lock);
-	assert_true(ret);
+	for (ms = 0; ms < WAIT_MS && !disk_fault_held(t.b->disk); ms++)
+		sleep_ms(1);
+	assert_true(disk_fault_held(t.b->disk) > 0);
 }
 
 static void gate_release(void)
 {
-	pthread_mutex_lock(&t.lock);
-	t.gate.released = true;
-	pthread_cond_broadcast(&t.cond);
-	pthread_mutex_unlock(&t.lock);
+	disk_fault_release(t.b->disk);
 }
 
 /* ---- log queries ---------------------------------------------------------- */
@@ -607,7 +559,6 @@ static int dev_up(bool writeback)
 	t.irqs = 0;
 	t.nr_req = 0;
 	t.avail_idx = t.last_used = 0;
-	memset(&t.gate, 0, sizeof(t.gate));
 	for (i = 0; i < MAX_SLOTS; i++)
 		t.slot_req[i] = -1;
 	t.writeback = writeback;
@@ -618,11 +569,11 @@ static int dev_up(bool writeback)
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, DISK_SIZE), 0);
 	close(fd);
-	snprintf(args, sizeof(args), "%s,%s,aio=threads", t.path,
-		 writeback ? "writeback" : "writethru");
+	snprintf(args, sizeof(args), "%s,%s,aio=%s", t.path,
+		 writeback ? "writeback" : "writethru", t.aio);
 	assert_int_equal(blk_dev_create(&t.b, args, &t.gm), 0);
-	t.real = t.b->disk.ops;
-	t.b->disk.ops = &ip_ops;
+	assert_int_equal(disk_fault_wrap(t.b->disk, NULL, 0), 0);
+	disk_fault_set_trace(t.b->disk, trace, NULL);
 	virtio_pci_set_irq(&t.b->vp, &fake_irq);
 	assert_int_equal(blk_dev_start(t.b), 0);
 
@@ -639,10 +590,10 @@ static int dev_up(bool writeback)
 	bar_wr(VIRTIO_PCI_QUEUE_PFN, 4, RING_PFN);
 	bar_wr(VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER |
 	       VIRTIO_STATUS_DRIVER_OK);
-	assert_true(t.b->vp.vq[0].ready);
-	t.desc = t.b->vp.vq[0].desc_gpa;
-	t.avail = t.b->vp.vq[0].avail_gpa;
-	t.used = t.b->vp.vq[0].used_gpa;
+	assert_true(virtio_pci_get_vq(&t.b->vp, 0)->ready);
+	t.desc = virtio_pci_get_vq(&t.b->vp, 0)->desc_gpa;
+	t.avail = virtio_pci_get_vq(&t.b->vp, 0)->avail_gpa;
+	t.used = virtio_pci_get_vq(&t.b->vp, 0)->used_gpa;
 	/* Config byte 32 is wce. */
 	assert_int_equal(bar_rd(VIRTIO_PCI_CONFIG_OFF + 32, 1), writeback ? 1 : 0);
 	return 0;
@@ -694,7 +645,7 @@ static void test_writethru_sync_before_complete(void **state)
 {
 	int i, n[MAX_SLOTS - 1];
 
-	/* Many at once: the workers run them in parallel. */
+	/* Many at once: the engine has them in flight together. */
 	for (i = 0; i < MAX_SLOTS - 1; i++)
 		n[i] = queue_req(VIRTIO_BLK_T_OUT, 8ULL * i);
 	kick();
@@ -703,7 +654,7 @@ static void test_writethru_sync_before_complete(void **state)
 	/* A FLUSH in writethru is still served after a flush call. */
 	wait_complete(submit(VIRTIO_BLK_T_FLUSH, 0));
 	check_all();
-	/* writethru: every write was synchronous. */
+	/* writethru: every write was FUA. */
 	for (i = 0; i < (int)t.nr_ev; i++)
 		if (t.ev[i].kind == EV_W_CALL)
 			assert_true(t.ev[i].sync);
@@ -716,7 +667,7 @@ static void test_writethru_held_write(void **state)
 	gate_arm(false, 800);
 	n = submit(VIRTIO_BLK_T_OUT, 800);
 	gate_wait_arrived();
-	/* The sync write is held: no completion, no interrupt. */
+	/* The FUA write's answer is held: no completion, no interrupt. */
 	assert_held(n);
 	gate_release();
 	wait_complete(n);
@@ -808,7 +759,7 @@ static void test_wce_switch_flushes(void **state)
 	assert_true(write_call_for(&t.req[m])->sync);
 }
 
-int main(void)
+static int run_group(const char *aio)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_writethru_sync_before_complete,
@@ -820,6 +771,17 @@ int main(void)
 						setup_writeback, teardown),
 		cmocka_unit_test_setup_teardown(test_wce_switch_flushes, setup_writeback, teardown),
 	};
+	char name[64];
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	t.aio = aio;
+	snprintf(name, sizeof(name), "durability, aio=%s", aio);
+	return _cmocka_run_group_tests(name, tests, sizeof(tests) / sizeof(tests[0]), NULL, NULL);
+}
+
+int main(void)
+{
+	int failed = run_group("threads");
+
+	/* A kernel without io_uring fails the io_uring group's set-up: reported, not passed. */
+	return failed + run_group("io_uring");
 }

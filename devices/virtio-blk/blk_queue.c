@@ -1,0 +1,425 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The queue loop: one thread per device that
+ *   1. pops up to a batch of available requests, parses each and
+ *      submits its operation to the disk layer, which answers "done" (a
+ *      request that needs no I/O, a bad one, an operation the engine did
+ *      on the spot) or "submitted";
+ *   2. commits the batch and reaps what the disk finished (page-cache
+ *      hits complete inside the commit);
+ *   3. completes every finished request of the turn with one used-ring
+ *      update and one interrupt (blk_complete_list);
+ *   4. sleeps in poll() on the kick eventfd, the disk's notify fd and
+ *      its own wake eventfd (stop, register notifies) -- after spinning on
+ *      the avail ring for a while when poll= asks for it (below).
+ * A request alone (nothing finished waiting for its interrupt, nothing
+ * more on the avail ring) goes to the disk with DISK_F_ALONE, so an
+ * engine may do it on this thread rather than pay two wake-ups for it.
+ *
+ * Exactly once: the disk reaps each submitted cookie once, and a request
+ * goes on the done list either from its submit's answer or from its
+ * reaped completion, never both; the done list is completed once and
+ * emptied.  The thread only exits after the disk has nothing in flight,
+ * so stop and destroy drain; a reset waits for in_flight == 0 while this
+ * thread keeps reaping (popping is paused under b->lock).
+ *
+ * Polling (poll=US).  Each request costs two cross-thread wake-ups when
+ * the thread sleeps between them: the kick (or the disk's completion)
+ * wakes it, and its interrupt wakes the vCPU.  Like QEMU's adaptive
+ * iothread polling, which polls both the virtqueues and the AIO
+ * completion rings, when it runs out of work the thread spins for up to
+ * poll_ns first on the avail ring and on the disk (disk_ready(): a memory
+ * read, no system call), with VRING_USED_F_NO_NOTIFY set so the driver
+ * does not even kick, and keeps kicks off while work keeps coming.  The
+ * window grows (x2, from 4 us up to poll=) after each sleep that ended
+ * within poll=, and halves after each longer one, so a disk that is idle
+ * or waits on slow I/O (a flush to a real disk) stops polling.  Before
+ * sleeping it turns kicks back on and looks at the ring once more
+ * (virtq_set_notify's fence), so a request made while kicks were off is
+ * never stranded.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "devices/virtio-blk/blk.h"
+#include "lib/util.h"
+
+/*
+ * Requests popped per turn.  Page-cache hits complete inside the commit,
+ * so a turn is mostly copying; completing every 16 lets the driver
+ * refill while we copy the rest, and bounds how long a finished request
+ * waits for its interrupt.
+ */
+#define BLK_BATCH		16
+/* where an adaptive poll window starts growing from (QEMU uses the same) */
+#define BLK_POLL_START_NS	4000
+
+static uint64_t blk_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void blk_efd_drain(int fd)
+{
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		pr_debug("virtio-blk: eventfd read: %s", strerror(errno));
+}
+
+enum blk_pop {
+	BLK_POP_NONE = 0,	/* nothing (more) to pop now */
+	BLK_POP_OK,		/* *io holds a request */
+	BLK_POP_BAD,		/* *io holds a bad chain: complete it with
+				 * blk_req_refuse()'s used length */
+};
+
+/*
+ * The driver cannot tell what became of a request completed with used
+ * length 0 (no status byte could be written): stop serving the queue
+ * until it resets the device.  Before the used ring is written, so that
+ * a driver that sees the entry cannot get a later request served (those
+ * popped with it may still be); the flag is b->lock's, like the one
+ * virtq_pop() sets for a broken ring, and only the reset clears it
+ * (virtq_reset, once in_flight is 0).
+ */
+static void blk_stop_unanswered(struct blk_dev *b, const struct blk_ioreq *list)
+{
+	const struct blk_ioreq *io;
+
+	for (io = list; io; io = io->next)
+		if (!io->used_len)
+			break;
+	if (!io)
+		return;
+	/* First: from now on no PFN write can revive the queue. */
+	virtio_pci_needs_reset(&b->vp);
+	pthread_mutex_lock(&b->lock);
+	__atomic_store_n(&b->q.vq->broken, true, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&b->lock);
+	/* A guest can do this and reset forever: say it once. */
+	if (!__atomic_exchange_n(&b->unanswered_warned, true, __ATOMIC_RELAXED))
+		pr_warn("virtio-blk: '%s': a request had no status byte to answer in; device needs reset (not reported again)",
+			b->opts.path);
+}
+
+/*
+ * Complete a list of popped requests (linked by next, each with its
+ * used_len): used ring entries, then one interrupt, then back to the
+ * free list.  Exactly once per popped request.  A used_len of 0 means no
+ * status byte could be written, so the driver cannot learn what became
+ * of the request: the queue stops and the device needs a reset.
+ */
+static void blk_complete_list(struct blk_dev *b, struct blk_ioreq *list)
+{
+	struct virtq *q = b->q.vq;
+	struct blk_ioreq *io, *next;
+	unsigned int n = 0;
+	bool irq;
+
+	if (!list)
+		return;
+	blk_stop_unanswered(b, list);
+	pthread_mutex_lock(&b->complete_lock);
+	for (io = list; io; io = io->next)
+		virtq_push(q, io->elem.head, io->used_len);
+	/* One look at the flag (and its fence) for the whole batch. */
+	irq = !virtq_no_interrupt(q);
+	pthread_mutex_unlock(&b->complete_lock);
+
+	/*
+	 * Interrupt before in_flight drops: a reset waits for in_flight == 0
+	 * and then clears ISR, so no ISR bit outlives the reset.  raise_isr
+	 * takes only the transport's innermost lock, never ctrl_lock, which
+	 * the resetting vCPU holds while it waits.
+	 */
+	if (irq)
+		virtio_pci_raise_isr(&b->vp, VIRTIO_ISR_QUEUE);
+
+	pthread_mutex_lock(&b->lock);
+	for (io = list; io; io = next) {
+		next = io->next;
+		assert(io->busy && b->in_flight > n);
+		io->busy = false;
+		io->next = b->free_list;
+		b->free_list = io;
+		n++;
+	}
+	b->in_flight -= n;
+	if (b->in_flight == 0)
+		pthread_cond_broadcast(&b->idle_cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* b->lock held: the driver broke the avail ring. */
+static void blk_queue_broken(struct blk_dev *b)
+{
+	/* A guest can break and reset forever: say it once. */
+	if (!__atomic_exchange_n(&b->broken_warned, true, __ATOMIC_RELAXED))
+		pr_warn("virtio-blk: '%s': the driver broke the virtqueue; device needs reset (not reported again)",
+			b->opts.path);
+	virtio_pci_needs_reset(&b->vp);
+}
+
+/*
+ * Pop one request into a free ioreq (busy, in_flight++); -1: the ring
+ * broke.  b->lock held.
+ */
+static int blk_pop_locked(struct blk_dev *b, struct blk_ioreq **out)
+{
+	struct virtq *q = b->q.vq;
+	enum virtq_pop_result r;
+	struct blk_ioreq *io = b->free_list;
+
+	if (b->stopping || b->paused || !__atomic_load_n(&q->ready, __ATOMIC_ACQUIRE) ||
+	    q->broken || !io)
+		return BLK_POP_NONE;
+	r = virtq_pop(q, &io->elem);
+	if (r == VIRTQ_BROKEN)
+		return -1;
+	if (r != VIRTQ_OK && r != VIRTQ_BAD_CHAIN)
+		return BLK_POP_NONE;
+	b->free_list = io->next;
+	io->next = NULL;
+	io->busy = true;
+	b->in_flight++;
+	__atomic_add_fetch(&b->requests, 1, __ATOMIC_RELAXED);
+	*out = io;
+	return r == VIRTQ_OK ? BLK_POP_OK : BLK_POP_BAD;
+}
+
+static enum blk_pop blk_queue_pop(struct blk_dev *b, struct blk_ioreq **io)
+{
+	int r;
+
+	pthread_mutex_lock(&b->lock);
+	r = blk_pop_locked(b, io);
+	/* Under b->lock: a reset cannot come between and leave NEEDS_RESET set. */
+	if (r < 0)
+		blk_queue_broken(b);
+	pthread_mutex_unlock(&b->lock);
+	return r < 0 ? BLK_POP_NONE : r;
+}
+
+static void blk_done(struct blk_queue *q, struct blk_ioreq *io, uint32_t used)
+{
+	io->used_len = used;
+	io->next = NULL;
+	if (q->done_tail)
+		q->done_tail->next = io;
+	else
+		q->done_head = io;
+	q->done_tail = io;
+}
+
+/* io's disk operation ended with err. */
+static void blk_finish(struct blk_dev *b, struct blk_ioreq *io, int err)
+{
+	blk_done(&b->q, io, blk_req_finish(&io->req, blk_req_status(b, &io->req, err)));
+}
+
+/* A freshly popped request: finish it now or hand it to the disk. */
+static void blk_start(struct blk_dev *b, struct blk_ioreq *io)
+{
+	struct blk_req *r = &io->req;
+	struct disk_io dio;
+	int ret;
+
+	blk_req_parse(b, &io->elem, r);
+	if (r->kind == BLK_REQ_DONE) {
+		blk_done(&b->q, io, blk_req_finish(r, r->status));
+		return;
+	}
+	blk_req_disk_io(r, &dio);
+	dio.cookie = (uintptr_t)io;
+	if (!b->q.done_head && !virtq_avail_pending(b->q.vq))
+		dio.flags |= DISK_F_ALONE;
+	ret = disk_submit(b->disk, &dio);
+	if (ret != DISK_SUBMITTED)
+		blk_finish(b, io, ret);
+}
+
+/*
+ * Pop and start up to a batch of what is available (nothing while paused
+ * or stopping).  True: the batch is full and more may be waiting.
+ */
+static bool blk_pop_batch(struct blk_dev *b)
+{
+	struct blk_ioreq *io = NULL;
+	unsigned int n;
+	enum blk_pop r;
+
+	for (n = 0; n < BLK_BATCH; n++) {
+		r = blk_queue_pop(b, &io);
+		if (r == BLK_POP_NONE)
+			return false;
+		if (r == BLK_POP_BAD)
+			blk_done(&b->q, io, blk_req_refuse(&io->elem));
+		else
+			blk_start(b, io);
+	}
+	return true;
+}
+
+static void blk_reap(struct blk_dev *b)
+{
+	struct disk_done done[BLK_BATCH];
+	unsigned int i, n;
+
+	do {
+		n = disk_reap(b->disk, done, ARRAY_SIZE(done));
+		for (i = 0; i < n; i++)
+			blk_finish(b, (struct blk_ioreq *)(uintptr_t)done[i].cookie,
+				   done[i].result);
+	} while (n == ARRAY_SIZE(done));
+}
+
+/* True when it completed something. */
+static bool blk_complete_batch(struct blk_dev *b)
+{
+	struct blk_ioreq *list = b->q.done_head;
+
+	b->q.done_head = b->q.done_tail = NULL;
+	blk_complete_list(b, list);
+	return list != NULL;
+}
+
+/*
+ * Under b->lock: a reset (which holds it) must not have the ring taken
+ * from under the flag write, or the write could land in guest memory
+ * that is no longer a ring.
+ */
+static void blk_set_notify(struct blk_dev *b, bool enable)
+{
+	pthread_mutex_lock(&b->lock);
+	virtq_set_notify(b->q.vq, enable);
+	pthread_mutex_unlock(&b->lock);
+	b->q.notify_off = !enable;
+}
+
+/* Spin for up to the poll window for a request or a completion; kicks stay off. */
+static bool blk_poll(struct blk_dev *b)
+{
+	uint64_t end = blk_now_ns() + b->q.poll_ns;
+
+	if (!b->q.notify_off)
+		blk_set_notify(b, false);
+	do {
+		if (virtq_avail_pending(b->q.vq) || disk_ready(b->disk))
+			return true;
+		__builtin_ia32_pause();
+	} while (blk_now_ns() < end);
+	return false;
+}
+
+/* Kicks back on before sleeping.  True: a request came while they were off. */
+static bool blk_notify_on(struct blk_dev *b)
+{
+	if (!b->q.notify_off)
+		return false;
+	blk_set_notify(b, true);
+	return virtq_avail_pending(b->q.vq);
+}
+
+/* A sleep of slept_ns ended: grow the window if polling would have caught it. */
+static void blk_poll_adapt(struct blk_queue *q, uint64_t slept_ns)
+{
+	if (slept_ns > q->poll_max_ns) {
+		q->poll_ns /= 2;
+		if (q->poll_ns < BLK_POLL_START_NS)
+			q->poll_ns = 0;
+	} else if (q->poll_ns < q->poll_max_ns) {
+		q->poll_ns = q->poll_ns ? 2 * q->poll_ns : BLK_POLL_START_NS;
+		if (q->poll_ns > q->poll_max_ns)
+			q->poll_ns = q->poll_max_ns;
+	}
+}
+
+/* Until a kick, a disk completion, a stop or a register notify. */
+static void blk_sleep(struct blk_dev *b, bool adapt)
+{
+	struct blk_queue *q = &b->q;
+	struct pollfd pfd[3] = {
+		{ .fd = b->wake_efd, .events = POLLIN },
+		{ .fd = q->kick_fd, .events = POLLIN },		/* -1: ignored */
+		{ .fd = disk_notify_fd(b->disk), .events = POLLIN },
+	};
+	uint64_t t0 = adapt ? blk_now_ns() : 0;
+
+	if (poll(pfd, ARRAY_SIZE(pfd), -1) < 0) {
+		if (errno != EINTR)
+			pr_warn("virtio-blk: '%s': queue thread: poll: %s", b->opts.path,
+				strerror(errno));
+		return;
+	}
+	if (adapt)
+		blk_poll_adapt(q, blk_now_ns() - t0);
+	if (pfd[1].revents & POLLIN) {
+		blk_efd_drain(q->kick_fd);
+		__atomic_add_fetch(&b->kicks, 1, __ATOMIC_RELAXED);
+	} else if (pfd[1].revents & (POLLERR | POLLNVAL)) {
+		/* Do not spin on a dead fd; register notifies still wake us. */
+		pr_warn("virtio-blk: '%s': kick eventfd unusable", b->opts.path);
+		q->kick_fd = -1;
+	}
+	if (pfd[0].revents & POLLIN)
+		blk_efd_drain(b->wake_efd);
+}
+
+static bool blk_stopping(struct blk_dev *b)
+{
+	bool stop;
+
+	pthread_mutex_lock(&b->lock);
+	stop = b->stopping;
+	pthread_mutex_unlock(&b->lock);
+	return stop;
+}
+
+void *blk_queue_thread(void *arg)
+{
+	struct blk_dev *b = arg;
+	struct blk_queue *q = &b->q;
+	bool stop, more;
+
+	for (;;) {
+		stop = blk_stopping(b);
+		/* Requests may have been posted before the first kick we see. */
+		more = !stop && blk_pop_batch(b);
+		disk_commit(b->disk);
+		blk_reap(b);
+		/* Finished ones go out before we sleep: one interrupt for the lot. */
+		if (blk_complete_batch(b) && !stop && virtq_avail_pending(q->vq))
+			more = true;	/* the pool may have run dry while we popped */
+		if (stop && !disk_in_flight(b->disk))
+			break;
+		if (more)
+			continue;
+		if (!stop && q->poll_ns && blk_poll(b))
+			continue;
+		if (blk_notify_on(b))
+			continue;
+		blk_sleep(b, !stop && q->poll_max_ns);
+	}
+	return NULL;
+}
+
+void blk_queue_drain_sync(struct blk_dev *b)
+{
+	struct blk_ioreq *io = NULL;
+	enum blk_pop r;
+
+	while ((r = blk_queue_pop(b, &io)) != BLK_POP_NONE) {
+		io->next = NULL;
+		io->used_len = r == BLK_POP_OK ? blk_req_handle(b, &io->elem) :
+			       blk_req_refuse(&io->elem);
+		blk_complete_list(b, io);
+	}
+}

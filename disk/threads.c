@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The thread-pool engine (aio=threads): worker threads do each operation
+ * synchronously on the file (disk_file_exec) and post its completion on
+ * a list; an eventfd tells the reaper.  For kernels without io_uring, and
+ * as a second engine that the conformance suite holds the first to.
+ *
+ * The eventfd is written when a completion lands on an empty list and
+ * drained only when the reaper finds the list empty, and then the list is
+ * looked at again: so while the list holds anything, the fd is readable.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "disk/engine.h"
+#include "disk/file.h"
+#include "lib/util.h"
+
+#define THREADS_MAX_WORKERS	8
+
+struct thr_op {
+	struct disk_io io;
+	int result;
+	struct thr_op *next;
+};
+
+struct disk_threads {
+	struct disk_engine e;		/* first: the engine pointer is ours */
+	struct disk_file *f;
+	pthread_mutex_t lock;
+	pthread_cond_t work;		/* pending non-empty, or stopping */
+	struct thr_op *ops, *free;
+	struct thr_op *pend_head, *pend_tail;
+	struct thr_op *done_head, *done_tail;
+	unsigned int nr_done;		/* on the done list; read without the lock */
+	unsigned int busy;		/* taken from free, not yet reaped */
+	bool stopping;
+	unsigned int nr_workers;
+	pthread_t workers[THREADS_MAX_WORKERS];
+};
+
+static struct disk_threads *thr_of(struct disk_engine *e)
+{
+	return (struct disk_threads *)e;
+}
+
+static void thr_list_add(struct thr_op **head, struct thr_op **tail, struct thr_op *op)
+{
+	op->next = NULL;
+	if (*tail)
+		(*tail)->next = op;
+	else
+		*head = op;
+	*tail = op;
+}
+
+static void *thr_worker(void *arg)
+{
+	struct disk_threads *t = arg;
+	uint64_t one = 1;
+	struct thr_op *op;
+	bool was_empty;
+
+	for (;;) {
+		pthread_mutex_lock(&t->lock);
+		while (!t->pend_head && !t->stopping)
+			pthread_cond_wait(&t->work, &t->lock);
+		/* Stopping still drains pending: every submitted op completes. */
+		op = t->pend_head;
+		if (op) {
+			t->pend_head = op->next;
+			if (!t->pend_head)
+				t->pend_tail = NULL;
+		}
+		pthread_mutex_unlock(&t->lock);
+		if (!op)
+			return NULL;
+		op->result = disk_file_exec(t->f, &op->io, 0);
+		pthread_mutex_lock(&t->lock);
+		was_empty = !t->done_head;
+		thr_list_add(&t->done_head, &t->done_tail, op);
+		__atomic_store_n(&t->nr_done, t->nr_done + 1, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&t->lock);
+		/* Fails only when the counter is saturated: readable already. */
+		if (was_empty && write(t->e.notify_fd, &one, sizeof(one)) < 0)
+			pr_debug("disk: eventfd write: %s", strerror(errno));
+	}
+}
+
+static int thr_submit(struct disk_engine *e, const struct disk_io *io)
+{
+	struct disk_threads *t = thr_of(e);
+	struct thr_op *op;
+
+	pthread_mutex_lock(&t->lock);
+	/* Nothing else in hand and no worker busy: a hand-off would only add wake-ups. */
+	if ((io->flags & DISK_F_ALONE) && !t->busy) {
+		pthread_mutex_unlock(&t->lock);
+		return disk_file_exec(t->f, io, 0);
+	}
+	op = t->free;
+	if (!op) {
+		pthread_mutex_unlock(&t->lock);
+		return -EBUSY;
+	}
+	t->free = op->next;
+	t->busy++;
+	op->io = *io;
+	thr_list_add(&t->pend_head, &t->pend_tail, op);
+	pthread_cond_signal(&t->work);
+	pthread_mutex_unlock(&t->lock);
+	return DISK_SUBMITTED;
+}
+
+/* Move up to max of the done list to out; the ops go back to the free list. */
+static unsigned int thr_take(struct disk_threads *t, struct disk_done *out, unsigned int max)
+{
+	unsigned int n = 0;
+	struct thr_op *op;
+
+	pthread_mutex_lock(&t->lock);
+	while (n < max && (op = t->done_head)) {
+		t->done_head = op->next;
+		if (!t->done_head)
+			t->done_tail = NULL;
+		out[n].cookie = op->io.cookie;
+		out[n].result = op->result;
+		op->next = t->free;
+		t->free = op;
+		t->busy--;
+		n++;
+	}
+	__atomic_store_n(&t->nr_done, t->nr_done - n, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+static bool thr_ready(struct disk_engine *e)
+{
+	return __atomic_load_n(&thr_of(e)->nr_done, __ATOMIC_ACQUIRE) > 0;
+}
+
+static unsigned int thr_reap(struct disk_engine *e, struct disk_done *out, unsigned int max)
+{
+	struct disk_threads *t = thr_of(e);
+	unsigned int n = thr_take(t, out, max);
+	uint64_t v;
+
+	if (n || !max)
+		return n;
+	/* Empty: quiet the fd, then look again for one posted meanwhile. */
+	if (read(e->notify_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		pr_debug("disk: eventfd read: %s", strerror(errno));
+	return thr_take(t, out, max);
+}
+
+static int thr_flush_sync(struct disk_engine *e)
+{
+	return disk_file_flush(thr_of(e)->f);
+}
+
+static void thr_free(struct disk_threads *t)
+{
+	if (t->e.notify_fd >= 0)
+		close(t->e.notify_fd);
+	pthread_cond_destroy(&t->work);
+	pthread_mutex_destroy(&t->lock);
+	free(t->ops);
+	free(t);
+}
+
+static void thr_destroy(struct disk_engine *e)
+{
+	struct disk_threads *t = thr_of(e);
+	unsigned int i;
+
+	pthread_mutex_lock(&t->lock);
+	t->stopping = true;
+	pthread_cond_broadcast(&t->work);
+	pthread_mutex_unlock(&t->lock);
+	for (i = 0; i < t->nr_workers; i++)
+		pthread_join(t->workers[i], NULL);
+	disk_file_close(t->f);
+	free(t->f);
+	thr_free(t);
+}
+
+static const struct disk_engine_ops thr_ops = {
+	.name = "threads",
+	.submit = thr_submit,
+	.ready = thr_ready,
+	.reap = thr_reap,
+	.flush_sync = thr_flush_sync,
+	.destroy = thr_destroy,
+};
+
+static int thr_start_workers(struct disk_threads *t, unsigned int n)
+{
+	char name[16];
+	int ret;
+
+	for (t->nr_workers = 0; t->nr_workers < n; t->nr_workers++) {
+		ret = pthread_create(&t->workers[t->nr_workers], NULL, thr_worker, t);
+		if (ret)
+			return -ret;
+		snprintf(name, sizeof(name), "disk-w%u", t->nr_workers);
+		pthread_setname_np(t->workers[t->nr_workers], name);
+	}
+	return 0;
+}
+
+int disk_threads_create(struct disk_engine **out, struct disk_file *f, unsigned int depth)
+{
+	struct disk_threads *t = calloc(1, sizeof(*t));
+	unsigned int i;
+	int ret;
+
+	if (!t)
+		return -ENOMEM;
+	t->e.ops = &thr_ops;
+	t->f = f;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->work, NULL);
+	t->e.notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	t->ops = calloc(depth ? depth : 1, sizeof(*t->ops));
+	if (t->e.notify_fd < 0 || !t->ops) {
+		ret = t->e.notify_fd < 0 ? -errno : -ENOMEM;
+		thr_free(t);
+		return ret;
+	}
+	for (i = depth; i-- > 0;) {
+		t->ops[i].next = t->free;
+		t->free = &t->ops[i];
+	}
+	ret = thr_start_workers(t, MIN(depth, THREADS_MAX_WORKERS));
+	if (ret) {
+		pthread_mutex_lock(&t->lock);
+		t->stopping = true;
+		pthread_cond_broadcast(&t->work);
+		pthread_mutex_unlock(&t->lock);
+		while (t->nr_workers--)
+			pthread_join(t->workers[t->nr_workers], NULL);
+		thr_free(t);
+		return ret;
+	}
+	*out = &t->e;
+	return 0;
+}

@@ -1,0 +1,376 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The io_uring engine (aio=io_uring, the default): one ring per disk,
+ * used only by the thread that submits and reaps.  An operation becomes
+ * one SQE at a time (user_data = its slot; no links, no multishot), so
+ * each CQE ends that SQE, and from there the operation gets its next SQE
+ * or completes:
+ *  - READ/WRITE: READV/WRITEV; a transfer that comes up short is
+ *    finished synchronously (rare: a signal, a file that shrank), and
+ *    -EAGAIN/-EINTR are tried again a bounded number of times;
+ *  - a FUA write is followed by an FSYNC(DATASYNC) of its own before it
+ *    completes.  Not WRITEV with RWF_DSYNC: io_uring's io-wq serialises
+ *    the writes to one regular file (hashed work) and a RWF_DSYNC write
+ *    always goes there, so deep writethru queues ran one synchronous
+ *    write at a time; a plain write mostly completes inline, and fsyncs
+ *    are not hashed: they run in parallel and the file system batches
+ *    their journal commits.  The fsync covers the write, which completed
+ *    before it was submitted;
+ *  - FLUSH: FSYNC(DATASYNC);
+ *  - DISCARD/WRITE_ZEROES: FALLOCATE on a regular file (a refused mode is
+ *    remembered and the operation redone the other way), the block
+ *    device ioctls synchronously.
+ * A write submitted DISK_F_ALONE while the ring is empty is written here
+ * and now (RWF_DSYNC when FUA): io_uring hands a writethru write's fsync,
+ * and on file systems without non-blocking buffered writes every
+ * buffered write, to an io-wq worker, a wake-up there and one back for
+ * no parallelism.
+ *
+ * The ring is created disabled and restricted to the operations above
+ * before it runs anything: what a ring does is not seen by the seccomp
+ * filter, so an unrestricted ring would let a compromised tinyvmm open,
+ * connect or read anything.  The ring's fd is the notify fd: it is
+ * readable while CQEs wait.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "disk/engine.h"
+#include "disk/file.h"
+#include "disk/uring.h"
+#include "lib/util.h"
+
+/* -EAGAIN/-EINTR on one operation before it is an error */
+#define URING_MAX_RETRIES	64
+
+enum uring_phase {
+	URING_RW,		/* READV/WRITEV in flight */
+	URING_SYNC,		/* FSYNC after a FUA write */
+	URING_FLUSH,		/* FSYNC of a FLUSH */
+	URING_FALLOC,		/* FALLOCATE of a DISCARD/WRITE_ZEROES */
+};
+
+struct uring_op {
+	struct disk_io io;
+	enum uring_phase phase;
+	unsigned int retries;
+	int mode;		/* URING_FALLOC: the fallocate mode */
+	struct uring_op *next;
+};
+
+struct disk_uring {
+	struct disk_engine e;		/* first: the engine pointer is ours */
+	struct io_uring ring;
+	struct disk_file *f;
+	struct uring_op *ops, *free;
+	unsigned int in_ring;		/* SQEs queued or submitted, not reaped */
+	bool falloc;			/* the kernel has IORING_OP_FALLOCATE */
+};
+
+static struct disk_uring *uring_of(struct disk_engine *e)
+{
+	return (struct disk_uring *)e;
+}
+
+static const uint8_t uring_opcodes[] = {
+	IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC, IORING_OP_FALLOCATE,
+};
+
+int disk_uring_restrict(struct io_uring *ring)
+{
+	struct io_uring_restriction res[ARRAY_SIZE(uring_opcodes)];
+	unsigned int i;
+	int ret;
+
+	memset(res, 0, sizeof(res));
+	for (i = 0; i < ARRAY_SIZE(uring_opcodes); i++) {
+		res[i].opcode = IORING_RESTRICTION_SQE_OP;
+		res[i].sqe_op = uring_opcodes[i];
+	}
+	/*
+	 * Debian's liburing 2.3 declares io_uring_register_restrictions()
+	 * but does not export it: use the raw register call.
+	 */
+	ret = io_uring_register(ring->ring_fd, IORING_REGISTER_RESTRICTIONS, res,
+				ARRAY_SIZE(res));
+	if (ret < 0)
+		return ret;
+	return io_uring_register(ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+}
+
+/* The three the engine cannot do without (since 5.1); FALLOCATE came in 5.6. */
+static int uring_probe(struct disk_uring *u)
+{
+	struct io_uring_probe *p = io_uring_get_probe_ring(&u->ring);
+	bool ok;
+
+	/* No probe (before 5.6): no FALLOCATE either. */
+	if (!p)
+		return 0;
+	ok = io_uring_opcode_supported(p, IORING_OP_READV) &&
+	     io_uring_opcode_supported(p, IORING_OP_WRITEV) &&
+	     io_uring_opcode_supported(p, IORING_OP_FSYNC);
+	u->falloc = io_uring_opcode_supported(p, IORING_OP_FALLOCATE);
+	io_uring_free_probe(p);
+	return ok ? 0 : -EOPNOTSUPP;
+}
+
+/* An SQE, submitting what is queued if the SQ is full; NULL only if stuck. */
+static struct io_uring_sqe *uring_sqe(struct disk_uring *u)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+
+	if (!sqe) {
+		io_uring_submit(&u->ring);
+		sqe = io_uring_get_sqe(&u->ring);
+	}
+	return sqe;
+}
+
+/* Queue op's next SQE; false when no SQE was to be had. */
+static bool uring_prep(struct disk_uring *u, struct uring_op *op)
+{
+	const struct disk_io *io = &op->io;
+	struct io_uring_sqe *sqe = uring_sqe(u);
+	int fd = u->f->fd;
+
+	if (!sqe)
+		return false;
+	switch (op->phase) {
+	case URING_RW:
+		if (io->op == DISK_OP_READ)
+			io_uring_prep_readv(sqe, fd, io->iov, io->cnt, io->offset);
+		else
+			io_uring_prep_writev(sqe, fd, io->iov, io->cnt, io->offset);
+		break;
+	case URING_SYNC:
+	case URING_FLUSH:
+		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+		break;
+	case URING_FALLOC:
+		io_uring_prep_fallocate(sqe, fd, op->mode, io->offset, io->len);
+		break;
+	}
+	io_uring_sqe_set_data(sqe, op);
+	u->in_ring++;
+	return true;
+}
+
+static int uring_start(struct disk_uring *u, const struct disk_io *io)
+{
+	struct uring_op *op;
+
+	op = u->free;
+	if (!op)
+		return -EBUSY;
+	op->io = *io;
+	op->retries = 0;
+	op->mode = 0;
+	switch (io->op) {
+	case DISK_OP_READ:
+	case DISK_OP_WRITE:
+		op->phase = URING_RW;
+		break;
+	case DISK_OP_FLUSH:
+		op->phase = URING_FLUSH;
+		break;
+	default:
+		op->phase = URING_FALLOC;
+		op->mode = disk_file_falloc_mode(u->f, io);
+		break;
+	}
+	/* Cannot happen with the ring sized for the depth; never hang. */
+	if (!uring_prep(u, op))
+		return disk_file_exec(u->f, io, 0);
+	u->free = op->next;
+	return DISK_SUBMITTED;
+}
+
+static int uring_submit(struct disk_engine *e, const struct disk_io *io)
+{
+	struct disk_uring *u = uring_of(e);
+
+	if (io->op == DISK_OP_WRITE && (io->flags & DISK_F_ALONE) && !u->in_ring)
+		return disk_file_exec(u->f, io, 0);
+	if ((io->op == DISK_OP_DISCARD || io->op == DISK_OP_WRITE_ZEROES) &&
+	    (!u->falloc || !disk_file_falloc_mode(u->f, io)))
+		return disk_file_exec(u->f, io, 0);
+	/* More iovecs than one SQE takes (no virtqueue chain has that many). */
+	if ((io->op == DISK_OP_READ || io->op == DISK_OP_WRITE) && io->cnt > IOV_MAX)
+		return disk_file_exec(u->f, io, 0);
+	return uring_start(u, io);
+}
+
+static void uring_commit(struct disk_engine *e)
+{
+	struct disk_uring *u = uring_of(e);
+
+	if (io_uring_sq_ready(&u->ring))
+		io_uring_submit(&u->ring);
+}
+
+/* The rest of a transfer that moved done bytes, synchronously. */
+static int uring_rest(struct disk_uring *u, const struct disk_io *io, uint64_t done)
+{
+	struct disk_io rest = *io;
+	int ret;
+
+	/* RWF_DSYNC on the rest would not cover what the ring wrote. */
+	rest.flags &= ~DISK_F_FUA;
+	ret = disk_file_exec(u->f, &rest, done);
+	if (!ret && (io->flags & DISK_F_FUA))
+		ret = disk_file_flush(u->f);
+	return ret;
+}
+
+/*
+ * The CQE of op's SQE came back with res.  True when op is finished with
+ * *result; false when it has its next SQE.
+ */
+static bool uring_cqe(struct disk_uring *u, struct uring_op *op, int res, int *result)
+{
+	const struct disk_io *io = &op->io;
+
+	if ((res == -EAGAIN || res == -EINTR) && ++op->retries <= URING_MAX_RETRIES &&
+	    uring_prep(u, op))
+		return false;
+	if (op->phase == URING_FALLOC && disk_file_falloc_refused(u->f, op->mode, res)) {
+		op->mode = disk_file_falloc_mode(u->f, io);
+		if (op->mode && uring_prep(u, op))
+			return false;
+		*result = disk_file_exec(u->f, io, 0);
+		return true;
+	}
+	if (res < 0 || op->phase != URING_RW) {
+		*result = res < 0 ? res : 0;
+		return true;
+	}
+	/* Nothing moved (EOF on a file that shrank, a full device): never OK. */
+	if (res == 0 || (uint64_t)res > io->len) {
+		*result = -EIO;
+		return true;
+	}
+	if ((uint64_t)res < io->len) {
+		*result = uring_rest(u, io, res);
+		return true;
+	}
+	if (io->op == DISK_OP_WRITE && (io->flags & DISK_F_FUA)) {
+		op->phase = URING_SYNC;
+		op->retries = 0;
+		if (uring_prep(u, op))
+			return false;
+		*result = disk_file_flush(u->f);
+	} else {
+		*result = 0;
+	}
+	return true;
+}
+
+static bool uring_ready(struct disk_engine *e)
+{
+	return io_uring_cq_ready(&uring_of(e)->ring) > 0;
+}
+
+static unsigned int uring_reap(struct disk_engine *e, struct disk_done *out, unsigned int max)
+{
+	struct disk_uring *u = uring_of(e);
+	struct io_uring_cqe *cqe;
+	struct uring_op *op;
+	unsigned int n = 0;
+
+	while (n < max && io_uring_peek_cqe(&u->ring, &cqe) == 0) {
+		op = io_uring_cqe_get_data(cqe);
+		u->in_ring--;
+		if (uring_cqe(u, op, cqe->res, &out[n].result)) {
+			out[n++].cookie = op->io.cookie;
+			op->next = u->free;
+			u->free = op;
+		}
+		io_uring_cqe_seen(&u->ring, cqe);
+	}
+	/* Next SQEs queued while reaping go out now. */
+	uring_commit(e);
+	return n;
+}
+
+static int uring_flush_sync(struct disk_engine *e)
+{
+	return disk_file_flush(uring_of(e)->f);
+}
+
+/* Reap everything still in the ring, dropping the results. */
+static void uring_drain(struct disk_uring *u)
+{
+	struct disk_done done[16];
+
+	while (u->in_ring) {
+		uring_commit(&u->e);
+		if (io_uring_submit_and_wait(&u->ring, 1) < 0 && !io_uring_cq_ready(&u->ring))
+			break;
+		uring_reap(&u->e, done, ARRAY_SIZE(done));
+	}
+}
+
+static void uring_destroy(struct disk_engine *e)
+{
+	struct disk_uring *u = uring_of(e);
+
+	uring_drain(u);
+	io_uring_queue_exit(&u->ring);
+	disk_file_close(u->f);
+	free(u->f);
+	free(u->ops);
+	free(u);
+}
+
+static const struct disk_engine_ops uring_ops = {
+	.name = "io_uring",
+	.submit = uring_submit,
+	.commit = uring_commit,
+	.ready = uring_ready,
+	.reap = uring_reap,
+	.flush_sync = uring_flush_sync,
+	.destroy = uring_destroy,
+};
+
+int disk_uring_create(struct disk_engine **out, struct disk_file *f, unsigned int depth)
+{
+	struct disk_uring *u = calloc(1, sizeof(*u));
+	unsigned int i;
+	int ret;
+
+	if (!u)
+		return -ENOMEM;
+	u->ops = calloc(depth ? depth : 1, sizeof(*u->ops));
+	if (!u->ops) {
+		free(u);
+		return -ENOMEM;
+	}
+	/* One SQE per operation at a time always fits. */
+	ret = io_uring_queue_init(MAX(depth, 8u), &u->ring, IORING_SETUP_R_DISABLED);
+	if (ret < 0)
+		goto err;
+	ret = uring_probe(u);
+	if (!ret)
+		ret = disk_uring_restrict(&u->ring);
+	if (ret < 0) {
+		io_uring_queue_exit(&u->ring);
+		goto err;
+	}
+	for (i = depth; i-- > 0;) {
+		u->ops[i].next = u->free;
+		u->free = &u->ops[i];
+	}
+	u->e.ops = &uring_ops;
+	u->e.notify_fd = u->ring.ring_fd;
+	u->f = f;
+	*out = &u->e;
+	return 0;
+err:
+	free(u->ops);
+	free(u);
+	return ret;
+}
