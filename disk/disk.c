@@ -59,7 +59,7 @@ static bool disk_flags_ok(const struct disk_io *io)
 	if (io->op == DISK_OP_WRITE)
 		allowed |= DISK_F_FUA;
 	if (io->op == DISK_OP_WRITE_ZEROES)
-		allowed |= DISK_F_UNMAP;
+		allowed |= DISK_F_UNMAP | DISK_F_FUA;
 	return !(io->flags & ~allowed);
 }
 

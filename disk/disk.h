@@ -35,7 +35,7 @@ enum disk_op {
 	DISK_OP_WRITE_ZEROES,	/* the range reads as zeros after */
 };
 
-/* WRITE: durable on the media before it completes (writethru). */
+/* WRITE, WRITE_ZEROES: durable on the media before it completes (writethru). */
 #define DISK_F_FUA		(1u << 0)
 /* WRITE_ZEROES: the range may be deallocated (hole punched). */
 #define DISK_F_UNMAP		(1u << 1)

@@ -164,14 +164,19 @@ static int file_falloc(struct disk_file *f, const struct disk_io *io)
 {
 	int mode, ret;
 
-	if (f->is_blockdev)
-		return file_blk_ioctl(f, io);
-	do {
-		mode = disk_file_falloc_mode(f, io);
-		if (!mode)
-			return -EOPNOTSUPP;
-		ret = fallocate(f->fd, mode, io->offset, io->len) ? -errno : 0;
-	} while (ret && (ret == -EINTR || disk_file_falloc_refused(f, mode, ret)));
+	if (f->is_blockdev) {
+		ret = file_blk_ioctl(f, io);
+	} else {
+		do {
+			mode = disk_file_falloc_mode(f, io);
+			if (!mode)
+				return -EOPNOTSUPP;
+			ret = fallocate(f->fd, mode, io->offset, io->len) ? -errno : 0;
+		} while (ret && (ret == -EINTR || disk_file_falloc_refused(f, mode, ret)));
+	}
+	/* Zeroes for a writethru guest: durable (the new extents too) before done. */
+	if (!ret && (io->flags & DISK_F_FUA))
+		ret = disk_file_flush(f);
 	return ret;
 }
 

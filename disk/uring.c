@@ -18,8 +18,8 @@
  *    before it was submitted;
  *  - FLUSH: FSYNC(DATASYNC);
  *  - DISCARD/WRITE_ZEROES: FALLOCATE on a regular file (a refused mode is
- *    remembered and the operation redone the other way), the block
- *    device ioctls synchronously.
+ *    remembered and the operation redone the other way), then, for FUA
+ *    zeroes, an FSYNC(DATASYNC); the block device ioctls synchronously.
  * A write submitted DISK_F_ALONE while the ring is empty is written here
  * and now (RWF_DSYNC when FUA): io_uring hands a writethru write's fsync,
  * and on file systems without non-blocking buffered writes every
@@ -242,6 +242,14 @@ static bool uring_cqe(struct disk_uring *u, struct uring_op *op, int res, int *r
 		if (op->mode && uring_prep(u, op))
 			return false;
 		*result = disk_file_exec(u->f, io, 0);
+		return true;
+	}
+	if (res >= 0 && op->phase == URING_FALLOC && (io->flags & DISK_F_FUA)) {
+		op->phase = URING_SYNC;
+		op->retries = 0;
+		if (uring_prep(u, op))
+			return false;
+		*result = disk_file_flush(u->f);
 		return true;
 	}
 	if (res < 0 || op->phase != URING_RW) {

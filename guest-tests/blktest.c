@@ -118,7 +118,8 @@ static void case_driver(void)
 	uint16_t num;
 
 	vdev_find(&dev);
-	CHECK_EQ(dev.host_features, ALL_F);		/* and no RO */
+	/* and no RO; DISCARD/WRITE_ZEROES depend on the image's file system */
+	CHECK_EQ(dev.host_features & ~(F_DISCARD | F_WRITE_ZEROES), ALL_F);
 	expect_cap();
 	outw(dev.io + VIRTIO_QUEUE_SEL, 0);
 	num = inw(dev.io + VIRTIO_QUEUE_NUM);
@@ -888,7 +889,7 @@ static void case_regs_misuse(void)
 	outl(dev.io + VIRTIO_CONFIG, 0x12345678);
 	CHECK_EQ(vdev_capacity(&dev), 2048);
 	/* Beyond config: reads all ones. */
-	CHECK_EQ(inb(dev.io + VIRTIO_CONFIG + 34), 0xff);
+	CHECK_EQ(inb(dev.io + VIRTIO_CONFIG + 60), 0xff);
 	valid_rw(&dev, 177, 1, 0x1f);
 }
 
@@ -943,6 +944,172 @@ static void case_batch(void)
  * wholly that pattern, and tinyvmm must stop cleanly and flush.
  */
 #define STORM_SECTORS 64
+
+/* ---- DISCARD and WRITE_ZEROES ------------------------------------------------- */
+
+#define SEG_ADDR	(DATA_ADDR + 0x40000)	/* segment arrays */
+
+struct dwz_seg {
+	uint64_t sector;
+	uint32_t count;
+	uint32_t flags;
+};
+
+/* n segments at SEG_ADDR, as one DISCARD/WRITE_ZEROES; its status. */
+static uint8_t dwz(uint32_t type, const struct dwz_seg *s, unsigned int n)
+{
+	memcpy(P(SEG_ADDR), s, n * sizeof(*s));
+	return blk_req(&dev, type, 0, SEG_ADDR, n * sizeof(*s));
+}
+
+static uint8_t dwz1(uint32_t type, uint64_t sector, uint32_t count, uint32_t flags)
+{
+	struct dwz_seg s = { sector, count, flags };
+
+	return dwz(type, &s, 1);
+}
+
+/* Whether nsect sectors at sector read back as zeros. */
+static bool reads_zero(uint64_t sector, unsigned int nsect)
+{
+	const uint8_t *p = P(DATA2_ADDR);
+	unsigned int i;
+
+	memset(P(DATA2_ADDR), DATA_FILL, 512 * nsect);
+	CHECK_EQ(blk_req(&dev, T_IN, sector, DATA2_ADDR, 512 * nsect), ST_OK);
+	for (i = 0; i < 512 * nsect; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+static void dwz_setup(void)
+{
+	vdev_find(&dev);
+	CHECK_EQ(dev.host_features & (F_DISCARD | F_WRITE_ZEROES), F_DISCARD | F_WRITE_ZEROES);
+	vdev_init(&dev, ALL_F | F_DISCARD | F_WRITE_ZEROES, RING0_ADDR);
+}
+
+/*
+ * As Linux's driver uses them: the config fields, zeroes (with and
+ * without unmap) that read back as zeros, a discard, several segments
+ * in one request; the neighbours keep their data (the host checks the
+ * image: the pattern, then zeros exactly where asked).
+ */
+static void case_dwz_driver(void)
+{
+	struct dwz_seg two[2] = { { 420, 2, 0 }, { 424, 2, 0 } };
+
+	dwz_setup();
+	CHECK_EQ(inl(dev.io + VIRTIO_CONFIG + 36), 1u << 22);	/* max_discard_sectors */
+	CHECK_EQ(inl(dev.io + VIRTIO_CONFIG + 40), 16);		/* max_discard_seg */
+	CHECK_EQ(inl(dev.io + VIRTIO_CONFIG + 44), 1);		/* discard_sector_alignment */
+	CHECK_EQ(inl(dev.io + VIRTIO_CONFIG + 48), 1u << 22);	/* max_write_zeroes_sectors */
+	CHECK_EQ(inl(dev.io + VIRTIO_CONFIG + 52), 16);		/* max_write_zeroes_seg */
+	CHECK_EQ(inb(dev.io + VIRTIO_CONFIG + 56), 1);		/* write_zeroes_may_unmap */
+	valid_rw(&dev, 400, 16, 0x23);
+	valid_rw(&dev, 420, 8, 0x24);
+	CHECK_EQ(dwz1(T_WRITE_ZEROES, 402, 2, 0), ST_OK);
+	CHECK_EQ(dwz1(T_DISCARD, 406, 4, 0), ST_OK);
+	CHECK_EQ(dwz1(T_WRITE_ZEROES, 412, 2, DWZ_F_UNMAP), ST_OK);
+	CHECK_EQ(dwz(T_DISCARD, two, 2), ST_OK);
+	CHECK(reads_zero(402, 2));
+	CHECK(reads_zero(406, 4));
+	CHECK(reads_zero(412, 2));
+	CHECK(reads_zero(420, 2));
+	CHECK(reads_zero(424, 2));
+	memset(P(DATA2_ADDR), DATA_FILL, 1024);
+	CHECK_EQ(blk_req(&dev, T_IN, 400, DATA2_ADDR, 1024), ST_OK);
+	CHECK(pat_ok(DATA2_ADDR, 2, 0x23));
+	CHECK_EQ(blk_req(&dev, T_FLUSH, 0, 0, 0), ST_OK);
+}
+
+/*
+ * Hostile segments: each refuses its whole request and changes nothing.
+ * Reserved flag bits and unmap on a DISCARD are UNSUPP (the spec's
+ * words); too many segments, past the capacity, sector + count wrapping,
+ * a count of 0 or past the maximum, a payload that is no whole number of
+ * segments or sits in a device-writable buffer are IOERR; so are both
+ * requests from a driver that did not accept the features.
+ */
+static void case_dwz_hostile(void)
+{
+	struct dwz_seg many[17];
+	uint64_t cap;
+	unsigned int i;
+
+	dwz_setup();
+	cap = expect_cap();
+	valid_rw(&dev, 430, 4, 0x25);
+	CHECK_EQ(dwz1(T_DISCARD, 430, 1, DWZ_F_UNMAP), ST_UNSUPP);
+	CHECK_EQ(dwz1(T_WRITE_ZEROES, 430, 1, 2), ST_UNSUPP);
+	CHECK_EQ(dwz1(T_DISCARD, 430, 1, 0x80000000u), ST_UNSUPP);
+	CHECK_EQ(dwz1(T_WRITE_ZEROES, cap, 1, 0), ST_IOERR);
+	CHECK_EQ(dwz1(T_WRITE_ZEROES, cap - 1, 2, 0), ST_IOERR);
+	CHECK_EQ(dwz1(T_DISCARD, 0xfffffffffffffffcULL, 8, 0), ST_IOERR);
+	CHECK_EQ(dwz1(T_DISCARD, 0x0080000000000000ULL, 1, 0), ST_IOERR);
+	CHECK_EQ(dwz1(T_DISCARD, 430, 0, 0), ST_IOERR);
+	CHECK_EQ(dwz1(T_WRITE_ZEROES, 0, 0xffffffffu, 0), ST_IOERR);
+	for (i = 0; i < 17; i++)
+		many[i] = (struct dwz_seg){ 430 + (i & 3), 1, 0 };
+	CHECK_EQ(dwz(T_DISCARD, many, 17), ST_IOERR);
+	/* Fifteen good segments and one past the end: none is done. */
+	many[15].sector = cap;
+	CHECK_EQ(dwz(T_WRITE_ZEROES, many, 16), ST_IOERR);
+	/* 24 bytes: a segment and a half. */
+	CHECK_EQ(blk_req(&dev, T_WRITE_ZEROES, 0, SEG_ADDR, 24), ST_IOERR);
+	/* The segment in a device-writable buffer: no payload to read. */
+	((struct dwz_seg *)P(SEG_ADDR))[0] = (struct dwz_seg){ 430, 1, 0 };
+	*status = ST_SENTINEL;
+	set_desc(dev.desc, 0, hdr_at(0, T_DISCARD, 0), 16, D_NEXT, 1);
+	set_desc(dev.desc, 1, SEG_ADDR, 16, D_NEXT | D_WRITE, 2);
+	set_desc(dev.desc, 2, STATUS_ADDR, 1, D_WRITE, 0);
+	submit(0, 1);
+	CHECK_EQ(*status, ST_IOERR);
+	/* A driver that did not accept them. */
+	vdev_init(&dev, ALL_F, RING1_ADDR);
+	CHECK_EQ(dwz1(T_DISCARD, 430, 1, 0), ST_UNSUPP);
+	CHECK_EQ(dwz1(T_WRITE_ZEROES, 430, 1, 0), ST_UNSUPP);
+	memset(P(DATA2_ADDR), DATA_FILL, 2048);
+	CHECK_EQ(blk_req(&dev, T_IN, 430, DATA2_ADDR, 2048), ST_OK);
+	CHECK(pat_ok(DATA2_ADDR, 4, 0x25));
+	/* One segment split over two descriptors is fine. */
+	vdev_init(&dev, ALL_F | F_DISCARD | F_WRITE_ZEROES, RING0_ADDR);
+	((struct dwz_seg *)P(SEG_ADDR))[0] = (struct dwz_seg){ 432, 2, 0 };
+	*status = ST_SENTINEL;
+	set_desc(dev.desc, 0, hdr_at(0, T_WRITE_ZEROES, 0), 16, D_NEXT, 1);
+	set_desc(dev.desc, 1, SEG_ADDR, 5, D_NEXT, 2);
+	set_desc(dev.desc, 2, SEG_ADDR + 5, 11, D_NEXT, 3);
+	set_desc(dev.desc, 3, STATUS_ADDR, 1, D_WRITE, 0);
+	submit(0, 1);
+	CHECK_EQ(*status, ST_OK);
+	CHECK(reads_zero(432, 2));
+}
+
+/* A read-only device offers neither and refuses both with IOERR. */
+static void case_dwz_ro(void)
+{
+	vdev_find(&dev);
+	CHECK_EQ(dev.host_features & (F_DISCARD | F_WRITE_ZEROES | F_RO), F_RO);
+	vdev_init(&dev, ALL_F | F_RO, RING0_ADDR);
+	CHECK_EQ(dwz1(T_DISCARD, 10, 1, 0), ST_IOERR);
+	CHECK_EQ(dwz1(T_WRITE_ZEROES, 10, 1, 0), ST_IOERR);
+}
+
+/* range=: the window's edges; the host checks nothing outside changed. */
+static void case_dwz_range(void)
+{
+	uint64_t cap;
+
+	dwz_setup();
+	cap = expect_cap();
+	CHECK_EQ(dwz1(T_WRITE_ZEROES, cap - 1, 2, 0), ST_IOERR);
+	CHECK_EQ(dwz1(T_DISCARD, cap, 1, 0), ST_IOERR);
+	CHECK_EQ(dwz1(T_WRITE_ZEROES, cap - 2, 2, DWZ_F_UNMAP), ST_OK);
+	CHECK_EQ(dwz1(T_DISCARD, 0, 2, 0), ST_OK);
+	CHECK(reads_zero(cap - 2, 2));
+	CHECK(reads_zero(0, 2));
+}
 
 static void case_sigterm_storm(void)
 {
@@ -1010,6 +1177,10 @@ static const struct {
 	{ "avail_bad_head", case_avail_bad_head },
 	{ "regs_misuse", case_regs_misuse },
 	{ "batch", case_batch },
+	{ "dwz_driver", case_dwz_driver },
+	{ "dwz_hostile", case_dwz_hostile },
+	{ "dwz_ro", case_dwz_ro },
+	{ "dwz_range", case_dwz_range },
 	{ "sigterm_storm", case_sigterm_storm },
 };
 

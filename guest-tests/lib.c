@@ -256,7 +256,7 @@ void vdev_find(struct vdev *d)
 	pci_write(slot, 0x04, 2, cmd);
 	CHECK(mask & 1);
 	size = (~(mask & ~3u) + 1) & 0xffff;
-	CHECK_EQ(size, 64);		/* 20 bytes of registers + 34 of config, rounded up */
+	CHECK_EQ(size, 128);		/* 20 bytes of registers + 60 of config, rounded up */
 	CHECK_EQ(pci_read(slot, 0x10, 4), bar);
 	CHECK_EQ(bar & ~3u & (size - 1), 0);
 	d->io = bar & 0xfffc;

@@ -95,6 +95,8 @@ void pci_write(unsigned int slot, unsigned int off, unsigned int size, uint32_t 
 #define F_FLUSH		(1u << 9)
 #define F_TOPOLOGY	(1u << 10)
 #define F_CONFIG_WCE	(1u << 11)
+#define F_DISCARD	(1u << 13)
+#define F_WRITE_ZEROES	(1u << 14)
 #define F_INDIRECT	(1u << 28)
 
 #define D_NEXT		1
@@ -106,6 +108,9 @@ void pci_write(unsigned int slot, unsigned int off, unsigned int size, uint32_t 
 #define T_FLUSH		4
 #define T_FLUSH_OUT	5
 #define T_GET_ID	8
+#define T_DISCARD	11
+#define T_WRITE_ZEROES	13
+#define DWZ_F_UNMAP	1
 #define ST_OK		0
 #define ST_IOERR	1
 #define ST_UNSUPP	2

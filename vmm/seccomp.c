@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/kvm.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -64,6 +65,7 @@ static const char *const allowed[] = {
 	"read", "write", "readv", "writev",
 	"pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2",
 	"fsync", "fdatasync", "lseek", "fstat", "close",
+	"fallocate",			/* DISCARD and WRITE_ZEROES on image files */
 	"eventfd2", "signalfd4",	/* vm_run()'s signalfd */
 	/*
 	 * the io_uring disk engine: only entering the rings made (and
@@ -102,6 +104,7 @@ static const unsigned long allowed_ioctls[] = {
 	KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS,
 	KVM_TRANSLATE, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS,
 	TCGETS, TCSETS, TCSETSW, TCSETSF,
+	BLKDISCARD, BLKZEROOUT,		/* DISCARD and WRITE_ZEROES on block devices */
 };
 
 /* Syscall names for the SIGSYS line, looked up before the filter. */

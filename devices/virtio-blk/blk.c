@@ -44,8 +44,10 @@
 #define BLK_PCI_CLASS_STORAGE	0x01
 #define BLK_CFG_WCE_OFF		offsetof(struct blk_config, wce)
 
-_Static_assert(sizeof(struct blk_config) == 34, "virtio_blk_config layout");
+_Static_assert(sizeof(struct blk_config) == 60, "virtio_blk_config layout");
 _Static_assert(offsetof(struct blk_config, wce) == 32, "wce at offset 32");
+_Static_assert(offsetof(struct blk_config, max_discard_sectors) == 36, "discard at 36");
+_Static_assert(offsetof(struct blk_config, write_zeroes_may_unmap) == 56, "unmap at 56");
 
 void blk_efd_signal(int fd)
 {

@@ -35,6 +35,8 @@
 #define VIRTIO_BLK_F_FLUSH		9
 #define VIRTIO_BLK_F_TOPOLOGY		10
 #define VIRTIO_BLK_F_CONFIG_WCE		11
+#define VIRTIO_BLK_F_DISCARD		13
+#define VIRTIO_BLK_F_WRITE_ZEROES	14
 #define VIRTIO_RING_F_INDIRECT_DESC	28
 
 /* Request types and status values. */
@@ -43,11 +45,17 @@
 #define VIRTIO_BLK_T_FLUSH		4
 #define VIRTIO_BLK_T_FLUSH_OUT		5
 #define VIRTIO_BLK_T_GET_ID		8
+#define VIRTIO_BLK_T_DISCARD		11
+#define VIRTIO_BLK_T_WRITE_ZEROES	13
+#define VIRTIO_BLK_DWZ_F_UNMAP		1	/* struct virtio_blk_discard_write_zeroes.flags */
 #define VIRTIO_BLK_S_OK			0
 #define VIRTIO_BLK_S_IOERR		1
 #define VIRTIO_BLK_S_UNSUPP		2
 
 #define BLK_SECTOR_SIZE			512
+/* Segments of one DISCARD/WRITE_ZEROES request, and sectors of one segment. */
+#define BLK_DWZ_MAX_SEG			16
+#define BLK_DWZ_MAX_SECTORS		(1u << 22)
 
 struct blk_config {			/* struct virtio_blk_config, legacy part used */
 	uint64_t capacity;		/* 512-byte sectors */
@@ -63,6 +71,14 @@ struct blk_config {			/* struct virtio_blk_config, legacy part used */
 	uint32_t opt_io_size;
 	uint8_t wce;
 	uint8_t unused;
+	uint16_t num_queues;
+	uint32_t max_discard_sectors;
+	uint32_t max_discard_seg;
+	uint32_t discard_sector_alignment;
+	uint32_t max_write_zeroes_sectors;
+	uint32_t max_write_zeroes_seg;
+	uint8_t write_zeroes_may_unmap;
+	uint8_t unused1[3];
 } __attribute__((packed));
 
 /*
@@ -75,6 +91,15 @@ enum blk_req_kind {
 	BLK_REQ_READ,		/* len bytes at sector into iov[0..cnt) */
 	BLK_REQ_WRITE,		/* len bytes from iov[0..cnt) at sector */
 	BLK_REQ_FLUSH,
+	BLK_REQ_DISCARD,	/* seg[0..nseg), one disk operation at a time */
+	BLK_REQ_WRITE_ZEROES,
+};
+
+/* One segment of a DISCARD or WRITE_ZEROES, checked. */
+struct blk_seg {
+	uint64_t sector;
+	uint32_t count;		/* sectors, > 0 */
+	bool unmap;		/* WRITE_ZEROES: may deallocate */
 };
 
 struct blk_req {
@@ -87,6 +112,9 @@ struct blk_req {
 	unsigned int cnt;
 	uint64_t sector;
 	uint64_t len;		/* data bytes, > 0 for READ/WRITE, inside the disk */
+	unsigned int nseg;	/* DISCARD/WRITE_ZEROES: segments, and the one in hand */
+	unsigned int cur;
+	struct blk_seg seg[BLK_DWZ_MAX_SEG];
 };
 
 struct blk_ioreq {
@@ -201,8 +229,13 @@ uint64_t blk_capacity(const struct blk_dev *b);
  * for good.  Pure apart from GET_ID filling the driver's buffer.
  */
 void blk_req_parse(struct blk_dev *b, struct virtq_elem *e, struct blk_req *r);
-/* The disk operation of a parsed request that is not BLK_REQ_DONE. */
+/*
+ * The disk operation of a parsed request that is not BLK_REQ_DONE (for
+ * DISCARD/WRITE_ZEROES: of the segment in hand).
+ */
 void blk_req_disk_io(const struct blk_req *r, struct disk_io *io);
+/* Move to the request's next segment; false when it has no more. */
+bool blk_req_next(struct blk_req *r);
 /* Write the status byte; returns the used length (0 without a status byte). */
 uint32_t blk_req_finish(const struct blk_req *r, uint8_t status);
 /*
@@ -219,6 +252,10 @@ uint32_t blk_req_refuse(struct virtq_elem *e);
  * makes flush_err sticky.
  */
 uint8_t blk_req_status(struct blk_dev *b, const struct blk_req *r, int err);
+
+/* blk_dwz.c: DISCARD/WRITE_ZEROES features and config, and their parse. */
+void blk_dwz_setup(struct blk_dev *b);
+void blk_dwz_parse(struct blk_dev *b, struct virtq_elem *e, struct blk_req *r, uint32_t type);
 
 /* blk_queue.c: the queue thread (arg: the blk_dev). */
 void *blk_queue_thread(void *arg);

@@ -26,6 +26,7 @@ enum {
 	SEEN_SERIAL = 1 << 3,
 	SEEN_AIO = 1 << 4,
 	SEEN_POLL = 1 << 5,
+	SEEN_DISCARD = 1 << 6,
 };
 
 /*
@@ -175,6 +176,16 @@ static int opts_poll(struct blk_opts *o, const char *opt, const char *val)
 	return 0;
 }
 
+static int opts_discard(struct blk_opts *o, const char *opt, const char *val)
+{
+	if (!strcmp(val, "unmap") || !strcmp(val, "ignore")) {
+		o->discard_ignore = !strcmp(val, "ignore");
+		return 0;
+	}
+	pr_err("virtio-blk: %s: expected discard=unmap or discard=ignore", opt);
+	return -EINVAL;
+}
+
 static const struct {
 	const char *name;
 	unsigned int seen;
@@ -186,6 +197,7 @@ static const struct {
 	{ "serial", SEEN_SERIAL, opts_serial },
 	{ "aio", SEEN_AIO, opts_aio },
 	{ "poll", SEEN_POLL, opts_poll },
+	{ "discard", SEEN_DISCARD, opts_discard },
 };
 
 static int opts_one(struct blk_opts *o, char *opt, unsigned int *seen)

@@ -5,7 +5,7 @@
 /*
  * "-s N,virtio-blk,PATH[,opt...]" after the device name:
  *   writethru | writeback | ro | sectorsize=L[/P] | range=LBA/SIZE |
- *   qsize=N | serial=STR | aio=threads|io_uring | poll=US
+ *   qsize=N | serial=STR | aio=threads|io_uring | poll=US | discard=unmap|ignore
  * range= follows ACRN: LBA and SIZE are counted in logical sectors
  * (sectorsize L, default 512), so the window is bytes
  * [LBA*L, (LBA+SIZE)*L) of the file.
@@ -30,6 +30,11 @@
  * of work, before it sleeps until the next kick.  The window adapts (it
  * grows while requests come within it and shrinks while they do not), so
  * an idle disk costs no CPU.  0 never polls.  Any engine.
+ *
+ * discard= (given once, default unmap): whether the guest's DISCARD (and
+ * WRITE_ZEROES with its unmap flag) may give the image's space back.
+ * ignore keeps a preallocated image preallocated: DISCARD is not offered
+ * and zeroing never punches holes.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -61,6 +66,7 @@ struct blk_opts {
 	enum blk_aio aio;
 	bool has_poll;
 	uint32_t poll_us;		/* most the queue thread polls, 0: never */
+	bool discard_ignore;		/* discard=ignore */
 };
 
 /*

@@ -219,31 +219,50 @@ static void blk_done(struct blk_queue *q, struct blk_ioreq *io, uint32_t used)
 	q->done_tail = io;
 }
 
-/* io's disk operation ended with err. */
-static void blk_finish(struct blk_dev *b, struct blk_ioreq *io, int err)
+static void blk_submit(struct blk_dev *b, struct blk_ioreq *io);
+
+/*
+ * io's disk operation ended with err: on to its next segment (DISCARD,
+ * WRITE_ZEROES), or finished.
+ */
+static void blk_disk_done(struct blk_dev *b, struct blk_ioreq *io, int err)
 {
+	if (!err && blk_req_next(&io->req)) {
+		blk_submit(b, io);
+		return;
+	}
 	blk_done(&b->q, io, blk_req_finish(&io->req, blk_req_status(b, &io->req, err)));
+}
+
+/* Hand io's (next) operation to the disk. */
+static void blk_submit(struct blk_dev *b, struct blk_ioreq *io)
+{
+	struct disk_io dio;
+	int ret;
+
+	do {
+		blk_req_disk_io(&io->req, &dio);
+		dio.cookie = (uintptr_t)io;
+		if (!b->q.done_head && !virtq_avail_pending(b->q.vq))
+			dio.flags |= DISK_F_ALONE;
+		ret = disk_submit(b->disk, &dio);
+		if (ret == DISK_SUBMITTED)
+			return;
+	} while (!ret && blk_req_next(&io->req));
+	blk_done(&b->q, io, blk_req_finish(&io->req, blk_req_status(b, &io->req, ret)));
 }
 
 /* A freshly popped request: finish it now or hand it to the disk. */
 static void blk_start(struct blk_dev *b, struct blk_ioreq *io)
 {
 	struct blk_req *r = &io->req;
-	struct disk_io dio;
-	int ret;
 
 	blk_req_parse(b, &io->elem, r);
 	if (r->kind == BLK_REQ_DONE) {
 		blk_done(&b->q, io, blk_req_finish(r, r->status));
 		return;
 	}
-	blk_req_disk_io(r, &dio);
-	dio.cookie = (uintptr_t)io;
-	if (!b->q.done_head && !virtq_avail_pending(b->q.vq))
-		dio.flags |= DISK_F_ALONE;
-	ret = disk_submit(b->disk, &dio);
-	if (ret != DISK_SUBMITTED)
-		blk_finish(b, io, ret);
+	blk_submit(b, io);
 }
 
 /*
@@ -276,9 +295,11 @@ static void blk_reap(struct blk_dev *b)
 	do {
 		n = disk_reap(b->disk, done, ARRAY_SIZE(done));
 		for (i = 0; i < n; i++)
-			blk_finish(b, (struct blk_ioreq *)(uintptr_t)done[i].cookie,
-				   done[i].result);
+			blk_disk_done(b, (struct blk_ioreq *)(uintptr_t)done[i].cookie,
+				      done[i].result);
 	} while (n == ARRAY_SIZE(done));
+	/* Next segments submitted above go out before the thread sleeps. */
+	disk_commit(b->disk);
 }
 
 /* True when it completed something. */

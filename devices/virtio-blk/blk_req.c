@@ -74,6 +74,7 @@ void blk_dev_setup_media(struct blk_dev *b)
 		      (1ULL << VIRTIO_BLK_F_CONFIG_WCE) | (1ULL << VIRTIO_RING_F_INDIRECT_DESC);
 	if (o->ro)
 		b->features |= 1ULL << VIRTIO_BLK_F_RO;
+	blk_dwz_setup(b);
 }
 
 static uint64_t blk_iov_sum(const struct iovec *iov, unsigned int cnt)
@@ -141,14 +142,25 @@ static uint8_t blk_flush_status(struct blk_dev *b, int err)
 
 uint8_t blk_req_status(struct blk_dev *b, const struct blk_req *r, int err)
 {
+	static const char *const what[] = {
+		[BLK_REQ_READ] = "read", [BLK_REQ_WRITE] = "write",
+		[BLK_REQ_DISCARD] = "discard", [BLK_REQ_WRITE_ZEROES] = "write-zeroes",
+	};
+	const struct blk_seg *s = &r->seg[r->cur];
+	bool dwz = r->kind == BLK_REQ_DISCARD || r->kind == BLK_REQ_WRITE_ZEROES;
+
 	if (r->kind == BLK_REQ_FLUSH)
 		return blk_flush_status(b, err);
 	if (!err)
 		return VIRTIO_BLK_S_OK;
+	/* The media stopped doing it (the disk layer remembers): not an I/O error. */
+	if (dwz && err == -EOPNOTSUPP)
+		return VIRTIO_BLK_S_UNSUPP;
 	/* A failed synchronous write may have used up a write-back error. */
-	if (r->kind == BLK_REQ_WRITE && r->sync)
+	if (r->sync)
 		__atomic_store_n(&b->flush_err, err, __ATOMIC_RELEASE);
-	blk_warn_ioerr(b, r->kind == BLK_REQ_READ ? "read" : "write", r->sector, r->len, -err);
+	blk_warn_ioerr(b, what[r->kind], dwz ? s->sector : r->sector,
+		       dwz ? (uint64_t)s->count * BLK_SECTOR_SIZE : r->len, -err);
 	return VIRTIO_BLK_S_IOERR;
 }
 
@@ -158,17 +170,41 @@ void blk_req_disk_io(const struct blk_req *r, struct disk_io *io)
 		[BLK_REQ_READ] = DISK_OP_READ,
 		[BLK_REQ_WRITE] = DISK_OP_WRITE,
 		[BLK_REQ_FLUSH] = DISK_OP_FLUSH,
+		[BLK_REQ_DISCARD] = DISK_OP_DISCARD,
+		[BLK_REQ_WRITE_ZEROES] = DISK_OP_WRITE_ZEROES,
 	};
+	const struct blk_seg *s = &r->seg[r->cur];
 
 	memset(io, 0, sizeof(*io));
 	io->op = ops[r->kind];
-	io->flags = r->kind == BLK_REQ_WRITE && r->sync ? DISK_F_FUA : 0;
-	if (r->kind == BLK_REQ_FLUSH)
-		return;
-	io->offset = r->sector * BLK_SECTOR_SIZE;
-	io->len = r->len;
-	io->iov = r->iov;
-	io->cnt = r->cnt;
+	io->flags = r->sync ? DISK_F_FUA : 0;
+	switch (r->kind) {
+	case BLK_REQ_READ:
+	case BLK_REQ_WRITE:
+		io->offset = r->sector * BLK_SECTOR_SIZE;
+		io->len = r->len;
+		io->iov = r->iov;
+		io->cnt = r->cnt;
+		break;
+	case BLK_REQ_DISCARD:
+	case BLK_REQ_WRITE_ZEROES:
+		io->offset = s->sector * BLK_SECTOR_SIZE;
+		io->len = (uint64_t)s->count * BLK_SECTOR_SIZE;
+		io->flags |= s->unmap ? DISK_F_UNMAP : 0;
+		break;
+	default:
+		break;
+	}
+}
+
+bool blk_req_next(struct blk_req *r)
+{
+	if (r->kind != BLK_REQ_DISCARD && r->kind != BLK_REQ_WRITE_ZEROES)
+		return false;
+	if (r->cur + 1 >= r->nseg)
+		return false;
+	r->cur++;
+	return true;
 }
 
 int blk_flush_media(struct blk_dev *b, const char *why)
@@ -267,6 +303,10 @@ void blk_req_parse(struct blk_dev *b, struct virtq_elem *e, struct blk_req *r)
 	case VIRTIO_BLK_T_FLUSH_OUT:
 		r->kind = BLK_REQ_FLUSH;
 		break;
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		blk_dwz_parse(b, e, r, type);
+		break;
 	case VIRTIO_BLK_T_GET_ID:
 		/* 20 bytes, NUL-padded, not terminated when full (as Linux reads it). */
 		n = MIN((uint64_t)BLK_ID_BYTES, in_len);
@@ -302,7 +342,7 @@ uint32_t blk_req_refuse(struct virtq_elem *e)
 }
 
 /* The request's disk operation, waiting for it when the disk submits it. */
-static uint8_t blk_req_exec_sync(struct blk_dev *b, const struct blk_req *r)
+static uint8_t blk_req_exec_sync(struct blk_dev *b, struct blk_req *r)
 {
 	struct pollfd pfd = { .fd = disk_notify_fd(b->disk), .events = POLLIN };
 	struct disk_done done = { 0 };
@@ -311,15 +351,17 @@ static uint8_t blk_req_exec_sync(struct blk_dev *b, const struct blk_req *r)
 
 	if (r->kind == BLK_REQ_DONE)
 		return r->status;
-	blk_req_disk_io(r, &io);
-	ret = disk_submit(b->disk, &io);
-	if (ret == DISK_SUBMITTED) {
-		/* Nothing else is in flight: the one completion is ours. */
-		disk_commit(b->disk);
-		while (!disk_reap(b->disk, &done, 1))
-			poll(&pfd, 1, -1);
-		ret = done.result;
-	}
+	do {
+		blk_req_disk_io(r, &io);
+		ret = disk_submit(b->disk, &io);
+		if (ret == DISK_SUBMITTED) {
+			/* Nothing else is in flight: the one completion is ours. */
+			disk_commit(b->disk);
+			while (!disk_reap(b->disk, &done, 1))
+				poll(&pfd, 1, -1);
+			ret = done.result;
+		}
+	} while (!ret && blk_req_next(r));
 	return blk_req_status(b, r, ret);
 }
 

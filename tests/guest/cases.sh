@@ -11,6 +11,20 @@ set -u
 tinyvmm=$1 guest=$2 work=$3
 limit=${CASE_TIMEOUT:-60}
 mkdir -p "$work/out"
+
+# tinyvmm offers DISCARD/WRITE_ZEROES only on media that punch holes (9p,
+# the nested runner's work directory, does not): the dwz_* cases run on a
+# copy in the first directory that does, copied back for the host's check.
+punch_dir=
+for d in "$work/img" "${TMPDIR:-/tmp}" /dev/shm; do
+	probe=$d/.punch-probe.$$
+	if : >"$probe" 2>/dev/null && fallocate -p -o 0 -l 4096 "$probe" 2>/dev/null; then
+		punch_dir=$d
+		rm -f "$probe"
+		break
+	fi
+	rm -f "$probe"
+done
 while IFS='|' read -r name opts cmdline; do
 	[ -n "$name" ] || continue
 	start=$(date +%s.%N)
@@ -19,9 +33,22 @@ while IFS='|' read -r name opts cmdline; do
 	sigterm_*) t=(timeout --preserve-status -k 5 -s TERM 4) ;;
 	*) t=(timeout -k 5 "$limit") ;;
 	esac
-	"${t[@]}" "$tinyvmm" -m 64M -s "3,virtio-blk,$work/img/$name.img$opts" \
+	img=$work/img/$name.img
+	case $name in
+	dwz_*)
+		if [ -z "$punch_dir" ]; then
+			echo "no directory here punches holes: $name cannot run" >"$work/out/$name.log"
+			echo none >"$work/out/$name.status"
+			continue
+		fi
+		[ "$punch_dir" = "$work/img" ] || { img=$punch_dir/$name.$$.img; cp "$work/img/$name.img" "$img"; } ;;
+	esac
+	"${t[@]}" "$tinyvmm" -m 64M -s "3,virtio-blk,$img$opts" \
 		--cmdline "case=$name $cmdline" "$guest" </dev/null >"$work/out/$name.log" 2>&1
 	echo $? >"$work/out/$name.status"
+	if [ "$img" != "$work/img/$name.img" ]; then
+		cp "$img" "$work/img/$name.img" && rm -f "$img"
+	fi
 	awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f\n", b - a }' \
 		>"$work/out/$name.time"
 done <"$work/cases.list"

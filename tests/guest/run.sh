@@ -32,8 +32,10 @@ fi
 need_kvm
 
 # NAME | disk options | guest cmdline | valid writes: "SECTOR:COUNT:SEED ..." in
-# image sectors | writes that may or may not have happened (reset in flight).
-# The pattern of sector k of a write with seed S: byte i = (S + 7k + i) & 0xff.
+# image sectors, applied in order | writes that may or may not have happened
+# (reset in flight).  The pattern of sector k of a write with seed S: byte
+# i = (S + 7k + i) & 0xff; seed z: zeros (WRITE_ZEROES, DISCARD).  dwz_*
+# cases run on an image in a directory that punches holes (cases.sh).
 CASES="
 driver|,serial=$SERIAL|cap=$SECTORS serial=$SERIAL|100:4:0x11|
 get_id_short|,serial=$SERIAL|serial=$SERIAL|3:1:0x19|
@@ -62,6 +64,10 @@ reset_inflight|||199:1:0x5a|$(for i in $(seq 0 15); do printf '%d:1:%#x ' $((180
 any_layout|||5:2:0x1c|
 avail_bad_head|||176:1:0x1e|
 regs_misuse|||177:1:0x1f|
+dwz_driver|||cap=$SECTORS|400:16:0x23 420:8:0x24 402:2:z 406:4:z 412:2:z 420:2:z 424:2:z|
+dwz_hostile||cap=$SECTORS|430:4:0x25 432:2:z|
+dwz_ro|,ro|||
+dwz_range|,range=1024/512|cap=512|1534:2:z 1024:2:z|
 batch|||$(for i in $(seq 0 79); do printf '%d:1:%#x ' $((300 + i)) $((0x40 + i)); done)|
 sigterm_storm|,writeback|||$(for i in $(seq 0 63); do printf '%d:1:%#x ' $((500 + i)) $((0x60 + i)); done)
 "
@@ -70,7 +76,14 @@ sigterm_storm|,writeback|||$(for i in $(seq 0 63); do printf '%d:1:%#x ' $((500 
 for i in $(seq 0 255); do printf "\\$(printf %03o "$i")"; done >"$WORK/ramp1"
 cat "$WORK/ramp1" "$WORK/ramp1" "$WORK/ramp1" >"$WORK/ramp"
 pattern_sector() {	# SEED K > 512 bytes
+	if [ "$1" = z ]; then
+		head -c 512 /dev/zero
+		return
+	fi
 	tail -c +$(((($1 + 7 * $2) & 255) + 1)) "$WORK/ramp" | head -c 512
+}
+seed_of() {		# SEED: z as it is, a number in decimal
+	if [ "$1" = z ]; then echo z; else echo $(($1)); fi
 }
 sector_of() {		# IMAGE SECTOR > 512 bytes
 	dd if="$1" bs=512 skip="$2" count=1 status=none
@@ -108,13 +121,13 @@ check_image() {
 	for w in $2; do
 		IFS=: read -r s n seed <<<"$w"
 		for ((k = 0; k < n; k++)); do
-			pattern_sector $((seed)) "$k" | put_sector "$exp" $((s + k))
+			pattern_sector "$(seed_of "$seed")" "$k" | put_sector "$exp" $((s + k))
 		done
 	done
 	for w in $3; do
 		IFS=: read -r s n seed <<<"$w"
 		for ((k = 0; k < n; k++)); do
-			pattern_sector $((seed)) "$k" >"$WORK/p"
+			pattern_sector "$(seed_of "$seed")" "$k" >"$WORK/p"
 			if cmp -s "$WORK/p" <(sector_of "$img" $((s + k))); then
 				put_sector "$exp" $((s + k)) <"$WORK/p"
 			fi

@@ -63,6 +63,8 @@ static struct blk_dev *dev_new(const char *args, uint64_t mem_size)
 	else
 		dev_open_file(b);
 	blk_dev_setup_media(b);
+	/* A driver that accepted every feature offered (no transport here). */
+	b->vp.guest_features = (uint32_t)b->features;
 	return b;
 }
 
@@ -132,6 +134,7 @@ static void dev_set_fault_disk(struct blk_dev *b, uint64_t size, bool ro,
 	disk_fault_set_trace(b->disk, trace_fn, NULL);
 	trace_len = 0;
 	blk_dev_setup_media(b);
+	b->vp.guest_features = (uint32_t)b->features;
 }
 
 /* Start a request: a separate 16-byte header descriptor, as Linux sends. */
@@ -332,7 +335,7 @@ static void test_default_serial(void **state)
 
 static void test_unsupported(void **state)
 {
-	static const uint32_t types[] = { 2, 3, 11, 13, 14, 0x80000001, 0xffffffff };
+	static const uint32_t types[] = { 2, 3, 12, 14, 0x80000001, 0xffffffff };
 	struct blk_dev *b = dev_new("mem", 4096);
 	uint8_t buf[512];
 	unsigned int i;
@@ -443,6 +446,265 @@ static void test_range_window(void **state)
 	/* Guest sector 0 is file sector 4. */
 	assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, 0, buf, 512), 513);
 	assert_memory_equal(buf, expect + 4 * 512, 512);
+	dev_free(b);
+
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, file, sizeof(file), 0), sizeof(file));
+	close(fd);
+	assert_memory_equal(file, expect, sizeof(file));
+	unlink(path);
+}
+
+/* ---- DISCARD and WRITE_ZEROES ---- */
+
+struct dwz_seg {
+	uint64_t sector;
+	uint32_t count;
+	uint32_t flags;
+};
+
+/* One DISCARD/WRITE_ZEROES with n segments in one descriptor; its used length. */
+static uint32_t do_dwz(struct blk_dev *b, uint32_t type, const struct dwz_seg *seg,
+		       unsigned int n)
+{
+	static struct dwz_seg le[64];
+	unsigned int i;
+
+	assert_true(n <= 64);
+	for (i = 0; i < n; i++) {
+		le[i].sector = htole64(seg[i].sector);
+		le[i].count = htole32(seg[i].count);
+		le[i].flags = htole32(seg[i].flags);
+	}
+	req_start(type, 0);
+	add_out(le, n * sizeof(le[0]));
+	return req_run(b);
+}
+
+static uint8_t dwz_status(struct blk_dev *b, uint32_t type, uint64_t sector, uint32_t count,
+			  uint32_t flags)
+{
+	struct dwz_seg s = { sector, count, flags };
+
+	assert_int_equal(do_dwz(b, type, &s, 1), 1);
+	return status;
+}
+
+/* Whether sectors [sector, +count) of b read back as byte v. */
+static bool reads_as(struct blk_dev *b, uint64_t sector, unsigned int count, uint8_t v)
+{
+	static uint8_t buf[64 * 512];
+	unsigned int i;
+
+	assert_true(count <= 64);
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_IN, sector, buf, count * 512), count * 512 + 1);
+	for (i = 0; i < count * 512; i++)
+		if (buf[i] != v)
+			return false;
+	return true;
+}
+
+static void write_pattern(struct blk_dev *b, uint64_t sector, unsigned int count, uint8_t v)
+{
+	static uint8_t buf[64 * 512];
+
+	memset(buf, v, count * 512);
+	assert_int_equal(do_io(b, VIRTIO_BLK_T_OUT, sector, buf, count * 512), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+}
+
+/*
+ * Driver-like: zeroes read back as zeros (with and without unmap), a
+ * discard is done, segments are all served, neighbours stay; writethru
+ * zeroes are FUA.  Each op the disk sees is the segment asked for.
+ */
+static void test_dwz_driver_like(void **state)
+{
+	struct dwz_seg segs[3] = { { 8, 8, 0 }, { 32, 16, VIRTIO_BLK_DWZ_F_UNMAP }, { 100, 4, 0 } };
+	struct blk_dev *b = dev_new("mem", 64 << 10);
+
+	dev_set_fault_disk(b, 64 << 10, false, NULL, 0);
+	write_pattern(b, 0, 64, 0xa5);
+	write_pattern(b, 64, 64, 0xa5);
+	trace_len = 0;
+	assert_int_equal(do_dwz(b, VIRTIO_BLK_T_WRITE_ZEROES, segs, 3), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+	assert_int_equal(trace_submits(DISK_OP_WRITE_ZEROES), 3);
+	assert_int_equal(trace[0].offset, 8 * 512);
+	assert_int_equal(trace[0].len, 8 * 512);
+	assert_int_equal(trace[0].flags & ~DISK_F_ALONE, DISK_F_FUA);
+	assert_int_equal(trace[2].offset, 32 * 512);
+	assert_int_equal(trace[2].flags & ~DISK_F_ALONE, DISK_F_FUA | DISK_F_UNMAP);
+	assert_true(reads_as(b, 0, 8, 0xa5));
+	assert_true(reads_as(b, 8, 8, 0));
+	assert_true(reads_as(b, 16, 16, 0xa5));
+	assert_true(reads_as(b, 32, 16, 0));
+	assert_true(reads_as(b, 48, 52, 0xa5));
+	assert_true(reads_as(b, 100, 4, 0));
+	assert_true(reads_as(b, 104, 24, 0xa5));
+
+	/* DISCARD: not FUA, never UNMAP-flagged; writeback zeroes not FUA either. */
+	trace_len = 0;
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_DISCARD, 64, 64, 0), VIRTIO_BLK_S_OK);
+	assert_int_equal(trace_submits(DISK_OP_DISCARD), 1);
+	assert_int_equal(trace[0].flags & ~DISK_F_ALONE, 0);
+	b->cfg.wce = 1;
+	trace_len = 0;
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_WRITE_ZEROES, 0, 8, 0), VIRTIO_BLK_S_OK);
+	assert_int_equal(trace[0].flags & ~DISK_F_ALONE, 0);
+	assert_true(reads_as(b, 0, 8, 0));
+	dev_free(b);
+}
+
+/*
+ * Hostile: every bad segment refuses the whole request before the disk
+ * sees anything: reserved flags and unmap on DISCARD are UNSUPP (the
+ * spec's words); too many segments, a segment past the capacity, an
+ * overflowing one, a count of 0 or past max, a misaligned one (4 KiB
+ * sectors), a payload that is no whole number of segments are IOERR.
+ */
+static void test_dwz_hostile(void **state)
+{
+	struct dwz_seg many[BLK_DWZ_MAX_SEG + 1];
+	struct blk_dev *b = dev_new("mem", 64 << 10);
+	uint64_t cap;
+	unsigned int i;
+	uint8_t junk[24] = { 0 };
+
+	dev_set_fault_disk(b, 64 << 10, false, NULL, 0);
+	cap = blk_capacity(b);
+	trace_len = 0;
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_DISCARD, 0, 8, VIRTIO_BLK_DWZ_F_UNMAP),
+			 VIRTIO_BLK_S_UNSUPP);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_WRITE_ZEROES, 0, 8, 2), VIRTIO_BLK_S_UNSUPP);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_DISCARD, 0, 8, 0x80000000),
+			 VIRTIO_BLK_S_UNSUPP);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_WRITE_ZEROES, cap, 1, 0), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_WRITE_ZEROES, cap - 1, 2, 0),
+			 VIRTIO_BLK_S_IOERR);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_DISCARD, UINT64_MAX - 3, 8, 0),
+			 VIRTIO_BLK_S_IOERR);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_DISCARD, UINT64_MAX / 512, 1, 0),
+			 VIRTIO_BLK_S_IOERR);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_DISCARD, 0, 0, 0), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_DISCARD, 0, UINT32_MAX, 0),
+			 VIRTIO_BLK_S_IOERR);
+	for (i = 0; i < BLK_DWZ_MAX_SEG + 1; i++)
+		many[i] = (struct dwz_seg){ i, 1, 0 };
+	assert_int_equal(do_dwz(b, VIRTIO_BLK_T_DISCARD, many, BLK_DWZ_MAX_SEG + 1), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	/* One bad segment among good ones: nothing is done. */
+	many[BLK_DWZ_MAX_SEG - 1].sector = cap;
+	assert_int_equal(do_dwz(b, VIRTIO_BLK_T_WRITE_ZEROES, many, BLK_DWZ_MAX_SEG), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	/* 24 bytes: one and a half segments; no payload at all. */
+	req_start(VIRTIO_BLK_T_DISCARD, 0);
+	add_out(junk, sizeof(junk));
+	assert_int_equal(req_run(b), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	req_start(VIRTIO_BLK_T_WRITE_ZEROES, 0);
+	assert_int_equal(req_run(b), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	assert_int_equal(trace_len, 0);
+	/* All segments good: all 16 done, one disk operation each. */
+	many[BLK_DWZ_MAX_SEG - 1].sector = 15;
+	assert_int_equal(do_dwz(b, VIRTIO_BLK_T_DISCARD, many, BLK_DWZ_MAX_SEG), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_OK);
+	assert_int_equal(trace_submits(DISK_OP_DISCARD), BLK_DWZ_MAX_SEG);
+	dev_free(b);
+
+	/* 4 KiB logical blocks: segments must be whole blocks. */
+	b = dev_new("mem,sectorsize=4096", 64 << 10);
+	assert_int_equal(le32toh(b->cfg.discard_sector_alignment), 8);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_DISCARD, 4, 8, 0), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_DISCARD, 8, 4, 0), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_DISCARD, 8, 8, 0), VIRTIO_BLK_S_OK);
+	dev_free(b);
+}
+
+/*
+ * Not offered, not done: ro gives IOERR (as OUT), media without it or
+ * discard=ignore give UNSUPP; a disk error is IOERR, the media refusing
+ * (EOPNOTSUPP) is UNSUPP, and a failed segment stops the request.
+ */
+static void test_dwz_offers_and_errors(void **state)
+{
+	static const struct disk_props none = {
+		.size = 64 << 10, .logical_block = 512, .physical_block = 512, .fd = -1,
+	};
+	const struct disk_fault_rule rules[] = {
+		{ .ops = 1u << DISK_OP_DISCARD, .offset = 40 * 512, .len = 512, .error = -EIO },
+		{ .ops = 1u << DISK_OP_WRITE_ZEROES, .offset = 50 * 512, .len = 512,
+		  .error = -EOPNOTSUPP },
+	};
+	struct dwz_seg two[2] = { { 40, 8, 0 }, { 0, 8, 0 } };
+	struct blk_dev *b = dev_new("mem,ro", 64 << 10);
+
+	assert_false(b->features & (1ULL << VIRTIO_BLK_F_DISCARD));
+	assert_false(b->features & (1ULL << VIRTIO_BLK_F_WRITE_ZEROES));
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_DISCARD, 0, 8, 0), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_WRITE_ZEROES, 0, 8, 0), VIRTIO_BLK_S_IOERR);
+	dev_free(b);
+
+	b = dev_new("mem", 64 << 10);
+	disk_close(b->disk);
+	assert_int_equal(disk_open_mem_props(&b->disk, &none), 0);
+	b->features = 0;
+	blk_dev_setup_media(b);
+	b->vp.guest_features = ~0u;	/* even a driver that claims it */
+	assert_false(b->features & (1ULL << VIRTIO_BLK_F_DISCARD));
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_DISCARD, 0, 8, 0), VIRTIO_BLK_S_UNSUPP);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_WRITE_ZEROES, 0, 8, 0), VIRTIO_BLK_S_UNSUPP);
+	dev_free(b);
+
+	b = dev_new("mem,discard=ignore", 64 << 10);
+	assert_false(b->features & (1ULL << VIRTIO_BLK_F_DISCARD));
+	assert_true(b->features & (1ULL << VIRTIO_BLK_F_WRITE_ZEROES));
+	assert_int_equal(b->cfg.write_zeroes_may_unmap, 0);
+	dev_set_fault_disk(b, 64 << 10, false, NULL, 0);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_DISCARD, 0, 8, 0), VIRTIO_BLK_S_UNSUPP);
+	/* The guest's unmap flag is dropped: the disk is asked to zero only. */
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_WRITE_ZEROES, 0, 8, VIRTIO_BLK_DWZ_F_UNMAP),
+			 VIRTIO_BLK_S_OK);
+	assert_int_equal(trace_last()->flags & DISK_F_UNMAP, 0);
+	dev_free(b);
+
+	/* Offered but not accepted by the driver: as if not offered. */
+	b = dev_new("mem", 64 << 10);
+	b->vp.guest_features &= ~(1u << VIRTIO_BLK_F_DISCARD);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_DISCARD, 0, 8, 0), VIRTIO_BLK_S_UNSUPP);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_WRITE_ZEROES, 0, 8, 0), VIRTIO_BLK_S_OK);
+	dev_free(b);
+
+	b = dev_new("mem", 64 << 10);
+	dev_set_fault_disk(b, 64 << 10, false, rules, 2);
+	assert_int_equal(do_dwz(b, VIRTIO_BLK_T_DISCARD, two, 2), 1);
+	assert_int_equal(status, VIRTIO_BLK_S_IOERR);
+	assert_int_equal(trace_submits(DISK_OP_DISCARD), 0);	/* refused at submit; no second */
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_WRITE_ZEROES, 48, 8, 0), VIRTIO_BLK_S_UNSUPP);
+	dev_free(b);
+}
+
+/* range=: zeroes and discards stay inside the window of the file. */
+static void test_dwz_range_window(void **state)
+{
+	uint8_t file[16 * 512], expect[16 * 512];
+	char path[64], args[128];
+	struct blk_dev *b;
+	int fd;
+
+	make_file(path, sizeof(file), 42);
+	fill(expect, sizeof(expect), 42);
+	snprintf(args, sizeof(args), "%s,range=4/8", path);
+	b = dev_new(args, 0);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_WRITE_ZEROES, 0, 8, 0), VIRTIO_BLK_S_OK);
+	memset(expect + 4 * 512, 0, 8 * 512);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_WRITE_ZEROES, 0, 9, 0), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_DISCARD, 7, 2, 0), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_DISCARD, 8, 1, 0), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(dwz_status(b, VIRTIO_BLK_T_DISCARD, 0, 8, 0), VIRTIO_BLK_S_OK);
+	assert_true(reads_as(b, 0, 8, 0));
 	dev_free(b);
 
 	fd = open(path, O_RDONLY);
@@ -736,7 +998,13 @@ static void test_cache_mode_and_config(void **state)
 	assert_int_equal(b->features, (1ULL << VIRTIO_BLK_F_SEG_MAX) |
 			 (1ULL << VIRTIO_BLK_F_BLK_SIZE) | (1ULL << VIRTIO_BLK_F_TOPOLOGY) |
 			 (1ULL << VIRTIO_BLK_F_FLUSH) | (1ULL << VIRTIO_BLK_F_CONFIG_WCE) |
+			 (1ULL << VIRTIO_BLK_F_DISCARD) | (1ULL << VIRTIO_BLK_F_WRITE_ZEROES) |
 			 (1ULL << VIRTIO_RING_F_INDIRECT_DESC));
+	assert_int_equal(le32toh(b->cfg.max_discard_seg), BLK_DWZ_MAX_SEG);
+	assert_int_equal(le32toh(b->cfg.max_write_zeroes_seg), BLK_DWZ_MAX_SEG);
+	assert_int_equal(le32toh(b->cfg.max_discard_sectors), BLK_DWZ_MAX_SECTORS);
+	assert_int_equal(le32toh(b->cfg.discard_sector_alignment), 1);
+	assert_int_equal(b->cfg.write_zeroes_may_unmap, 1);
 
 	/* Writes are FUA (durable before completion) exactly when the cache is writethru. */
 	memset(buf, 0, sizeof(buf));
@@ -779,6 +1047,10 @@ int main(void)
 		cmocka_unit_test(test_disk_errors),
 		cmocka_unit_test(test_cache_mode_and_config),
 		cmocka_unit_test(test_refuse),
+		cmocka_unit_test(test_dwz_driver_like),
+		cmocka_unit_test(test_dwz_hostile),
+		cmocka_unit_test(test_dwz_offers_and_errors),
+		cmocka_unit_test(test_dwz_range_window),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

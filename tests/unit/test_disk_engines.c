@@ -1021,7 +1021,7 @@ static void test_refused(void **state)
 		{ "WRITE with UNMAP", IO(DISK_OP_WRITE, DISK_F_UNMAP, 0, 512, &v512, 1), -EINVAL },
 		{ "READ with FUA", IO(DISK_OP_READ, DISK_F_FUA, 0, 512, &v512, 1), -EINVAL },
 		{ "READ with UNMAP", IO(DISK_OP_READ, DISK_F_UNMAP, 0, 512, &v512, 1), -EINVAL },
-		{ "WRITE_ZEROES with FUA", ZIO(DISK_OP_WRITE_ZEROES, DISK_F_FUA, 0, 512), -EINVAL },
+		{ "DISCARD with FUA", ZIO(DISK_OP_DISCARD, DISK_F_FUA, 0, 512), -EINVAL },
 		{ "DISCARD with UNMAP", ZIO(DISK_OP_DISCARD, DISK_F_UNMAP, 0, 512), -EINVAL },
 		{ "FLUSH with FUA", ZIO(DISK_OP_FLUSH, DISK_F_FUA, 0, 0), -EINVAL },
 		{ "op 5", IO((enum disk_op)5, 0, 0, 512, &v512, 1), -EINVAL },

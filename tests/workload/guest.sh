@@ -9,6 +9,8 @@
 #   wl=crash-fsync   the same with buffered writes and fsync
 #   wl=ext4-stress   mount vdb (ext4) and write, fsync and delete files until killed
 #   wl=bench         the guest-side benchmark (bench/guest.sh) on vdb, rt=SECONDS each
+#   wl=discard       blkdiscard / blkdiscard -z on vdb and vdd (a range= window),
+#                    mkfs.ext4 + a file removed + fstrim on vdc; zeros read back
 #   seed=N           the crash records' seed
 # The host runs the same file to get the exact fio job and record contents:
 #   sh guest.sh print-verify-job FILE BASE_OFFSET [host]  (BASE_OFFSET in bytes;
@@ -223,6 +225,39 @@ wl_bench() {
 	bench_one rand-write-4k-fsync --ioengine=psync --direct=0 --rw=randwrite --bs=4k --fsync=1
 }
 
+# Whether LEN MiB of DEV from MiB OFF read back as zeros.
+zeros_at() {	# zeros_at DEV OFF LEN
+	[ "$(dd if="$1" bs=1M skip="$2" count="$3" iflag=direct status=none | sha256sum)" = \
+	  "$(head -c $(($3 * 1048576)) /dev/zero | sha256sum)" ]
+}
+
+wl_discard() {
+	rc=0
+	for d in vdb vdc vdd; do
+		echo "discard: /dev/$d max_discard=$(cat /sys/block/$d/queue/discard_max_bytes)" \
+			"granularity=$(cat /sys/block/$d/queue/discard_granularity)" \
+			"write_zeroes_max=$(cat /sys/block/$d/queue/write_zeroes_max_bytes)"
+	done
+	# vdb: DISCARD of 16 MiB at 8 MiB, WRITE_ZEROES (-z) of 8 MiB at 32 MiB.
+	blkdiscard -o $((8 << 20)) -l $((16 << 20)) /dev/vdb || { echo "discard: blkdiscard vdb failed"; rc=1; }
+	blkdiscard -z -o $((32 << 20)) -l $((8 << 20)) /dev/vdb || { echo "discard: blkdiscard -z vdb failed"; rc=1; }
+	zeros_at /dev/vdb 8 16 && echo "discard: vdb discarded range reads zeros" || rc=1
+	zeros_at /dev/vdb 32 8 && echo "discard: vdb zeroed range reads zeros" || rc=1
+	# vdc: a file system whose deleted file goes back to the host through fstrim.
+	mkfs.ext4 -q -F -E nodiscard /dev/vdc && mount -t ext4 /dev/vdc /mnt || { echo "discard: mkfs/mount vdc failed"; return 1; }
+	head -c $((32 << 20)) /dev/urandom > /mnt/big && sync -f /mnt
+	echo "discard: vdc wrote 32 MiB"
+	rm /mnt/big && sync -f /mnt
+	fstrim -v /mnt | sed 's/^/discard: fstrim: /' || { echo "discard: fstrim failed"; rc=1; }
+	umount /mnt
+	# vdd: the whole range= window discarded.
+	blkdiscard /dev/vdd || { echo "discard: blkdiscard vdd failed"; rc=1; }
+	zeros_at /dev/vdd 0 $(($(cat /sys/block/vdd/size) / 2048)) && echo "discard: vdd window reads zeros" || rc=1
+	sync
+	[ $rc -eq 0 ] && echo "discard: PASS"
+	return $rc
+}
+
 case ${1:-} in
 print-verify-job) verify_job "$2" "$3" "${4:-}"; exit 0 ;;
 print-record) record "$2" "$3"; exit 0 ;;
@@ -238,5 +273,6 @@ crash-dsync) wl_crash dsync ;;
 crash-fsync) wl_crash fsync ;;
 ext4-stress) wl_ext4_stress ;;
 bench) wl_bench ;;
+discard) wl_discard ;;
 *) echo "guest.sh: unknown wl=$wl"; exit 2 ;;
 esac
