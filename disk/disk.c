@@ -4,6 +4,13 @@
  * range= window, and the checks that keep an operation inside the disk
  * whatever the caller got wrong.  This is the last line before an offset
  * reaches an engine, and so a file.
+ *
+ * With O_DIRECT (direct) it also owns the alignment: an offset or length
+ * that is not a multiple of O_DIRECT's block is refused, and buffers that
+ * are not aligned (a guest's iovecs can be anything) go through an
+ * aligned bounce buffer of the layer's, so every engine gets I/O the
+ * kernel takes.  Each operation then holds a slot (the caller's cookie,
+ * the bounce buffer) until it is reaped.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,11 +22,25 @@
 
 #define DISK_SECTOR	512
 
+/* direct: one operation between submit and reap. */
+struct disk_slot {
+	uint64_t cookie;		/* the caller's */
+	void *bounce;			/* aligned copy of the data, NULL: none */
+	const struct iovec *iov;	/* the caller's buffers: a READ copies back */
+	unsigned int cnt;
+	uint64_t len;
+	bool read;
+	struct iovec biov;		/* what the engine gets instead */
+	struct disk_slot *next;		/* free list */
+};
+
 struct disk {
 	struct disk_engine *eng;
 	struct disk_props props;
 	uint64_t start;			/* byte offset of the window in the media */
 	unsigned int in_flight;		/* DISK_SUBMITTED, not yet reaped */
+	struct disk_slot *slots, *free_slots;	/* direct only */
+	unsigned int nr_slots;
 };
 
 int disk_assemble(struct disk **out, struct disk_engine *e, const struct disk_props *p,
@@ -88,8 +109,78 @@ static int disk_check(const struct disk *d, const struct disk_io *io)
 	return 0;
 }
 
+static bool disk_iov_aligned(const struct disk *d, const struct iovec *iov, unsigned int cnt)
+{
+	uint64_t mem = d->props.dio_mem_align - 1, len = d->props.dio_off_align - 1;
+	unsigned int i;
+
+	for (i = 0; i < cnt; i++)
+		if (((uintptr_t)iov[i].iov_base & mem) || (iov[i].iov_len & len))
+			return false;
+	return true;
+}
+
+/* Copy between the caller's iovecs and a flat buffer. */
+static void disk_iov_copy(const struct iovec *iov, unsigned int cnt, uint8_t *buf, bool to_iov)
+{
+	unsigned int i;
+
+	for (i = 0; i < cnt; i++, buf += iov[i - 1].iov_len) {
+		if (to_iov)
+			memcpy(iov[i].iov_base, buf, iov[i].iov_len);
+		else
+			memcpy(buf, iov[i].iov_base, iov[i].iov_len);
+	}
+}
+
+/* A slot's operation ended with result: copy a bounced READ back, free the slot. */
+static int disk_slot_done(struct disk *d, struct disk_slot *s, int result)
+{
+	if (s->bounce) {
+		if (s->read && !result)
+			disk_iov_copy(s->iov, s->cnt, s->bounce, true);
+		free(s->bounce);
+		s->bounce = NULL;
+	}
+	s->next = d->free_slots;
+	d->free_slots = s;
+	return result;
+}
+
+/* direct: take a slot for m, bouncing its buffers if they are not aligned. */
+static int disk_slot_take(struct disk *d, struct disk_io *m, struct disk_slot **out)
+{
+	struct disk_slot *s = d->free_slots;
+	bool data = m->op == DISK_OP_READ || m->op == DISK_OP_WRITE;
+
+	if (m->op != DISK_OP_FLUSH && ((m->offset | m->len) & (d->props.dio_off_align - 1)))
+		return -EINVAL;
+	if (!s)
+		return -EBUSY;
+	if (data && !disk_iov_aligned(d, m->iov, m->cnt)) {
+		if (posix_memalign(&s->bounce, MAX(d->props.dio_mem_align, d->props.dio_off_align),
+				   m->len))
+			return -ENOMEM;
+		s->read = m->op == DISK_OP_READ;
+		s->iov = m->iov;
+		s->cnt = m->cnt;
+		s->len = m->len;
+		if (!s->read)
+			disk_iov_copy(m->iov, m->cnt, s->bounce, false);
+		s->biov = (struct iovec){ .iov_base = s->bounce, .iov_len = m->len };
+		m->iov = &s->biov;
+		m->cnt = 1;
+	}
+	d->free_slots = s->next;
+	s->cookie = m->cookie;
+	m->cookie = (uintptr_t)s;
+	*out = s;
+	return 0;
+}
+
 int disk_submit(struct disk *d, const struct disk_io *io)
 {
+	struct disk_slot *s = NULL;
 	struct disk_io m = *io;
 	int ret = disk_check(d, io);
 
@@ -99,26 +190,38 @@ int disk_submit(struct disk *d, const struct disk_io *io)
 		m.offset = m.len = 0;
 	else
 		m.offset += d->start;
+	if (d->slots) {
+		ret = disk_slot_take(d, &m, &s);
+		if (ret)
+			return ret;
+	}
 	ret = d->eng->ops->submit(d->eng, &m);
 	if (ret == DISK_SUBMITTED)
 		d->in_flight++;
+	else if (s)
+		ret = disk_slot_done(d, s, ret);
 	return ret;
 }
 
-void disk_commit(struct disk *d)
+int disk_commit(struct disk *d)
 {
-	if (d->eng->ops->commit)
-		d->eng->ops->commit(d->eng);
+	return d->eng->ops->commit ? d->eng->ops->commit(d->eng) : 0;
 }
 
 unsigned int disk_reap(struct disk *d, struct disk_done *out, unsigned int max)
 {
-	unsigned int n;
+	unsigned int i, n;
 
 	if (!d->in_flight)
 		return 0;
 	n = d->eng->ops->reap(d->eng, out, max);
 	d->in_flight -= n;
+	for (i = 0; d->slots && i < n; i++) {
+		struct disk_slot *s = (struct disk_slot *)(uintptr_t)out[i].cookie;
+
+		out[i].cookie = s->cookie;
+		out[i].result = disk_slot_done(d, s, out[i].result);
+	}
 	return n;
 }
 
@@ -149,13 +252,34 @@ const struct disk_props *disk_props(const struct disk *d)
 
 void disk_close(struct disk *d)
 {
+	unsigned int i;
+
 	if (!d)
 		return;
 	d->eng->ops->destroy(d->eng);
+	/* What was in flight was dropped with the engine: its bounce buffers too. */
+	for (i = 0; i < d->nr_slots; i++)
+		free(d->slots[i].bounce);
+	free(d->slots);
 	free(d);
 }
 
 /* ---- opening an image ----------------------------------------------------- */
+
+static int disk_slots_init(struct disk *d, unsigned int depth)
+{
+	unsigned int i;
+
+	d->slots = calloc(depth ? depth : 1, sizeof(*d->slots));
+	if (!d->slots)
+		return -ENOMEM;
+	d->nr_slots = depth;
+	for (i = depth; i-- > 0;) {
+		d->slots[i].next = d->free_slots;
+		d->free_slots = &d->slots[i];
+	}
+	return 0;
+}
 
 /* io_uring unless refused; a refused default falls back to the thread pool. */
 static int disk_make_engine(struct disk_engine **e, struct disk_file *f,
@@ -202,5 +326,12 @@ int disk_open(struct disk **out, const struct disk_conf *c)
 		free(f);
 		return ret;
 	}
-	return disk_assemble(out, e, &p, start);
+	ret = disk_assemble(out, e, &p, start);
+	if (!ret && c->direct)
+		ret = disk_slots_init(*out, c->depth);
+	if (ret && *out) {
+		disk_close(*out);
+		*out = NULL;
+	}
+	return ret;
 }

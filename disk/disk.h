@@ -75,6 +75,7 @@ enum disk_engine_kind {
 struct disk_conf {
 	const char *path;		/* regular file or block device */
 	bool ro;
+	bool direct;			/* O_DIRECT: bypass the host's page cache */
 	uint32_t logical_block;		/* bytes, a power of two in [512, 4096] */
 	uint32_t physical_block;	/* bytes, a multiple of logical_block */
 	bool has_range;			/* only [range_start, +range_len) of the file */
@@ -95,6 +96,13 @@ struct disk_props {
 	bool write_zeroes;		/* WRITE_ZEROES is done by the media, not by writing buffers */
 	bool zeroes_unmap;		/* WRITE_ZEROES with DISK_F_UNMAP may deallocate */
 	bool is_blockdev;
+	/*
+	 * direct: what O_DIRECT asks of buffers (address and length) and of
+	 * offsets.  The layer bounces buffers that are not aligned; offsets
+	 * and lengths not aligned are refused (-EINVAL).
+	 */
+	bool direct;
+	uint32_t dio_mem_align, dio_off_align;
 	int fd;				/* the image's fd (fstat for an identity), -1 if none */
 	const char *engine;		/* the engine's name, e.g. "io_uring" */
 };
@@ -103,7 +111,9 @@ struct disk;
 
 /*
  * Open c->path with the engine c->engine asks for: check its size is a
- * multiple of the logical block and the range window lies inside it,
+ * multiple of the logical block and the range window lies inside it
+ * (with direct: that the logical block is no smaller than O_DIRECT's
+ * offset alignment there),
  * lock the window (the whole file without range=) with an OFD lock
  * (shared for ro, exclusive otherwise), probe discard and zeroing.  One
  * error line naming the path or the option; -errno, -EBUSY when another
@@ -118,8 +128,12 @@ void disk_close(struct disk *d);
 
 /* DISK_SUBMITTED, or the operation's result now: 0 or -errno. */
 int disk_submit(struct disk *d, const struct disk_io *io);
-/* Hand what was submitted since the last commit to the kernel (batching). */
-void disk_commit(struct disk *d);
+/*
+ * Hand what was submitted since the last commit to the kernel (batching).
+ * 0, or -errno when some of it is still waiting (the kernel was short of
+ * memory, say): commit again soon, do not wait for completions alone.
+ */
+int disk_commit(struct disk *d);
 /* Up to max completions of submitted operations; 0 when none is ready. */
 unsigned int disk_reap(struct disk *d, struct disk_done *out, unsigned int max);
 /* Readable while completions may be waiting; -1 for engines that never submit. */

@@ -19,8 +19,11 @@ struct disk_engine_ops {
 	 * the depth it was made for in flight; io is copied, io->iov is not.
 	 */
 	int (*submit)(struct disk_engine *e, const struct disk_io *io);
-	/* Optional: start what submit() queued. */
-	void (*commit)(struct disk_engine *e);
+	/*
+	 * Optional: start what submit() queued.  0, or -errno when some of
+	 * it could not be handed to the kernel yet (try again later).
+	 */
+	int (*commit)(struct disk_engine *e);
 	/* Optional: whether a completion is ready, cheaply (no system call). */
 	bool (*ready)(struct disk_engine *e);
 	/* Up to max completions; 0 when none is ready.  Never blocks. */

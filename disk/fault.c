@@ -243,12 +243,11 @@ static int fault_submit(struct disk_engine *e, const struct disk_io *io)
 	return ret;
 }
 
-static void fault_commit(struct disk_engine *e)
+static int fault_commit(struct disk_engine *e)
 {
 	struct fault *f = to_fault(e);
 
-	if (f->inner->ops->commit)
-		f->inner->ops->commit(f->inner);
+	return f->inner->ops->commit ? f->inner->ops->commit(f->inner) : 0;
 }
 
 /* Up to max unheld answers of the queue, oldest first.  Under lock. */

@@ -6,8 +6,9 @@
  * as a second engine that the conformance suite holds the first to.
  *
  * The eventfd is written when a completion lands on an empty list and
- * drained only when the reaper finds the list empty, and then the list is
- * looked at again: so while the list holds anything, the fd is readable.
+ * drained only when a reap leaves the list empty, and then the list is
+ * looked at again: so while the list holds anything the fd is readable,
+ * and once everything was reaped it is not (a poller must not spin on it).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -117,8 +118,12 @@ static int thr_submit(struct disk_engine *e, const struct disk_io *io)
 	return DISK_SUBMITTED;
 }
 
-/* Move up to max of the done list to out; the ops go back to the free list. */
-static unsigned int thr_take(struct disk_threads *t, struct disk_done *out, unsigned int max)
+/*
+ * Move up to max of the done list to out; the ops go back to the free
+ * list.  *empty: the list is empty now.
+ */
+static unsigned int thr_take(struct disk_threads *t, struct disk_done *out, unsigned int max,
+			     bool *empty)
 {
 	unsigned int n = 0;
 	struct thr_op *op;
@@ -136,6 +141,7 @@ static unsigned int thr_take(struct disk_threads *t, struct disk_done *out, unsi
 		n++;
 	}
 	__atomic_store_n(&t->nr_done, t->nr_done - n, __ATOMIC_RELAXED);
+	*empty = !t->done_head;
 	pthread_mutex_unlock(&t->lock);
 	return n;
 }
@@ -148,15 +154,16 @@ static bool thr_ready(struct disk_engine *e)
 static unsigned int thr_reap(struct disk_engine *e, struct disk_done *out, unsigned int max)
 {
 	struct disk_threads *t = thr_of(e);
-	unsigned int n = thr_take(t, out, max);
+	bool empty;
+	unsigned int n = thr_take(t, out, max, &empty);
 	uint64_t v;
 
-	if (n || !max)
+	if (!empty)
 		return n;
 	/* Empty: quiet the fd, then look again for one posted meanwhile. */
 	if (read(e->notify_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		pr_debug("disk: eventfd read: %s", strerror(errno));
-	return thr_take(t, out, max);
+	return n + thr_take(t, out + n, max - n, &empty);
 }
 
 static int thr_flush_sync(struct disk_engine *e)

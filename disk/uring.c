@@ -204,12 +204,16 @@ static int uring_submit(struct disk_engine *e, const struct disk_io *io)
 	return uring_start(u, io);
 }
 
-static void uring_commit(struct disk_engine *e)
+static int uring_commit(struct disk_engine *e)
 {
 	struct disk_uring *u = uring_of(e);
+	int ret;
 
-	if (io_uring_sq_ready(&u->ring))
-		io_uring_submit(&u->ring);
+	if (!io_uring_sq_ready(&u->ring))
+		return 0;
+	ret = io_uring_submit(&u->ring);
+	/* -EAGAIN/-ENOMEM: the SQEs stay queued for the next commit. */
+	return ret < 0 ? ret : io_uring_sq_ready(&u->ring) ? -EAGAIN : 0;
 }
 
 /* The rest of a transfer that moved done bytes, synchronously. */
@@ -314,9 +318,15 @@ static void uring_drain(struct disk_uring *u)
 {
 	struct disk_done done[16];
 
+	int ret;
+
 	while (u->in_ring) {
-		uring_commit(&u->e);
-		if (io_uring_submit_and_wait(&u->ring, 1) < 0 && !io_uring_cq_ready(&u->ring))
+		ret = io_uring_submit_and_wait(&u->ring, 1);
+		if (ret == -EAGAIN)
+			usleep(1000);	/* short of memory: no spin */
+		if (ret == -EINTR || ret == -EAGAIN)
+			continue;
+		if (ret < 0 && !io_uring_cq_ready(&u->ring))
 			break;
 		uring_reap(&u->e, done, ARRAY_SIZE(done));
 	}

@@ -234,6 +234,7 @@ static int blk_open_disk(struct blk_dev *b)
 	struct disk_conf c = {
 		.path = o->path,
 		.ro = o->ro,
+		.direct = o->direct,
 		.logical_block = o->logical_block,
 		.physical_block = o->physical_block,
 		.has_range = o->has_range,

@@ -133,6 +133,8 @@ struct blk_queue {
 	uint64_t poll_max_ns;		/* poll=, 0: never poll */
 	uint64_t poll_ns;		/* the adaptive window now */
 	bool notify_off;		/* VRING_USED_F_NO_NOTIFY is set */
+	bool blocked;			/* the last pop found no free ioreq, or a reset */
+	bool commit_stuck;		/* the disk kept submissions back: commit again soon */
 };
 
 /* Counters for --stats, the bench and the tests. */

@@ -217,6 +217,10 @@ static int opts_one(struct blk_opts *o, char *opt, unsigned int *seen)
 		o->ro = true;
 		return 0;
 	}
+	if (!strcmp(opt, "direct")) {
+		o->direct = true;
+		return 0;
+	}
 	for (i = 0; eq && i < ARRAY_SIZE(valued_opts); i++) {
 		size_t n = strlen(valued_opts[i].name);
 

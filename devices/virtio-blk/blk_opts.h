@@ -4,7 +4,7 @@
 
 /*
  * "-s N,virtio-blk,PATH[,opt...]" after the device name:
- *   writethru | writeback | ro | sectorsize=L[/P] | range=LBA/SIZE |
+ *   writethru | writeback | ro | direct | sectorsize=L[/P] | range=LBA/SIZE |
  *   qsize=N | serial=STR | aio=threads|io_uring | poll=US | discard=unmap|ignore
  * range= follows ACRN: LBA and SIZE are counted in logical sectors
  * (sectorsize L, default 512), so the window is bytes
@@ -31,6 +31,10 @@
  * grows while requests come within it and shrinks while they do not), so
  * an idle disk costs no CPU.  0 never polls.  Any engine.
  *
+ * direct (may be repeated): open the image with O_DIRECT, bypassing the
+ * host's page cache (as QEMU's cache=none); sectorsize= must then be at
+ * least O_DIRECT's block size there (disk_open says so if not).
+ *
  * discard= (given once, default unmap): whether the guest's DISCARD (and
  * WRITE_ZEROES with its unmap flag) may give the image's space back.
  * ignore keeps a preallocated image preallocated: DISCARD is not offered
@@ -55,6 +59,7 @@ struct blk_opts {
 	char *path;
 	bool ro;
 	bool writeback;
+	bool direct;
 	uint32_t logical_block;		/* bytes, power of two 512..4096 */
 	uint32_t physical_block;	/* bytes, power of two >= logical */
 	bool has_range;

@@ -79,6 +79,7 @@ enum blk_pop {
 	BLK_POP_OK,		/* *io holds a request */
 	BLK_POP_BAD,		/* *io holds a bad chain: complete it with
 				 * blk_req_refuse()'s used length */
+	BLK_POP_BLOCKED,	/* none taken: no free ioreq, or a reset is under way */
 };
 
 /*
@@ -178,8 +179,9 @@ static int blk_pop_locked(struct blk_dev *b, struct blk_ioreq **out)
 	enum virtq_pop_result r;
 	struct blk_ioreq *io = b->free_list;
 
-	if (b->stopping || b->paused || !__atomic_load_n(&q->ready, __ATOMIC_ACQUIRE) ||
-	    q->broken || !io)
+	if (b->paused || !io)
+		return BLK_POP_BLOCKED;
+	if (b->stopping || !__atomic_load_n(&q->ready, __ATOMIC_ACQUIRE) || q->broken)
 		return BLK_POP_NONE;
 	r = virtq_pop(q, &io->elem);
 	if (r == VIRTQ_BROKEN)
@@ -275,9 +277,16 @@ static bool blk_pop_batch(struct blk_dev *b)
 	unsigned int n;
 	enum blk_pop r;
 
+	b->q.blocked = false;
 	for (n = 0; n < BLK_BATCH; n++) {
 		r = blk_queue_pop(b, &io);
-		if (r == BLK_POP_NONE)
+		/*
+		 * Blocked with requests on the ring (a driver that re-posts
+		 * heads, or a reset under way): polling or waking for the ring
+		 * would spin; completions (or the reset) end it.
+		 */
+		b->q.blocked = r == BLK_POP_BLOCKED;
+		if (r == BLK_POP_NONE || r == BLK_POP_BLOCKED)
 			return false;
 		if (r == BLK_POP_BAD)
 			blk_done(&b->q, io, blk_req_refuse(&io->elem));
@@ -299,7 +308,7 @@ static void blk_reap(struct blk_dev *b)
 				      done[i].result);
 	} while (n == ARRAY_SIZE(done));
 	/* Next segments submitted above go out before the thread sleeps. */
-	disk_commit(b->disk);
+	b->q.commit_stuck = disk_commit(b->disk) < 0;
 }
 
 /* True when it completed something. */
@@ -333,7 +342,7 @@ static bool blk_poll(struct blk_dev *b)
 	if (!b->q.notify_off)
 		blk_set_notify(b, false);
 	do {
-		if (virtq_avail_pending(b->q.vq) || disk_ready(b->disk))
+		if ((!b->q.blocked && virtq_avail_pending(b->q.vq)) || disk_ready(b->disk))
 			return true;
 		__builtin_ia32_pause();
 	} while (blk_now_ns() < end);
@@ -346,7 +355,7 @@ static bool blk_notify_on(struct blk_dev *b)
 	if (!b->q.notify_off)
 		return false;
 	blk_set_notify(b, true);
-	return virtq_avail_pending(b->q.vq);
+	return !b->q.blocked && virtq_avail_pending(b->q.vq);
 }
 
 /* A sleep of slept_ns ended: grow the window if polling would have caught it. */
@@ -370,11 +379,13 @@ static void blk_sleep(struct blk_dev *b, bool adapt)
 	struct pollfd pfd[3] = {
 		{ .fd = b->wake_efd, .events = POLLIN },
 		{ .fd = q->kick_fd, .events = POLLIN },		/* -1: ignored */
-		{ .fd = disk_notify_fd(b->disk), .events = POLLIN },
+		/* Nothing in flight: nothing to wait for there (a stale wake-up would spin). */
+		{ .fd = disk_in_flight(b->disk) ? disk_notify_fd(b->disk) : -1, .events = POLLIN },
 	};
 	uint64_t t0 = adapt ? blk_now_ns() : 0;
 
-	if (poll(pfd, ARRAY_SIZE(pfd), -1) < 0) {
+	/* Submissions the disk kept back are retried every millisecond. */
+	if (poll(pfd, ARRAY_SIZE(pfd), q->commit_stuck ? 1 : -1) < 0) {
 		if (errno != EINTR)
 			pr_warn("virtio-blk: '%s': queue thread: poll: %s", b->opts.path,
 				strerror(errno));
@@ -414,7 +425,7 @@ void *blk_queue_thread(void *arg)
 		stop = blk_stopping(b);
 		/* Requests may have been posted before the first kick we see. */
 		more = !stop && blk_pop_batch(b);
-		disk_commit(b->disk);
+		q->commit_stuck = disk_commit(b->disk) < 0;
 		blk_reap(b);
 		/* Finished ones go out before we sleep: one interrupt for the lot. */
 		if (blk_complete_batch(b) && !stop && virtq_avail_pending(q->vq))
@@ -437,7 +448,7 @@ void blk_queue_drain_sync(struct blk_dev *b)
 	struct blk_ioreq *io = NULL;
 	enum blk_pop r;
 
-	while ((r = blk_queue_pop(b, &io)) != BLK_POP_NONE) {
+	while ((r = blk_queue_pop(b, &io)) == BLK_POP_OK || r == BLK_POP_BAD) {
 		io->next = NULL;
 		io->used_len = r == BLK_POP_OK ? blk_req_handle(b, &io->elem) :
 			       blk_req_refuse(&io->elem);

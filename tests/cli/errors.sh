@@ -87,6 +87,21 @@ expect 1 "range=1024/2048.*past the end of '$WORK/disk.img'" -- \
 expect 1 "range=abc" -- -s 9,virtio-blk,"$WORK/disk.img",range=abc "$WORK/fake-bzImage"
 expect 1 "qsize=100" -- -s 9,virtio-blk,"$WORK/disk.img",qsize=100 "$WORK/fake-bzImage"
 expect 1 "unknown option 'turbo'" -- -s 9,virtio-blk,"$WORK/disk.img",turbo "$WORK/fake-bzImage"
+expect 1 "discard=on: expected discard=unmap or discard=ignore" -- \
+	-s 9,virtio-blk,"$WORK/disk.img",discard=on "$WORK/fake-bzImage"
+expect 1 "unknown option 'direct=yes'" -- -s 9,virtio-blk,"$WORK/disk.img",direct=yes "$WORK/fake-bzImage"
+# direct on a device with 4 KiB sectors wants sectorsize=4096 (a loop device, as root).
+truncate -s 8M "$WORK/loop4k.img"
+if loop=$(losetup --sector-size 4096 -f --show "$WORK/loop4k.img" 2>/dev/null); then
+	expect 1 "direct: '$loop' needs sectorsize=4096 or more" -- \
+		-s 9,virtio-blk,"$loop",direct "$WORK/fake-bzImage"
+	# With it the image opens, and KVM is what fails.
+	TINYVMM_KVM_DEVICE=$WORK/no-kvm expect 1 "cannot open $WORK/no-kvm" -- \
+		-s 9,virtio-blk,"$loop",direct,sectorsize=4096 "$WORK/fake-bzImage"
+	losetup -d "$loop"
+else
+	echo "note: no 4 KiB-sector loop device here (needs root and loop): the direct sectorsize check is NOT run"
+fi
 expect 1 "cannot open image '$WORK/missing.img': No such file" -- \
 	-s 9,virtio-blk,"$WORK/missing.img" "$WORK/fake-bzImage"
 expect 1 "'/dev/null' is neither a regular file nor a block device" -- \

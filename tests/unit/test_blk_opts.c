@@ -63,6 +63,8 @@ static void test_defaults(void **state)
 	assert_int_equal(o.aio, BLK_AIO_DEFAULT);
 	assert_int_equal(o.poll_us, BLK_DEFAULT_POLL_US);
 	assert_false(o.has_poll);
+	assert_false(o.direct);
+	assert_false(o.discard_ignore);
 	assert_string_equal(errbuf, "");
 	blk_opts_free(&o);
 	assert_null(o.path);
@@ -265,6 +267,26 @@ static void test_poll(void **state)
 	expect_error("img,aio=threads,poll=1001", "poll=1001: expected microseconds from 0 to 1000");
 }
 
+static void test_direct_discard(void **state)
+{
+	struct blk_opts o;
+
+	assert_int_equal(parse("img,direct,discard=ignore", &o), 0);
+	assert_true(o.direct);
+	assert_true(o.discard_ignore);
+	blk_opts_free(&o);
+	assert_int_equal(parse("img,discard=unmap,direct,direct", &o), 0);
+	assert_true(o.direct);
+	assert_false(o.discard_ignore);
+	blk_opts_free(&o);
+
+	expect_error("img,discard=on", "virtio-blk: discard=on: expected discard=unmap or discard=ignore");
+	expect_error("img,discard=", "discard=: expected");
+	expect_error("img,discard=unmap,discard=ignore", "discard=ignore: discard= given twice");
+	expect_error("img,direct=1", "unknown option 'direct=1'");
+	expect_error("img,discard", "unknown option 'discard'");
+}
+
 static void test_duplicates(void **state)
 {
 	expect_error("img,qsize=64,qsize=128", "qsize=128: qsize= given twice");
@@ -285,6 +307,7 @@ int main(void)
 		cmocka_unit_test(test_serial),
 		cmocka_unit_test(test_unknown_and_malformed),
 		cmocka_unit_test(test_missing_path),
+		cmocka_unit_test(test_direct_discard),
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_aio),
 		cmocka_unit_test(test_poll),

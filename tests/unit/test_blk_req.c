@@ -37,6 +37,7 @@ static void dev_open_file(struct blk_dev *b)
 	struct disk_conf c = {
 		.path = o->path,
 		.ro = o->ro,
+		.direct = o->direct,
 		.logical_block = o->logical_block,
 		.physical_block = o->physical_block,
 		.has_range = o->has_range,
@@ -249,8 +250,9 @@ static void test_round_trip_file(void **state)
 	make_file(path, 64 * 1024, 9);
 	snprintf(args, sizeof(args), "%s%s", path, aio);
 	b = dev_new(args, 0);
-	if (!strcmp(aio, ",aio=threads"))
+	if (strstr(aio, "aio=threads"))
 		assert_string_equal(disk_props(b->disk)->engine, "threads");
+	assert_int_equal(disk_props(b->disk)->direct, strstr(aio, "direct") != NULL);
 	assert_int_equal(blk_capacity(b), 128);
 	round_trip(b);
 	/* A FLUSH goes through the engine too. */
@@ -1035,6 +1037,10 @@ int main(void)
 		{ "test_round_trip_file", test_round_trip_file, NULL, NULL, (void *)"" },
 		{ "test_round_trip_file(aio=threads)", test_round_trip_file, NULL, NULL,
 		  (void *)",aio=threads" },
+		{ "test_round_trip_file(direct)", test_round_trip_file, NULL, NULL,
+		  (void *)",direct" },
+		{ "test_round_trip_file(direct,aio=threads)", test_round_trip_file, NULL, NULL,
+		  (void *)",direct,aio=threads" },
 		cmocka_unit_test(test_flush),
 		cmocka_unit_test(test_get_id),
 		cmocka_unit_test(test_default_serial),

@@ -64,18 +64,21 @@
 /* ---- the engines under test ----------------------------------------------- */
 
 struct kind {
-	const char *name;		/* and the disk's props.engine */
+	const char *name;		/* and, but for direct, the disk's props.engine */
 	bool file;
 	enum disk_engine_kind engine;
 	bool fault;			/* a fault filter with no rules on top */
+	bool direct;			/* O_DIRECT (disk_conf.direct) */
 };
 
 static struct kind kinds[] = {
-	{ "memory", false, DISK_ENGINE_DEFAULT, false },
-	{ "threads", true, DISK_ENGINE_THREADS, false },
-	{ "io_uring", true, DISK_ENGINE_IO_URING, false },
-	{ "fault(threads)", true, DISK_ENGINE_THREADS, true },
-	{ "fault(io_uring)", true, DISK_ENGINE_IO_URING, true },
+	{ "memory", false, DISK_ENGINE_DEFAULT, false, false },
+	{ "threads", true, DISK_ENGINE_THREADS, false, false },
+	{ "io_uring", true, DISK_ENGINE_IO_URING, false, false },
+	{ "fault(threads)", true, DISK_ENGINE_THREADS, true, false },
+	{ "fault(io_uring)", true, DISK_ENGINE_IO_URING, true, false },
+	{ "direct(threads)", true, DISK_ENGINE_THREADS, false, true },
+	{ "direct(io_uring)", true, DISK_ENGINE_IO_URING, false, true },
 };
 
 static bool uring_ok;
@@ -174,6 +177,7 @@ static void open_file_disk(struct t *t, const struct opts *o)
 	struct disk_conf c = {
 		.path = t->path,
 		.ro = o->ro,
+		.direct = t->k->direct,
 		.logical_block = 512,
 		.physical_block = 512,
 		.has_range = o->has_range,
@@ -749,7 +753,15 @@ static void test_props(void **state)
 	assert_false(p->ro);
 	assert_false(p->is_blockdev);
 	assert_non_null(p->engine);
-	assert_string_equal(p->engine, t->k->name);
+	if (t->k->direct) {
+		assert_string_equal(p->engine, t->k->engine == DISK_ENGINE_THREADS ? "threads" :
+				    "io_uring");
+		assert_true(p->direct);
+		assert_true(p->dio_mem_align >= 1 && p->dio_off_align >= 512);
+	} else {
+		assert_string_equal(p->engine, t->k->name);
+		assert_false(p->direct);
+	}
 	if (t->k->file) {
 		assert_true(p->fd >= 0);
 		assert_true(disk_notify_fd(t->d) >= 0);
@@ -1495,6 +1507,58 @@ static void test_range_window(void **state)
 	t_free(t);
 }
 
+/*
+ * direct: the host's page cache is bypassed.  Writes and reads through
+ * the disk, with buffers the layer must bounce (odd addresses and
+ * lengths, the scatter lists here) and whole aligned ones, leave no page
+ * of the file cached, and read back what was written.  Fails if an
+ * engine drops O_DIRECT (buffered I/O caches every page it touches) or a
+ * bounce loses, shifts or leaks data past the iovecs (canaries).
+ */
+static void test_direct_bypass(void **state)
+{
+	struct t *t = t_plain(state, __func__);
+	struct batch b = { .n = 0 };
+	struct t_cachestat cs;
+	struct iovec iov;
+	struct disk_done dd;
+	struct disk_io io;
+	void *buf = NULL;
+	unsigned int i;
+	int ret;
+
+	need_cachestat(t);
+	rnd_seed(21);
+	for (i = 0; i < 8; i++)
+		batch_rw(&b, DISK_OP_WRITE, i * 256 * KIB + rnd() % 64 * 512, 64 * KIB, 5,
+			 SG_RANDOM, i & 1 ? DISK_F_FUA : 0);
+	batch_run(t, &b);
+	batch_free(&b);
+	/* One aligned buffer, straight through (no bounce). */
+	assert_int_equal(posix_memalign(&buf, 4096, 64 * KIB), 0);
+	memset(buf, 0x5c, 64 * KIB);
+	iov = (struct iovec){ .iov_base = buf, .iov_len = 64 * KIB };
+	io = (struct disk_io){ .op = DISK_OP_WRITE, .offset = 3 * MIB, .len = 64 * KIB,
+			       .iov = &iov, .cnt = 1, .cookie = 77 };
+	ret = disk_submit(t->d, &io);
+	if (ret == DISK_SUBMITTED) {
+		disk_commit(t->d);
+		while (!disk_reap(t->d, &dd, 1))
+			poll(&(struct pollfd){ .fd = disk_notify_fd(t->d), .events = POLLIN }, 1, 10000);
+		assert_int_equal(dd.cookie, 77);
+		ret = dd.result;
+	}
+	assert_int_equal(ret, 0);
+	memset(t->model + 3 * MIB, 0x5c, 64 * KIB);
+	free(buf);
+	t_verify(t, 0, t->size);
+	assert_int_equal(cachestat_of(t->fd, 0, t->size, &cs), 0);
+	if (cs.nr_cache)
+		fail_msg("%s: %llu page(s) of the file in the page cache after direct I/O",
+			 t->k->name, (unsigned long long)cs.nr_cache);
+	t_free(t);
+}
+
 /* ---- the suite ------------------------------------------------------------- */
 
 static bool probe_uring(void)
@@ -1521,6 +1585,9 @@ static bool probe_uring(void)
 #define FILE_CASES(k) \
 	COMMON_CASES(k), CASE(test_fua_durable, k), CASE(test_flush_durable, k), \
 	CASE(test_range_window, k)
+/* Durability by page-cache dirt means nothing without a page cache. */
+#define DIRECT_CASES(k) \
+	COMMON_CASES(k), CASE(test_range_window, k), CASE(test_direct_bypass, k)
 
 int main(void)
 {
@@ -1531,6 +1598,8 @@ int main(void)
 	const struct CMUnitTest uring[] = { FILE_CASES(2) };
 	const struct CMUnitTest fault_threads[] = { FILE_CASES(3) };
 	const struct CMUnitTest fault_uring[] = { FILE_CASES(4) };
+	const struct CMUnitTest direct_threads[] = { DIRECT_CASES(5) };
+	const struct CMUnitTest direct_uring[] = { DIRECT_CASES(6) };
 	int failed = 0;
 
 	uring_ok = probe_uring();
@@ -1540,5 +1609,7 @@ int main(void)
 	failed += cmocka_run_group_tests_name("engine io_uring", uring, NULL, NULL);
 	failed += cmocka_run_group_tests_name("engine fault(threads)", fault_threads, NULL, NULL);
 	failed += cmocka_run_group_tests_name("engine fault(io_uring)", fault_uring, NULL, NULL);
+	failed += cmocka_run_group_tests_name("engine direct(threads)", direct_threads, NULL, NULL);
+	failed += cmocka_run_group_tests_name("engine direct(io_uring)", direct_uring, NULL, NULL);
 	return failed ? 1 : 0;
 }
