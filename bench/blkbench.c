@@ -11,8 +11,9 @@
  *    just succeeds (so vp.kick_efd[0] is the eventfd KVM's ioeventfd would
  *    signal), and a virtio_irq whose assert_line writes an eventfd (what
  *    an irqfd would consume), then blk_dev_start();
- *  - the probe goes through virtio_pci_bar_ops like virtio_pci_legacy.c:
- *    reset, ACK, DRIVER, features, config, QUEUE_SEL/NUM/PFN, DRIVER_OK;
+ *  - the driver is the tests' (tests/driver/vdriver.h): the probe goes
+ *    through virtio_pci_bar_ops like virtio_pci_legacy.c: reset, ACK,
+ *    DRIVER, features, config, QUEUE_SEL/NUM/PFN, DRIVER_OK;
  *  - each request is header (readable), data, status (writable), through
  *    one indirect descriptor when INDIRECT_DESC was negotiated (Linux
  *    uses indirect for every request with more than one segment then);
@@ -56,6 +57,7 @@
 #include "devices/virtio/virtq.h"
 #include "lib/guest_mem.h"
 #include "lib/util.h"
+#include "tests/driver/vdriver.h"
 
 /* Guest physical layout inside RAM_SIZE bytes. */
 #define RAM_SIZE	(80ULL << 20)
@@ -68,9 +70,10 @@
 #define MAX_QD		256
 #define MAX_SEGS	(INDIR_STRIDE / 16 - 2)
 
-#define VRING_USED_F_NO_NOTIFY	1
-
-/* What Linux's virtio_blk (+ the ring core) would ack of a legacy offer. */
+/*
+ * What Linux's virtio_blk (+ the ring core) would ack of a legacy offer;
+ * vdrv_begin() leaves EVENT_IDX out (its kicks follow NO_NOTIFY only).
+ */
 #define DRIVER_FEATURES ((1u << VIRTIO_BLK_F_SIZE_MAX) | (1u << VIRTIO_BLK_F_SEG_MAX) | \
 			 (1u << 4) /* GEOMETRY */ | (1u << VIRTIO_BLK_F_RO) | \
 			 (1u << VIRTIO_BLK_F_BLK_SIZE) | (1u << VIRTIO_BLK_F_FLUSH) | \
@@ -78,19 +81,6 @@
 			 (1u << 12) /* MQ */ | (1u << 13) /* DISCARD */ | \
 			 (1u << 14) /* WRITE_ZEROES */ | (1u << VIRTIO_RING_F_INDIRECT_DESC) | \
 			 (1u << 29) /* EVENT_IDX */)
-
-struct vring_desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-	uint16_t next;
-};
-
-struct blk_outhdr {
-	uint32_t type;
-	uint32_t ioprio;
-	uint64_t sector;
-};
 
 enum rw { RW_RANDREAD, RW_RANDWRITE, RW_READ, RW_WRITE };
 
@@ -108,13 +98,8 @@ struct bench {
 	uint64_t vcpu_poll_ns;		/* the adaptive window now */
 	bool irq_pending;		/* KVM's view: an interrupt to take */
 
-	/* driver side of the ring */
-	uint16_t num;
-	struct vring_desc *desc;
-	uint16_t *avail_flags, *avail_idx, *avail_ring;
-	uint16_t *used_flags, *used_idx;
-	struct { uint32_t id, len; } *used_ring;
-	uint16_t avail_shadow, last_used;
+	/* driver side of the ring: a batch is published by its kick */
+	struct vdrv drv;
 	bool indirect;
 	unsigned int descs_per_req;	/* in the ring, without indirect */
 
@@ -174,90 +159,45 @@ static int notify_detach(void *opaque, uint16_t port, unsigned int n, int efd)
 	return 0;
 }
 
-/* ---- the register file, as virtio_pci_legacy.c touches it ---------------- */
-
-static uint32_t reg_rd(struct bench *bn, uint16_t off, unsigned int size)
-{
-	return virtio_pci_bar_ops.read(bn->vp, off, size);
-}
-
-static void reg_wr(struct bench *bn, uint16_t off, unsigned int size, uint32_t val)
-{
-	virtio_pci_bar_ops.write(bn->vp, off, size, val);
-}
-
-/* vp_legacy_get(): config bytes one ioread8 at a time. */
-static void cfg_get(struct bench *bn, unsigned int off, void *buf, unsigned int len)
-{
-	uint8_t *p = buf;
-	unsigned int i;
-
-	for (i = 0; i < len; i++)
-		p[i] = reg_rd(bn, VIRTIO_PCI_CONFIG_OFF + off + i, 1);
-}
+/* ---- the probe, as virtio_pci_legacy.c + virtblk_probe() do it ------------ */
 
 static void driver_probe(struct bench *bn, bool want_indirect)
 {
-	uint32_t host, guest, pfn;
+	struct vdrv *d = &bn->drv;
+	uint32_t mask = DRIVER_FEATURES;
 	uint64_t cap;
 	uint32_t seg_max;
 	uint8_t wce;
-	uint64_t ring_size;
-	uint8_t *ring;
 
-	/* virtio_dev_probe / register_virtio_device: reset, ACK, DRIVER. */
-	reg_wr(bn, VIRTIO_PCI_STATUS, 1, 0);
-	reg_wr(bn, VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACK);
-	reg_wr(bn, VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER);
-	host = reg_rd(bn, VIRTIO_PCI_HOST_FEATURES, 4);
-	guest = host & DRIVER_FEATURES;
 	if (!want_indirect)
-		guest &= ~(1u << VIRTIO_RING_F_INDIRECT_DESC);
-	reg_wr(bn, VIRTIO_PCI_GUEST_FEATURES, 4, guest);
-	guest = reg_rd(bn, VIRTIO_PCI_GUEST_FEATURES, 4);
-	bn->indirect = guest & (1u << VIRTIO_RING_F_INDIRECT_DESC);
+		mask &= ~(1u << VIRTIO_RING_F_INDIRECT_DESC);
+	/* The irq eventfd is waited on here (wait_irq), not by the library. */
+	vdrv_begin(d, bn->vp, &bn->mem, mask, -1, false);
+	bn->indirect = d->features & (1u << VIRTIO_RING_F_INDIRECT_DESC);
 
 	/* virtblk_probe: capacity, seg_max, wce from config space. */
-	cfg_get(bn, offsetof(struct blk_config, capacity), &cap, sizeof(cap));
-	cfg_get(bn, offsetof(struct blk_config, seg_max), &seg_max, sizeof(seg_max));
-	cfg_get(bn, offsetof(struct blk_config, wce), &wce, sizeof(wce));
+	vdrv_cfg_get(d, offsetof(struct blk_config, capacity), &cap, sizeof(cap));
+	vdrv_cfg_get(d, offsetof(struct blk_config, seg_max), &seg_max, sizeof(seg_max));
+	vdrv_cfg_get(d, offsetof(struct blk_config, wce), &wce, sizeof(wce));
 	bn->capacity = cap * BLK_SECTOR_SIZE;
-	if ((guest & (1u << VIRTIO_BLK_F_SEG_MAX)) && bn->segs > seg_max)
+	if ((d->features & (1u << VIRTIO_BLK_F_SEG_MAX)) && bn->segs > seg_max)
 		die("--segs is above the device's seg_max");
 	if (bn->capacity < bn->bs)
 		die("disk smaller than one block");
 
-	/* setup_vq (legacy): select, size, PFN must be 0, allocate, write PFN. */
-	reg_wr(bn, VIRTIO_PCI_QUEUE_SEL, 2, 0);
-	bn->num = reg_rd(bn, VIRTIO_PCI_QUEUE_NUM, 2);
-	if (!bn->num || reg_rd(bn, VIRTIO_PCI_QUEUE_PFN, 4))
-		die("queue 0 not available");
-	ring_size = virtq_legacy_size(bn->num);
-	if (RING_GPA + ring_size > HDR_GPA)
+	/* setup_vq (legacy): select, size, PFN must be 0, zeroed ring, PFN; kicks by eventfd. */
+	if (vdrv_setup_queue(d, 0, RING_GPA, false) || d->kick_fd < 0)
+		die("queue 0 not available, or the device refused the ring");
+	if (RING_GPA + vdrv_ring_size(d->num) > HDR_GPA)
 		die("queue too large for the layout");
-	ring = gmem_ptr(&bn->mem, RING_GPA, ring_size);
-	memset(ring, 0, ring_size);
-	bn->desc = (struct vring_desc *)ring;
-	bn->avail_flags = (uint16_t *)(ring + 16ULL * bn->num);
-	bn->avail_idx = bn->avail_flags + 1;
-	bn->avail_ring = bn->avail_flags + 2;
-	bn->used_flags = (uint16_t *)(ring + ALIGN_UP(16ULL * bn->num + 6 + 2ULL * bn->num,
-						      (uint64_t)VIRTQ_ALIGN));
-	bn->used_idx = bn->used_flags + 1;
-	bn->used_ring = (void *)(bn->used_flags + 2);
-	pfn = RING_GPA >> 12;
-	reg_wr(bn, VIRTIO_PCI_QUEUE_PFN, 4, pfn);
-	if (reg_rd(bn, VIRTIO_PCI_QUEUE_PFN, 4) != pfn)
-		die("device refused the ring");
-
-	reg_wr(bn, VIRTIO_PCI_STATUS, 1,
-	       VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
+	vdrv_driver_ok(d);
+	d->hold_avail = true;
 
 	bn->descs_per_req = bn->indirect ? 1 : 2 + bn->segs;
-	if ((uint64_t)bn->qd * bn->descs_per_req > bn->num)
+	if ((uint64_t)bn->qd * bn->descs_per_req > d->num)
 		die("queue depth does not fit the queue (raise qsize=)");
 	fprintf(stderr, "blkbench: features %#x (indirect %s), qsize %u, capacity %llu MiB, wce %u\n",
-		guest, bn->indirect ? "yes" : "no", bn->num,
+		d->features, bn->indirect ? "yes" : "no", d->num,
 		(unsigned long long)(bn->capacity >> 20), wce);
 }
 
@@ -281,61 +221,31 @@ static uint64_t next_offset(struct bench *bn)
 	return off;
 }
 
-/* virtqueue_add_split() for one request in slot i; returns the head. */
-static uint16_t add_request(struct bench *bn, unsigned int i)
+/* virtqueue_add_split() for one request in slot i (not yet published). */
+static void add_request(struct bench *bn, unsigned int i)
 {
 	bool write = bn->rw == RW_RANDWRITE || bn->rw == RW_WRITE;
-	uint64_t hdr_gpa = HDR_GPA + 16ULL * i, st_gpa = STATUS_GPA + i;
-	uint64_t data_gpa = DATA_GPA + (uint64_t)i * bn->bs;
-	struct blk_outhdr *hdr = gmem_ptr(&bn->mem, hdr_gpa, sizeof(*hdr));
-	uint32_t seg = bn->bs / bn->segs;
-	struct vring_desc *d;
-	unsigned int n = 0, k, base;
-	uint16_t head;
+	const struct vdrv_blk_req r = {
+		.type = write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN,
+		.sector = next_offset(bn) / BLK_SECTOR_SIZE,
+		.hdr_gpa = HDR_GPA + 16ULL * i, .status_gpa = STATUS_GPA + i,
+		.data_gpa = DATA_GPA + (uint64_t)i * bn->bs, .data_len = bn->bs, .nseg = bn->segs,
+		.table_gpa = bn->indirect ? INDIR_GPA + INDIR_STRIDE * i : 0,
+	};
 
-	hdr->type = write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
-	hdr->ioprio = 0;
-	hdr->sector = next_offset(bn) / BLK_SECTOR_SIZE;
-	*(uint8_t *)gmem_ptr(&bn->mem, st_gpa, 1) = 0xff;
-
-	if (bn->indirect) {
-		d = gmem_ptr(&bn->mem, INDIR_GPA + INDIR_STRIDE * i, INDIR_STRIDE);
-		base = 0;
-		head = i;
-	} else {
-		head = i * bn->descs_per_req;
-		d = bn->desc + head;
-		base = head;
-	}
-	d[n] = (struct vring_desc) { hdr_gpa, 16, VRING_DESC_F_NEXT, base + n + 1 };
-	n++;
-	for (k = 0; k < bn->segs; k++, n++)
-		d[n] = (struct vring_desc) { data_gpa + (uint64_t)k * seg, seg,
-					     VRING_DESC_F_NEXT | (write ? 0 : VRING_DESC_F_WRITE),
-					     base + n + 1 };
-	d[n] = (struct vring_desc) { st_gpa, 1, VRING_DESC_F_WRITE, 0 };
-	n++;
-	if (bn->indirect)
-		bn->desc[head] = (struct vring_desc) { INDIR_GPA + INDIR_STRIDE * i,
-						       16 * n, VRING_DESC_F_INDIRECT, 0 };
-	bn->avail_ring[bn->avail_shadow & (bn->num - 1)] = head;
-	bn->avail_shadow++;
-	return head;
+	if (vdrv_blk_add(&bn->drv, bn->indirect ? i : i * bn->descs_per_req, &r))
+		die("request does not fit its slot");
 }
 
+/* virtqueue_kick: publish the batch, full barrier, kick unless NO_NOTIFY. */
 static void kick(struct bench *bn)
 {
-	uint64_t one = 1;
+	int ret = vdrv_kick(&bn->drv);
 
-	/* virtqueue_kick_prepare: publish, full barrier, honour NO_NOTIFY. */
-	__atomic_store_n(bn->avail_idx, bn->avail_shadow, __ATOMIC_RELEASE);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (__atomic_load_n(bn->used_flags, __ATOMIC_RELAXED) & VRING_USED_F_NO_NOTIFY)
-		return;
-	/* iowrite16(0, QUEUE_NOTIFY) -> KVM ioeventfd -> this eventfd. */
-	if (write(bn->vp->kick_efd[0], &one, sizeof(one)) < 0)
-		perror("blkbench: kick eventfd");
-	bn->kicks++;
+	if (ret < 0)
+		fprintf(stderr, "blkbench: kick eventfd: %s\n", strerror(-ret));
+	else
+		bn->kicks += ret;
 }
 
 static void record_latency(struct bench *bn, uint64_t ns)
@@ -352,31 +262,23 @@ static void record_latency(struct bench *bn, uint64_t ns)
 /* vring_interrupt -> virtblk_done: every used entry since last time. */
 static unsigned int reap(struct bench *bn)
 {
-	unsigned int n = 0;
-	uint16_t used;
+	unsigned int n = 0, i;
+	uint32_t id;
 	uint64_t t = now_ns();
+	uint8_t st;
 
-	for (;;) {
-		used = __atomic_load_n(bn->used_idx, __ATOMIC_ACQUIRE);
-		if (used == bn->last_used)
-			break;
-		while (bn->last_used != used) {
-			uint32_t id = bn->used_ring[bn->last_used & (bn->num - 1)].id;
-			unsigned int i = id / bn->descs_per_req;
-			uint8_t st;
-
-			bn->last_used++;
-			if (i >= bn->qd || !bn->slot[i].busy)
-				die("device completed an unknown request");
-			st = *(uint8_t *)gmem_ptr(&bn->mem, STATUS_GPA + i, 1);
-			if (st != VIRTIO_BLK_S_OK)
-				bn->errors++;
-			bn->slot[i].busy = false;
-			bn->free_slots[bn->nr_free++] = i;
-			record_latency(bn, t - bn->slot[i].t_submit);
-			bn->ios++;
-			n++;
-		}
+	while (vdrv_get_used(&bn->drv, &id, NULL)) {
+		i = id / bn->descs_per_req;
+		if (i >= bn->qd || !bn->slot[i].busy)
+			die("device completed an unknown request");
+		st = *(uint8_t *)gmem_ptr(&bn->mem, STATUS_GPA + i, 1);
+		if (st != VIRTIO_BLK_S_OK)
+			bn->errors++;
+		bn->slot[i].busy = false;
+		bn->free_slots[bn->nr_free++] = i;
+		record_latency(bn, t - bn->slot[i].t_submit);
+		bn->ios++;
+		n++;
 	}
 	return n;
 }
@@ -591,7 +493,7 @@ static void run(struct bench *bn, double runtime)
 		wait_irq(bn);
 		bn->irqs++;
 		{
-			uint8_t isr = reg_rd(bn, VIRTIO_PCI_ISR, 1);
+			uint8_t isr = vdrv_read_isr(&bn->drv);
 			unsigned int n = 0;
 
 			if (isr & VIRTIO_ISR_QUEUE)
@@ -799,7 +701,7 @@ int main(int argc, char **argv)
 	run(bn, runtime);
 
 	/* virtblk_remove: reset the device (waits for in-flight), then free. */
-	reg_wr(bn, VIRTIO_PCI_STATUS, 1, 0);
+	vdrv_reset(&bn->drv);
 	ret = blk_dev_destroy(bn->b);
 	close(bn->irq_efd);
 	gmem_free(&bn->mem);

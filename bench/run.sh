@@ -64,9 +64,10 @@ echo "bench: blkbench's driver polls for interrupts up to ${HALT_POLL_US} us (KV
 
 # Same starting state for both sides: the whole file written (no holes, so
 # neither side measures block allocation), synced, and resident in the page
-# cache (24 GiB here, so 1 GiB stays cached): tinyvmm opens images without
-# O_DIRECT, so a guest's steady state is page-cache hits for reads and
-# page-cache writes plus RWF_DSYNC (writethru) or nothing (writeback).
+# cache (24 GiB here, so 1 GiB stays cached): without direct a guest's
+# steady state is page-cache hits for reads and page-cache writes plus
+# RWF_DSYNC (writethru) or nothing (writeback); the direct rows go to the
+# disk on both sides.
 echo "bench: preparing the test file"
 dd if=/dev/urandom of="$FILE" bs=1M count="$SIZE_MB" conv=fsync status=none
 cat "$FILE" >/dev/null
@@ -82,19 +83,24 @@ else
 	echo "bench: the device does not take aio= yet: running its built-in worker threads only"
 fi
 
-# name rw bs qd cache
-TESTS="randread-4k-qd1 randread 4096 1 -
-randread-4k-qd32 randread 4096 32 -
-randwrite-4k-qd1-writethru randwrite 4096 1 writethru
-randwrite-4k-qd32-writethru randwrite 4096 32 writethru
-randwrite-4k-qd1-writeback randwrite 4096 1 writeback
-randwrite-4k-qd32-writeback randwrite 4096 32 writeback
-seqread-128k-qd1 read 131072 1 -
-seqread-128k-qd32 read 131072 32 -
-seqwrite-128k-qd1-writethru write 131072 1 writethru
-seqwrite-128k-qd32-writethru write 131072 32 writethru
-seqwrite-128k-qd1-writeback write 131072 1 writeback
-seqwrite-128k-qd32-writeback write 131072 32 writeback"
+# name rw bs qd cache direct (O_DIRECT on both sides: fio --direct=1, the
+# device's direct option; the page cache is out of the picture, the disk is in)
+TESTS="randread-4k-qd1 randread 4096 1 - -
+randread-4k-qd32 randread 4096 32 - -
+randwrite-4k-qd1-writethru randwrite 4096 1 writethru -
+randwrite-4k-qd32-writethru randwrite 4096 32 writethru -
+randwrite-4k-qd1-writeback randwrite 4096 1 writeback -
+randwrite-4k-qd32-writeback randwrite 4096 32 writeback -
+seqread-128k-qd1 read 131072 1 - -
+seqread-128k-qd32 read 131072 32 - -
+seqwrite-128k-qd1-writethru write 131072 1 writethru -
+seqwrite-128k-qd32-writethru write 131072 32 writethru -
+seqwrite-128k-qd1-writeback write 131072 1 writeback -
+seqwrite-128k-qd32-writeback write 131072 32 writeback -
+randread-4k-qd1-direct randread 4096 1 - direct
+randread-4k-qd32-direct randread 4096 32 - direct
+randwrite-4k-qd32-writeback-direct randwrite 4096 32 writeback direct
+seqread-128k-qd32-direct read 131072 32 - direct"
 TESTS=$(echo "$TESTS" | grep -E "^[^ ]*($TESTS_RE)" || true)
 [ -n "$TESTS" ] || die "BENCH_TESTS=$TESTS_RE matches no test"
 NTESTS=$(echo "$TESTS" | wc -l)
@@ -137,7 +143,7 @@ median_round() {
 RESULTS=$WORK/results
 : >"$RESULTS"
 i=0
-echo "$TESTS" | while read -r name rw bs qd cache; do
+echo "$TESTS" | while read -r name rw bs qd cache direct; do
 	i=$((i + 1))
 	case $rw in *read) dir=read ;; *) dir=write ;; esac
 	# fio: psync is the cheapest engine at QD1; io_uring keeps 32 buffered
@@ -147,6 +153,11 @@ echo "$TESTS" | while read -r name rw bs qd cache; do
 	[ "$cache" = writethru ] && fsync=--fdatasync=1
 	devcache=
 	[ "$cache" != - ] && devcache=",$cache"
+	fdirect=0
+	if [ "$direct" = direct ]; then
+		fdirect=1
+		devcache="$devcache,direct"
+	fi
 	# the column the ratio is taken on: IOPS, or MB/s for 128 KiB
 	if [ "$bs" -ge 131072 ]; then col=2; else col=1; fi
 
@@ -158,7 +169,7 @@ echo "$TESTS" | while read -r name rw bs qd cache; do
 		# Each run starts with no dirty pages left by the one before.
 		sync
 		fio --name="$name" --filename="$FILE" --size="${SIZE_MB}M" --rw="$rw" --bs="$bs" \
-			--iodepth="$qd" --ioengine="$fengine" --direct=0 --invalidate=0 \
+			--iodepth="$qd" --ioengine="$fengine" --direct="$fdirect" --invalidate=0 \
 			--randrepeat=0 --norandommap --time_based --runtime="$RUNTIME" \
 			${fsync:+"$fsync"} --output-format="$( [ "$PARSER" = python3 ] && echo json || echo terse)" \
 			--output="$WORK/fio.out" >/dev/null 2>"$WORK/fio.err" ||

@@ -33,7 +33,10 @@
  * write at all on a read-only device (the filter's trace sees every op
  * that gets past the disk layer's own checks); a write is FUA exactly in
  * writethru; with media that fail nothing, no request gets an I/O error
- * (so the layer refused nothing the device handed it);
+ * (so the layer refused nothing the device handed it); the device lays
+ * the ring out where the driver (tests/driver, Linux's vring_init())
+ * does, and each used entry, read as the driver reaps it, names the
+ * head popped and the length the request got;
  * blk_req_handle() leaves the element's iovecs inside guest RAM, reports
  * no more than the writable length, and a non-zero used length means a
  * valid status byte in the last writable byte.  And every popped chain
@@ -67,6 +70,7 @@
 #include "fuzz/harness.h"
 #include "lib/util.h"
 #include "lib/guest_mem.h"
+#include "tests/driver/vdriver.h"
 
 #define FZ_RAM_SIZE	(64 * 1024)
 #define FZ_DISK_SIZE	(32 * 1024)
@@ -96,6 +100,7 @@ static struct {
 	uint8_t *ram;			/* host view of the one RAM region */
 	struct blk_dev b;		/* b.disk: memory, under a fault filter */
 	struct virtq q;
+	struct vdrv drv;		/* the driver's view of the same ring */
 	struct virtq_elem e;
 	struct iovec saved[VIRTQ_MAX_SEGS];
 	uint8_t disk_image[FZ_DISK_SIZE];	/* the media at the start of every input */
@@ -301,21 +306,18 @@ static uint32_t fz_refuse(struct virtq_elem *e)
  */
 static uint64_t fz_ref_tail(uint16_t head, uint16_t num)
 {
-	struct {
-		uint64_t addr;
-		uint32_t len;
-		uint16_t flags, next;
-	} d;
-	uint64_t table = fz.q.desc_gpa, end;
+	struct vdrv_desc d;
+	uint64_t table = fz.drv.desc_gpa, end;
 	unsigned int size = num, taken = 0, i = head;
 	bool in_table = false;
 
 	for (;;) {
 		if (taken++ == size)
 			return FZ_NO_TAIL;
-		memcpy(&d, fz.ram + table + 16ULL * i, sizeof(d));
-		if (d.flags & VRING_DESC_F_INDIRECT) {
-			if (in_table || taken != 1 || (d.flags & VRING_DESC_F_NEXT) || !d.len ||
+		/* In RAM: the ring was, and a table is checked before it is entered. */
+		FZ_CHECK(vdrv_desc_get(&fz.gm, table, i, &d) == 0);
+		if (d.flags & VDRV_DESC_F_INDIRECT) {
+			if (in_table || taken != 1 || (d.flags & VDRV_DESC_F_NEXT) || !d.len ||
 			    d.len % 16 || d.len / 16 > VIRTQ_MAX_SIZE ||
 			    d.addr >= FZ_RAM_SIZE || d.len > FZ_RAM_SIZE - d.addr)
 				return FZ_NO_TAIL;
@@ -326,13 +328,13 @@ static uint64_t fz_ref_tail(uint16_t head, uint16_t num)
 			in_table = true;
 			continue;
 		}
-		if (!(d.flags & VRING_DESC_F_NEXT))
+		if (!(d.flags & VDRV_DESC_F_NEXT))
 			break;
 		if (d.next >= size)
 			return FZ_NO_TAIL;
 		i = d.next;
 	}
-	if (!(d.flags & VRING_DESC_F_WRITE) || !d.len)
+	if (!(d.flags & VDRV_DESC_F_WRITE) || !d.len)
 		return FZ_NO_TAIL;
 	end = d.addr + (d.len - 1);
 	return end >= d.addr && end < FZ_RAM_SIZE ? end : FZ_NO_TAIL;
@@ -343,7 +345,7 @@ static void fz_serve(enum virtq_pop_result r, uint16_t num)
 {
 	uint64_t tail = fz_ref_tail(fz.e.head, num);
 	const uint8_t *t = tail == FZ_NO_TAIL ? NULL : fz.ram + tail;
-	uint32_t used;
+	uint32_t used, id, len;
 
 	if (r == VIRTQ_BAD_CHAIN) {
 		/* virtq.c and the reference agree on where the status is. */
@@ -362,6 +364,10 @@ static void fz_serve(enum virtq_pop_result r, uint16_t num)
 			FZ_CHECK(*t == VIRTIO_BLK_S_IOERR);
 	}
 	virtq_push(&fz.q, fz.e.head, used);
+	/* What the driver reaps: this head, this length, published. */
+	FZ_CHECK(vdrv_used_idx(&fz.drv) == fz.q.used_idx);
+	vdrv_used_elem(&fz.drv, fz.q.used_idx - 1, &id, &len);
+	FZ_CHECK(id == fz.e.head && len == used);
 }
 
 int fuzz_one(const uint8_t *data, size_t size)
@@ -370,7 +376,7 @@ int fuzz_one(const uint8_t *data, size_t size)
 	const uint8_t *body = data + FZ_HDR_SIZE;
 	size_t body_len = size > FZ_HDR_SIZE ? size - FZ_HDR_SIZE : 0;
 	enum virtq_pop_result r;
-	uint16_t num, start, used_idx;
+	uint16_t num, start;
 	unsigned int warned;
 	uint32_t pfn;
 	uint64_t base;
@@ -396,6 +402,9 @@ int fuzz_one(const uint8_t *data, size_t size)
 		return 0;
 	}
 	FZ_CHECK(base + virtq_legacy_size(num) <= FZ_RAM_SIZE);
+	FZ_CHECK(vdrv_ring_init(&fz.drv, &fz.gm, num, base) == 0);
+	FZ_CHECK(fz.drv.desc_gpa == fz.q.desc_gpa && fz.drv.avail_gpa == fz.q.avail_gpa &&
+		 fz.drv.used_gpa == fz.q.used_gpa);
 	fz.q.last_avail = start;
 	fz.q.used_idx = start;
 	warned = fz.b.ioerr_warned;
@@ -413,9 +422,6 @@ int fuzz_one(const uint8_t *data, size_t size)
 		FZ_CHECK(r == VIRTQ_OK || r == VIRTQ_BAD_CHAIN);
 		FZ_CHECK(fz.e.head < num);
 		fz_serve(r, num);
-		/* The used index was published where the driver reads it. */
-		memcpy(&used_idx, fz.ram + fz.q.used_gpa + 2, sizeof(used_idx));
-		FZ_CHECK(used_idx == fz.q.used_idx);
 		(void)virtq_no_interrupt(&fz.q);
 	}
 	/* Every head popped was completed exactly once. */

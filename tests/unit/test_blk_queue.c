@@ -2,8 +2,9 @@
 /*
  * The virtio-blk device and its queue loop end to end without a VM, over
  * both disk engines (aio=io_uring and aio=threads): a guest_mem with a
- * legacy ring in it, the device over a temporary image, driven the way
- * Linux's virtio_blk (and bench/) drives it: descriptors and avail ring
+ * legacy ring in it, the device over a temporary image, driven by the
+ * test driver (tests/driver, as bench/ is) the way Linux's virtio_blk
+ * drives it: descriptors and avail ring
  * in guest memory, a write to the kick eventfd, an interrupt sink that
  * signals an eventfd, ISR read to acknowledge, used ring read back.  A
  * fault filter (disk/fault.h) under the device shows what it asks of the
@@ -23,7 +24,6 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <liburing.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +39,7 @@
 #include "disk/fault.h"
 #include "disk/uring.h"
 #include "lib/guest_mem.h"
+#include "tests/driver/vdriver.h"
 
 #define RAM_SIZE	(32ULL << 20)
 #define QSIZE		128
@@ -52,13 +53,6 @@
 #define MAX_REQS	32			/* 3 descriptors each */
 #define TIMEOUT_MS	10000
 
-struct vdesc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-	uint16_t next;
-};
-
 struct outhdr {
 	uint32_t type;
 	uint32_t ioprio;
@@ -69,11 +63,12 @@ struct t {
 	enum blk_aio aio;		/* what the test asks for */
 	struct guest_mem gm;
 	struct blk_dev *b;
+	struct vdrv drv;		/* drv.hold_avail: queue_req() leaves publishing */
 	char path[64];
 	int irq_efd;
 	unsigned int asserts;
-	uint16_t avail_idx, used_seen;
-	bool hold_avail;		/* queue_req() leaves avail->idx to publish() */
+	struct { uint32_t id, len; } used[MAX_REQS];	/* what the last wait_used() reaped */
+	unsigned int nr_used;
 	disk_fault_trace_fn *trace;	/* set: a fault filter under the device traces */
 };
 
@@ -108,7 +103,7 @@ static void fake_deassert(void *opaque)
 {
 }
 
-/* ---- the driver side ---- */
+/* ---- the driver side (tests/driver) ---- */
 
 static uint8_t *gp(struct t *t, uint64_t gpa, uint64_t len)
 {
@@ -116,36 +111,6 @@ static uint8_t *gp(struct t *t, uint64_t gpa, uint64_t len)
 
 	assert_non_null(p);
 	return p;
-}
-
-static struct vdesc *desc(struct t *t)
-{
-	return (struct vdesc *)gp(t, RING_GPA, 16ULL * QSIZE);
-}
-
-static uint16_t *avail(struct t *t)
-{
-	return (uint16_t *)gp(t, RING_GPA + 16ULL * QSIZE, 4 + 2 * QSIZE + 2);
-}
-
-static uint64_t used_gpa(void)
-{
-	uint64_t a = RING_GPA + 16ULL * QSIZE + 4 + 2 * QSIZE + 2;
-
-	return (a + 4095) & ~4095ULL;
-}
-
-static volatile uint16_t *used_idx(struct t *t)
-{
-	return (volatile uint16_t *)gp(t, used_gpa() + 2, 2);
-}
-
-static void used_elem(struct t *t, uint16_t i, uint32_t *id, uint32_t *len)
-{
-	uint32_t *e = (uint32_t *)gp(t, used_gpa() + 4 + 8ULL * (i % QSIZE), 8);
-
-	*id = e[0];
-	*len = e[1];
 }
 
 static void bar_write(struct t *t, uint16_t off, unsigned int size, uint32_t val)
@@ -158,18 +123,19 @@ static uint32_t bar_read(struct t *t, uint16_t off, unsigned int size)
 	return virtio_pci_bar_ops.read(&t->b->vp, off, size);
 }
 
-/* virtio_pci_legacy probe + virtblk_probe, up to DRIVER_OK. */
+/*
+ * virtio_pci_legacy probe + virtblk_probe, up to DRIVER_OK, acking every
+ * feature offered.  No reset first: the tests that reset do it
+ * themselves and check it.
+ */
 static void driver_setup(struct t *t)
 {
-	memset(gp(t, RING_GPA, virtq_legacy_size(QSIZE)), 0, virtq_legacy_size(QSIZE));
-	t->avail_idx = t->used_seen = 0;
-	bar_write(t, VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER);
-	bar_write(t, VIRTIO_PCI_GUEST_FEATURES, 4, bar_read(t, VIRTIO_PCI_HOST_FEATURES, 4));
-	bar_write(t, VIRTIO_PCI_QUEUE_SEL, 2, 0);
-	assert_int_equal(bar_read(t, VIRTIO_PCI_QUEUE_NUM, 2), QSIZE);
-	bar_write(t, VIRTIO_PCI_QUEUE_PFN, 4, RING_PFN);
-	bar_write(t, VIRTIO_PCI_STATUS, 1,
-		  VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
+	vdrv_begin(&t->drv, &t->b->vp, &t->gm, ~0u, t->irq_efd, true);
+	assert_int_equal(vdrv_setup_queue(&t->drv, 0, RING_GPA, false), 0);
+	assert_int_equal(t->drv.num, QSIZE);
+	/* Kicks go through the ioeventfd's eventfd, as under KVM. */
+	assert_true(t->drv.kick_fd >= 0);
+	vdrv_driver_ok(&t->drv);
 	assert_true(virtio_pci_get_vq(&t->b->vp, 0)->ready);
 }
 
@@ -190,44 +156,20 @@ static uint8_t *slot_status(struct t *t, unsigned int slot)
 static void queue_req(struct t *t, unsigned int slot, uint32_t type, uint64_t sector,
 		      uint32_t len, unsigned int nseg)
 {
-	struct vdesc *d = desc(t);
-	struct outhdr *h = (struct outhdr *)gp(t, HDR_GPA + 16ULL * slot, 16);
-	unsigned int head = 3 * slot, i = head, s;
-	bool write_data = type != VIRTIO_BLK_T_OUT;
-	uint16_t *av = avail(t);
+	const struct vdrv_blk_req r = {
+		.type = type, .sector = sector,
+		.hdr_gpa = HDR_GPA + 16ULL * slot, .status_gpa = STATUS_GPA + slot,
+		.data_gpa = DATA_GPA + (uint64_t)slot * SLOT_DATA, .data_len = len, .nseg = nseg,
+	};
 
 	assert_true(slot < MAX_REQS && len <= SLOT_DATA && nseg <= 1);
-	h->type = htole32(type);
-	h->ioprio = 0;
-	h->sector = htole64(sector);
-	*slot_status(t, slot) = 0xee;
-	d[i] = (struct vdesc){ .addr = HDR_GPA + 16ULL * slot, .len = 16,
-			       .flags = VRING_DESC_F_NEXT, .next = i + 1 };
-	i++;
-	for (s = 0; s < nseg; s++, i++)
-		d[i] = (struct vdesc){ .addr = DATA_GPA + (uint64_t)slot * SLOT_DATA, .len = len,
-				       .flags = VRING_DESC_F_NEXT |
-						(write_data ? VRING_DESC_F_WRITE : 0),
-				       .next = i + 1 };
-	d[i] = (struct vdesc){ .addr = STATUS_GPA + slot, .len = 1, .flags = VRING_DESC_F_WRITE };
-	av[2 + (t->avail_idx % QSIZE)] = head;
-	t->avail_idx++;
-	if (!t->hold_avail)
-		__atomic_store_n(&av[1], t->avail_idx, __ATOMIC_RELEASE);
+	assert_int_equal(vdrv_blk_add(&t->drv, 3 * slot, &r), 0);
 }
 
-/* Make every request queued so far available at once (one avail->idx store). */
-static void publish(struct t *t)
-{
-	__atomic_store_n(&avail(t)[1], t->avail_idx, __ATOMIC_RELEASE);
-}
-
+/* The notify itself, whether or not the device asked for none. */
 static void kick(struct t *t)
 {
-	uint64_t one = 1;
-
-	assert_true(virtio_pci_kick_fd(&t->b->vp, 0) >= 0);
-	assert_int_equal(write(virtio_pci_kick_fd(&t->b->vp, 0), &one, sizeof(one)), sizeof(one));
+	assert_int_equal(vdrv_notify(&t->drv), 0);
 }
 
 static long now_ms(void)
@@ -238,38 +180,34 @@ static long now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
 }
 
-/* vp_interrupt: wait for the line, ack by reading ISR, until n more are used. */
+/*
+ * vp_interrupt: wait for the line, ack by reading ISR, until exactly n
+ * more are used (more would be a completion nobody asked for); reap them.
+ */
 static void wait_used(struct t *t, unsigned int n)
 {
-	uint16_t target = t->used_seen + n;
-	long deadline = now_ms() + TIMEOUT_MS;
-	struct pollfd pfd = { .fd = t->irq_efd, .events = POLLIN };
-	uint64_t v;
+	int got = vdrv_wait_used(&t->drv, n, TIMEOUT_MS);
+	unsigned int i;
 
-	while (__atomic_load_n(used_idx(t), __ATOMIC_ACQUIRE) != target) {
-		long left = deadline - now_ms();
-
-		if (left <= 0)
-			fail_msg("timeout: used idx %u, want %u", *used_idx(t), target);
-		if (poll(&pfd, 1, (int)left) == 1) {
-			assert_int_equal(read(t->irq_efd, &v, sizeof(v)), sizeof(v));
-			bar_read(t, VIRTIO_PCI_ISR, 1);
-		}
-	}
-	t->used_seen = target;
+	if (got < 0)
+		fail_msg("timeout: used idx %u, want %u", vdrv_used_idx(&t->drv),
+			 (uint16_t)(t->drv.last_used + n));
+	assert_int_equal(got, n);
+	assert_true(n <= MAX_REQS);
+	for (i = 0; i < n; i++)
+		assert_true(vdrv_get_used(&t->drv, &t->used[i].id, &t->used[i].len));
+	t->nr_used = n;
 }
 
 /* The used entry for slot, somewhere in the last n used entries. */
 static uint32_t used_len_of(struct t *t, unsigned int slot, unsigned int n)
 {
-	uint32_t id, len;
 	unsigned int i;
 
-	for (i = 0; i < n; i++) {
-		used_elem(t, (uint16_t)(t->used_seen - n + i), &id, &len);
-		if (id == 3 * slot)
-			return len;
-	}
+	assert_true(n <= t->nr_used);
+	for (i = t->nr_used - n; i < t->nr_used; i++)
+		if (t->used[i].id == 3 * slot)
+			return t->used[i].len;
 	fail_msg("slot %u not on the used ring", slot);
 	return 0;
 }
@@ -584,13 +522,13 @@ static void durability_order(void **state, const char *mode)
 	 * All 32 in one avail->idx update: the queue thread may be awake
 	 * already (DRIVER_OK wakes it), and must not see the first alone.
 	 */
-	t->hold_avail = true;
+	t->drv.hold_avail = true;
 	for (i = 0; i < MAX_REQS; i++) {
 		fill(slot_data(t, i), 4096, 300 + i);
 		queue_req(t, i, VIRTIO_BLK_T_OUT, (uint64_t)i * 8, 4096, 1);
 	}
-	publish(t);
-	t->hold_avail = false;
+	vdrv_publish(&t->drv);
+	t->drv.hold_avail = false;
 	kick(t);
 	wait_used(t, MAX_REQS);
 	pthread_mutex_lock(&events_lock);
@@ -686,18 +624,14 @@ static void test_writethru_alone_inline(void **state)
  */
 static unsigned int poll_run(struct t *t, unsigned int n, unsigned int pause_every)
 {
-	volatile uint16_t *used_flags = (volatile uint16_t *)gp(t, used_gpa(), 2);
 	unsigned int i, skipped = 0;
-	uint64_t one = 1;
+	int kicked;
 
 	for (i = 0; i < n; i++) {
 		queue_req(t, 0, VIRTIO_BLK_T_IN, (uint64_t)(i % 512) * 8, 4096, 1);
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		if (*used_flags & 1)
-			skipped++;
-		else
-			assert_int_equal(write(virtio_pci_kick_fd(&t->b->vp, 0), &one,
-					       sizeof(one)), sizeof(one));
+		kicked = vdrv_kick(&t->drv);
+		assert_true(kicked >= 0);
+		skipped += !kicked;
 		wait_used(t, 1);
 		assert_int_equal(*slot_status(t, 0), VIRTIO_BLK_S_OK);
 		if (pause_every && i % pause_every == 0)
@@ -708,7 +642,6 @@ static unsigned int poll_run(struct t *t, unsigned int n, unsigned int pause_eve
 
 static void test_poll_kicks(void **state)
 {
-	volatile uint16_t *used_flags;
 	struct t *t = engine_t(state);
 	unsigned int skipped;
 
@@ -719,9 +652,8 @@ static void test_poll_kicks(void **state)
 	/* Polling happened: some requests were taken without a kick... */
 	assert_true(skipped > 0);
 	/* ...and once idle the device sleeps with kicks back on. */
-	used_flags = (volatile uint16_t *)gp(t, used_gpa(), 2);
 	usleep(20000);
-	assert_int_equal(*used_flags & 1, 0);
+	assert_false(vdrv_no_notify(&t->drv));
 	assert_int_equal(dev_down(t), 0);
 
 	/* poll=0: never asks the driver not to kick. */
@@ -806,11 +738,11 @@ static void test_kick_after_pop(void **state)
 		queue_req(t, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0);
 		kick(t);
 		assert_int_equal(pthread_join(d, NULL), 0);
-		want = t->used_seen + 3;
+		want = t->drv.last_used + 3;
 		end = now_ms() + 200;
-		while (*used_idx(t) != want && now_ms() < end)
+		while (vdrv_used_idx(&t->drv) != want && now_ms() < end)
 			usleep(100);
-		if (*used_idx(t) != want) {
+		if (vdrv_used_idx(&t->drv) != want) {
 			stranded++;
 			kick(t);	/* get it going again, to count the rest */
 		}
@@ -959,7 +891,7 @@ static void expect_unanswered(struct t *t, unsigned int slot)
 {
 	wait_used(t, 1);
 	assert_int_equal(used_len_of(t, slot, 1), 0);
-	assert_int_equal(*slot_status(t, slot), 0xee);
+	assert_int_equal(*slot_status(t, slot), VDRV_BLK_STATUS_NONE);
 	/* Set before the used entry: no queue set-up can slip in between. */
 	assert_true(bar_read(t, VIRTIO_PCI_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
 	assert_true(virtio_pci_get_vq(&t->b->vp, 0)->broken);
@@ -967,8 +899,8 @@ static void expect_unanswered(struct t *t, unsigned int slot)
 	queue_req(t, slot + 1, VIRTIO_BLK_T_IN, 0, 4096, 1);
 	kick(t);
 	usleep(50000);
-	assert_int_equal(*used_idx(t), t->used_seen);
-	assert_int_equal(*slot_status(t, slot + 1), 0xee);
+	assert_int_equal(vdrv_used_idx(&t->drv), t->drv.last_used);
+	assert_int_equal(*slot_status(t, slot + 1), VDRV_BLK_STATUS_NONE);
 
 	bar_write(t, VIRTIO_PCI_STATUS, 1, 0);
 	assert_int_equal(bar_read(t, VIRTIO_PCI_STATUS, 1), 0);
@@ -988,18 +920,18 @@ static void expect_unanswered(struct t *t, unsigned int slot)
 static void test_unanswerable(void **state)
 {
 	struct t *t = t_new(state);
-	struct vdesc *d = desc(t);
+	struct vdrv_desc *d = t->drv.desc;
 
 	/*
 	 * Data outside RAM, status fine; a good request beside it.  Chains
 	 * are spoiled before they are published: the device may be polling.
 	 */
-	t->hold_avail = true;
+	t->drv.hold_avail = true;
 	queue_req(t, 0, VIRTIO_BLK_T_IN, 0, 4096, 1);
 	d[1].addr = RAM_SIZE;
 	queue_req(t, 1, VIRTIO_BLK_T_OUT, 8, 4096, 1);
-	publish(t);
-	t->hold_avail = false;
+	vdrv_publish(&t->drv);
+	t->drv.hold_avail = false;
 	kick(t);
 	wait_used(t, 2);
 	assert_int_equal(*slot_status(t, 0), VIRTIO_BLK_S_IOERR);
@@ -1009,21 +941,21 @@ static void test_unanswerable(void **state)
 	assert_false(bar_read(t, VIRTIO_PCI_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
 
 	/* A good chain whose "status" is device-readable: nothing to answer in. */
-	t->hold_avail = true;
+	t->drv.hold_avail = true;
 	queue_req(t, 2, VIRTIO_BLK_T_OUT, 8, 4096, 1);
 	d[3 * 2 + 2].flags = 0;
-	publish(t);
-	t->hold_avail = false;
+	vdrv_publish(&t->drv);
+	t->drv.hold_avail = false;
 	kick(t);
 	expect_unanswered(t, 2);
 
 	/* A refused chain with no end: a loop back to its head. */
-	t->hold_avail = true;
+	t->drv.hold_avail = true;
 	queue_req(t, 4, VIRTIO_BLK_T_IN, 0, 4096, 1);
 	d[3 * 4 + 2].flags = VRING_DESC_F_NEXT | VRING_DESC_F_WRITE;
 	d[3 * 4 + 2].next = 3 * 4;
-	publish(t);
-	t->hold_avail = false;
+	vdrv_publish(&t->drv);
+	t->drv.hold_avail = false;
 	kick(t);
 	expect_unanswered(t, 4);
 	assert_int_equal(dev_down(t), 0);
@@ -1040,7 +972,7 @@ static void test_reset_in_flight(void **state)
 
 	for (round = 0; round < 20; round++) {
 		uint64_t before = t->b->requests;
-		uint16_t used_before = *used_idx(t);
+		uint16_t used_before = vdrv_used_idx(&t->drv);
 
 		for (i = 0; i < MAX_REQS; i++)
 			queue_req(t, i, i % 2 ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN,
@@ -1052,13 +984,13 @@ static void test_reset_in_flight(void **state)
 		bar_write(t, VIRTIO_PCI_STATUS, 1, 0);		/* reset */
 		assert_int_equal(t->b->in_flight, 0);
 		/* Every request that was popped was completed, exactly once. */
-		used = *used_idx(t);
+		used = vdrv_used_idx(&t->drv);
 		popped = t->b->requests - before;
 		assert_int_equal((uint16_t)(used - used_before), popped);
 		total += popped;
 		partial += popped > 0 && popped < MAX_REQS;
 		usleep(2000);
-		assert_int_equal(*used_idx(t), used);
+		assert_int_equal(vdrv_used_idx(&t->drv), used);
 		assert_int_equal(bar_read(t, VIRTIO_PCI_ISR, 1), 0);
 		/* And the device works after it. */
 		driver_setup(t);

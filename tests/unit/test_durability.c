@@ -4,10 +4,10 @@
  * a disk engine, once with aio=threads and once with aio=io_uring) over
  * a temp file, with a fault filter (disk/fault.h) under it that logs
  * every operation the device gives the disk and every answer it gets
- * back, and may hold an answer back, and a driver (this thread) that
- * fills a real ring in guest memory, kicks through the QUEUE_NOTIFY
- * register and logs each used-ring entry when it sees it.  One sequence
- * counter orders the whole log.
+ * back, and may hold an answer back, and a driver (this thread, with
+ * tests/driver) that fills a real ring in guest memory, kicks through
+ * the QUEUE_NOTIFY register and logs each used-ring entry when it sees
+ * it.  One sequence counter orders the whole log.
  *
  *  - writethru: an OUT is completed only after a FUA write (or a write,
  *    then a flush) for it was answered;
@@ -41,9 +41,10 @@
 #include "devices/virtio/virtio_pci.h"
 #include "disk/fault.h"
 #include "lib/guest_mem.h"
+#include "tests/driver/vdriver.h"
 
 #define RAM_SIZE	(1ULL << 20)
-#define RING_PFN	0x10		/* ring at 64 KiB */
+#define RING_GPA	0x10000ULL	/* ring at 64 KiB */
 #define DISK_SIZE	(1 << 20)
 #define DATA_LEN	4096
 #define SLOT_GPA(i)	(0x40000ULL + (uint64_t)(i) * 0x2000)	/* hdr, status +16, data +4096 */
@@ -89,8 +90,7 @@ static struct {
 	struct guest_mem gm;
 	struct blk_dev *b;
 	char path[64];
-	uint64_t desc, avail, used;
-	uint16_t avail_idx, last_used;
+	struct vdrv drv;		/* publishes by hand (hold_avail): log first */
 	struct ev snap[MAX_EVENTS];	/* the log as the checks see it */
 	unsigned int nr_snap;
 	struct req req[MAX_REQS];
@@ -131,33 +131,19 @@ static uint64_t log_ev(enum ev_kind kind, uint64_t off, bool sync, int req)
 	return seq;
 }
 
-static uint16_t used_idx_now(void)
-{
-	uint16_t *p = gmem_ptr(&t.gm, t.used + 2, 2);
-
-	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
-}
-
-/* Any thread: the id of used ring entry i. */
-static uint32_t used_id_at(uint16_t i)
-{
-	uint32_t id;
-
-	if (gmem_read(&t.gm, t.used + 4 + 8ULL * (i % BLK_DEFAULT_QSIZE), &id, 4))
-		abort();
-	return id;
-}
-
 /* Whether request r's head is already on the used ring (any thread). */
 static bool in_used_ring(const struct req *r)
 {
-	uint16_t now = used_idx_now(), i, n = now - r->used_at_submit;
+	uint16_t now = vdrv_used_idx(&t.drv), i, n = now - r->used_at_submit;
+	uint32_t id;
 
-	if (n > BLK_DEFAULT_QSIZE)
-		n = BLK_DEFAULT_QSIZE;
-	for (i = 0; i < n; i++)
-		if (used_id_at(now - 1 - i) == r->head)
+	if (n > t.drv.num)
+		n = t.drv.num;
+	for (i = 0; i < n; i++) {
+		vdrv_used_elem(&t.drv, now - 1 - i, &id, NULL);
+		if (id == r->head)
 			return true;
+	}
 	return false;
 }
 
@@ -229,30 +215,9 @@ static const struct virtio_irq fake_irq = {
 
 /* ---- the driver ---------------------------------------------------------- */
 
-static void bar_wr(uint16_t off, unsigned int size, uint32_t val)
-{
-	virtio_pci_bar_ops.write(&t.b->vp, off, size, val);
-}
-
-static uint32_t bar_rd(uint16_t off, unsigned int size)
-{
-	return virtio_pci_bar_ops.read(&t.b->vp, off, size);
-}
-
 static void put(uint64_t gpa, const void *p, size_t len)
 {
 	assert_int_equal(gmem_write(&t.gm, gpa, p, len), 0);
-}
-
-static void desc(uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
-{
-	uint8_t d[16];
-
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
-	put(t.desc + 16ULL * i, d, sizeof(d));
 }
 
 static int free_slot(void)
@@ -266,52 +231,46 @@ static int free_slot(void)
 	return -1;
 }
 
-/* Fill a request in a free slot and put it on the avail ring (no kick). */
+/* Fill a request in a free slot and make it available (no kick). */
 static int queue_req(uint32_t type, uint64_t sector)
 {
 	int slot = free_slot(), n = t.nr_req;
 	uint64_t gpa = SLOT_GPA(slot);
-	uint8_t hdr[16] = { 0 }, status = 0xee, data[DATA_LEN];
-	uint16_t head = 3 * slot, idx;
+	const struct vdrv_blk_req vr = {
+		.type = type, .sector = sector, .hdr_gpa = gpa, .status_gpa = gpa + 16,
+		.data_gpa = gpa + 4096, .data_len = DATA_LEN, .nseg = type == VIRTIO_BLK_T_OUT,
+	};
+	uint8_t data[DATA_LEN];
 	struct req *r;
 
 	assert_true(t.nr_req < MAX_REQS);
-	memcpy(hdr, &type, 4);
-	memcpy(hdr + 8, &sector, 8);
-	put(gpa, hdr, sizeof(hdr));
-	put(gpa + 16, &status, 1);
 	if (type == VIRTIO_BLK_T_OUT) {
 		memset(data, (uint8_t)(n + 1), sizeof(data));
 		put(gpa + 4096, data, sizeof(data));
-		desc(head, gpa, 16, VRING_DESC_F_NEXT, head + 1);
-		desc(head + 1, gpa + 4096, DATA_LEN, VRING_DESC_F_NEXT, head + 2);
-		desc(head + 2, gpa + 16, 1, VRING_DESC_F_WRITE, 0);
-	} else {
-		desc(head, gpa, 16, VRING_DESC_F_NEXT, head + 1);
-		desc(head + 1, gpa + 16, 1, VRING_DESC_F_WRITE, 0);
 	}
+	assert_int_equal(vdrv_blk_add(&t.drv, 3 * slot, &vr), 0);
 
+	/* Logged before the device can see it: avail->idx is still held. */
 	pthread_mutex_lock(&t.lock);
 	r = &t.req[t.nr_req++];
 	memset(r, 0, sizeof(*r));
 	r->type = type;
 	r->sector = sector;
-	r->head = head;
-	r->used_at_submit = used_idx_now();
+	r->head = 3 * slot;
+	r->used_at_submit = vdrv_used_idx(&t.drv);
 	r->outstanding = true;
 	t.slot_req[slot] = n;
 	r->submit_seq = log_locked(EV_SUBMIT, 0, false, n);
 	pthread_mutex_unlock(&t.lock);
 
-	put(t.avail + 4 + 2ULL * (t.avail_idx % BLK_DEFAULT_QSIZE), &head, 2);
-	idx = ++t.avail_idx;
-	__atomic_store_n((uint16_t *)gmem_ptr(&t.gm, t.avail + 2, 2), idx, __ATOMIC_RELEASE);
+	vdrv_publish(&t.drv);
 	return n;
 }
 
+/* iowrite16(0, QUEUE_NOTIFY): no ioeventfd here, the register is the kick. */
 static void kick(void)
 {
-	bar_wr(VIRTIO_PCI_QUEUE_NOTIFY, 2, 0);
+	assert_int_equal(vdrv_notify(&t.drv), 0);
 }
 
 static int submit(uint32_t type, uint64_t sector)
@@ -325,21 +284,17 @@ static int submit(uint32_t type, uint64_t sector)
 /* Take every new used entry, as the guest's interrupt handler would. */
 static void poll_used(void)
 {
-	uint16_t now = used_idx_now();
-	uint32_t elem[2];
+	uint32_t id, len;
 	int slot, n;
 
-	while (t.last_used != now) {
-		assert_int_equal(gmem_read(&t.gm, t.used + 4 + 8ULL * (t.last_used % BLK_DEFAULT_QSIZE),
-					   elem, 8), 0);
-		t.last_used++;
-		assert_true(elem[0] % 3 == 0 && elem[0] / 3 < MAX_SLOTS);
-		slot = elem[0] / 3;
+	while (vdrv_get_used(&t.drv, &id, &len)) {
+		assert_true(id % 3 == 0 && id / 3 < MAX_SLOTS);
+		slot = id / 3;
 		n = t.slot_req[slot];
 		assert_true(n >= 0);
 		pthread_mutex_lock(&t.lock);
 		t.req[n].outstanding = false;
-		t.req[n].used_len = elem[1];
+		t.req[n].used_len = len;
 		t.req[n].complete_seq = log_locked(EV_COMPLETE, 0, false, n);
 		pthread_mutex_unlock(&t.lock);
 		assert_int_equal(gmem_read(&t.gm, SLOT_GPA(slot) + 16, &t.req[n].status, 1), 0);
@@ -549,7 +504,9 @@ static void check_all(void)
 static int dev_up(bool writeback)
 {
 	char args[160];
-	uint32_t features;
+	const uint32_t want = (1u << VIRTIO_BLK_F_FLUSH) | (1u << VIRTIO_BLK_F_CONFIG_WCE);
+	const struct virtq *vq;
+	uint8_t wce;
 	int fd, i;
 
 	memset(t.ev, 0, sizeof(t.ev));
@@ -558,7 +515,6 @@ static int dev_up(bool writeback)
 	t.early = 0;
 	t.irqs = 0;
 	t.nr_req = 0;
-	t.avail_idx = t.last_used = 0;
 	for (i = 0; i < MAX_SLOTS; i++)
 		t.slot_req[i] = -1;
 	t.writeback = writeback;
@@ -578,24 +534,21 @@ static int dev_up(bool writeback)
 	assert_int_equal(blk_dev_start(t.b), 0);
 
 	/* The driver: reset, ACK|DRIVER, features, queue 0, DRIVER_OK. */
-	bar_wr(VIRTIO_PCI_STATUS, 1, 0);
-	bar_wr(VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER);
-	features = bar_rd(VIRTIO_PCI_HOST_FEATURES, 4);
-	assert_true(features & (1u << VIRTIO_BLK_F_FLUSH));
-	assert_true(features & (1u << VIRTIO_BLK_F_CONFIG_WCE));
-	bar_wr(VIRTIO_PCI_GUEST_FEATURES, 4,
-	       (1u << VIRTIO_BLK_F_FLUSH) | (1u << VIRTIO_BLK_F_CONFIG_WCE));
-	bar_wr(VIRTIO_PCI_QUEUE_SEL, 2, 0);
-	assert_int_equal(bar_rd(VIRTIO_PCI_QUEUE_NUM, 2), BLK_DEFAULT_QSIZE);
-	bar_wr(VIRTIO_PCI_QUEUE_PFN, 4, RING_PFN);
-	bar_wr(VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER |
-	       VIRTIO_STATUS_DRIVER_OK);
-	assert_true(virtio_pci_get_vq(&t.b->vp, 0)->ready);
-	t.desc = virtio_pci_get_vq(&t.b->vp, 0)->desc_gpa;
-	t.avail = virtio_pci_get_vq(&t.b->vp, 0)->avail_gpa;
-	t.used = virtio_pci_get_vq(&t.b->vp, 0)->used_gpa;
-	/* Config byte 32 is wce. */
-	assert_int_equal(bar_rd(VIRTIO_PCI_CONFIG_OFF + 32, 1), writeback ? 1 : 0);
+	vdrv_begin(&t.drv, &t.b->vp, &t.gm, want, -1, false);
+	assert_int_equal(t.drv.host_features & want, want);
+	assert_int_equal(t.drv.features, want);
+	assert_int_equal(vdrv_setup_queue(&t.drv, 0, RING_GPA, true), 0);
+	assert_int_equal(t.drv.num, BLK_DEFAULT_QSIZE);
+	vdrv_driver_ok(&t.drv);
+	t.drv.hold_avail = true;
+	vq = virtio_pci_get_vq(&t.b->vp, 0);
+	assert_true(vq->ready);
+	/* The device reads the ring where the driver laid it out. */
+	assert_int_equal(vq->desc_gpa, t.drv.desc_gpa);
+	assert_int_equal(vq->avail_gpa, t.drv.avail_gpa);
+	assert_int_equal(vq->used_gpa, t.drv.used_gpa);
+	vdrv_cfg_get(&t.drv, offsetof(struct blk_config, wce), &wce, 1);
+	assert_int_equal(wce, writeback ? 1 : 0);
 	return 0;
 }
 
@@ -741,7 +694,7 @@ static void test_wce_switch_flushes(void **state)
 
 	n = submit(VIRTIO_BLK_T_OUT, 300);
 	wait_complete(n);
-	bar_wr(VIRTIO_PCI_CONFIG_OFF + 32, 1, 0);
+	vdrv_cfg_set(&t.drv, offsetof(struct blk_config, wce), &(uint8_t){ 0 }, 1);
 	after = log_ev(EV_SUBMIT, 0, false, -1);	/* marks "config write returned" */
 	snapshot();
 	check_writeback_out(&t.req[n]);

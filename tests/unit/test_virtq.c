@@ -13,9 +13,11 @@
 
 #include "devices/virtio/virtq.h"
 #include "lib/guest_mem.h"
+#include "tests/driver/vdriver.h"
 
 #define RAM_SIZE	(16ULL << 20)
 #define RING_PFN	0x10		/* ring at 64 KiB */
+#define RING_GPA	((uint64_t)RING_PFN << 12)
 #define QSIZE		16
 
 /* Buffers a request points at. */
@@ -26,10 +28,8 @@
 
 struct drv {
 	struct guest_mem gm;
-	struct virtq q;
-	uint16_t num;
-	uint64_t desc, avail, used;
-	uint16_t avail_idx;		/* the driver's shadow of avail->idx */
+	struct virtq q;			/* the device's side */
+	struct vdrv v;			/* the driver's: a bare ring (tests/driver) */
 	struct virtq_elem e;
 };
 
@@ -38,47 +38,45 @@ static void put16(struct drv *d, uint64_t gpa, uint16_t v)
 	assert_int_equal(gmem_write(&d->gm, gpa, &v, sizeof(v)), 0);
 }
 
-static uint16_t get16(struct drv *d, uint64_t gpa)
+/* used->idx, and the id or len of the used entry in slot i. */
+static uint16_t used_idx(struct drv *d)
 {
-	uint16_t v;
-
-	assert_int_equal(gmem_read(&d->gm, gpa, &v, sizeof(v)), 0);
-	return v;
+	return vdrv_used_idx(&d->v);
 }
 
-static uint32_t get32(struct drv *d, uint64_t gpa)
+static uint32_t used_id(struct drv *d, uint16_t i)
 {
-	uint32_t v;
+	uint32_t id;
 
-	assert_int_equal(gmem_read(&d->gm, gpa, &v, sizeof(v)), 0);
-	return v;
+	vdrv_used_elem(&d->v, i, &id, NULL);
+	return id;
+}
+
+static uint32_t used_len(struct drv *d, uint16_t i)
+{
+	uint32_t len;
+
+	vdrv_used_elem(&d->v, i, NULL, &len);
+	return len;
 }
 
 /* One vring_desc, at table_gpa[i] (the ring's table or an indirect one). */
 static void desc_at(struct drv *d, uint64_t table_gpa, uint16_t i, uint64_t addr, uint32_t len,
 		    uint16_t flags, uint16_t next)
 {
-	uint8_t b[16];
-
-	memcpy(b, &addr, 8);
-	memcpy(b + 8, &len, 4);
-	memcpy(b + 12, &flags, 2);
-	memcpy(b + 14, &next, 2);
-	assert_int_equal(gmem_write(&d->gm, table_gpa + 16ULL * i, b, sizeof(b)), 0);
+	assert_int_equal(vdrv_desc_at(&d->gm, table_gpa, i, addr, len, flags, next), 0);
 }
 
 static void desc(struct drv *d, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
 		 uint16_t next)
 {
-	desc_at(d, d->desc, i, addr, len, flags, next);
+	desc_at(d, d->v.desc_gpa, i, addr, len, flags, next);
 }
 
 /* virtqueue_add + kick: put head in the avail ring, then bump avail->idx. */
 static void publish(struct drv *d, uint16_t head)
 {
-	put16(d, d->avail + 4 + 2ULL * (d->avail_idx % d->num), head);
-	d->avail_idx++;
-	put16(d, d->avail + 2, d->avail_idx);
+	vdrv_avail_push(&d->v, head);
 }
 
 static struct drv *drv_new(uint16_t num)
@@ -87,11 +85,8 @@ static struct drv *drv_new(uint16_t num)
 
 	assert_non_null(d);
 	assert_int_equal(gmem_init(&d->gm, RAM_SIZE), 0);
-	d->num = num;
+	assert_int_equal(vdrv_ring_init(&d->v, &d->gm, num, RING_GPA), 0);
 	assert_int_equal(virtq_init_legacy(&d->q, &d->gm, num, RING_PFN), 0);
-	d->desc = d->q.desc_gpa;
-	d->avail = d->q.avail_gpa;
-	d->used = d->q.used_gpa;
 	return d;
 }
 
@@ -113,9 +108,9 @@ static int teardown(void **state)
 /* Start both ring indices at idx, as if idx requests had come and gone. */
 static void drv_set_index(struct drv *d, uint16_t idx)
 {
-	d->avail_idx = idx;
-	put16(d, d->avail + 2, idx);
-	put16(d, d->used + 2, idx);
+	d->v.avail_shadow = d->v.last_used = idx;
+	put16(d, d->v.avail_gpa + 2, idx);
+	put16(d, d->v.used_gpa + 2, idx);
 	d->q.last_avail = idx;
 	d->q.used_idx = idx;
 }
@@ -183,6 +178,10 @@ static void test_legacy_layout(void **state)
 	assert_int_equal(d->q.desc_gpa, RING_PFN << 12);
 	assert_int_equal(d->q.avail_gpa, (RING_PFN << 12) + 16 * QSIZE);
 	assert_int_equal(d->q.used_gpa, (RING_PFN << 12) + 4096);
+	/* Where the driver (Linux's vring_init()) puts them. */
+	assert_int_equal(d->q.desc_gpa, d->v.desc_gpa);
+	assert_int_equal(d->q.avail_gpa, d->v.avail_gpa);
+	assert_int_equal(d->q.used_gpa, d->v.used_gpa);
 	assert_int_equal(d->q.num, QSIZE);
 	assert_true(d->q.ready);
 	assert_false(d->q.broken);
@@ -198,6 +197,9 @@ static void test_layout_256(void **state)
 	/* avail ends at 4096 + 518: used goes to the next page. */
 	assert_int_equal(d->q.avail_gpa, (RING_PFN << 12) + 4096);
 	assert_int_equal(d->q.used_gpa, (RING_PFN << 12) + 8192);
+	assert_int_equal(vdrv_ring_init(&d->v, &d->gm, 256, RING_GPA), 0);
+	assert_int_equal(d->q.avail_gpa, d->v.avail_gpa);
+	assert_int_equal(d->q.used_gpa, d->v.used_gpa);
 }
 
 static void test_init_rejects(void **state)
@@ -241,7 +243,7 @@ static void test_empty_and_reset(void **state)
 	assert_false(d->q.ready);
 	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_EMPTY);
 	virtq_push(&d->q, 0, 1);	/* ignored on a dead queue */
-	assert_int_equal(get16(d, d->used + 2), 0);
+	assert_int_equal(used_idx(d), 0);
 }
 
 static void test_blk_request(void **state)
@@ -270,20 +272,20 @@ static void test_push(void **state)
 	publish(d, 3);
 	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
 	virtq_push(&d->q, d->e.head, 513);
-	assert_int_equal(get16(d, d->used + 2), 1);
-	assert_int_equal(get32(d, d->used + 4), 3);
-	assert_int_equal(get32(d, d->used + 8), 513);
+	assert_int_equal(used_idx(d), 1);
+	assert_int_equal(used_id(d, 0), 3);
+	assert_int_equal(used_len(d, 0), 513);
 	assert_int_equal(d->q.used_idx, 1);
 
 	blk_chain(d, 0, 1, 2);
 	publish(d, 0);
 	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
 	virtq_push(&d->q, d->e.head, 1);
-	assert_int_equal(get16(d, d->used + 2), 2);
-	assert_int_equal(get32(d, d->used + 4 + 8), 0);
-	assert_int_equal(get32(d, d->used + 8 + 8), 1);
+	assert_int_equal(used_idx(d), 2);
+	assert_int_equal(used_id(d, 1), 0);
+	assert_int_equal(used_len(d, 1), 1);
 	/* The first element is left alone. */
-	assert_int_equal(get32(d, d->used + 4), 3);
+	assert_int_equal(used_id(d, 0), 3);
 }
 
 static void test_indirect(void **state)
@@ -320,7 +322,7 @@ static void test_wraparound(void **state)
 		blk_chain(d, heads[i], heads[i] + 1, heads[i] + 2);
 		publish(d, heads[i]);
 	}
-	assert_int_equal(get16(d, d->avail + 2), 2);	/* crossed 0 */
+	assert_int_equal(*d->v.avail_idx, 2);	/* crossed 0 */
 	for (i = 0; i < 4; i++) {
 		assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
 		assert_blk_elem(d, heads[i]);
@@ -328,12 +330,12 @@ static void test_wraparound(void **state)
 	}
 	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_EMPTY);
 	assert_int_equal(d->q.last_avail, 2);
-	assert_int_equal(get16(d, d->used + 2), 2);
+	assert_int_equal(used_idx(d), 2);
 	/* Used slots 65534 % 16, 65535 % 16, 0, 1. */
-	assert_int_equal(get32(d, d->used + 4 + 8 * 14), 0);
-	assert_int_equal(get32(d, d->used + 4 + 8 * 15), 3);
-	assert_int_equal(get32(d, d->used + 4 + 8 * 0), 6);
-	assert_int_equal(get32(d, d->used + 4 + 8 * 1), 9);
+	assert_int_equal(used_id(d, 14), 0);
+	assert_int_equal(used_id(d, 15), 3);
+	assert_int_equal(used_id(d, 0), 6);
+	assert_int_equal(used_id(d, 1), 9);
 }
 
 static void test_full_ring_after_wrap(void **state)
@@ -397,9 +399,9 @@ static void test_bad_chain_then_next_served(void **state)
 	assert_bad_chain(d, 0, NO_TAIL);
 	/* The caller completes the bad head with len 0 and moves on. */
 	virtq_push(&d->q, d->e.head, 0);
-	assert_int_equal(get16(d, d->used + 2), 1);
-	assert_int_equal(get32(d, d->used + 4), 0);
-	assert_int_equal(get32(d, d->used + 8), 0);
+	assert_int_equal(used_idx(d), 1);
+	assert_int_equal(used_id(d, 0), 0);
+	assert_int_equal(used_len(d, 0), 0);
 	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
 	assert_blk_elem(d, 5);
 }
@@ -714,19 +716,19 @@ static void test_avail_idx_jump(void **state)
 	blk_chain(d, 0, 1, 2);
 	publish(d, 0);
 	/* The driver claims num + 1 new entries: impossible. */
-	put16(d, d->avail + 2, QSIZE + 1);
+	put16(d, d->v.avail_gpa + 2, QSIZE + 1);
 	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_BROKEN);
 	assert_true(d->q.broken);
 	assert_int_equal(d->q.last_avail, 0);
 	/* Putting it right does not revive the queue: only a reset does. */
-	put16(d, d->avail + 2, 1);
+	put16(d, d->v.avail_gpa + 2, 1);
 	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_BROKEN);
 	assert_int_equal(d->q.last_avail, 0);
 
 	/* Going backwards (0xffff new entries) is the same thing. */
 	assert_int_equal(virtq_init_legacy(&d->q, &d->gm, QSIZE, RING_PFN), 0);
 	assert_false(d->q.broken);
-	put16(d, d->avail + 2, 0xffff);
+	put16(d, d->v.avail_gpa + 2, 0xffff);
 	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_BROKEN);
 }
 
@@ -753,11 +755,8 @@ static void test_len_overflow(void **state)
 	assert_non_null(d);
 	gm = &d->gm;
 	assert_int_equal(gmem_init(gm, 5ULL << 30), 0);
-	d->num = QSIZE;
+	assert_int_equal(vdrv_ring_init(&d->v, gm, QSIZE, RING_GPA), 0);
 	assert_int_equal(virtq_init_legacy(&d->q, gm, QSIZE, RING_PFN), 0);
-	d->desc = d->q.desc_gpa;
-	d->avail = d->q.avail_gpa;
-	d->used = d->q.used_gpa;
 
 	desc(d, 0, 0, 0xC0000000u, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
 	desc(d, 1, GMEM_4G, 0x40000000u, VRING_DESC_F_WRITE, 0);
@@ -794,9 +793,9 @@ static void test_no_interrupt(void **state)
 	struct drv *d = *state;
 
 	assert_false(virtq_no_interrupt(&d->q));
-	put16(d, d->avail, 1);
+	put16(d, d->v.avail_gpa, 1);
 	assert_true(virtq_no_interrupt(&d->q));
-	put16(d, d->avail, 0);
+	put16(d, d->v.avail_gpa, 0);
 	assert_false(virtq_no_interrupt(&d->q));
 }
 
