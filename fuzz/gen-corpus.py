@@ -15,6 +15,7 @@ PFN = 1
 BASE = PFN * 4096
 F_WRITEBACK, F_RO_OPT, F_SERIAL = 0x01, 0x02, 0x08
 T_IN, T_OUT, T_FLUSH, T_GET_ID, T_BOGUS = 0, 1, 4, 8, 0x77
+T_DISCARD, T_WRITE_ZEROES = 11, 13
 NEXT, WRITE, INDIRECT = 1, 2, 4
 
 
@@ -53,9 +54,14 @@ class Ring:
         return g
 
     def request(self, head, typ, sector, segs, indirect=False):
-        """segs: list of (len, writable); header first, status last."""
+        """segs: list of (len, writable) or (bytes, False); header first, status last."""
         chain = [(self.hdr(typ, sector), 16, 0)]
         for ln, w in segs:
+            if isinstance(ln, bytes):
+                g = self.alloc(len(ln))
+                self.put(g, ln)
+                chain.append((g, len(ln), 0))
+                continue
             chain.append((self.alloc(ln, 0x5a), ln, WRITE if w else 0))
         chain.append((self.alloc(1, 0xee), 1, WRITE))
         if indirect:
@@ -119,6 +125,29 @@ def blk_seeds():
     r.desc(BASE, h + 1, st, 1, WRITE | NEXT, 16)          # next out of range
     r.publish(h)
     s['blk-refused-status'] = r.blob()
+
+    # DISCARD / WRITE_ZEROES: good segments, then bad flags, past the end,
+    # wrapping, a count of 0, too many segments
+    def seg(sector, count, flags=0):
+        return struct.pack('<QII', sector, count, flags)
+    r = Ring(16)
+    h = r.request(0, T_DISCARD, 0, [(seg(0, 8) + seg(16, 8), False)])
+    h = r.request(h, T_WRITE_ZEROES, 0, [(seg(8, 8, 1), False)])
+    h = r.request(h, T_WRITE_ZEROES, 0, [(seg(24, 8), False)])
+    h = r.request(h, T_DISCARD, 0, [(seg(0, 8, 1), False)])
+    r.request(h, T_IN, 0, [(4096, True)])
+    s['blk-dwz'] = r.blob()
+    r = Ring(16)
+    h = r.request(0, T_WRITE_ZEROES, 0, [(seg(60, 8), False)])
+    h = r.request(h, T_DISCARD, 0, [(seg(2**64 - 4, 8), False)])
+    h = r.request(h, T_DISCARD, 0, [(seg(0, 0), False)])
+    h = r.request(h, T_DISCARD, 0, [(b''.join(seg(i, 1) for i in range(17)), False)])
+    h = r.request(h, T_WRITE_ZEROES, 0, [((seg(0, 1) + seg(8, 1))[:24], False)])
+    r.request(h, T_WRITE_ZEROES, 0, [(seg(0, 1, 6), False)])         # reserved flag
+    s['blk-dwz-hostile'] = r.blob(F_WRITEBACK)
+    r = Ring(8)
+    r.request(0, T_DISCARD, 0, [(seg(0, 8), False)])
+    s['blk-dwz-ro'] = r.blob(F_RO_OPT)
     return s
 
 

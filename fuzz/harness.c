@@ -29,10 +29,12 @@
  *
  * Checked beyond what ASan/UBSan see: every iovec the walk returns and
  * every buffer handed to the disk lies inside guest RAM; the disk sees
- * only reads, writes and flushes, whole sectors inside the disk, and no
- * write at all on a read-only device (the filter's trace sees every op
- * that gets past the disk layer's own checks); a write is FUA exactly in
- * writethru; with media that fail nothing, no request gets an I/O error
+ * only reads, writes, flushes, discards and write-zeroes (the last two
+ * only when the driver accepted them), whole sectors inside the disk,
+ * and nothing that changes data on a read-only device (the filter's
+ * trace sees every op that gets past the disk layer's own checks); a
+ * write, or a write-zeroes, is FUA exactly in writethru, and UNMAP is
+ * only ever on a write-zeroes; with media that fail nothing, no request gets an I/O error
  * (so the layer refused nothing the device handed it); the device lays
  * the ring out where the driver (tests/driver, Linux's vring_init())
  * does, and each used entry, read as the driver reaps it, names the
@@ -84,7 +86,8 @@
 #define FZ_F_SERIAL	0x08	/* a full 20-byte serial (GET_ID) */
 #define FZ_F_FLUSH_ERR	0x10	/* a sticky flush error from before */
 #define FZ_F_FAIL_FLUSH	0x20	/* the media's flush fails */
-#define FZ_F_FAIL_RW	0x40	/* the media's reads and writes fail (nothing moves) */
+#define FZ_F_FAIL_RW	0x40	/* the media's reads, writes, discards and zeroes fail */
+#define FZ_F_NO_DWZ	0x80	/* the driver did not accept DISCARD/WRITE_ZEROES */
 
 #define FZ_NO_TAIL	UINT64_MAX
 
@@ -132,14 +135,24 @@ static void fz_check_io(const struct disk_io *io)
 	uint64_t total = 0;
 	unsigned int i;
 
-	FZ_CHECK(io->op == DISK_OP_READ || io->op == DISK_OP_WRITE || io->op == DISK_OP_FLUSH);
+	FZ_CHECK(io->op <= DISK_OP_WRITE_ZEROES);
 	if (io->op == DISK_OP_FLUSH)
 		return;
-	if (io->op == DISK_OP_WRITE) {
-		/* An ro device must never write, whatever the driver negotiated. */
+	if (io->op != DISK_OP_READ) {
+		/* An ro device must never change data, whatever the driver negotiated. */
 		FZ_CHECK(!fz.b.opts.ro && !disk_props(fz.b.disk)->ro);
-		if (!fz.b.cfg.wce)
+		if (!fz.b.cfg.wce && io->op != DISK_OP_DISCARD)
 			want_flags = DISK_F_FUA;
+	}
+	if (io->op == DISK_OP_DISCARD || io->op == DISK_OP_WRITE_ZEROES) {
+		/* Only what the driver accepted; the guest's unmap on zeroes alone. */
+		FZ_CHECK(!(fz.flags & FZ_F_NO_DWZ));
+		FZ_CHECK((io->flags & ~(DISK_F_ALONE | DISK_F_UNMAP)) == want_flags);
+		FZ_CHECK(io->op == DISK_OP_WRITE_ZEROES || !(io->flags & DISK_F_UNMAP));
+		FZ_CHECK(io->len > 0 && io->len <= (uint64_t)BLK_DWZ_MAX_SECTORS * BLK_SECTOR_SIZE);
+		FZ_CHECK(io->offset % BLK_SECTOR_SIZE == 0 && io->len % BLK_SECTOR_SIZE == 0);
+		FZ_CHECK(io->offset <= FZ_DISK_SIZE && io->len <= FZ_DISK_SIZE - io->offset);
+		return;
 	}
 	/* Writethru writes are FUA, and nothing else is (ALONE is only a hint). */
 	FZ_CHECK((io->flags & ~DISK_F_ALONE) == want_flags);
@@ -181,7 +194,8 @@ static void fz_open_disk(uint8_t flags)
 	memset(rules, 0, sizeof(rules));
 	if (flags & FZ_F_FAIL_RW) {
 		/* Refused before the media: no data moves either way. */
-		rules[n].ops = 1u << DISK_OP_READ | 1u << DISK_OP_WRITE;
+		rules[n].ops = 1u << DISK_OP_READ | 1u << DISK_OP_WRITE | 1u << DISK_OP_DISCARD |
+			       1u << DISK_OP_WRITE_ZEROES;
 		rules[n++].error = -EIO;
 	}
 	if (flags & FZ_F_FAIL_FLUSH) {
@@ -238,7 +252,12 @@ static void fz_reset_dev(uint8_t flags)
 	if (b->opts.has_serial)
 		memcpy(b->opts.serial, "FUZZ-SERIAL-0123456", BLK_ID_BYTES);
 	fz_open_disk(flags);
+	b->features = 0;
 	blk_dev_setup_media(b);
+	/* The driver accepts every feature offered, or all but DISCARD/WRITE_ZEROES. */
+	b->vp.guest_features = (uint32_t)b->features;
+	if (flags & FZ_F_NO_DWZ)
+		b->vp.guest_features &= ~(1u << VIRTIO_BLK_F_DISCARD | 1u << VIRTIO_BLK_F_WRITE_ZEROES);
 	b->flush_err = (flags & FZ_F_FLUSH_ERR) ? -EIO : 0;
 }
 
