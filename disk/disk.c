@@ -225,11 +225,6 @@ unsigned int disk_reap(struct disk *d, struct disk_done *out, unsigned int max)
 	return n;
 }
 
-bool disk_ready(const struct disk *d)
-{
-	return d->in_flight && d->eng->ops->ready && d->eng->ops->ready(d->eng);
-}
-
 int disk_notify_fd(const struct disk *d)
 {
 	return d->eng->notify_fd;

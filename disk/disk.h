@@ -138,11 +138,6 @@ int disk_commit(struct disk *d);
 unsigned int disk_reap(struct disk *d, struct disk_done *out, unsigned int max);
 /* Readable while completions may be waiting; -1 for engines that never submit. */
 int disk_notify_fd(const struct disk *d);
-/*
- * Whether disk_reap() would return something, at the cost of a memory
- * read (for a poller); false when the engine cannot tell that cheaply.
- */
-bool disk_ready(const struct disk *d);
 /* Operations submitted and not yet reaped. */
 unsigned int disk_in_flight(const struct disk *d);
 

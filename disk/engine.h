@@ -24,8 +24,6 @@ struct disk_engine_ops {
 	 * it could not be handed to the kernel yet (try again later).
 	 */
 	int (*commit)(struct disk_engine *e);
-	/* Optional: whether a completion is ready, cheaply (no system call). */
-	bool (*ready)(struct disk_engine *e);
 	/* Up to max completions; 0 when none is ready.  Never blocks. */
 	unsigned int (*reap)(struct disk_engine *e, struct disk_done *out, unsigned int max);
 	/* Make completed writes durable, now, from any thread. */

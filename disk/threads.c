@@ -38,7 +38,6 @@ struct disk_threads {
 	struct thr_op *ops, *free;
 	struct thr_op *pend_head, *pend_tail;
 	struct thr_op *done_head, *done_tail;
-	unsigned int nr_done;		/* on the done list; read without the lock */
 	unsigned int busy;		/* taken from free, not yet reaped */
 	bool stopping;
 	unsigned int nr_workers;
@@ -85,7 +84,6 @@ static void *thr_worker(void *arg)
 		pthread_mutex_lock(&t->lock);
 		was_empty = !t->done_head;
 		thr_list_add(&t->done_head, &t->done_tail, op);
-		__atomic_store_n(&t->nr_done, t->nr_done + 1, __ATOMIC_RELEASE);
 		pthread_mutex_unlock(&t->lock);
 		/* Fails only when the counter is saturated: readable already. */
 		if (was_empty && write(t->e.notify_fd, &one, sizeof(one)) < 0)
@@ -140,15 +138,9 @@ static unsigned int thr_take(struct disk_threads *t, struct disk_done *out, unsi
 		t->busy--;
 		n++;
 	}
-	__atomic_store_n(&t->nr_done, t->nr_done - n, __ATOMIC_RELAXED);
 	*empty = !t->done_head;
 	pthread_mutex_unlock(&t->lock);
 	return n;
-}
-
-static bool thr_ready(struct disk_engine *e)
-{
-	return __atomic_load_n(&thr_of(e)->nr_done, __ATOMIC_ACQUIRE) > 0;
 }
 
 static unsigned int thr_reap(struct disk_engine *e, struct disk_done *out, unsigned int max)
@@ -200,7 +192,6 @@ static void thr_destroy(struct disk_engine *e)
 static const struct disk_engine_ops thr_ops = {
 	.name = "threads",
 	.submit = thr_submit,
-	.ready = thr_ready,
 	.reap = thr_reap,
 	.flush_sync = thr_flush_sync,
 	.destroy = thr_destroy,

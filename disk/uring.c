@@ -281,11 +281,6 @@ static bool uring_cqe(struct disk_uring *u, struct uring_op *op, int res, int *r
 	return true;
 }
 
-static bool uring_ready(struct disk_engine *e)
-{
-	return io_uring_cq_ready(&uring_of(e)->ring) > 0;
-}
-
 static unsigned int uring_reap(struct disk_engine *e, struct disk_done *out, unsigned int max)
 {
 	struct disk_uring *u = uring_of(e);
@@ -348,7 +343,6 @@ static const struct disk_engine_ops uring_ops = {
 	.name = "io_uring",
 	.submit = uring_submit,
 	.commit = uring_commit,
-	.ready = uring_ready,
 	.reap = uring_reap,
 	.flush_sync = uring_flush_sync,
 	.destroy = uring_destroy,

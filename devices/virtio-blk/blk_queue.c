@@ -24,17 +24,19 @@
  * thread keeps reaping (popping is paused under b->lock).
  *
  * Polling (poll=US).  Each request costs two cross-thread wake-ups when
- * the thread sleeps between them: the kick (or the disk's completion)
- * wakes it, and its interrupt wakes the vCPU.  Like QEMU's adaptive
- * iothread polling, which polls both the virtqueues and the AIO
- * completion rings, when it runs out of work the thread spins for up to
- * poll_ns first on the avail ring and on the disk (disk_ready(): a memory
- * read, no system call), with VRING_USED_F_NO_NOTIFY set so the driver
- * does not even kick, and keeps kicks off while work keeps coming.  The
- * window grows (x2, from 4 us up to poll=) after each sleep that ended
- * within poll=, and halves after each longer one, so a disk that is idle
- * or waits on slow I/O (a flush to a real disk) stops polling.  Before
- * sleeping it turns kicks back on and looks at the ring once more
+ * the thread sleeps between them: the kick wakes it, and its interrupt
+ * wakes the vCPU.  Like QEMU's adaptive iothread polling, when it runs
+ * out of work with nothing in flight the thread spins on the avail ring
+ * for up to poll_ns first, with VRING_USED_F_NO_NOTIFY set so the driver
+ * does not even kick, and keeps kicks off while requests keep coming.
+ * The window grows (x2, from 4 us up to poll=) after each sleep the next
+ * request ended within poll=, and halves after each longer one, so a disk
+ * that is idle or waits on slow I/O stops polling.  It only polls with
+ * nothing in the disk: waiting for the disk is what the sleep is for (a
+ * thread spinning there takes the CPU the engine's own threads, or the
+ * kernel's, need to finish the I/O).  A pop that is blocked (no free
+ * ioreq, a reset under way) stops polling and waking for the ring.
+ * Before sleeping it turns kicks back on and looks at the ring once more
  * (virtq_set_notify's fence), so a request made while kicks were off is
  * never stranded.
  */
@@ -334,7 +336,7 @@ static void blk_set_notify(struct blk_dev *b, bool enable)
 	b->q.notify_off = !enable;
 }
 
-/* Spin for up to the poll window for a request or a completion; kicks stay off. */
+/* Spin for up to the poll window for a new request; kicks stay off. */
 static bool blk_poll(struct blk_dev *b)
 {
 	uint64_t end = blk_now_ns() + b->q.poll_ns;
@@ -342,7 +344,7 @@ static bool blk_poll(struct blk_dev *b)
 	if (!b->q.notify_off)
 		blk_set_notify(b, false);
 	do {
-		if ((!b->q.blocked && virtq_avail_pending(b->q.vq)) || disk_ready(b->disk))
+		if (!b->q.blocked && virtq_avail_pending(b->q.vq))
 			return true;
 		__builtin_ia32_pause();
 	} while (blk_now_ns() < end);
@@ -358,7 +360,7 @@ static bool blk_notify_on(struct blk_dev *b)
 	return !b->q.blocked && virtq_avail_pending(b->q.vq);
 }
 
-/* A sleep of slept_ns ended: grow the window if polling would have caught it. */
+/* An idle sleep of slept_ns ended: grow the window if polling would have caught it. */
 static void blk_poll_adapt(struct blk_queue *q, uint64_t slept_ns)
 {
 	if (slept_ns > q->poll_max_ns) {
@@ -419,7 +421,7 @@ void *blk_queue_thread(void *arg)
 {
 	struct blk_dev *b = arg;
 	struct blk_queue *q = &b->q;
-	bool stop, more;
+	bool stop, idle, more;
 
 	for (;;) {
 		stop = blk_stopping(b);
@@ -434,11 +436,12 @@ void *blk_queue_thread(void *arg)
 			break;
 		if (more)
 			continue;
-		if (!stop && q->poll_ns && blk_poll(b))
+		idle = !stop && !disk_in_flight(b->disk);
+		if (idle && q->poll_ns && blk_poll(b))
 			continue;
 		if (blk_notify_on(b))
 			continue;
-		blk_sleep(b, !stop && q->poll_max_ns);
+		blk_sleep(b, idle && q->poll_max_ns);
 	}
 	return NULL;
 }
