@@ -177,7 +177,7 @@ struct blk_dev {
 
 	/* warnings a guest (or a dying disk) could repeat forever: per device */
 	unsigned int ioerr_warned;
-	bool broken_warned, unanswered_warned, kick_warned;
+	bool broken_warned, unanswered_warned;
 
 	uint64_t requests, kicks;
 };

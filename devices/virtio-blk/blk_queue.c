@@ -223,7 +223,7 @@ static void blk_done(struct blk_queue *q, struct blk_ioreq *io, uint32_t used)
 	q->done_tail = io;
 }
 
-static void blk_submit(struct blk_dev *b, struct blk_ioreq *io);
+static void blk_submit(struct blk_dev *b, struct blk_ioreq *io, bool alone);
 
 /*
  * io's disk operation ended with err: on to its next segment (DISCARD,
@@ -232,14 +232,14 @@ static void blk_submit(struct blk_dev *b, struct blk_ioreq *io);
 static void blk_disk_done(struct blk_dev *b, struct blk_ioreq *io, int err)
 {
 	if (!err && blk_req_next(&io->req)) {
-		blk_submit(b, io);
+		blk_submit(b, io, false);
 		return;
 	}
 	blk_done(&b->q, io, blk_req_finish(&io->req, blk_req_status(b, &io->req, err)));
 }
 
-/* Hand io's (next) operation to the disk. */
-static void blk_submit(struct blk_dev *b, struct blk_ioreq *io)
+/* Hand io's (next) operation to the disk; alone: nothing else in hand. */
+static void blk_submit(struct blk_dev *b, struct blk_ioreq *io, bool alone)
 {
 	struct disk_io dio;
 	int ret;
@@ -247,7 +247,7 @@ static void blk_submit(struct blk_dev *b, struct blk_ioreq *io)
 	do {
 		blk_req_disk_io(&io->req, &dio);
 		dio.cookie = (uintptr_t)io;
-		if (!b->q.done_head && !virtq_avail_pending(b->q.vq))
+		if (alone)
 			dio.flags |= DISK_F_ALONE;
 		ret = disk_submit(b->disk, &dio);
 		if (ret == DISK_SUBMITTED)
@@ -256,8 +256,15 @@ static void blk_submit(struct blk_dev *b, struct blk_ioreq *io)
 	blk_done(&b->q, io, blk_req_finish(&io->req, blk_req_status(b, &io->req, ret)));
 }
 
-/* A freshly popped request: finish it now or hand it to the disk. */
-static void blk_start(struct blk_dev *b, struct blk_ioreq *io)
+/*
+ * A freshly popped request: finish it now or hand it to the disk.  It is
+ * alone when it is the turn's first, no finished request waits for its
+ * interrupt and the avail ring holds nothing more (one look a turn: the
+ * ring is read through guest memory; a request that comes while this one
+ * is done on the queue thread waits for it, as behind any synchronous
+ * block back end).
+ */
+static void blk_start(struct blk_dev *b, struct blk_ioreq *io, bool first)
 {
 	struct blk_req *r = &io->req;
 
@@ -266,7 +273,7 @@ static void blk_start(struct blk_dev *b, struct blk_ioreq *io)
 		blk_done(&b->q, io, blk_req_finish(r, r->status));
 		return;
 	}
-	blk_submit(b, io);
+	blk_submit(b, io, first && !b->q.done_head && !virtq_avail_pending(b->q.vq));
 }
 
 /*
@@ -293,7 +300,7 @@ static bool blk_pop_batch(struct blk_dev *b)
 		if (r == BLK_POP_BAD)
 			blk_done(&b->q, io, blk_req_refuse(&io->elem));
 		else
-			blk_start(b, io);
+			blk_start(b, io, n == 0);
 	}
 	return true;
 }

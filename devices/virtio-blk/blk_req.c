@@ -226,6 +226,43 @@ static void blk_req_set_done(struct blk_req *r, uint8_t status)
 	r->status = status;
 }
 
+/* An IN of in_len bytes (the writable buffers less the status byte). */
+static void blk_parse_in(struct blk_dev *b, struct virtq_elem *e, struct blk_req *r,
+			 uint64_t in_len)
+{
+	if (!blk_data_ok(b, r->sector, in_len)) {
+		blk_req_set_done(r, VIRTIO_BLK_S_IOERR);
+	} else if (!in_len) {
+		blk_req_set_done(r, VIRTIO_BLK_S_OK);
+	} else {
+		r->kind = BLK_REQ_READ;
+		r->iov = e->iov + e->nr_out;
+		r->cnt = e->nr_in;
+		r->len = in_len;
+	}
+}
+
+static void blk_parse_out(struct blk_dev *b, struct virtq_elem *e, struct blk_req *r)
+{
+	struct iovec *rd = e->iov;
+
+	/* Data follows the header, in its descriptor or the next ones. */
+	rd[0].iov_base = (uint8_t *)rd[0].iov_base + BLK_OUTHDR_SIZE;
+	rd[0].iov_len -= BLK_OUTHDR_SIZE;
+	r->len = blk_iov_sum(rd, e->nr_out);
+	/* An RO device writes no data, whatever the driver ignored. */
+	if (b->opts.ro || disk_props(b->disk)->ro || !blk_data_ok(b, r->sector, r->len)) {
+		blk_req_set_done(r, VIRTIO_BLK_S_IOERR);
+	} else if (!r->len) {
+		blk_req_set_done(r, VIRTIO_BLK_S_OK);
+	} else {
+		r->kind = BLK_REQ_WRITE;
+		r->iov = rd;
+		r->cnt = e->nr_out;
+		r->sync = !__atomic_load_n(&b->cfg.wce, __ATOMIC_RELAXED);
+	}
+}
+
 void blk_req_parse(struct blk_dev *b, struct virtq_elem *e, struct blk_req *r)
 {
 	struct iovec *rd = e->iov, *wr = e->iov + e->nr_out, *st;
@@ -271,33 +308,10 @@ void blk_req_parse(struct blk_dev *b, struct virtq_elem *e, struct blk_req *r)
 
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
-		if (!blk_data_ok(b, sector, in_len)) {
-			blk_req_set_done(r, VIRTIO_BLK_S_IOERR);
-		} else if (!in_len) {
-			blk_req_set_done(r, VIRTIO_BLK_S_OK);
-		} else {
-			r->kind = BLK_REQ_READ;
-			r->iov = wr;
-			r->cnt = e->nr_in;
-			r->len = in_len;
-		}
+		blk_parse_in(b, e, r, in_len);
 		break;
 	case VIRTIO_BLK_T_OUT:
-		/* Data follows the header, in its descriptor or the next ones. */
-		rd[0].iov_base = (uint8_t *)rd[0].iov_base + BLK_OUTHDR_SIZE;
-		rd[0].iov_len -= BLK_OUTHDR_SIZE;
-		r->len = blk_iov_sum(rd, e->nr_out);
-		/* An RO device writes no data, whatever the driver ignored. */
-		if (b->opts.ro || disk_props(b->disk)->ro || !blk_data_ok(b, sector, r->len)) {
-			blk_req_set_done(r, VIRTIO_BLK_S_IOERR);
-		} else if (!r->len) {
-			blk_req_set_done(r, VIRTIO_BLK_S_OK);
-		} else {
-			r->kind = BLK_REQ_WRITE;
-			r->iov = rd;
-			r->cnt = e->nr_out;
-			r->sync = !__atomic_load_n(&b->cfg.wce, __ATOMIC_RELAXED);
-		}
+		blk_parse_out(b, e, r);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
 	case VIRTIO_BLK_T_FLUSH_OUT:
