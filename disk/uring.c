@@ -286,18 +286,22 @@ static unsigned int uring_reap(struct disk_engine *e, struct disk_done *out, uns
 	struct disk_uring *u = uring_of(e);
 	struct io_uring_cqe *cqe;
 	struct uring_op *op;
-	unsigned int n = 0;
+	unsigned int head, seen = 0, n = 0;
 
-	while (n < max && io_uring_peek_cqe(&u->ring, &cqe) == 0) {
+	/* One store of the CQ head for the lot (io_uring_cq_advance), not one per CQE. */
+	io_uring_for_each_cqe(&u->ring, head, cqe) {
+		if (n == max)
+			break;
 		op = io_uring_cqe_get_data(cqe);
 		u->in_ring--;
+		seen++;
 		if (uring_cqe(u, op, cqe->res, &out[n].result)) {
 			out[n++].cookie = op->io.cookie;
 			op->next = u->free;
 			u->free = op;
 		}
-		io_uring_cqe_seen(&u->ring, cqe);
 	}
+	io_uring_cq_advance(&u->ring, seen);
 	/* Next SQEs queued while reaping go out now. */
 	uring_commit(e);
 	return n;

@@ -194,7 +194,8 @@ static int blk_pop_locked(struct blk_dev *b, struct blk_ioreq **out)
 	io->next = NULL;
 	io->busy = true;
 	b->in_flight++;
-	__atomic_add_fetch(&b->requests, 1, __ATOMIC_RELAXED);
+	/* Written under b->lock only: no locked add, just a store readers see whole. */
+	__atomic_store_n(&b->requests, b->requests + 1, __ATOMIC_RELAXED);
 	*out = io;
 	return r == VIRTQ_OK ? BLK_POP_OK : BLK_POP_BAD;
 }

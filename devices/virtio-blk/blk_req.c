@@ -175,9 +175,11 @@ void blk_req_disk_io(const struct blk_req *r, struct disk_io *io)
 	};
 	const struct blk_seg *s = &r->seg[r->cur];
 
-	memset(io, 0, sizeof(*io));
 	io->op = ops[r->kind];
 	io->flags = r->sync ? DISK_F_FUA : 0;
+	io->offset = io->len = 0;
+	io->iov = NULL;
+	io->cnt = 0;
 	switch (r->kind) {
 	case BLK_REQ_READ:
 	case BLK_REQ_WRITE:
