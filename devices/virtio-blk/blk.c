@@ -228,10 +228,9 @@ static void blk_dev_free(struct blk_dev *b)
 	free(b);
 }
 
-static int blk_open_disk(struct blk_dev *b)
+void blk_disk_conf(const struct blk_opts *o, struct disk_conf *out)
 {
-	const struct blk_opts *o = &b->opts;
-	struct disk_conf c = {
+	const struct disk_conf c = {
 		.path = o->path,
 		.ro = o->ro,
 		.direct = o->direct,
@@ -246,6 +245,14 @@ static int blk_open_disk(struct blk_dev *b)
 		.who = "virtio-blk",
 	};
 
+	*out = c;
+}
+
+static int blk_open_disk(struct blk_dev *b)
+{
+	struct disk_conf c;
+
+	blk_disk_conf(&b->opts, &c);
 	return disk_open(&b->disk, &c);
 }
 

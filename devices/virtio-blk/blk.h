@@ -200,6 +200,9 @@ int blk_dev_destroy(struct blk_dev *b);
 struct virtio_pci *blk_dev_transport(struct blk_dev *b);
 void blk_dev_stats(const struct blk_dev *b, struct blk_stats *s);
 
+/* What disk_open() is given for these options (tests open the media the same way). */
+void blk_disk_conf(const struct blk_opts *o, struct disk_conf *c);
+
 /* Flush the media; a failure is remembered in flush_err.  0 or -errno. */
 int blk_flush_media(struct blk_dev *b, const char *why);
 

@@ -33,22 +33,9 @@ static uint8_t status;
 /* The file b->opts names, opened as blk_dev_create() opens it. */
 static void dev_open_file(struct blk_dev *b)
 {
-	const struct blk_opts *o = &b->opts;
-	struct disk_conf c = {
-		.path = o->path,
-		.ro = o->ro,
-		.direct = o->direct,
-		.logical_block = o->logical_block,
-		.physical_block = o->physical_block,
-		.has_range = o->has_range,
-		.range_start = o->range_lba * o->logical_block,
-		.range_len = o->range_sectors * o->logical_block,
-		.engine = o->aio == BLK_AIO_THREADS ? DISK_ENGINE_THREADS :
-			  o->aio == BLK_AIO_IO_URING ? DISK_ENGINE_IO_URING : DISK_ENGINE_DEFAULT,
-		.depth = o->queue_size,
-		.who = "virtio-blk",
-	};
+	struct disk_conf c;
 
+	blk_disk_conf(&b->opts, &c);
 	assert_int_equal(disk_open(&b->disk, &c), 0);
 }
 
