@@ -21,9 +21,15 @@
 #   BENCH_BLK_OPTS extra virtio-blk options appended to every device string
 #   BENCH_HALT_POLL_US  blkbench --halt-poll-us: the most its driver polls
 #                  for the interrupt, as KVM's halt_poll_ns (default 200)
+#   BLKBENCH_BASE  a second blkbench (a build of older code) run in the same
+#                  rounds, against the same fio run, in alternating order
+#                  with BLKBENCH: an A/B comparison of two versions of the
+#                  device in one run, without the drift between two runs
 #
 # Ends with one line per test and engine:
 #   RESULT <test> tinyvmm=<n> fio=<n> ratio=<tinyvmm/fio>
+# and, with BLKBENCH_BASE, one more per test and engine:
+#   BASE <test> base=<n> ratio=<base/fio> change=<median ratio new/base - 1>
 # (IOPS for the 4 KiB tests, MB/s for the 128 KiB ones).
 set -eu
 
@@ -40,6 +46,8 @@ QSIZE=256
 die() { echo "bench: $*" >&2; exit 1; }
 
 [ -x "$BLKBENCH" ] || die "$BLKBENCH not built (make bench builds it)"
+BASE=${BLKBENCH_BASE:-}
+[ -z "$BASE" ] || [ -x "$BASE" ] || die "BLKBENCH_BASE=$BASE is not an executable blkbench"
 command -v fio >/dev/null 2>&1 || die "fio not found: install the Debian package fio"
 [ -d "$BENCH_DIR" ] || die "BENCH_DIR=$BENCH_DIR is not a directory"
 case $ROUNDS in ''|*[!0-9]*|0) die "BENCH_ROUNDS=$ROUNDS: expected a count of 1 or more" ;; esac
@@ -61,6 +69,7 @@ echo "bench: test file $FILE (${SIZE_MB} MiB) on: $(df -P "$BENCH_DIR" | awk 'NR
 echo "bench: fio $(fio --version), ${RUNTIME}s per run, $ROUNDS rounds (the round with the median ratio reported), parser $PARSER"
 echo "bench: $("$BLKBENCH" --host-costs)"
 echo "bench: blkbench's driver polls for interrupts up to ${HALT_POLL_US} us (KVM halt polling)"
+[ -z "$BASE" ] || echo "bench: A/B: base $BASE runs in the same rounds, order alternating"
 
 # Same starting state for both sides: the whole file written (no holes, so
 # neither side measures block allocation), synced, and resident in the page
@@ -140,6 +149,39 @@ median_round() {
 		sort -g -k 2 | sed -n "$(( ($(wc -l <"$1") + 1) / 2 ))p" | cut -d' ' -f1
 }
 
+# bb_run HARNESS ENGINE RUNS: one blkbench run of the current test; its
+# "iops mbps p50 p99 cpu" line is appended to RUNS.
+bb_run() {
+	runs=$3
+	aio=
+	[ "$2" != default ] && aio=",aio=$2"
+	sync
+	"$1" --disk "$FILE,qsize=$QSIZE$devcache$aio${EXTRA_OPTS:+,$EXTRA_OPTS}" \
+		--rw="$rw" --bs="$bs" --qd="$qd" --runtime="$RUNTIME" \
+		--halt-poll-us="$HALT_POLL_US" >"$WORK/bb.out" 2>"$WORK/bb.err" ||
+		{ cat "$WORK/bb.err" "$WORK/bb.out" >&2; die "$1 failed for $name ($2)"; }
+	set -- $(bb_parse "$WORK/bb.out")
+	[ $# -eq 5 ] || { cat "$WORK/bb.out" >&2; die "cannot parse blkbench output"; }
+	echo "$*" >>"$runs"
+}
+
+# base_report ENGINE LABEL: the base's median-round ratio to fio, and the
+# change new/base as the median over rounds of the two runs' quotient
+# (both ran against the same fio run, seconds apart).
+base_report() {
+	br=$(median_round "$WORK/base.$1.runs" "$WORK/fio.runs" "$col")
+	b=$(sed -n "${br}p" "$WORK/base.$1.runs" | cut -d' ' -f"$col")
+	f=$(sed -n "${br}p" "$WORK/fio.runs" | cut -d' ' -f"$col")
+	b_ratio=$(awk -v t="$b" -v f="$f" 'BEGIN { if (f > 0) printf "%.2f", t / f; else print "nan" }')
+	b_all=$(cut -d' ' -f"$col" "$WORK/base.$1.runs" | tr '\n' ' ')
+	change=$(paste -d' ' "$WORK/bb.$1.runs" "$WORK/base.$1.runs" |
+		awk -v c="$col" '{ b = $(c + 5); printf "%.6f\n", (b > 0 ? $c / b : 0) }' | sort -g |
+		awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+			printf "%+.1f%%", (m - 1) * 100 }')
+	echo "        base:   ${b_all}| ratio $b_ratio (round $br) | change new/base, median of rounds: $change"
+	echo "BASE $name-$2 base=$b ratio=$b_ratio change=$change" >>"$RESULTS"
+}
+
 RESULTS=$WORK/results
 : >"$RESULTS"
 i=0
@@ -162,7 +204,15 @@ echo "$TESTS" | while read -r name rw bs qd cache direct; do
 	if [ "$bs" -ge 131072 ]; then col=2; else col=1; fi
 
 	: >"$WORK/fio.runs"
-	for eng in $ENGINES; do : >"$WORK/bb.$eng.runs"; done
+	for eng in $ENGINES; do : >"$WORK/bb.$eng.runs"; : >"$WORK/base.$eng.runs"; done
+	base_ok=
+	if [ -n "$BASE" ]; then
+		if "$BASE" --probe "$FILE,qsize=$QSIZE$devcache${EXTRA_OPTS:+,$EXTRA_OPTS}" >/dev/null 2>&1; then
+			base_ok=1
+		else
+			echo "bench: the base device refuses 'qsize=$QSIZE$devcache${EXTRA_OPTS:+,$EXTRA_OPTS}': no base numbers for $name"
+		fi
+	fi
 	round=0
 	while [ "$round" -lt "$ROUNDS" ]; do
 		round=$((round + 1))
@@ -176,17 +226,15 @@ echo "$TESTS" | while read -r name rw bs qd cache direct; do
 			{ cat "$WORK/fio.err" >&2; die "fio failed for $name"; }
 		fio_parse "$WORK/fio.out" "$dir" >>"$WORK/fio.runs"
 
+		# With a base, its run and the new one swap places every round.
 		for eng in $ENGINES; do
-			aio=
-			[ "$eng" != default ] && aio=",aio=$eng"
-			sync
-			"$BLKBENCH" --disk "$FILE,qsize=$QSIZE$devcache$aio${EXTRA_OPTS:+,$EXTRA_OPTS}" \
-				--rw="$rw" --bs="$bs" --qd="$qd" --runtime="$RUNTIME" \
-				--halt-poll-us="$HALT_POLL_US" >"$WORK/bb.out" 2>"$WORK/bb.err" ||
-				{ cat "$WORK/bb.err" "$WORK/bb.out" >&2; die "blkbench failed for $name ($eng)"; }
-			set -- $(bb_parse "$WORK/bb.out")
-			[ $# -eq 5 ] || { cat "$WORK/bb.out" >&2; die "cannot parse blkbench output"; }
-			echo "$*" >>"$WORK/bb.$eng.runs"
+			if [ -n "$base_ok" ] && [ $((round % 2)) -eq 0 ]; then
+				bb_run "$BASE" "$eng" "$WORK/base.$eng.runs"
+			fi
+			bb_run "$BLKBENCH" "$eng" "$WORK/bb.$eng.runs"
+			if [ -n "$base_ok" ] && [ $((round % 2)) -eq 1 ]; then
+				bb_run "$BASE" "$eng" "$WORK/base.$eng.runs"
+			fi
 		done
 	done
 
@@ -207,6 +255,7 @@ echo "$TESTS" | while read -r name rw bs qd cache direct; do
 			"$fengine" "$f_iops" "$f_mbps" "$f_p50" "$f_p99" "$f_cpu" "$ratio"
 		echo "        rounds: tinyvmm ${t_all}| fio ${f_all}| median ratio: round $r"
 		echo "RESULT $name-$label tinyvmm=$t fio=$f ratio=$ratio" >>"$RESULTS"
+		if [ -n "$base_ok" ]; then base_report "$eng" "$label"; fi
 	done
 done
 

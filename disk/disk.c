@@ -13,6 +13,7 @@
  * the bounce buffer) until it is reaped.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +74,20 @@ void disk_set_engine(struct disk *d, struct disk_engine *e)
 }
 
 /* Flags only where they mean something: FUA on writes, UNMAP on zeroing. */
+/* Sum of the iov lengths, or -EINVAL past SSIZE_MAX. */
+static int64_t disk_iov_len(const struct iovec *iov, unsigned int cnt)
+{
+	uint64_t total = 0;
+	unsigned int i;
+
+	for (i = 0; i < cnt; i++) {
+		if (iov[i].iov_len > SSIZE_MAX - total)
+			return -EINVAL;
+		total += iov[i].iov_len;
+	}
+	return total;
+}
+
 static bool disk_flags_ok(const struct disk_io *io)
 {
 	uint32_t allowed = DISK_F_ALONE;

@@ -36,19 +36,6 @@
 #endif
 #define STATX_DIO_MEM_OFF	152	/* stx_dio_mem_align, then stx_dio_offset_align */
 
-int64_t disk_iov_len(const struct iovec *iov, unsigned int cnt)
-{
-	uint64_t total = 0;
-	unsigned int i;
-
-	for (i = 0; i < cnt; i++) {
-		if (iov[i].iov_len > SSIZE_MAX - total)
-			return -EINVAL;
-		total += iov[i].iov_len;
-	}
-	return total;
-}
-
 /*
  * The next batch of at most FILE_IOV_BATCH entries from byte pos of the
  * iovecs on, skipping empty entries.  Returns the entry count.

@@ -51,7 +51,4 @@ int disk_file_falloc_mode(const struct disk_file *f, const struct disk_io *io);
  */
 bool disk_file_falloc_refused(struct disk_file *f, int mode, int err);
 
-/* Sum of the iov lengths (READ/WRITE), or -EINVAL past SSIZE_MAX. */
-int64_t disk_iov_len(const struct iovec *iov, unsigned int cnt);
-
 #endif
