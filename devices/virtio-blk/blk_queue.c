@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * The queue loop: one thread per device that
+ *   0. reaps and completes what the disk finished while it slept (the
+ *      interrupt goes out before new work is taken on, so the driver
+ *      refills the ring while the thread pops);
  *   1. pops up to a batch of available requests, parses each and
  *      submits its operation to the disk layer, which answers "done" (a
  *      request that needs no I/O, a bad one, an operation the engine did
@@ -433,6 +436,12 @@ void *blk_queue_thread(void *arg)
 
 	for (;;) {
 		stop = blk_stopping(b);
+		/*
+		 * What finished while we slept goes out before new work is
+		 * taken on: its interrupt lets the driver refill while we pop.
+		 */
+		blk_reap(b);
+		blk_complete_batch(b);
 		/* Requests may have been posted before the first kick we see. */
 		more = !stop && blk_pop_batch(b);
 		q->commit_stuck = disk_commit(b->disk) < 0;
