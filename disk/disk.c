@@ -321,6 +321,10 @@ int disk_open(struct disk **out, const struct disk_conf *c)
 	int ret;
 
 	*out = NULL;
+	if (disk_path_is_nbd(c->path)) {
+		ret = disk_nbd_create(&e, c, &p, &start);
+		return ret ? ret : disk_assemble(out, e, &p, start);
+	}
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;

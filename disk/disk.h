@@ -73,7 +73,7 @@ enum disk_engine_kind {
 
 /* What disk_open() opens. */
 struct disk_conf {
-	const char *path;		/* regular file or block device */
+	const char *path;		/* regular file, block device or NBD URI */
 	bool ro;
 	bool direct;			/* O_DIRECT: bypass the host's page cache */
 	uint32_t logical_block;		/* bytes, a power of two in [512, 4096] */
@@ -84,6 +84,7 @@ struct disk_conf {
 	enum disk_engine_kind engine;
 	unsigned int depth;		/* most operations in flight at once */
 	const char *who;		/* prefix of error lines, e.g. "virtio-blk" */
+	unsigned int reconnect_ms;	/* NBD: first delay before reconnecting; 0: default */
 };
 
 /* The media as opened: what a device may offer its guest. */
@@ -104,10 +105,22 @@ struct disk_props {
 	bool direct;
 	uint32_t dio_mem_align, dio_off_align;
 	int fd;				/* the image's fd (fstat for an identity), -1 if none */
+	int sock_family;		/* the media's socket's AF_*, 0: no socket */
 	const char *engine;		/* the engine's name, e.g. "io_uring" */
 };
 
 struct disk;
+
+/*
+ * Whether path is an NBD URI (nbd://HOST[:PORT]/EXPORT,
+ * nbd+unix:///EXPORT?socket=PATH; any nbd...:// scheme counts, so that
+ * the ones not supported are refused as such), which disk_open() opens
+ * with the NBD engine: the server's handshake gives the size, read-only
+ * and block size, checked against c; direct and an engine choice are
+ * errors there; nothing is locked (sharing an export is the server's
+ * business).
+ */
+bool disk_path_is_nbd(const char *path);
 
 /*
  * Open c->path with the engine c->engine asks for: check its size is a

@@ -57,4 +57,12 @@ struct disk_file;
 int disk_uring_create(struct disk_engine **out, struct disk_file *f, unsigned int depth);
 int disk_threads_create(struct disk_engine **out, struct disk_file *f, unsigned int depth);
 
+/*
+ * The NBD engine, made by disk_open() for an NBD URI: connects, checks
+ * the export against c, fills *p (but the engine name) and *start.  One
+ * error line; -errno.
+ */
+int disk_nbd_create(struct disk_engine **out, const struct disk_conf *c, struct disk_props *p,
+		    uint64_t *start);
+
 #endif

@@ -1,0 +1,966 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The NBD engine: the media is an export of an NBD server, named by a
+ * libnbd URI (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH),
+ * spoken to through libnbd's asynchronous API.
+ *
+ * One engine thread of its own owns the libnbd handle; nothing else ever
+ * calls libnbd on it.  submit() puts an operation on a list and commit()
+ * wakes the engine thread (an eventfd); the engine thread turns each
+ * operation into NBD commands, polls the socket in the direction libnbd
+ * asks for, and posts finished operations on a done list whose eventfd
+ * is the notify fd (readable exactly while the list holds something, as
+ * in the thread-pool engine).  Why a thread rather than an epoll notify
+ * fd holding the socket, with libnbd driven from submit/commit/reap:
+ *  - the queue thread never waits for the network: a reconnect (a TCP
+ *    connect and a handshake of several round trips), its back-off and
+ *    its timers live here, and the queue thread's loop stays as it is
+ *    (POLLIN on one fd, no timeouts of the engine's);
+ *  - disk_flush_sync() from a vCPU thread is one more queued operation,
+ *    so libnbd's state machine is never run by two threads at once (its
+ *    replies would otherwise complete the queue thread's commands on
+ *    whatever thread happened to read them);
+ *  - a completion callback may not call libnbd, so the flush that
+ *    follows a FUA write the server cannot FUA, and the sweep after a
+ *    lost connection, belong to a loop that owns the handle anyway.
+ * The price is a thread wake-up each way per batch: against a server on
+ * the same host, at low queue depth, that is a large part of a request's
+ * time (driving libnbd from the queue thread itself would save it); over
+ * a network the round trip dominates.
+ *
+ * Mapping: READ -> pread, WRITE -> pwrite (FUA -> LIBNBD_CMD_FLAG_FUA
+ * where the server can FUA, else the write and then a flush before it
+ * completes), FLUSH -> flush, DISCARD -> trim, WRITE_ZEROES -> zero with
+ * NO_HOLE unless DISK_F_UNMAP.  libnbd takes one flat buffer per command,
+ * so an operation's iovecs go as one command each (consecutive offsets,
+ * no copy) when each is a multiple of the server's minimum block, else
+ * through one bounce buffer; commands longer than the server takes are
+ * split.  An error from the server, a short read (libnbd fails it), or a
+ * lost connection is -EIO, never 0.
+ *
+ * A rw export whose server cannot flush is refused at open: neither
+ * writethru nor writeback could promise anything that survives the
+ * server.  Durability over the network is the server's: a write the
+ * server acknowledged is durable only once a FLUSH after it, or its own
+ * FUA, was acknowledged too; a lost connection may lose the others.  So
+ * when a connection is lost with writes acknowledged since the last
+ * FLUSH, the next FLUSH to complete fails (-EIO) even on a new
+ * connection: a writeback guest must not be told those writes are safe.
+ *
+ * A lost connection (the server went away, or sent something libnbd
+ * refused, which kills the handle) fails every operation in flight with
+ * -EIO, prints one line, and the engine reconnects to the address the
+ * first connection used (no name lookup at run time, so the seccomp
+ * filter needs no files), after the reconnect delay, doubling up to
+ * NBD_BACKOFF_CAP_MS.  Operations submitted while disconnected fail -EIO
+ * at once rather than wait: the guest has already seen errors for what
+ * was in flight, and a wait with no bound would hang it instead.  A new
+ * connection must show the same export (size, writability, flush, block
+ * size) or it is dropped and tried again later.  A server that stops
+ * answering but keeps the connection open is not detected: there is no
+ * request timeout, its requests wait (TCP keepalive is not set either).
+ */
+#include <errno.h>
+#include <libnbd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "disk/engine.h"
+#include "lib/util.h"
+
+/* iovecs that go out as they are; more than this go through a bounce buffer */
+#define NBD_MAX_PIECES		64
+/* a command's payload unless the server says less (the protocol's advice) */
+#define NBD_MAX_PAYLOAD		(32u << 20)
+/* a TRIM or WRITE_ZEROES command (their length is 32 bits on the wire) */
+#define NBD_MAX_EFFECT		(1u << 30)
+#define NBD_RECONNECT_MS	500
+#define NBD_BACKOFF_CAP_MS	30000
+/* one reconnect attempt, handshake included */
+#define NBD_CONNECT_MS		10000
+/* disk_close(): how long what is in flight may take before it is dropped */
+#define NBD_DRAIN_MS		5000
+
+enum nbd_state {
+	NBD_UP,			/* n->h is ready */
+	NBD_DOWN,		/* no handle; the next attempt at next_ms */
+	NBD_CONNECTING,		/* n->h is connecting; given up at next_ms */
+};
+
+enum nbd_cmd { NBD_READ, NBD_WRITE, NBD_FLUSH, NBD_TRIM, NBD_ZERO };
+
+/* A disk_flush_sync() waiting for its operation. */
+struct nbd_sync {
+	pthread_cond_t cond;
+	bool done;
+};
+
+struct disk_nbd;
+
+struct nbd_op {
+	struct disk_io io;
+	struct disk_nbd *n;
+	int result;
+	unsigned int pending;	/* commands unanswered, +1 while they are issued */
+	bool flush_after;	/* a FUA the server cannot do: flush before completing */
+	bool flushing;		/* that flush is out */
+	bool live;		/* on the live list */
+	uint64_t gen;		/* FLUSH: the write generation it covers */
+	uint8_t *bounce;	/* flat copy of the iovecs, NULL: none */
+	struct nbd_sync *sync;	/* disk_flush_sync()'s, NULL: the queue thread's */
+	struct nbd_op *next;	/* free, submitted, ready or done list */
+	struct nbd_op *lprev, *lnext;	/* live list: commands issued */
+};
+
+struct disk_nbd {
+	struct disk_engine e;		/* first: the engine pointer is ours */
+	const char *who;
+	char *uri;			/* for messages */
+	char *export_name;
+	struct sockaddr_storage addr;	/* the server, as first connected */
+	socklen_t addrlen;
+	/* What the guest was promised: a new connection must keep it. */
+	int64_t size;
+	bool ro;
+	uint32_t logical_block;
+	/* The engine thread's own. */
+	struct nbd_handle *h;
+	enum nbd_state state;
+	bool can_fua;
+	uint32_t min_block, max_payload;
+	unsigned int delay_ms, next_delay_ms;
+	int64_t next_ms;
+	/* Writes acknowledged (without FUA), and how many a FLUSH covered. */
+	uint64_t wgen, flushed_gen;
+	bool lost_unflushed;		/* the next FLUSH must fail */
+	char why[256];			/* libnbd's first error on this connection */
+	struct nbd_op *ready;		/* every command answered, op not finished */
+	struct nbd_op live;		/* list head */
+	pthread_t thread;
+	int kick_fd;			/* eventfd: submitted ops, or stopping */
+	bool kick_pending;		/* the submitting thread's: submitted since commit */
+	/* Under lock. */
+	pthread_mutex_t lock;
+	struct nbd_op *ops, *free;
+	struct nbd_op *sub_head, *sub_tail;
+	struct nbd_op *done_head, *done_tail;
+	bool stopping;
+};
+
+static struct disk_nbd *nbd_of(struct disk_engine *e)
+{
+	return (struct disk_nbd *)e;
+}
+
+static int64_t nbd_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void nbd_list_add(struct nbd_op **head, struct nbd_op **tail, struct nbd_op *op)
+{
+	op->next = NULL;
+	if (*tail)
+		(*tail)->next = op;
+	else
+		*head = op;
+	*tail = op;
+}
+
+static void nbd_efd_signal(int fd)
+{
+	uint64_t one = 1;
+
+	/* Fails only when the counter is saturated: readable already. */
+	if (write(fd, &one, sizeof(one)) < 0)
+		pr_debug("disk: nbd: eventfd write: %s", strerror(errno));
+}
+
+static void nbd_efd_drain(int fd)
+{
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		pr_debug("disk: nbd: eventfd read: %s", strerror(errno));
+}
+
+static const char *nbd_why(void)
+{
+	const char *why = nbd_get_error();
+
+	return why && *why ? why : "the connection died";
+}
+
+/*
+ * A libnbd call failed: keep its error for the "connection lost" line,
+ * since later calls (nbd_aio_is_dead() and the like) may clear it.
+ */
+static void nbd_note(struct disk_nbd *n)
+{
+	const char *why = nbd_get_error();
+
+	if (!n->why[0] && why && *why)
+		snprintf(n->why, sizeof(n->why), "%s", why);
+}
+
+/* ---- finishing ------------------------------------------------------------- */
+
+static void nbd_scatter(const struct disk_io *io, const uint8_t *buf)
+{
+	unsigned int i;
+
+	for (i = 0; i < io->cnt; buf += io->iov[i++].iov_len)
+		memcpy(io->iov[i].iov_base, buf, io->iov[i].iov_len);
+}
+
+static void nbd_gather(const struct disk_io *io, uint8_t *buf)
+{
+	unsigned int i;
+
+	for (i = 0; i < io->cnt; buf += io->iov[i++].iov_len)
+		memcpy(buf, io->iov[i].iov_base, io->iov[i].iov_len);
+}
+
+/* What a finished op means for the promise a FLUSH makes (see the top). */
+static void nbd_account(struct disk_nbd *n, struct nbd_op *op)
+{
+	if (op->result)
+		return;
+	if (op->io.op == DISK_OP_FLUSH) {
+		if (n->lost_unflushed) {
+			n->lost_unflushed = false;
+			op->result = -EIO;
+		} else if (op->gen > n->flushed_gen) {
+			n->flushed_gen = op->gen;
+		}
+	} else if ((op->io.op == DISK_OP_WRITE || op->io.op == DISK_OP_WRITE_ZEROES) &&
+		   !(op->io.flags & DISK_F_FUA)) {
+		n->wgen++;
+	}
+}
+
+/* op is over: hand its result to disk_flush_sync() or to the done list. */
+static void nbd_finish(struct disk_nbd *n, struct nbd_op *op)
+{
+	bool was_empty;
+
+	nbd_account(n, op);
+	if (op->live) {
+		op->lprev->lnext = op->lnext;
+		op->lnext->lprev = op->lprev;
+		op->live = false;
+	}
+	if (op->bounce) {
+		if (op->io.op == DISK_OP_READ && !op->result)
+			nbd_scatter(&op->io, op->bounce);
+		free(op->bounce);
+		op->bounce = NULL;
+	}
+	pthread_mutex_lock(&n->lock);
+	if (op->sync) {
+		op->sync->done = true;
+		pthread_cond_broadcast(&op->sync->cond);
+		pthread_mutex_unlock(&n->lock);
+		return;
+	}
+	was_empty = !n->done_head;
+	nbd_list_add(&n->done_head, &n->done_tail, op);
+	pthread_mutex_unlock(&n->lock);
+	if (was_empty)
+		nbd_efd_signal(n->e.notify_fd);
+}
+
+static void nbd_fail(struct disk_nbd *n, struct nbd_op *op)
+{
+	op->result = -EIO;
+	nbd_finish(n, op);
+}
+
+/* One answer (or one issuer) less; the last one makes op ready. */
+static void nbd_put(struct nbd_op *op)
+{
+	if (--op->pending)
+		return;
+	op->next = op->n->ready;
+	op->n->ready = op;
+}
+
+/* libnbd's completion callback: runs on the engine thread, inside libnbd. */
+static int nbd_cmd_done(void *opaque, int *error)
+{
+	struct nbd_op *op = opaque;
+
+	if (*error)
+		op->result = -EIO;
+	nbd_put(op);
+	return 1;	/* retire the command: nobody asks for it again */
+}
+
+/* ---- issuing --------------------------------------------------------------- */
+
+static void nbd_issue(struct disk_nbd *n, struct nbd_op *op, enum nbd_cmd cmd, void *buf,
+		      uint64_t len, uint64_t off, uint32_t flags)
+{
+	nbd_completion_callback cb = { .callback = nbd_cmd_done, .user_data = op };
+	int64_t ret;
+
+	op->pending++;
+	switch (cmd) {
+	case NBD_READ:
+		ret = nbd_aio_pread(n->h, buf, len, off, cb, 0);
+		break;
+	case NBD_WRITE:
+		ret = nbd_aio_pwrite(n->h, buf, len, off, cb, flags);
+		break;
+	case NBD_FLUSH:
+		ret = nbd_aio_flush(n->h, cb, 0);
+		break;
+	case NBD_TRIM:
+		ret = nbd_aio_trim(n->h, len, off, cb, flags);
+		break;
+	default:
+		ret = nbd_aio_zero(n->h, len, off, cb, flags);
+		break;
+	}
+	/* Refused before it reached the wire: the callback will not run. */
+	if (ret < 0) {
+		nbd_note(n);
+		pr_debug("%s: %s: %s", n->who, n->uri, nbd_why());
+		op->pending--;
+		op->result = -EIO;
+	}
+}
+
+/* buf[0, len) at off, in commands of at most max bytes. */
+static void nbd_issue_span(struct disk_nbd *n, struct nbd_op *op, enum nbd_cmd cmd,
+			   uint8_t *buf, uint64_t len, uint64_t off, uint32_t flags, uint64_t max)
+{
+	uint64_t c;
+
+	for (; len && !op->result; len -= c, off += c) {
+		c = MIN(len, max);
+		nbd_issue(n, op, cmd, buf, c, off, flags);
+		if (buf)
+			buf += c;
+	}
+}
+
+/* iovecs the server takes as they are: few, each whole minimum blocks. */
+static bool nbd_iov_as_is(const struct disk_nbd *n, const struct disk_io *io)
+{
+	unsigned int i;
+
+	if (io->cnt > NBD_MAX_PIECES)
+		return false;
+	for (i = 0; i < io->cnt; i++)
+		if (io->iov[i].iov_len % n->min_block)
+			return false;
+	return true;
+}
+
+static void nbd_issue_rw(struct disk_nbd *n, struct nbd_op *op)
+{
+	const struct disk_io *io = &op->io;
+	enum nbd_cmd cmd = io->op == DISK_OP_READ ? NBD_READ : NBD_WRITE;
+	uint32_t flags = (io->flags & DISK_F_FUA) && n->can_fua ? LIBNBD_CMD_FLAG_FUA : 0;
+	uint64_t off = io->offset;
+	unsigned int i;
+
+	if (!nbd_iov_as_is(n, io)) {
+		op->bounce = malloc(io->len);
+		if (!op->bounce) {
+			op->result = -ENOMEM;
+			return;
+		}
+		if (cmd == NBD_WRITE)
+			nbd_gather(io, op->bounce);
+		nbd_issue_span(n, op, cmd, op->bounce, io->len, off, flags, n->max_payload);
+		return;
+	}
+	for (i = 0; i < io->cnt && !op->result; i++) {
+		nbd_issue_span(n, op, cmd, io->iov[i].iov_base, io->iov[i].iov_len, off, flags,
+			       n->max_payload);
+		off += io->iov[i].iov_len;
+	}
+}
+
+/* The operation's commands; what happens next is up to their answers. */
+static void nbd_start(struct disk_nbd *n, struct nbd_op *op)
+{
+	const struct disk_io *io = &op->io;
+	uint32_t flags = (io->flags & DISK_F_FUA) && n->can_fua ? LIBNBD_CMD_FLAG_FUA : 0;
+
+	if (n->state != NBD_UP) {
+		nbd_fail(n, op);
+		return;
+	}
+	op->n = n;
+	op->result = 0;
+	op->pending = 1;
+	op->flushing = false;
+	op->flush_after = (io->flags & DISK_F_FUA) && !n->can_fua;
+	op->live = true;
+	op->lnext = &n->live;
+	op->lprev = n->live.lprev;
+	n->live.lprev->lnext = op;
+	n->live.lprev = op;
+	switch (io->op) {
+	case DISK_OP_READ:
+	case DISK_OP_WRITE:
+		nbd_issue_rw(n, op);
+		break;
+	case DISK_OP_FLUSH:
+		op->gen = n->wgen;
+		nbd_issue(n, op, NBD_FLUSH, NULL, 0, 0, 0);
+		break;
+	case DISK_OP_DISCARD:
+		nbd_issue_span(n, op, NBD_TRIM, NULL, io->len, io->offset, flags, NBD_MAX_EFFECT);
+		break;
+	case DISK_OP_WRITE_ZEROES:
+		if (!(io->flags & DISK_F_UNMAP))
+			flags |= LIBNBD_CMD_FLAG_NO_HOLE;
+		nbd_issue_span(n, op, NBD_ZERO, NULL, io->len, io->offset, flags, NBD_MAX_EFFECT);
+		break;
+	}
+	nbd_put(op);
+}
+
+/* Ops whose commands were all answered: a flush to follow, or done. */
+static void nbd_run_ready(struct disk_nbd *n)
+{
+	struct nbd_op *op;
+
+	while ((op = n->ready)) {
+		n->ready = op->next;
+		if (!op->result && op->flush_after && !op->flushing && n->state == NBD_UP) {
+			op->flushing = true;
+			op->pending = 1;
+			nbd_issue(n, op, NBD_FLUSH, NULL, 0, 0, 0);
+			nbd_put(op);
+			continue;
+		}
+		nbd_finish(n, op);
+	}
+}
+
+/* ---- the connection -------------------------------------------------------- */
+
+/* What this connection's server takes; 0 or the reason it cannot serve. */
+static const char *nbd_caps(struct disk_nbd *n, struct nbd_handle *h)
+{
+	int64_t min = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
+	int64_t max = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
+
+	if (nbd_get_size(h) != n->size)
+		return "the export's size changed";
+	if (!n->ro && nbd_is_read_only(h) != 0)
+		return "the export is read-only now";
+	if (!n->ro && nbd_can_flush(h) != 1)
+		return "the server cannot flush any more";
+	if (min > n->logical_block)
+		return "the server's minimum block size grew past sectorsize";
+	n->min_block = min > 0 ? min : 1;
+	n->max_payload = max >= n->min_block && max < NBD_MAX_PAYLOAD ?
+			 max / n->min_block * n->min_block : NBD_MAX_PAYLOAD;
+	n->can_fua = nbd_can_fua(h) == 1;
+	return NULL;
+}
+
+static void nbd_drop_handle(struct disk_nbd *n)
+{
+	struct nbd_op *op;
+
+	/* Callbacks that run while closing only make ops ready: all fail below. */
+	nbd_close(n->h);
+	n->h = NULL;
+	n->ready = NULL;
+	while ((op = n->live.lnext) != &n->live)
+		nbd_fail(n, op);
+}
+
+static void nbd_backoff(struct disk_nbd *n)
+{
+	n->state = NBD_DOWN;
+	n->next_ms = nbd_now_ms() + n->next_delay_ms;
+	n->next_delay_ms = MIN(n->next_delay_ms * 2, NBD_BACKOFF_CAP_MS);
+	if (n->next_delay_ms < n->delay_ms)
+		n->next_delay_ms = n->delay_ms;
+}
+
+static void nbd_lost(struct disk_nbd *n)
+{
+	pr_warn("%s: %s: connection lost: %s; reconnecting", n->who, n->uri,
+		n->why[0] ? n->why : nbd_why());
+	nbd_drop_handle(n);
+	if (n->wgen != n->flushed_gen)
+		n->lost_unflushed = true;
+	n->next_delay_ms = n->delay_ms;
+	nbd_backoff(n);
+}
+
+static void nbd_try_connect(struct disk_nbd *n)
+{
+	struct nbd_handle *h = nbd_create();
+
+	if (!h || nbd_set_export_name(h, n->export_name) < 0 ||
+	    nbd_aio_connect(h, (struct sockaddr *)&n->addr, n->addrlen) < 0) {
+		pr_debug("%s: %s: reconnect: %s", n->who, n->uri, nbd_why());
+		if (h)
+			nbd_close(h);
+		nbd_backoff(n);
+		return;
+	}
+	n->h = h;
+	n->state = NBD_CONNECTING;
+	n->next_ms = nbd_now_ms() + NBD_CONNECT_MS;
+}
+
+/* A connecting handle moved on: serve, or give up this attempt. */
+static void nbd_connect_step(struct disk_nbd *n)
+{
+	const char *why;
+
+	if (nbd_aio_is_ready(n->h)) {
+		why = nbd_caps(n, n->h);
+		if (!why) {
+			n->state = NBD_UP;
+			n->why[0] = 0;
+			pr_info("%s: %s: reconnected", n->who, n->uri);
+			return;
+		}
+		pr_warn("%s: %s: reconnected, but %s; trying again later", n->who, n->uri, why);
+	} else if (nbd_aio_is_connecting(n->h) && nbd_now_ms() < n->next_ms) {
+		return;
+	} else {
+		pr_debug("%s: %s: reconnect: %s", n->who, n->uri,
+			 nbd_aio_is_connecting(n->h) ? "timed out" : nbd_why());
+	}
+	nbd_drop_handle(n);
+	nbd_backoff(n);
+}
+
+/* After libnbd ran: a dead handle, a finished connect, a due attempt. */
+static void nbd_check(struct disk_nbd *n)
+{
+	switch (n->state) {
+	case NBD_UP:
+		/* An idle connection the server shut is closed, not dead: no error. */
+		if (nbd_aio_is_closed(n->h) && !n->why[0])
+			snprintf(n->why, sizeof(n->why), "the server closed the connection");
+		if (nbd_aio_is_dead(n->h) || nbd_aio_is_closed(n->h))
+			nbd_lost(n);
+		break;
+	case NBD_CONNECTING:
+		nbd_connect_step(n);
+		break;
+	case NBD_DOWN:
+		if (nbd_now_ms() >= n->next_ms)
+			nbd_try_connect(n);
+		break;
+	}
+}
+
+/* ---- the engine thread ----------------------------------------------------- */
+
+/* Start what was submitted; true when the engine is stopping. */
+static bool nbd_take(struct disk_nbd *n)
+{
+	struct nbd_op *op, *next;
+	bool stopping;
+
+	pthread_mutex_lock(&n->lock);
+	op = n->sub_head;
+	n->sub_head = n->sub_tail = NULL;
+	stopping = n->stopping;
+	pthread_mutex_unlock(&n->lock);
+	for (; op; op = next) {
+		next = op->next;
+		nbd_start(n, op);
+	}
+	return stopping;
+}
+
+/* Sleep until a submit, the socket, or the next deadline (until: 0 none). */
+static void nbd_wait(struct disk_nbd *n, int64_t until)
+{
+	struct pollfd p[2] = { { .fd = n->kick_fd, .events = POLLIN } };
+	int64_t now = nbd_now_ms(), t = until;
+	unsigned int dir, nfds = 1;
+	int ret = 0;
+
+	if (n->state != NBD_UP)
+		t = t ? MIN(t, n->next_ms) : n->next_ms;
+	if (n->state != NBD_DOWN) {
+		dir = nbd_aio_get_direction(n->h);
+		p[1].fd = nbd_aio_get_fd(n->h);
+		p[1].events = (dir & LIBNBD_AIO_DIRECTION_READ ? POLLIN : 0) |
+			      (dir & LIBNBD_AIO_DIRECTION_WRITE ? POLLOUT : 0);
+		nfds = p[1].fd >= 0 ? 2 : 1;
+	}
+	if (poll(p, nfds, t ? (int)MAX(MIN(t - now, 60000), 0) : -1) <= 0)
+		return;
+	if (p[0].revents)
+		nbd_efd_drain(n->kick_fd);
+	if (nfds < 2 || !p[1].revents)
+		return;
+	if (p[1].revents & (POLLIN | POLLHUP | POLLERR))
+		ret = nbd_aio_notify_read(n->h);
+	if (ret >= 0 && (p[1].revents & POLLOUT))
+		ret = nbd_aio_notify_write(n->h);
+	if (ret < 0)
+		nbd_note(n);
+}
+
+static void *nbd_thread(void *arg)
+{
+	struct disk_nbd *n = arg;
+	struct nbd_op *op, *next;
+	int64_t until = 0;
+
+	for (;;) {
+		bool stopping = nbd_take(n);
+
+		nbd_run_ready(n);
+		nbd_check(n);
+		nbd_run_ready(n);
+		if (stopping) {
+			if (!until)
+				until = nbd_now_ms() + NBD_DRAIN_MS;
+			if (n->state != NBD_UP || n->live.lnext == &n->live ||
+			    nbd_now_ms() >= until)
+				break;
+		}
+		nbd_wait(n, until);
+	}
+	if (n->h)
+		nbd_drop_handle(n);
+	/* Submitted after the last look (a flush_sync racing close): fail them. */
+	pthread_mutex_lock(&n->lock);
+	op = n->sub_head;
+	n->sub_head = n->sub_tail = NULL;
+	pthread_mutex_unlock(&n->lock);
+	for (; op; op = next) {
+		next = op->next;
+		nbd_fail(n, op);
+	}
+	return NULL;
+}
+
+/* ---- the engine's interface ------------------------------------------------ */
+
+static int nbd_submit(struct disk_engine *e, const struct disk_io *io)
+{
+	struct disk_nbd *n = nbd_of(e);
+	struct nbd_op *op;
+
+	pthread_mutex_lock(&n->lock);
+	op = n->free;
+	if (!op) {
+		pthread_mutex_unlock(&n->lock);
+		return -EBUSY;
+	}
+	n->free = op->next;
+	op->io = *io;
+	op->sync = NULL;
+	nbd_list_add(&n->sub_head, &n->sub_tail, op);
+	pthread_mutex_unlock(&n->lock);
+	n->kick_pending = true;
+	return DISK_SUBMITTED;
+}
+
+static int nbd_commit(struct disk_engine *e)
+{
+	struct disk_nbd *n = nbd_of(e);
+
+	if (n->kick_pending) {
+		n->kick_pending = false;
+		nbd_efd_signal(n->kick_fd);
+	}
+	return 0;
+}
+
+/* Up to max of the done list; *empty: nothing is left on it. */
+static unsigned int nbd_take_done(struct disk_nbd *n, struct disk_done *out, unsigned int max,
+				  bool *empty)
+{
+	unsigned int k = 0;
+	struct nbd_op *op;
+
+	pthread_mutex_lock(&n->lock);
+	while (k < max && (op = n->done_head)) {
+		n->done_head = op->next;
+		if (!n->done_head)
+			n->done_tail = NULL;
+		out[k].cookie = op->io.cookie;
+		out[k++].result = op->result;
+		op->next = n->free;
+		n->free = op;
+	}
+	*empty = !n->done_head;
+	pthread_mutex_unlock(&n->lock);
+	return k;
+}
+
+static unsigned int nbd_reap(struct disk_engine *e, struct disk_done *out, unsigned int max)
+{
+	struct disk_nbd *n = nbd_of(e);
+	bool empty;
+	unsigned int k = nbd_take_done(n, out, max, &empty);
+
+	if (!empty)
+		return k;
+	/* Empty: quiet the fd, then look again for one posted meanwhile. */
+	nbd_efd_drain(e->notify_fd);
+	return k + nbd_take_done(n, out + k, max - k, &empty);
+}
+
+/* A FLUSH of the engine thread's, waited for here (any thread). */
+static int nbd_flush_sync(struct disk_engine *e)
+{
+	struct disk_nbd *n = nbd_of(e);
+	struct nbd_sync s = { .done = false };
+	struct nbd_op op = { .io = { .op = DISK_OP_FLUSH }, .sync = &s };
+
+	pthread_mutex_lock(&n->lock);
+	if (n->stopping) {
+		pthread_mutex_unlock(&n->lock);
+		return -EIO;
+	}
+	pthread_cond_init(&s.cond, NULL);
+	nbd_list_add(&n->sub_head, &n->sub_tail, &op);
+	pthread_mutex_unlock(&n->lock);
+	nbd_efd_signal(n->kick_fd);
+	pthread_mutex_lock(&n->lock);
+	while (!s.done)
+		pthread_cond_wait(&s.cond, &n->lock);
+	pthread_mutex_unlock(&n->lock);
+	pthread_cond_destroy(&s.cond);
+	return op.result;
+}
+
+static void nbd_free(struct disk_nbd *n)
+{
+	if (n->h)
+		nbd_close(n->h);
+	if (n->kick_fd >= 0)
+		close(n->kick_fd);
+	if (n->e.notify_fd >= 0)
+		close(n->e.notify_fd);
+	pthread_mutex_destroy(&n->lock);
+	free(n->ops);
+	free(n->export_name);
+	free(n->uri);
+	free(n);
+}
+
+static void nbd_destroy(struct disk_engine *e)
+{
+	struct disk_nbd *n = nbd_of(e);
+
+	pthread_mutex_lock(&n->lock);
+	n->stopping = true;
+	pthread_mutex_unlock(&n->lock);
+	nbd_efd_signal(n->kick_fd);
+	pthread_join(n->thread, NULL);
+	nbd_free(n);
+}
+
+static const struct disk_engine_ops nbd_ops = {
+	.name = "nbd",
+	.submit = nbd_submit,
+	.commit = nbd_commit,
+	.reap = nbd_reap,
+	.flush_sync = nbd_flush_sync,
+	.destroy = nbd_destroy,
+};
+
+/* ---- opening --------------------------------------------------------------- */
+
+bool disk_path_is_nbd(const char *path)
+{
+	const char *p = path;
+
+	/* Any nbd scheme (nbds://, nbd+vsock:// too), so that those get a clear no. */
+	if (strncmp(p, "nbd", 3))
+		return false;
+	for (p += 3; *p && *p != ':' && *p != '/'; p++)
+		if (*p != '+' && (*p < 'a' || *p > 'z'))
+			return false;
+	return !strncmp(p, "://", 3);
+}
+
+/* The URI's connection, refusing what this engine cannot reconnect to. */
+static int nbd_connect_first(struct disk_nbd *n, const struct disk_conf *c)
+{
+	struct nbd_handle *h;
+	int err;
+
+	if (strncmp(c->path, "nbd://", 6) && strncmp(c->path, "nbd+unix://", 11)) {
+		pr_err("%s: '%s': only nbd:// and nbd+unix:// URIs are supported (no TLS, no vsock)",
+		       c->who, c->path);
+		return -EINVAL;
+	}
+	h = nbd_create();
+	if (!h) {
+		pr_err("%s: %s: %s", c->who, c->path, nbd_why());
+		return -ENOMEM;
+	}
+	if (nbd_set_uri_allow_transports(h, LIBNBD_ALLOW_TRANSPORT_TCP |
+					 LIBNBD_ALLOW_TRANSPORT_UNIX) < 0 ||
+	    nbd_set_uri_allow_tls(h, LIBNBD_TLS_DISABLE) < 0 ||
+	    nbd_connect_uri(h, c->path) < 0) {
+		err = nbd_get_errno();
+		pr_err("%s: %s: cannot connect: %s", c->who, c->path, nbd_why());
+		nbd_close(h);
+		return err > 0 ? -err : -EIO;
+	}
+	n->h = h;
+	n->addrlen = sizeof(n->addr);
+	n->export_name = nbd_get_export_name(h);
+	if (!n->export_name ||
+	    getpeername(nbd_aio_get_fd(h), (struct sockaddr *)&n->addr, &n->addrlen) < 0) {
+		pr_err("%s: %s: cannot tell the server's address: %s", c->who, c->path,
+		       n->export_name ? strerror(errno) : nbd_why());
+		return -EIO;
+	}
+	return 0;
+}
+
+/* The size and range= window, as disk/file.c checks a file's.  One error line. */
+static int nbd_window(const struct disk_conf *c, uint64_t size, struct disk_props *p,
+		      uint64_t *start)
+{
+	uint64_t lb = c->logical_block;
+
+	if (!c->has_range) {
+		if (!size || size % lb) {
+			pr_err("%s: %s: export size %llu is not a non-zero multiple of sectorsize %llu",
+			       c->who, c->path, (unsigned long long)size, (unsigned long long)lb);
+			return -EINVAL;
+		}
+		*start = 0;
+		p->size = size;
+		return 0;
+	}
+	if (c->range_start > size || c->range_len > size - c->range_start) {
+		pr_err("%s: range=%llu/%llu: the window runs past the end of %s (%llu bytes)",
+		       c->who, (unsigned long long)(c->range_start / lb),
+		       (unsigned long long)(c->range_len / lb), c->path, (unsigned long long)size);
+		return -EINVAL;
+	}
+	*start = c->range_start;
+	p->size = c->range_len;
+	return 0;
+}
+
+/* What the server's handshake says, checked against the options.  One error line. */
+static int nbd_media(struct disk_nbd *n, const struct disk_conf *c, struct disk_props *p,
+		     uint64_t *start)
+{
+	int64_t size = nbd_get_size(n->h), min = nbd_get_block_size(n->h, LIBNBD_SIZE_MINIMUM);
+	int ro = nbd_is_read_only(n->h);
+	const char *why;
+
+	if (size < 0 || min < 0 || ro < 0) {
+		pr_err("%s: %s: %s", c->who, c->path, nbd_why());
+		return -EIO;
+	}
+	if (ro && !c->ro) {
+		pr_err("%s: %s: the server exports it read-only: add ,ro", c->who, c->path);
+		return -EROFS;
+	}
+	if (!c->ro && nbd_can_flush(n->h) != 1) {
+		pr_err("%s: %s: the server cannot flush, so no write could be made durable: add ,ro or use a server that flushes",
+		       c->who, c->path);
+		return -EOPNOTSUPP;
+	}
+	if (min > c->logical_block) {
+		pr_err("%s: %s: sectorsize=%u is smaller than the server's minimum block size %lld",
+		       c->who, c->path, c->logical_block, (long long)min);
+		return -EINVAL;
+	}
+	n->size = size;
+	n->ro = c->ro;
+	n->logical_block = c->logical_block;
+	why = nbd_caps(n, n->h);
+	if (why) {
+		pr_err("%s: %s: %s", c->who, c->path, why);
+		return -EIO;
+	}
+	p->logical_block = c->logical_block;
+	p->physical_block = c->physical_block;
+	p->ro = c->ro;
+	p->discard = !c->ro && nbd_can_trim(n->h) == 1;
+	/* Without NO_HOLE the server may deallocate what it zeroes. */
+	p->write_zeroes = p->zeroes_unmap = !c->ro && nbd_can_zero(n->h) == 1;
+	p->fd = -1;
+	p->sock_family = n->addr.ss_family;
+	return nbd_window(c, size, p, start);
+}
+
+static int nbd_init(struct disk_nbd *n, const struct disk_conf *c)
+{
+	unsigned int i, depth = c->depth ? c->depth : 1;
+
+	n->who = c->who;
+	n->kick_fd = n->e.notify_fd = -1;
+	n->live.lnext = n->live.lprev = &n->live;
+	pthread_mutex_init(&n->lock, NULL);
+	n->delay_ms = n->next_delay_ms = c->reconnect_ms ? c->reconnect_ms : NBD_RECONNECT_MS;
+	n->uri = strdup(c->path);
+	n->ops = calloc(depth, sizeof(*n->ops));
+	if (!n->uri || !n->ops)
+		return -ENOMEM;
+	for (i = depth; i-- > 0;) {
+		n->ops[i].next = n->free;
+		n->free = &n->ops[i];
+	}
+	n->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	n->e.notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	return n->kick_fd < 0 || n->e.notify_fd < 0 ? -errno : 0;
+}
+
+int disk_nbd_create(struct disk_engine **out, const struct disk_conf *c, struct disk_props *p,
+		    uint64_t *start)
+{
+	struct disk_nbd *n = calloc(1, sizeof(*n));
+	int ret;
+
+	if (!n)
+		return -ENOMEM;
+	ret = nbd_init(n, c);
+	if (ret)
+		pr_err("%s: %s: %s", c->who, c->path, strerror(-ret));
+	if (!ret && (c->direct || c->engine != DISK_ENGINE_DEFAULT)) {
+		pr_err("%s: %s: %s is for image files, not NBD exports", c->who, c->path,
+		       c->direct ? "direct" : "aio=");
+		ret = -EINVAL;
+	}
+	ret = ret ?: nbd_connect_first(n, c);
+	ret = ret ?: nbd_media(n, c, p, start);
+	if (!ret) {
+		n->e.ops = &nbd_ops;
+		n->state = NBD_UP;
+		ret = -pthread_create(&n->thread, NULL, nbd_thread, n);
+		if (ret)
+			pr_err("%s: %s: cannot start the engine thread: %s", c->who, c->path,
+			       strerror(-ret));
+	}
+	if (ret) {
+		nbd_free(n);
+		return ret;
+	}
+	pthread_setname_np(n->thread, "disk-nbd");
+	*out = &n->e;
+	return 0;
+}
