@@ -243,6 +243,7 @@ void blk_disk_conf(const struct blk_opts *o, struct disk_conf *out)
 			  o->aio == BLK_AIO_IO_URING ? DISK_ENGINE_IO_URING : DISK_ENGINE_DEFAULT,
 		.depth = o->queue_size,
 		.who = "virtio-blk",
+		.reconnect_ms = o->reconnect_ms,
 	};
 
 	*out = c;
@@ -337,6 +338,11 @@ int blk_dev_destroy(struct blk_dev *b)
 	virtio_pci_destroy(&b->vp);
 	blk_dev_free(b);
 	return ret;
+}
+
+int blk_dev_sock_family(const struct blk_dev *b)
+{
+	return disk_props(b->disk)->sock_family;
 }
 
 struct virtio_pci *blk_dev_transport(struct blk_dev *b)

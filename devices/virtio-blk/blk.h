@@ -199,6 +199,8 @@ int blk_dev_destroy(struct blk_dev *b);
 /* The transport, for the VMM to wire up (PCI slot, interrupts, notify). */
 struct virtio_pci *blk_dev_transport(struct blk_dev *b);
 void blk_dev_stats(const struct blk_dev *b, struct blk_stats *s);
+/* AF_* of the socket the media is reached through (an NBD export), 0: none. */
+int blk_dev_sock_family(const struct blk_dev *b);
 
 /* What disk_open() is given for these options (tests open the media the same way). */
 void blk_disk_conf(const struct blk_opts *o, struct disk_conf *c);

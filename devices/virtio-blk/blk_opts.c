@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "devices/virtio-blk/blk_opts.h"
+#include "disk/disk.h"
 #include "lib/util.h"
 
 #define BLK_MIN_LOGICAL		512
@@ -27,6 +28,7 @@ enum {
 	SEEN_AIO = 1 << 4,
 	SEEN_POLL = 1 << 5,
 	SEEN_DISCARD = 1 << 6,
+	SEEN_RECONNECT = 1 << 7,
 };
 
 /*
@@ -186,6 +188,20 @@ static int opts_discard(struct blk_opts *o, const char *opt, const char *val)
 	return -EINVAL;
 }
 
+static int opts_reconnect(struct blk_opts *o, const char *opt, const char *val)
+{
+	uint64_t n;
+
+	if (opts_parse_dec(val, strlen(val), &n) || n < BLK_MIN_RECONNECT_MS ||
+	    n > BLK_MAX_RECONNECT_MS) {
+		pr_err("virtio-blk: %s: expected milliseconds from %u to %u", opt,
+		       BLK_MIN_RECONNECT_MS, BLK_MAX_RECONNECT_MS);
+		return -EINVAL;
+	}
+	o->reconnect_ms = n;
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	unsigned int seen;
@@ -198,6 +214,7 @@ static const struct {
 	{ "aio", SEEN_AIO, opts_aio },
 	{ "poll", SEEN_POLL, opts_poll },
 	{ "discard", SEEN_DISCARD, opts_discard },
+	{ "reconnect-delay", SEEN_RECONNECT, opts_reconnect },
 };
 
 static int opts_one(struct blk_opts *o, char *opt, unsigned int *seen)
@@ -254,6 +271,33 @@ static int opts_check_range(const struct blk_opts *o)
 	return 0;
 }
 
+/*
+ * An NBD export has no host file: direct and aio= (the file engines) mean
+ * nothing there, and reconnect-delay= means nothing anywhere else.
+ */
+static int opts_check_nbd(const struct blk_opts *o)
+{
+	static const char *const aio[] = { "", "threads", "io_uring" };
+
+	if (!disk_path_is_nbd(o->path)) {
+		if (!o->reconnect_ms)
+			return 0;
+		pr_err("virtio-blk: reconnect-delay=%u: only for an NBD export (nbd://, nbd+unix://)",
+		       o->reconnect_ms);
+		return -EINVAL;
+	}
+	if (o->direct) {
+		pr_err("virtio-blk: direct: not for an NBD export (the server decides how it caches)");
+		return -EINVAL;
+	}
+	if (o->aio != BLK_AIO_DEFAULT) {
+		pr_err("virtio-blk: aio=%s: not for an NBD export (it has an engine of its own)",
+		       aio[o->aio]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int blk_opts_parse(const char *args, struct blk_opts *o)
 {
 	unsigned int seen = 0;
@@ -297,6 +341,8 @@ int blk_opts_parse(const char *args, struct blk_opts *o)
 			goto out;
 	}
 	ret = opts_check_range(o);
+	if (!ret)
+		ret = opts_check_nbd(o);
 out:
 	free(copy);
 	if (ret)

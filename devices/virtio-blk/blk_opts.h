@@ -5,7 +5,8 @@
 /*
  * "-s N,virtio-blk,PATH[,opt...]" after the device name:
  *   writethru | writeback | ro | direct | sectorsize=L[/P] | range=LBA/SIZE |
- *   qsize=N | serial=STR | aio=threads|io_uring | poll=US | discard=unmap|ignore
+ *   qsize=N | serial=STR | aio=threads|io_uring | poll=US | discard=unmap|ignore |
+ *   reconnect-delay=MS
  * range= follows ACRN: LBA and SIZE are counted in logical sectors
  * (sectorsize L, default 512), so the window is bytes
  * [LBA*L, (LBA+SIZE)*L) of the file.
@@ -39,10 +40,19 @@
  * WRITE_ZEROES with its unmap flag) may give the image's space back.
  * ignore keeps a preallocated image preallocated: DISCARD is not offered
  * and zeroing never punches holes.
+ *
+ * PATH may be an NBD URI: nbd://HOST[:PORT]/EXPORT or
+ * nbd+unix:///EXPORT?socket=SOCKET (disk_path_is_nbd()).  The export's
+ * size, read-only flag and block size come from the server; direct and
+ * aio= are errors there.  reconnect-delay=MS (given once, NBD only,
+ * 10..30000, default 500): how long after a lost connection the first
+ * reconnect is tried; each failed attempt doubles it, up to 30 s.
  */
 #include <stdbool.h>
 #include <stdint.h>
 
+#define BLK_MIN_RECONNECT_MS	10
+#define BLK_MAX_RECONNECT_MS	30000
 #define BLK_DEFAULT_QSIZE	64
 #define BLK_MAX_QSIZE		1024
 #define BLK_ID_BYTES		20	/* VIRTIO_BLK_ID_BYTES */
@@ -72,6 +82,7 @@ struct blk_opts {
 	bool has_poll;
 	uint32_t poll_us;		/* most the queue thread polls, 0: never */
 	bool discard_ignore;		/* discard=ignore */
+	uint32_t reconnect_ms;		/* NBD: reconnect-delay=, 0: the default */
 };
 
 /*

@@ -90,6 +90,17 @@ expect 1 "unknown option 'turbo'" -- -s 9,virtio-blk,"$WORK/disk.img",turbo "$WO
 expect 1 "discard=on: expected discard=unmap or discard=ignore" -- \
 	-s 9,virtio-blk,"$WORK/disk.img",discard=on "$WORK/fake-bzImage"
 expect 1 "unknown option 'direct=yes'" -- -s 9,virtio-blk,"$WORK/disk.img",direct=yes "$WORK/fake-bzImage"
+# NBD exports: options that belong to image files, and a server that is not there.
+expect 1 "direct: not for an NBD export" -- \
+	-s 9,virtio-blk,"nbd+unix:///?socket=$WORK/nbd.sock",direct "$WORK/fake-bzImage"
+expect 1 "aio=threads: not for an NBD export" -- \
+	-s 9,virtio-blk,nbd://127.0.0.1/x,aio=threads "$WORK/fake-bzImage"
+expect 1 "reconnect-delay=100: only for an NBD export" -- \
+	-s 9,virtio-blk,"$WORK/disk.img",reconnect-delay=100 "$WORK/fake-bzImage"
+expect 1 "nbd\+unix:///\?socket=$WORK/nbd.sock: cannot connect" -- \
+	-s 9,virtio-blk,"nbd+unix:///?socket=$WORK/nbd.sock" "$WORK/fake-bzImage"
+expect 1 "only nbd:// and nbd\+unix:// URIs are supported" -- \
+	-s 9,virtio-blk,nbds://127.0.0.1/x "$WORK/fake-bzImage"
 # direct on a device with 4 KiB sectors wants sectorsize=4096 (a loop device, as root).
 truncate -s 8M "$WORK/loop4k.img"
 if loop=$(losetup --sector-size 4096 -f --show "$WORK/loop4k.img" 2>/dev/null); then

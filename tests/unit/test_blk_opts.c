@@ -295,6 +295,35 @@ static void test_duplicates(void **state)
 	expect_error("img,serial=a,serial=b", "given twice");
 }
 
+/*
+ * An NBD URI: the options that make sense there parse as for a file;
+ * direct and aio= (the file engines') are one-line errors naming them,
+ * and reconnect-delay= is for NBD only, in 10..30000 ms.
+ */
+static void test_nbd(void **state)
+{
+	struct blk_opts o;
+
+	assert_int_equal(parse("nbd+unix:///exp?socket=/run/s,ro,writeback,sectorsize=4096,"
+			       "range=8/16,serial=n1,poll=0,discard=ignore,reconnect-delay=250",
+			       &o), 0);
+	assert_string_equal(o.path, "nbd+unix:///exp?socket=/run/s");
+	assert_true(o.ro && o.writeback && o.discard_ignore);
+	assert_int_equal(o.logical_block, 4096);
+	assert_int_equal(o.reconnect_ms, 250);
+	blk_opts_free(&o);
+	assert_int_equal(parse("nbd://127.0.0.1:10809/e", &o), 0);
+	assert_int_equal(o.reconnect_ms, 0);
+	blk_opts_free(&o);
+	expect_error("nbd://h/e,direct", "direct: not for an NBD export");
+	expect_error("nbd://h/e,aio=threads", "aio=threads: not for an NBD export");
+	expect_error("nbd+unix:///e?socket=/s,aio=io_uring", "aio=io_uring: not for an NBD export");
+	expect_error("disk.img,reconnect-delay=100", "reconnect-delay=100: only for an NBD export");
+	expect_error("nbd://h/e,reconnect-delay=5", "reconnect-delay=5: expected milliseconds");
+	expect_error("nbd://h/e,reconnect-delay=30001", "expected milliseconds from 10 to 30000");
+	expect_error("nbd://h/e,reconnect-delay=10,reconnect-delay=20", "given twice");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -311,6 +340,7 @@ int main(void)
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_aio),
 		cmocka_unit_test(test_poll),
+		cmocka_unit_test(test_nbd),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
