@@ -57,7 +57,7 @@ int main(int argc, char **argv)
 	 * vCPUs start in vm_run().  The filter covers all threads (TSYNC).
 	 */
 	if (!status && opt.seccomp &&
-	    vmm_seccomp_install(0, console_restore))
+	    vmm_seccomp_install(vm_seccomp_flags(&vm), console_restore))
 		status = EXIT_SETUP_ERROR;
 	if (!status) {
 		status = vm_run(&vm);

@@ -5,6 +5,10 @@
  * KVM_RUN, and manages its own threads and memory.  Everything else --
  * opening files for writing, sockets, exec, fork, ptrace, signals to
  * other processes, executable mappings, arbitrary ioctls -- is refused.
+ * The one exception is asked for by flag: an NBD disk reconnects after a
+ * lost connection, so it may make stream sockets of the address family
+ * its server was first reached on, and connect them (libnbd does it with
+ * the address saved at start-up: no name lookup, no files).
  *
  * Default action: SCMP_ACT_TRAP, with a SIGSYS handler that says which
  * call it was in one line and ends the process by SIGSYS.  A forbidden
@@ -34,6 +38,9 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,6 +94,25 @@ static const char *const allowed[] = {
 	"getrandom",
 	/* malloc, from the 9th arena on (many vCPU and disk threads) */
 	"sched_getaffinity",
+};
+
+/*
+ * A disk on a socket (VMM_SECCOMP_NET_*: an NBD export), on top of the
+ * above: libnbd's send()/recv() on it, and a reconnect's non-blocking
+ * connect() and its SO_ERROR; socket() and libnbd's TCP_NODELAY come
+ * below, with their arguments checked.
+ */
+static const char *const allowed_net[] = {
+	"sendto", "recvfrom", "sendmsg", "recvmsg", "connect", "getsockopt",
+};
+
+static const struct {
+	unsigned int flag;
+	int family;
+} net_families[] = {
+	{ VMM_SECCOMP_NET_UNIX, AF_UNIX },
+	{ VMM_SECCOMP_NET_INET, AF_INET },
+	{ VMM_SECCOMP_NET_INET6, AF_INET6 },
 };
 
 /* Sanitizer runtimes only: leak check at exit, reports, symbolizer. */
@@ -195,6 +221,40 @@ static int add(scmp_filter_ctx ctx, uint32_t action, const char *name,
 	add(ctx, action, name, ARRAY_SIZE(a_), a_);			\
 })
 
+unsigned int vmm_seccomp_socket_flag(int family)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(net_families); i++)
+		if (net_families[i].family == family)
+			return net_families[i].flag;
+	return 0;
+}
+
+/* What a disk on a socket needs: stream sockets of its families only. */
+static int build_net(scmp_filter_ctx ctx, unsigned int flags)
+{
+	size_t i;
+	int ret = 0;
+
+	if (!(flags & (VMM_SECCOMP_NET_UNIX | VMM_SECCOMP_NET_INET | VMM_SECCOMP_NET_INET6)))
+		return 0;
+	for (i = 0; !ret && i < ARRAY_SIZE(allowed_net); i++)
+		ret = add(ctx, SCMP_ACT_ALLOW, allowed_net[i], 0, NULL);
+	/* libnbd sets it on every new connection (unix sockets refuse it). */
+	ret = ret ?: ADD(ctx, SCMP_ACT_ALLOW, "setsockopt", SCMP_A1(SCMP_CMP_EQ, IPPROTO_TCP),
+			 SCMP_A2(SCMP_CMP_EQ, TCP_NODELAY));
+	for (i = 0; !ret && i < ARRAY_SIZE(net_families); i++) {
+		if (!(flags & net_families[i].flag))
+			continue;
+		/* The type's low bits; SOCK_NONBLOCK and SOCK_CLOEXEC may be or'ed in. */
+		ret = ADD(ctx, SCMP_ACT_ALLOW, "socket",
+			  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)net_families[i].family),
+			  SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM));
+	}
+	return ret;
+}
+
 static int build(scmp_filter_ctx ctx, unsigned int flags)
 {
 	const int open_mask = O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND;
@@ -237,7 +297,7 @@ static int build(scmp_filter_ctx ctx, unsigned int flags)
 		ret = ret ?: ADD(ctx, SCMP_ACT_ALLOW, "open",
 				 SCMP_A1(SCMP_CMP_MASKED_EQ, open_mask, O_RDONLY));
 	}
-	return ret;
+	return ret ?: build_net(ctx, flags);
 }
 
 int vmm_seccomp_install(unsigned int flags, void (*on_violation)(void))

@@ -16,6 +16,17 @@
 
 /* Allow read-only open()s (--stats reads /proc/self/status at the end). */
 #define VMM_SECCOMP_RO_OPEN	(1u << 0)
+/*
+ * A disk on a socket (an NBD export): moving bytes on it, and for its
+ * reconnects socket() of that address family (stream sockets only) and
+ * connect().
+ */
+#define VMM_SECCOMP_NET_UNIX	(1u << 1)
+#define VMM_SECCOMP_NET_INET	(1u << 2)
+#define VMM_SECCOMP_NET_INET6	(1u << 3)
+
+/* The VMM_SECCOMP_NET_* flag for an address family (AF_*); 0 for others. */
+unsigned int vmm_seccomp_socket_flag(int family);
 
 /*
  * Install the filter for the whole process.  Prints nothing on success;

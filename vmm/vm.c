@@ -21,6 +21,7 @@
 #include "lib/util.h"
 #include "vmm/console.h"
 #include "vmm/layout.h"
+#include "vmm/seccomp.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -619,4 +620,13 @@ int vm_destroy(struct vm *vm)
 		close(vm->status_fd);
 	vm->status_fd = -1;
 	return ret;
+}
+
+unsigned int vm_seccomp_flags(const struct vm *vm)
+{
+	unsigned int i, flags = 0;
+
+	for (i = 0; i < vm->nr_disks; i++)
+		flags |= vmm_seccomp_socket_flag(blk_dev_sock_family(vm->disk[i].blk));
+	return flags;
 }

@@ -88,6 +88,8 @@ void vm_request_stop(struct vm *vm, int status, const char *why);
 bool vm_stopping(struct vm *vm);
 
 void vm_print_stats(struct vm *vm);
+/* VMM_SECCOMP_* for what the devices need at run time (an NBD disk's socket). */
+unsigned int vm_seccomp_flags(const struct vm *vm);
 uint64_t vm_now_ns(void);
 
 #endif

@@ -360,6 +360,46 @@ static void test_ro_open_flag(void **state)
 	assert_killed_by(&r, "openat");
 }
 
+/*
+ * An NBD disk's flag (VMM_SECCOMP_NET_UNIX): stream sockets of that
+ * family may be made (a reconnect) and connected; any other family or
+ * type is still forbidden.
+ */
+static int child_net(void *arg)
+{
+	int what = (int)(uintptr_t)arg, fd;
+
+	if (vmm_seccomp_install(VMM_SECCOMP_NET_UNIX, hook))
+		return CHILD_SETUP;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return CHILD_SETUP + 1;
+	close(fd);
+	if (what == 1)
+		socket(AF_INET, SOCK_STREAM, 0);
+	else if (what == 2)
+		socket(AF_UNIX, SOCK_DGRAM, 0);
+	else
+		return CHILD_OK;
+	return CHILD_SURVIVED;
+}
+
+static void test_net_flag(void **state)
+{
+	struct result r;
+
+	run_child(child_net, (void *)0, &r);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != CHILD_OK)
+		fail_msg("child: status 0x%x, stderr '%s'", r.status, r.err);
+	run_child(child_net, (void *)1, &r);
+	assert_killed_by(&r, "socket");
+	run_child(child_net, (void *)2, &r);
+	assert_killed_by(&r, "socket");
+	assert_int_equal(vmm_seccomp_socket_flag(AF_UNIX), VMM_SECCOMP_NET_UNIX);
+	assert_int_equal(vmm_seccomp_socket_flag(AF_INET6), VMM_SECCOMP_NET_INET6);
+	assert_int_equal(vmm_seccomp_socket_flag(0), 0);
+}
+
 static void test_option(void **state)
 {
 	char *with[] = { "tinyvmm", "--no-seccomp", "k", NULL };
@@ -389,6 +429,7 @@ int main(void)
 		cmocka_unit_test(test_sigaction_sigsys),
 		cmocka_unit_test(test_thread_started_before),
 		cmocka_unit_test(test_ro_open_flag),
+		cmocka_unit_test(test_net_flag),
 		cmocka_unit_test(test_option),
 	};
 
