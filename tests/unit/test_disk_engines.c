@@ -7,6 +7,8 @@
  *   io_uring         disk_open(), DISK_ENGINE_IO_URING, on a temp file
  *   fault(threads)   the fault filter with no rules over each file engine:
  *   fault(io_uring)  it must behave exactly like the engine underneath
+ *   nbd              disk_open() of an nbdkit memory export on a unix
+ *                    socket (nbdkit started per case; tests/peer/nbd_server.c)
  * and the fault filter's own rules, trace and holding on top of each.
  *
  * Every wait is bounded (WAIT_MS): a broken engine fails, never hangs.
@@ -29,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -40,6 +43,7 @@
 #include "disk/fault.h"
 #include "disk/mem.h"
 #include "lib/util.h"
+#include "tests/peer/nbd_server.h"
 
 #define DISK_SIZE	(8ULL << 20)
 #define DEPTH		64
@@ -69,16 +73,18 @@ struct kind {
 	enum disk_engine_kind engine;
 	bool fault;			/* a fault filter with no rules on top */
 	bool direct;			/* O_DIRECT (disk_conf.direct) */
+	bool nbd;			/* an nbdkit memory export */
 };
 
 static struct kind kinds[] = {
-	{ "memory", false, DISK_ENGINE_DEFAULT, false, false },
-	{ "threads", true, DISK_ENGINE_THREADS, false, false },
-	{ "io_uring", true, DISK_ENGINE_IO_URING, false, false },
-	{ "fault(threads)", true, DISK_ENGINE_THREADS, true, false },
-	{ "fault(io_uring)", true, DISK_ENGINE_IO_URING, true, false },
-	{ "direct(threads)", true, DISK_ENGINE_THREADS, false, true },
-	{ "direct(io_uring)", true, DISK_ENGINE_IO_URING, false, true },
+	{ "memory", false, DISK_ENGINE_DEFAULT, false, false, false },
+	{ "threads", true, DISK_ENGINE_THREADS, false, false, false },
+	{ "io_uring", true, DISK_ENGINE_IO_URING, false, false, false },
+	{ "fault(threads)", true, DISK_ENGINE_THREADS, true, false, false },
+	{ "fault(io_uring)", true, DISK_ENGINE_IO_URING, true, false, false },
+	{ "direct(threads)", true, DISK_ENGINE_THREADS, false, true, false },
+	{ "direct(io_uring)", true, DISK_ENGINE_IO_URING, false, true, false },
+	{ "nbd", false, DISK_ENGINE_DEFAULT, false, false, true },
 };
 
 static bool uring_ok;
@@ -93,6 +99,7 @@ struct t {
 	uint64_t start;			/* the window in the file */
 	uint64_t size;			/* the disk */
 	uint8_t *model;			/* what the disk should read back */
+	struct nbd_server srv;		/* nbd: its server */
 };
 
 struct opts {
@@ -199,6 +206,33 @@ static void open_file_disk(struct t *t, const struct opts *o)
 	t->start = o->has_range ? o->start : 0;
 }
 
+/*
+ * An nbdkit memory export of o->size (zeros, as the model starts), on a
+ * unix socket; ro opens it read-only (the export stays writable).
+ */
+static void open_nbd_disk(struct t *t, const struct opts *o)
+{
+	char size[32];
+	const char *args[] = { "memory", size, NULL };
+	struct disk_conf c = {
+		.ro = o->ro,
+		.logical_block = 512,
+		.physical_block = 512,
+		.has_range = o->has_range,
+		.range_start = o->start,
+		.range_len = o->len,
+		.depth = DEPTH,
+		.who = "test",
+		.reconnect_ms = 50,
+	};
+
+	snprintf(size, sizeof(size), "size=%llu", (unsigned long long)o->size);
+	nbd_server_init(&t->srv, false);
+	nbd_server_start(&t->srv, args);
+	c.path = t->srv.uri;
+	assert_int_equal(disk_open(&t->d, &c), 0);
+}
+
 /* The disk of the engine kind in *state; a missing io_uring skips, loudly. */
 static struct t *t_new(void **state, const struct opts *o, const char *test)
 {
@@ -217,6 +251,8 @@ static struct t *t_new(void **state, const struct opts *o, const char *test)
 	t->fd = -1;
 	if (k->file)
 		open_file_disk(t, o);
+	else if (k->nbd)
+		open_nbd_disk(t, o);
 	else if (o->mem_props)
 		assert_int_equal(disk_open_mem_props(&t->d, o->mem_props), 0);
 	else
@@ -241,6 +277,8 @@ static struct t *t_plain(void **state, const char *test)
 static void t_free(struct t *t)
 {
 	disk_close(t->d);
+	if (t->k->nbd)
+		nbd_server_stop(&t->srv);
 	if (t->fd >= 0)
 		close(t->fd);
 	free(t->model);
@@ -678,6 +716,11 @@ static void need_prop(struct t *t, bool prop, const char *name)
 
 	if (prop)
 		return;
+	if (t->k->nbd) {
+		snprintf(why, sizeof(why), "props.%s is false: the NBD server does not offer it",
+			 name);
+		t_skip(t, why);
+	}
 	if (fs_punches(fs_type(t)))
 		fail_msg("%s: props.%s is false on a file system that punches holes (statfs type %#lx)",
 			 t->k->name, name, fs_type(t));
@@ -768,6 +811,10 @@ static void test_props(void **state)
 	if (t->k->file) {
 		assert_true(p->fd >= 0);
 		assert_true(disk_notify_fd(t->d) >= 0);
+	} else if (t->k->nbd) {
+		assert_int_equal(p->fd, -1);
+		assert_int_equal(p->sock_family, AF_UNIX);
+		assert_true(disk_notify_fd(t->d) >= 0);
 	} else {
 		assert_int_equal(p->fd, -1);
 		assert_true(p->discard && p->write_zeroes && p->zeroes_unmap);
@@ -833,7 +880,7 @@ static void qd32_round(struct t *t, unsigned int round)
 	fprintf(stderr, "qd32 (%s) round %u: %u of %u ops in flight at once\n", t->k->name, round,
 		b.submitted, QD);
 	/* A file engine that answers everything at submit never ran this case. */
-	if (t->k->file)
+	if (t->k->file || t->k->nbd)
 		assert_true(b.submitted > 0);
 	batch_free(&b);
 }
@@ -908,7 +955,7 @@ static void test_discard(void **state)
 	long long before = 0;
 
 	rnd_seed(4);
-	if (t->k->file)
+	if (t->k->file || t->k->nbd)
 		need_prop(t, disk_props(t->d)->discard, "discard");
 	fill_flushed(t, t->size);
 	if (t->k->file)
@@ -936,16 +983,16 @@ static void test_write_zeroes(void **state)
 	long long before = 0;
 
 	rnd_seed(5);
-	if (t->k->file)
+	if (t->k->file || t->k->nbd)
 		need_prop(t, disk_props(t->d)->write_zeroes, "write_zeroes");
 	fill_flushed(t, t->size);
 	assert_int_equal(t_do(t, DISK_OP_WRITE_ZEROES, MIB + 512, 1536, 0), 0);
 	assert_int_equal(t_do(t, DISK_OP_WRITE_ZEROES, 2 * MIB, MIB, 0), 0);
 	assert_int_equal(t_do(t, DISK_OP_WRITE_ZEROES, 4 * MIB - 512, 2048, DISK_F_UNMAP), 0);
-	if (t->k->file) {
+	if (t->k->file || t->k->nbd)
 		need_prop(t, disk_props(t->d)->zeroes_unmap, "zeroes_unmap");
+	if (t->k->file)
 		before = file_blocks(t);
-	}
 	assert_int_equal(t_do(t, DISK_OP_WRITE_ZEROES, 5 * MIB, MIB, DISK_F_UNMAP), 0);
 	if (t->k->file && file_blocks(t) > before - 1024)
 		fail_msg("%s: WRITE_ZEROES|UNMAP of 1 MiB: st_blocks %lld -> %lld", t->k->name,
@@ -1603,6 +1650,7 @@ int main(void)
 	const struct CMUnitTest fault_uring[] = { FILE_CASES(4) };
 	const struct CMUnitTest direct_threads[] = { DIRECT_CASES(5) };
 	const struct CMUnitTest direct_uring[] = { DIRECT_CASES(6) };
+	const struct CMUnitTest nbd[] = { COMMON_CASES(7) };
 	int failed = 0;
 
 	uring_ok = probe_uring();
@@ -1614,5 +1662,6 @@ int main(void)
 	failed += cmocka_run_group_tests_name("engine fault(io_uring)", fault_uring, NULL, NULL);
 	failed += cmocka_run_group_tests_name("engine direct(threads)", direct_threads, NULL, NULL);
 	failed += cmocka_run_group_tests_name("engine direct(io_uring)", direct_uring, NULL, NULL);
+	failed += cmocka_run_group_tests_name("engine nbd", nbd, NULL, NULL);
 	return failed ? 1 : 0;
 }

@@ -1,0 +1,844 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The NBD engine against nbdkit (tests/peer/nbd_server.c): a unix socket
+ * and TCP on 127.0.0.1; what the handshake says checked against the
+ * options at open (one error line each); a server that fails reads
+ * (nbdkit's error filter) and a slow one (delay filter) with several
+ * requests in flight; the server killed with requests in flight (all
+ * -EIO within a bound, one "connection lost" line), requests while it is
+ * away (-EIO), and restarted on the same socket or port (service resumes,
+ * and a flushed write is still there: nbdkit's file plugin); flushes from
+ * another thread; and all of it again under tinyvmm's seccomp filter.
+ * What every engine must do with reads, writes and faults is in
+ * test_disk_engines.c's conformance suite, nbd group.
+ *
+ * nbdkit missing fails every case here, loudly: nothing is skipped.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "disk/disk.h"
+#include "lib/util.h"
+#include "tests/peer/nbd_server.h"
+#include "vmm/seccomp.h"
+
+#define MIB		(1ULL << 20)
+#define KIB		1024ULL
+#define WAIT_MS		10000	/* only a broken engine takes this long */
+#define DEPTH		32
+/* The delay filter's read delay while the server is killed: longer than LOST_MS. */
+#define SLOW_READ	"rdelay=4"
+#define LOST_MS		2000	/* requests in flight fail within this of the kill */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	const struct timespec ts = { ms / 1000, ms % 1000 * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* ---- stderr, captured ------------------------------------------------------ */
+
+static char errbuf[8192];
+static int saved_stderr = -1;
+static FILE *errfile;
+
+static void capture_start(void)
+{
+	fflush(stderr);
+	errfile = tmpfile();
+	assert_non_null(errfile);
+	saved_stderr = dup(STDERR_FILENO);
+	assert_true(saved_stderr >= 0);
+	assert_true(dup2(fileno(errfile), STDERR_FILENO) >= 0);
+}
+
+/* Stop capturing; what was written is in errbuf, and is shown again. */
+static void capture_end(void)
+{
+	size_t n;
+
+	assert_true(dup2(saved_stderr, STDERR_FILENO) >= 0);
+	close(saved_stderr);
+	rewind(errfile);
+	n = fread(errbuf, 1, sizeof(errbuf) - 1, errfile);
+	errbuf[n] = 0;
+	fclose(errfile);
+	fputs(errbuf, stderr);
+}
+
+static unsigned int count_lines(const char *buf, const char *what)
+{
+	unsigned int n = 0;
+	const char *p;
+
+	for (p = buf; (p = strstr(p, what)); p++)
+		n++;
+	return n;
+}
+
+/* ---- operations ------------------------------------------------------------ */
+
+struct req {
+	struct disk_io io;
+	struct iovec iov[3];
+	uint8_t *buf;
+	int result;
+	bool done;
+};
+
+/* A READ or WRITE of len bytes at off over buf, in three uneven iovecs. */
+static void req_rw(struct req *r, enum disk_op op, uint64_t off, uint8_t *buf, uint64_t len,
+		   uint32_t flags)
+{
+	uint64_t a = len / 3 + 1, b = len / 5;
+
+	memset(r, 0, sizeof(*r));
+	r->buf = buf;
+	r->iov[0] = (struct iovec){ buf, a };
+	r->iov[1] = (struct iovec){ buf + a, b };
+	r->iov[2] = (struct iovec){ buf + a + b, len - a - b };
+	r->io = (struct disk_io){ .op = op, .flags = flags, .offset = off, .len = len,
+				  .iov = r->iov, .cnt = 3 };
+}
+
+static void req_plain(struct req *r, enum disk_op op, uint64_t off, uint64_t len, uint32_t flags)
+{
+	memset(r, 0, sizeof(*r));
+	r->io = (struct disk_io){ .op = op, .flags = flags, .offset = off, .len = len };
+}
+
+/* Reap until nothing is in flight; false when ms passed first. */
+static bool reap_all(struct disk *d, struct req *r, unsigned int n, int ms)
+{
+	int64_t deadline = now_ms() + ms, left;
+	struct pollfd p = { .fd = disk_notify_fd(d), .events = POLLIN };
+	struct disk_done dd[16];
+	unsigned int i, k;
+
+	while (disk_in_flight(d)) {
+		k = disk_reap(d, dd, ARRAY_SIZE(dd));
+		for (i = 0; i < k; i++) {
+			assert_true(dd[i].cookie < n);
+			assert_false(r[dd[i].cookie].done);
+			r[dd[i].cookie].done = true;
+			r[dd[i].cookie].result = dd[i].result;
+		}
+		left = deadline - now_ms();
+		if (left <= 0)
+			return false;
+		if (!k)
+			poll(&p, 1, (int)left);
+	}
+	return true;
+}
+
+static void submit_all(struct disk *d, struct req *r, unsigned int n)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < n; i++) {
+		r[i].io.cookie = i;
+		ret = disk_submit(d, &r[i].io);
+		if (ret != DISK_SUBMITTED) {
+			r[i].done = true;
+			r[i].result = ret;
+		}
+	}
+	disk_commit(d);
+}
+
+static void run_all(struct disk *d, struct req *r, unsigned int n)
+{
+	submit_all(d, r, n);
+	if (!reap_all(d, r, n, WAIT_MS))
+		fail_msg("%u request(s) still in flight after %d ms", disk_in_flight(d), WAIT_MS);
+}
+
+static int one(struct disk *d, struct req *r)
+{
+	run_all(d, r, 1);
+	return r->result;
+}
+
+static int do_rw(struct disk *d, enum disk_op op, uint64_t off, uint8_t *buf, uint64_t len,
+		 uint32_t flags)
+{
+	struct req r;
+
+	req_rw(&r, op, off, buf, len, flags);
+	return one(d, &r);
+}
+
+static int do_plain(struct disk *d, enum disk_op op, uint64_t off, uint64_t len, uint32_t flags)
+{
+	struct req r;
+
+	req_plain(&r, op, off, len, flags);
+	return one(d, &r);
+}
+
+static void fill(uint8_t *p, uint64_t len, unsigned int seed)
+{
+	uint64_t i;
+
+	for (i = 0; i < len; i++)
+		p[i] = (uint8_t)(i * 31 + seed * 7 + (i >> 11));
+}
+
+/* 100 iovecs of 512 bytes (more than go out as they are): written, read back. */
+static void many_iovecs(struct disk *d, uint64_t off)
+{
+	static uint8_t w[100 * 512], r[100 * 512];
+	struct iovec iov[100];
+	struct req q;
+	unsigned int i;
+
+	fill(w, sizeof(w), 9);
+	for (i = 0; i < 100; i++)
+		iov[i] = (struct iovec){ w + i * 512, 512 };
+	memset(&q, 0, sizeof(q));
+	q.io = (struct disk_io){ .op = DISK_OP_WRITE, .offset = off, .len = sizeof(w),
+				 .iov = iov, .cnt = 100 };
+	assert_int_equal(one(d, &q), 0);
+	for (i = 0; i < 100; i++)
+		iov[i] = (struct iovec){ r + (99 - i) * 512, 512 };
+	memset(&q, 0, sizeof(q));
+	q.io = (struct disk_io){ .op = DISK_OP_READ, .offset = off, .len = sizeof(r),
+				 .iov = iov, .cnt = 100 };
+	assert_int_equal(one(d, &q), 0);
+	for (i = 0; i < 100; i++)
+		assert_memory_equal(r + (99 - i) * 512, w + i * 512, 512);
+}
+
+/* ---- opening ----------------------------------------------------------------- */
+
+static struct disk_conf conf(const struct nbd_server *s, bool ro)
+{
+	return (struct disk_conf){
+		.path = s->uri, .ro = ro, .logical_block = 512, .physical_block = 512,
+		.depth = DEPTH, .who = "test", .reconnect_ms = 50,
+	};
+}
+
+static struct disk *open_disk(const struct nbd_server *s, bool ro)
+{
+	struct disk_conf c = conf(s, ro);
+	struct disk *d;
+	int ret = disk_open(&d, &c);
+
+	if (ret)
+		fail_msg("disk_open(%s): %s", s->uri, strerror(-ret));
+	return d;
+}
+
+/* A memory export of size bytes, unix or TCP, with extra args before the plugin. */
+static void start_memory(struct nbd_server *s, bool tcp, const char *size, const char *a0,
+			 const char *a1, const char *a2)
+{
+	const char *args[6] = { NULL };
+	unsigned int n = 0;
+
+	nbd_server_init(s, tcp);
+	if (a0)
+		args[n++] = a0;
+	if (a1)
+		args[n++] = a1;
+	args[n++] = "memory";
+	args[n++] = size;
+	if (a2)
+		args[n++] = a2;
+	nbd_server_start(s, args);
+}
+
+/* ---- cases ------------------------------------------------------------------- */
+
+/*
+ * Every operation over one transport: props from the handshake (size,
+ * engine, socket family, trim and zero offered), uneven iovecs (one
+ * command each), 100 small ones (a bounce buffer), FUA, FLUSH,
+ * disk_flush_sync(), DISCARD and
+ * WRITE_ZEROES (with and without UNMAP) read back as zeros.  Fails if a
+ * byte is lost or moved, or an operation fails.
+ */
+static void basic(bool tcp)
+{
+	uint8_t *w = malloc(256 * KIB), *r = malloc(256 * KIB);
+	struct nbd_server s;
+	struct disk *d;
+	const struct disk_props *p;
+
+	assert_true(w && r);
+	start_memory(&s, tcp, "size=4M", NULL, NULL, NULL);
+	d = open_disk(&s, false);
+	p = disk_props(d);
+	assert_int_equal(p->size, 4 * MIB);
+	assert_string_equal(p->engine, "nbd");
+	assert_int_equal(p->sock_family, tcp ? AF_INET : AF_UNIX);
+	assert_int_equal(p->fd, -1);
+	assert_false(p->ro);
+	assert_true(p->discard && p->write_zeroes && p->zeroes_unmap);
+	assert_true(disk_notify_fd(d) >= 0);
+
+	fill(w, 256 * KIB, 1);
+	assert_int_equal(do_rw(d, DISK_OP_WRITE, 0, w, 256 * KIB, 0), 0);
+	assert_int_equal(do_rw(d, DISK_OP_WRITE, MIB, w, 64 * KIB, DISK_F_FUA), 0);
+	assert_int_equal(do_plain(d, DISK_OP_FLUSH, 0, 0, 0), 0);
+	assert_int_equal(disk_flush_sync(d), 0);
+	memset(r, 0, 256 * KIB);
+	assert_int_equal(do_rw(d, DISK_OP_READ, 0, r, 256 * KIB, 0), 0);
+	assert_memory_equal(r, w, 256 * KIB);
+	assert_int_equal(do_rw(d, DISK_OP_READ, MIB, r, 64 * KIB, 0), 0);
+	assert_memory_equal(r, w, 64 * KIB);
+	many_iovecs(d, 2 * MIB);
+
+	assert_int_equal(do_plain(d, DISK_OP_DISCARD, 0, 64 * KIB, 0), 0);
+	assert_int_equal(do_plain(d, DISK_OP_WRITE_ZEROES, 64 * KIB, 64 * KIB, 0), 0);
+	assert_int_equal(do_plain(d, DISK_OP_WRITE_ZEROES, 128 * KIB, 64 * KIB,
+				  DISK_F_UNMAP | DISK_F_FUA), 0);
+	assert_int_equal(do_rw(d, DISK_OP_READ, 0, r, 256 * KIB, 0), 0);
+	memset(w, 0, 192 * KIB);
+	assert_memory_equal(r, w, 256 * KIB);
+	disk_close(d);
+	nbd_server_stop(&s);
+	free(w);
+	free(r);
+}
+
+static void test_unix(void **state)
+{
+	basic(false);
+}
+
+static void test_tcp(void **state)
+{
+	basic(true);
+}
+
+/* disk_open() must fail with want and one error line containing what. */
+static void open_fails(struct disk_conf *c, int want, const char *what)
+{
+	struct disk *d = NULL;
+	int ret;
+
+	capture_start();
+	ret = disk_open(&d, c);
+	capture_end();
+	if (!ret)
+		disk_close(d);
+	if (ret != want)
+		fail_msg("disk_open(%s): %d (%s), want %d (%s)", c->path, ret,
+			 ret ? strerror(-ret) : "opened", want, strerror(-want));
+	assert_null(d);
+	if (!strstr(errbuf, what) || count_lines(errbuf, "\n") != 1)
+		fail_msg("disk_open(%s): want one line with '%s', got '%s'", c->path, what, errbuf);
+}
+
+/*
+ * What the handshake says against the options: rw on a read-only export,
+ * a size that is not whole sectors, a range= past the end, a sectorsize=
+ * below the server's minimum block size (blocksize-policy filter), direct and an
+ * engine choice, a scheme that is not supported, nobody listening.  Each
+ * is one error line, and nothing stays open.  Fails if any of them opens.
+ */
+static void test_open_errors(void **state)
+{
+	struct nbd_server s;
+	struct disk_conf c;
+	struct disk *d;
+	char path[PATH_MAX + 64];
+
+	start_memory(&s, false, "size=1M", "-r", NULL, NULL);
+	c = conf(&s, false);
+	open_fails(&c, -EROFS, "read-only");
+	d = open_disk(&s, true);
+	assert_true(disk_props(d)->ro);
+	assert_false(disk_props(d)->discard || disk_props(d)->write_zeroes);
+	disk_close(d);
+	nbd_server_stop(&s);
+
+	start_memory(&s, false, "size=1000", NULL, NULL, NULL);
+	c = conf(&s, false);
+	open_fails(&c, -EINVAL, "not a non-zero multiple of sectorsize");
+	nbd_server_stop(&s);
+
+	start_memory(&s, false, "size=1M", NULL, NULL, NULL);
+	c = conf(&s, false);
+	c.has_range = true;
+	c.range_start = 512 * KIB;
+	c.range_len = 768 * KIB;
+	open_fails(&c, -EINVAL, "runs past the end");
+	c.range_len = 256 * KIB;
+	assert_int_equal(disk_open(&d, &c), 0);
+	assert_int_equal(disk_props(d)->size, 256 * KIB);
+	disk_close(d);
+	c = conf(&s, false);
+	c.direct = true;
+	open_fails(&c, -EINVAL, "direct");
+	c = conf(&s, false);
+	c.engine = DISK_ENGINE_THREADS;
+	open_fails(&c, -EINVAL, "aio=");
+	c = conf(&s, false);
+	c.logical_block = 4096;
+	c.physical_block = 4096;
+	assert_int_equal(disk_open(&d, &c), 0);
+	disk_close(d);
+	nbd_server_stop(&s);
+
+	start_memory(&s, false, "size=1M", "--filter=blocksize-policy", NULL,
+		     "blocksize-minimum=4096");
+	c = conf(&s, false);
+	open_fails(&c, -EINVAL, "sectorsize=512 is smaller than the server's minimum block size 4096");
+	c.logical_block = c.physical_block = 4096;
+	assert_int_equal(disk_open(&d, &c), 0);
+	disk_close(d);
+	nbd_server_stop(&s);
+
+	c = conf(&s, false);
+	c.path = "nbds://127.0.0.1/x";
+	open_fails(&c, -EINVAL, "only nbd:// and nbd+unix://");
+	nbd_server_init(&s, false);
+	snprintf(path, sizeof(path), "%s", s.uri);
+	c.path = path;
+	capture_start();
+	assert_true(disk_open(&d, &c) < 0);
+	capture_end();
+	assert_non_null(strstr(errbuf, "cannot connect"));
+	assert_int_equal(count_lines(errbuf, "\n"), 1);
+	nbd_server_stop(&s);
+	assert_true(disk_path_is_nbd("nbd+unix:///?socket=/x"));
+	assert_true(disk_path_is_nbd("nbds+unix:///e"));
+	assert_false(disk_path_is_nbd("nbd.img"));
+	assert_false(disk_path_is_nbd("./nbd://x"));
+}
+
+/*
+ * nbdkit's error filter fails every read with EIO: reads are -EIO (never
+ * 0), writes still succeed.  Fails if a server error is lost.
+ */
+static void test_server_errors(void **state)
+{
+	uint8_t buf[8192];
+	struct nbd_server s;
+	struct disk *d;
+
+	start_memory(&s, false, "size=1M", "--filter=error", NULL, "error-pread-rate=100%");
+	d = open_disk(&s, false);
+	fill(buf, sizeof(buf), 2);
+	assert_int_equal(do_rw(d, DISK_OP_WRITE, 0, buf, sizeof(buf), 0), 0);
+	assert_int_equal(do_rw(d, DISK_OP_WRITE, 8192, buf, sizeof(buf), DISK_F_FUA), 0);
+	assert_int_equal(do_rw(d, DISK_OP_READ, 0, buf, sizeof(buf), 0), -EIO);
+	assert_int_equal(do_rw(d, DISK_OP_READ, 4096, buf, 512, 0), -EIO);
+	assert_int_equal(do_plain(d, DISK_OP_FLUSH, 0, 0, 0), 0);
+	disk_close(d);
+	nbd_server_stop(&s);
+}
+
+/*
+ * A slow server (every read takes 300 ms): 16 reads in flight complete,
+ * all of them, in well under 16 times the delay, so they were on the
+ * wire together.  Fails if the engine sends one request at a time.
+ */
+static void test_slow_server(void **state)
+{
+	static uint8_t bufs[16][4096];
+	struct req r[16];
+	struct nbd_server s;
+	struct disk *d;
+	int64_t t0, took;
+	unsigned int i;
+
+	start_memory(&s, false, "size=1M", "--filter=delay", NULL, "rdelay=300ms");
+	d = open_disk(&s, false);
+	for (i = 0; i < 16; i++)
+		req_rw(&r[i], DISK_OP_READ, i * 8192, bufs[i], sizeof(bufs[i]), 0);
+	t0 = now_ms();
+	run_all(d, r, 16);
+	took = now_ms() - t0;
+	for (i = 0; i < 16; i++)
+		assert_int_equal(r[i].result, 0);
+	fprintf(stderr, "16 reads of 300 ms each took %lld ms\n", (long long)took);
+	if (took >= 8 * 300)
+		fail_msg("16 delayed reads took %lld ms: they were not in flight together",
+			 (long long)took);
+	disk_close(d);
+	nbd_server_stop(&s);
+}
+
+/* The whole of a small text file, NUL-terminated, into errbuf. */
+static const char *slurp(const char *path)
+{
+	ssize_t k;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	k = read(fd, errbuf, sizeof(errbuf) - 1);
+	errbuf[k > 0 ? k : 0] = 0;
+	close(fd);
+	return errbuf;
+}
+
+/*
+ * A server that cannot FUA (nbdkit's fua filter in its default mode) but
+ * flushes: a FUA write goes out as a plain write and then a flush, both
+ * before it completes (nbdkit's log filter sees the commands).  Fails if
+ * FUA is dropped, or sent to a server that did not offer it.
+ */
+static void test_fua_emulated(void **state)
+{
+	char log[PATH_MAX + 32], logarg[PATH_MAX + 48];
+	const char *w, *f;
+	uint8_t buf[4096];
+	struct nbd_server s;
+	struct disk *d;
+	/* The fua filter's default mode offers no FUA (1.32 refuses "fuamode=none"). */
+	const char *args[] = { "--filter=log", "--filter=fua", "memory", "size=1M", logarg,
+			       NULL };
+
+	nbd_server_init(&s, false);
+	nbd_server_path(&s, "commands.log", log, sizeof(log));
+	snprintf(logarg, sizeof(logarg), "logfile=%s", log);
+	nbd_server_start(&s, args);
+	d = open_disk(&s, false);
+	fill(buf, sizeof(buf), 7);
+	assert_int_equal(do_rw(d, DISK_OP_WRITE, 0, buf, sizeof(buf), DISK_F_FUA), 0);
+	disk_close(d);
+	slurp(log);
+	w = strstr(errbuf, "Write");
+	f = w ? strstr(w, "Flush") : NULL;
+	if (!w || !f || strstr(errbuf, "fua=1"))
+		fail_msg("a FUA write to a server without FUA: want Write (fua=0), then Flush; "
+			 "the server saw:\n%s", errbuf);
+	nbd_server_stop(&s);
+}
+
+/* The export's file, 4 MiB of zeros, in the server's dir. */
+static void make_export_file(const struct nbd_server *s, char *path, size_t len)
+{
+	int fd;
+
+	nbd_server_path(s, "export.img", path, len);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 4 * MIB), 0);
+	close(fd);
+}
+
+/* Read off until it succeeds (the engine reconnected), bounded. */
+static void wait_service(struct disk *d, uint8_t *buf, uint64_t len)
+{
+	int64_t deadline = now_ms() + WAIT_MS;
+
+	while (do_rw(d, DISK_OP_READ, 0, buf, len, 0)) {
+		if (now_ms() > deadline)
+			fail_msg("no service %d ms after the server came back", WAIT_MS);
+		sleep_ms(20);
+	}
+}
+
+/*
+ * The server is killed with 16 slow reads in flight: all of them fail
+ * -EIO within LOST_MS (well before their delay would end), with one
+ * "connection lost ...; reconnecting" line; a request while it is away
+ * fails -EIO at once; restarted on the same socket or port, the disk
+ * serves again, and the write flushed before the kill is there.  Fails
+ * on a hang, a crash, a 0 result for a lost request, or lost data.
+ */
+static void kill_restart(bool tcp)
+{
+	static uint8_t bufs[16][4096];
+	uint8_t *w = malloc(64 * KIB), *r = malloc(64 * KIB);
+	char file[PATH_MAX + 32];
+	const char *slow[] = { "--filter=delay", "file", file, SLOW_READ, NULL };
+	const char *plain[] = { "file", file, NULL };
+	struct req q[16];
+	struct nbd_server s;
+	struct disk *d;
+	unsigned int i;
+	int64_t t0;
+
+	assert_true(w && r);
+	nbd_server_init(&s, tcp);
+	make_export_file(&s, file, sizeof(file));
+	nbd_server_start(&s, slow);
+	d = open_disk(&s, false);
+	fill(w, 64 * KIB, 3);
+	assert_int_equal(do_rw(d, DISK_OP_WRITE, 0, w, 64 * KIB, 0), 0);
+	assert_int_equal(do_plain(d, DISK_OP_FLUSH, 0, 0, 0), 0);
+
+	for (i = 0; i < 16; i++)
+		req_rw(&q[i], DISK_OP_READ, MIB + i * 8192, bufs[i], sizeof(bufs[i]), 0);
+	submit_all(d, q, 16);
+	sleep_ms(200);
+	assert_int_equal(disk_in_flight(d), 16);
+	capture_start();
+	t0 = now_ms();
+	nbd_server_kill(&s);
+	if (!reap_all(d, q, 16, LOST_MS)) {
+		capture_end();
+		fail_msg("%u request(s) still in flight %d ms after the server died",
+			 disk_in_flight(d), LOST_MS);
+	}
+	for (i = 0; i < 16; i++)
+		if (q[i].result != -EIO) {
+			capture_end();
+			fail_msg("read %u in flight at the kill: %d, want -EIO", i, q[i].result);
+		}
+	fprintf(stderr, "16 requests failed %lld ms after the kill\n", (long long)(now_ms() - t0));
+	assert_int_equal(do_rw(d, DISK_OP_READ, 0, r, 4096, 0), -EIO);
+	assert_int_equal(disk_flush_sync(d), -EIO);
+	nbd_server_start(&s, plain);
+	wait_service(d, r, 64 * KIB);
+	capture_end();
+	assert_memory_equal(r, w, 64 * KIB);
+	if (count_lines(errbuf, "connection lost") != 1 ||
+	    count_lines(errbuf, "; reconnecting\n") != 1 || !strstr(errbuf, s.uri))
+		fail_msg("want one 'connection lost: ...; reconnecting' line for %s, got '%s'",
+			 s.uri, errbuf);
+	fill(w, 64 * KIB, 4);
+	assert_int_equal(do_rw(d, DISK_OP_WRITE, 0, w, 64 * KIB, DISK_F_FUA), 0);
+	assert_int_equal(disk_flush_sync(d), 0);
+	disk_close(d);
+	nbd_server_stop(&s);
+	free(w);
+	free(r);
+}
+
+static void test_kill_restart_unix(void **state)
+{
+	kill_restart(false);
+}
+
+static void test_kill_restart_tcp(void **state)
+{
+	kill_restart(true);
+}
+
+/*
+ * A write acknowledged but not flushed when the connection is lost (the
+ * memory server really loses it): after the reconnect the next flush
+ * fails, once, whichever path asks (disk_flush_sync() here), so a
+ * writeback guest is never told that write is safe; a write that was
+ * flushed, or FUA, poisons nothing.  Fails if that flush succeeds.
+ */
+static void test_unflushed_lost(void **state)
+{
+	const char *args[] = { "memory", "size=1M", NULL };
+	uint8_t buf[4096];
+	struct nbd_server s;
+	struct disk *d;
+
+	start_memory(&s, false, "size=1M", NULL, NULL, NULL);
+	d = open_disk(&s, false);
+	fill(buf, sizeof(buf), 6);
+	assert_int_equal(do_rw(d, DISK_OP_WRITE, 0, buf, sizeof(buf), DISK_F_FUA), 0);
+	capture_start();
+	nbd_server_kill(&s);
+	nbd_server_start(&s, args);
+	wait_service(d, buf, sizeof(buf));
+	capture_end();
+	assert_int_equal(disk_flush_sync(d), 0);
+	assert_int_equal(do_rw(d, DISK_OP_WRITE, 0, buf, sizeof(buf), 0), 0);
+	capture_start();
+	nbd_server_kill(&s);
+	nbd_server_start(&s, args);
+	wait_service(d, buf, sizeof(buf));
+	capture_end();
+	assert_int_equal(disk_flush_sync(d), -EIO);
+	assert_int_equal(do_plain(d, DISK_OP_FLUSH, 0, 0, 0), 0);
+	assert_int_equal(disk_flush_sync(d), 0);
+	disk_close(d);
+	nbd_server_stop(&s);
+}
+
+static void *flusher(void *arg)
+{
+	uintptr_t bad = 0;
+	unsigned int i;
+
+	for (i = 0; i < 100; i++)
+		bad += disk_flush_sync(arg) != 0;
+	return (void *)bad;
+}
+
+/*
+ * disk_flush_sync() from another thread, 100 times, while this one keeps
+ * eight writes in flight: every flush and write succeeds, and the data
+ * reads back.  Fails (or trips ASan/TSan-visible corruption) if the two
+ * threads share the connection unsafely.
+ */
+static void test_flush_sync_thread(void **state)
+{
+	static uint8_t bufs[8][16384], back[16384];
+	struct req r[8];
+	struct nbd_server s;
+	struct disk *d;
+	unsigned int round, i;
+	pthread_t t;
+	void *bad;
+
+	start_memory(&s, false, "size=4M", NULL, NULL, NULL);
+	d = open_disk(&s, false);
+	assert_int_equal(pthread_create(&t, NULL, flusher, d), 0);
+	for (round = 0; round < 25; round++) {
+		for (i = 0; i < 8; i++) {
+			fill(bufs[i], sizeof(bufs[i]), round * 8 + i);
+			req_rw(&r[i], DISK_OP_WRITE, i * 65536, bufs[i], sizeof(bufs[i]),
+			       round % 3 ? 0 : DISK_F_FUA);
+		}
+		run_all(d, r, 8);
+		for (i = 0; i < 8; i++)
+			assert_int_equal(r[i].result, 0);
+	}
+	assert_int_equal(pthread_join(t, &bad), 0);
+	assert_null(bad);
+	for (i = 0; i < 8; i++) {
+		assert_int_equal(do_rw(d, DISK_OP_READ, i * 65536, back, sizeof(back), 0), 0);
+		assert_memory_equal(back, bufs[i], sizeof(back));
+	}
+	disk_close(d);
+	nbd_server_stop(&s);
+}
+
+/* ---- under the seccomp filter ---------------------------------------------- */
+
+struct sc_child {
+	const char *uri;
+	int up[2], down[2];	/* child -> parent "ready", parent -> child "restarted" */
+};
+
+/* The child: open, filter on, I/O, then (after the restart) a reconnect and I/O. */
+static int sc_child_run(struct sc_child *sc)
+{
+	const struct disk_conf c = {
+		.path = sc->uri, .logical_block = 512, .physical_block = 512, .depth = 8,
+		.who = "test", .reconnect_ms = 20,
+	};
+	uint8_t buf[8192], back[8192];
+	struct disk *d;
+	int64_t deadline;
+	char ch;
+
+	if (disk_open(&d, &c))
+		return 10;
+	if (vmm_seccomp_install(vmm_seccomp_socket_flag(disk_props(d)->sock_family), NULL))
+		return 11;
+	fill(buf, sizeof(buf), 5);
+	if (do_rw(d, DISK_OP_WRITE, 0, buf, sizeof(buf), DISK_F_FUA) ||
+	    do_plain(d, DISK_OP_FLUSH, 0, 0, 0) || disk_flush_sync(d) ||
+	    do_rw(d, DISK_OP_READ, 0, back, sizeof(back), 0) || memcmp(buf, back, sizeof(buf)))
+		return 12;
+	if (write(sc->up[1], "r", 1) != 1 || read(sc->down[0], &ch, 1) != 1)
+		return 13;
+	deadline = now_ms() + WAIT_MS;
+	while (do_rw(d, DISK_OP_READ, 0, back, sizeof(back), 0)) {
+		if (now_ms() > deadline)
+			return 14;
+		sleep_ms(20);
+	}
+	if (do_rw(d, DISK_OP_WRITE, 0, buf, sizeof(buf), 0) || disk_flush_sync(d))
+		return 15;
+	disk_close(d);
+	return 0;
+}
+
+/*
+ * An NBD disk opened before tinyvmm's filter (as vm_create() opens it
+ * before main() installs it) works under it, loses its server and
+ * reconnects under it (socket() of that family, connect()).  Fails with
+ * the filter's one line if a call the engine needs is missing.
+ */
+static void seccomp_reconnect(bool tcp)
+{
+	const char *args[] = { "memory", "size=1M", NULL };
+	struct sc_child sc;
+	struct nbd_server s;
+	int status, errfd;
+	char path[PATH_MAX + 16], ch;
+	pid_t pid;
+
+	start_memory(&s, tcp, "size=1M", NULL, NULL, NULL);
+	sc.uri = s.uri;
+	assert_int_equal(pipe(sc.up), 0);
+	assert_int_equal(pipe(sc.down), 0);
+	nbd_server_path(&s, "child.err", path, sizeof(path));
+	errfd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(errfd >= 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(errfd, STDERR_FILENO);
+		_exit(sc_child_run(&sc));
+	}
+	close(sc.up[1]);
+	close(sc.down[0]);
+	if (read(sc.up[0], &ch, 1) == 1) {
+		nbd_server_kill(&s);
+		nbd_server_start(&s, args);
+		assert_int_equal(write(sc.down[1], "g", 1), 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	memset(errbuf, 0, sizeof(errbuf));
+	assert_true(pread(errfd, errbuf, sizeof(errbuf) - 1, 0) >= 0);
+	close(errfd);
+	close(sc.up[0]);
+	close(sc.down[1]);
+	nbd_server_stop(&s);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		fail_msg("child under seccomp: status 0x%x, stderr '%s'", status, errbuf);
+}
+
+static void test_seccomp_unix(void **state)
+{
+	seccomp_reconnect(false);
+}
+
+static void test_seccomp_tcp(void **state)
+{
+	seccomp_reconnect(true);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_unix),
+		cmocka_unit_test(test_tcp),
+		cmocka_unit_test(test_open_errors),
+		cmocka_unit_test(test_server_errors),
+		cmocka_unit_test(test_slow_server),
+		cmocka_unit_test(test_fua_emulated),
+		cmocka_unit_test(test_kill_restart_unix),
+		cmocka_unit_test(test_kill_restart_tcp),
+		cmocka_unit_test(test_unflushed_lost),
+		cmocka_unit_test(test_flush_sync_thread),
+		cmocka_unit_test(test_seccomp_unix),
+		cmocka_unit_test(test_seccomp_tcp),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
