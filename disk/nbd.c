@@ -4,29 +4,32 @@
  * libnbd URI (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH),
  * spoken to through libnbd's asynchronous API.
  *
- * One engine thread of its own owns the libnbd handle; nothing else ever
- * calls libnbd on it.  submit() puts an operation on a list and commit()
- * wakes the engine thread (an eventfd); the engine thread turns each
- * operation into NBD commands, polls the socket in the direction libnbd
- * asks for, and posts finished operations on a done list whose eventfd
- * is the notify fd (readable exactly while the list holds something, as
- * in the thread-pool engine).  Why a thread rather than an epoll notify
- * fd holding the socket, with libnbd driven from submit/commit/reap:
- *  - the queue thread never waits for the network: a reconnect (a TCP
- *    connect and a handshake of several round trips), its back-off and
- *    its timers live here, and the queue thread's loop stays as it is
- *    (POLLIN on one fd, no timeouts of the engine's);
- *  - disk_flush_sync() from a vCPU thread is one more queued operation,
- *    so libnbd's state machine is never run by two threads at once (its
- *    replies would otherwise complete the queue thread's commands on
- *    whatever thread happened to read them);
- *  - a completion callback may not call libnbd, so the flush that
- *    follows a FUA write the server cannot FUA, and the sweep after a
- *    lost connection, belong to a loop that owns the handle anyway.
- * The price is a thread wake-up each way per batch: against a server on
- * the same host, at low queue depth, that is a large part of a request's
- * time (driving libnbd from the queue thread itself would save it); over
- * a network the round trip dominates.
+ * The thread that submits and reaps drives libnbd itself: submit()
+ * issues the operation's commands at once (libnbd writes what the socket
+ * takes), the notify fd is an epoll set holding the socket (readable for
+ * replies, writable while libnbd has output left for a full socket) and
+ * an eventfd that is readable while finished operations wait on the done
+ * list, and reap() lets libnbd read the replies, whose completion
+ * callbacks finish operations onto that list.  So a request costs no
+ * thread hand-off: waking the reaper is the reply's arrival itself.  An
+ * engine thread of the disk's own does what must not stall the reaper
+ * or needs a timer: it notices an idle connection being closed
+ * (POLLRDHUP only, so replies do not wake it), closes a dead handle and
+ * fails what was in flight, reconnects with its back-off, and at close
+ * drains what is in flight (the reaper is gone by then).  Only it opens
+ * and closes handles, which keeps the socket fd stable for the others.
+ * Why not a thread that owns libnbd outright, with submit queues and an
+ * eventfd each way: that costs two thread wake-ups per request, which
+ * against a server on the same host at queue depth 1 is about as much
+ * as everything else.
+ *
+ * disk_flush_sync() (any thread) issues its FLUSH under the same lock
+ * and reads replies itself until it is answered, since the reaper reads
+ * them only while it has requests of its own in flight.  Every libnbd
+ * call is made under hlock, so completion callbacks, which may run on
+ * any of these threads, never race; they only count answers: what comes
+ * next (the flush after a FUA write the server cannot FUA, finishing)
+ * runs after the libnbd call returns, since callbacks may not call it.
  *
  * Mapping: READ -> pread, WRITE -> pwrite (FUA -> LIBNBD_CMD_FLAG_FUA
  * where the server can FUA, else the write and then a flush before it
@@ -67,6 +70,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -96,10 +100,9 @@ enum nbd_state {
 
 enum nbd_cmd { NBD_READ, NBD_WRITE, NBD_FLUSH, NBD_TRIM, NBD_ZERO };
 
-/* A disk_flush_sync() waiting for its operation. */
+/* A disk_flush_sync() reading replies until its operation is answered. */
 struct nbd_sync {
-	pthread_cond_t cond;
-	bool done;
+	bool done;		/* under lock */
 };
 
 struct disk_nbd;
@@ -115,7 +118,7 @@ struct nbd_op {
 	uint64_t gen;		/* FLUSH: the write generation it covers */
 	uint8_t *bounce;	/* flat copy of the iovecs, NULL: none */
 	struct nbd_sync *sync;	/* disk_flush_sync()'s, NULL: the queue thread's */
-	struct nbd_op *next;	/* free, submitted, ready or done list */
+	struct nbd_op *next;	/* free, ready or done list */
 	struct nbd_op *lprev, *lnext;	/* live list: commands issued */
 };
 
@@ -130,7 +133,13 @@ struct disk_nbd {
 	int64_t size;
 	bool ro;
 	uint32_t logical_block;
-	/* The engine thread's own. */
+	/*
+	 * Under hlock: the handle, the ops' commands and everything below
+	 * to lock.  Every libnbd call is made with it held, so completion
+	 * callbacks run under it too, on whichever thread made the call.
+	 * Only the engine thread opens and closes handles.
+	 */
+	pthread_mutex_t hlock;
 	struct nbd_handle *h;
 	enum nbd_state state;
 	bool can_fua;
@@ -143,15 +152,16 @@ struct disk_nbd {
 	char why[256];			/* libnbd's first error on this connection */
 	struct nbd_op *ready;		/* every command answered, op not finished */
 	struct nbd_op live;		/* list head */
+	bool stopping;
+	int sock_fd;			/* the handle's fd in the epoll set, -1: none */
+	bool sock_out;			/* registered for EPOLLOUT too */
 	pthread_t thread;
-	int kick_fd;			/* eventfd: submitted ops, or stopping */
-	bool kick_pending;		/* the submitting thread's: submitted since commit */
-	/* Under lock. */
+	int kick_fd;			/* eventfd: wakes the engine thread */
+	int done_fd;			/* eventfd: readable while the done list holds ops */
+	/* Under lock (taken inside hlock, never around it). */
 	pthread_mutex_t lock;
 	struct nbd_op *ops, *free;
-	struct nbd_op *sub_head, *sub_tail;
 	struct nbd_op *done_head, *done_tail;
-	bool stopping;
 };
 
 static struct disk_nbd *nbd_of(struct disk_engine *e)
@@ -269,7 +279,6 @@ static void nbd_finish(struct disk_nbd *n, struct nbd_op *op)
 	pthread_mutex_lock(&n->lock);
 	if (op->sync) {
 		op->sync->done = true;
-		pthread_cond_broadcast(&op->sync->cond);
 		pthread_mutex_unlock(&n->lock);
 		return;
 	}
@@ -277,7 +286,7 @@ static void nbd_finish(struct disk_nbd *n, struct nbd_op *op)
 	nbd_list_add(&n->done_head, &n->done_tail, op);
 	pthread_mutex_unlock(&n->lock);
 	if (was_empty)
-		nbd_efd_signal(n->e.notify_fd);
+		nbd_efd_signal(n->done_fd);
 }
 
 static void nbd_fail(struct disk_nbd *n, struct nbd_op *op)
@@ -476,10 +485,42 @@ static const char *nbd_caps(struct disk_nbd *n, struct nbd_handle *h)
 	return NULL;
 }
 
+/*
+ * The notify fd's socket entry, in step with the handle: readable for
+ * replies, writable too while libnbd has output for a full socket; none
+ * for a dead handle (its EOF would keep the queue thread spinning until
+ * the engine thread closes it).  Under hlock.
+ */
+static void nbd_epoll_sync(struct disk_nbd *n)
+{
+	int fd = -1;
+	bool out = false;
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	if (n->state == NBD_UP && !nbd_aio_is_dead(n->h) && !nbd_aio_is_closed(n->h)) {
+		fd = nbd_aio_get_fd(n->h);
+		out = nbd_aio_get_direction(n->h) & LIBNBD_AIO_DIRECTION_WRITE;
+	}
+	if (fd == n->sock_fd && out == n->sock_out)
+		return;
+	if (n->sock_fd >= 0 && fd != n->sock_fd)
+		epoll_ctl(n->e.notify_fd, EPOLL_CTL_DEL, n->sock_fd, NULL);
+	ev.events |= out ? EPOLLOUT : 0;
+	if (fd >= 0 && epoll_ctl(n->e.notify_fd, fd == n->sock_fd ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
+				 fd, &ev) < 0)
+		pr_debug("%s: %s: epoll_ctl: %s", n->who, n->uri, strerror(errno));
+	n->sock_fd = fd;
+	n->sock_out = out;
+}
+
 static void nbd_drop_handle(struct disk_nbd *n)
 {
 	struct nbd_op *op;
 
+	/* Out of the epoll set before the fd number can be reused. */
+	if (n->sock_fd >= 0)
+		epoll_ctl(n->e.notify_fd, EPOLL_CTL_DEL, n->sock_fd, NULL);
+	n->sock_fd = -1;
 	/* Callbacks that run while closing only make ops ready: all fail below. */
 	nbd_close(n->h);
 	n->h = NULL;
@@ -535,6 +576,7 @@ static void nbd_connect_step(struct disk_nbd *n)
 		if (!why) {
 			n->state = NBD_UP;
 			n->why[0] = 0;
+			nbd_epoll_sync(n);
 			pr_info("%s: %s: reconnected", n->who, n->uri);
 			return;
 		}
@@ -570,27 +612,56 @@ static void nbd_check(struct disk_nbd *n)
 	}
 }
 
-/* ---- the engine thread ----------------------------------------------------- */
+/* ---- driving libnbd -------------------------------------------------------- */
 
-/* Start what was submitted; true when the engine is stopping. */
-static bool nbd_take(struct disk_nbd *n)
+/*
+ * After this thread's libnbd calls: go on with what their answers made
+ * ready, keep the notify fd's socket entry right, and wake the engine
+ * thread for a dead connection (only it closes handles).  Under hlock.
+ */
+static void nbd_issued(struct disk_nbd *n)
 {
-	struct nbd_op *op, *next;
-	bool stopping;
-
-	pthread_mutex_lock(&n->lock);
-	op = n->sub_head;
-	n->sub_head = n->sub_tail = NULL;
-	stopping = n->stopping;
-	pthread_mutex_unlock(&n->lock);
-	for (; op; op = next) {
-		next = op->next;
-		nbd_start(n, op);
-	}
-	return stopping;
+	nbd_run_ready(n);
+	if (n->state == NBD_UP && (nbd_aio_is_dead(n->h) || nbd_aio_is_closed(n->h)))
+		nbd_efd_signal(n->kick_fd);
+	nbd_epoll_sync(n);
 }
 
-/* Sleep until a submit, the socket, or the next deadline (until: 0 none). */
+/*
+ * Let libnbd read (and write) what the socket has (takes) now, without
+ * waiting.  Only on readiness seen by poll(): told "readable" mid-send,
+ * libnbd would pause the send to wait for a reply that the server sends
+ * only once it has the rest.  Under hlock.
+ */
+static void nbd_pump(struct disk_nbd *n)
+{
+	struct pollfd p = { .fd = n->sock_fd, .events = POLLIN };
+	int ret = 0;
+
+	if (n->state != NBD_UP || n->sock_fd < 0)
+		return;
+	if (n->sock_out)
+		p.events |= POLLOUT;
+	if (poll(&p, 1, 0) <= 0)
+		return;
+	if (p.revents & (POLLIN | POLLHUP | POLLERR))
+		ret = nbd_aio_notify_read(n->h);
+	if (ret >= 0 && (p.revents & POLLOUT))
+		ret = nbd_aio_notify_write(n->h);
+	if (ret < 0)
+		nbd_note(n);
+	nbd_issued(n);
+}
+
+/* ---- the engine thread ----------------------------------------------------- */
+
+/*
+ * Sleep (hlock dropped) until a kick, the socket, or the next deadline
+ * (until: 0 none); then let libnbd read or write.  While the queue thread
+ * serves, it reads the replies: this thread only watches for the server
+ * closing the connection (POLLRDHUP), so that an idle disk notices and
+ * reconnects before its next request.  Under hlock.
+ */
 static void nbd_wait(struct disk_nbd *n, int64_t until)
 {
 	struct pollfd p[2] = { { .fd = n->kick_fd, .events = POLLIN } };
@@ -605,14 +676,25 @@ static void nbd_wait(struct disk_nbd *n, int64_t until)
 		p[1].fd = nbd_aio_get_fd(n->h);
 		p[1].events = (dir & LIBNBD_AIO_DIRECTION_READ ? POLLIN : 0) |
 			      (dir & LIBNBD_AIO_DIRECTION_WRITE ? POLLOUT : 0);
+		if (n->state == NBD_UP && !n->stopping)
+			p[1].events = POLLRDHUP;
 		nfds = p[1].fd >= 0 ? 2 : 1;
 	}
-	if (poll(p, nfds, t ? (int)MAX(MIN(t - now, 60000), 0) : -1) <= 0)
+	/* Only this thread closes the handle: its fd stays valid meanwhile. */
+	pthread_mutex_unlock(&n->hlock);
+	ret = poll(p, nfds, t ? (int)MAX(MIN(t - now, 60000), 0) : -1);
+	pthread_mutex_lock(&n->hlock);
+	if (ret <= 0)
 		return;
+	ret = 0;
 	if (p[0].revents)
 		nbd_efd_drain(n->kick_fd);
-	if (nfds < 2 || !p[1].revents)
+	if (nfds < 2 || !p[1].revents || n->state == NBD_DOWN)
 		return;
+	if (n->state == NBD_UP) {
+		nbd_pump(n);
+		return;
+	}
 	if (p[1].revents & (POLLIN | POLLHUP | POLLERR))
 		ret = nbd_aio_notify_read(n->h);
 	if (ret >= 0 && (p[1].revents & POLLOUT))
@@ -624,16 +706,14 @@ static void nbd_wait(struct disk_nbd *n, int64_t until)
 static void *nbd_thread(void *arg)
 {
 	struct disk_nbd *n = arg;
-	struct nbd_op *op, *next;
 	int64_t until = 0;
 
+	pthread_mutex_lock(&n->hlock);
 	for (;;) {
-		bool stopping = nbd_take(n);
-
 		nbd_run_ready(n);
 		nbd_check(n);
 		nbd_run_ready(n);
-		if (stopping) {
+		if (n->stopping) {
 			if (!until)
 				until = nbd_now_ms() + NBD_DRAIN_MS;
 			if (n->state != NBD_UP || n->live.lnext == &n->live ||
@@ -644,15 +724,7 @@ static void *nbd_thread(void *arg)
 	}
 	if (n->h)
 		nbd_drop_handle(n);
-	/* Submitted after the last look (a flush_sync racing close): fail them. */
-	pthread_mutex_lock(&n->lock);
-	op = n->sub_head;
-	n->sub_head = n->sub_tail = NULL;
-	pthread_mutex_unlock(&n->lock);
-	for (; op; op = next) {
-		next = op->next;
-		nbd_fail(n, op);
-	}
+	pthread_mutex_unlock(&n->hlock);
 	return NULL;
 }
 
@@ -663,30 +735,27 @@ static int nbd_submit(struct disk_engine *e, const struct disk_io *io)
 	struct disk_nbd *n = nbd_of(e);
 	struct nbd_op *op;
 
+	pthread_mutex_lock(&n->hlock);
+	/* Disconnected: fail now (see the top), the guest sees it at once. */
+	if (n->state != NBD_UP) {
+		pthread_mutex_unlock(&n->hlock);
+		return -EIO;
+	}
 	pthread_mutex_lock(&n->lock);
 	op = n->free;
+	if (op)
+		n->free = op->next;
+	pthread_mutex_unlock(&n->lock);
 	if (!op) {
-		pthread_mutex_unlock(&n->lock);
+		pthread_mutex_unlock(&n->hlock);
 		return -EBUSY;
 	}
-	n->free = op->next;
 	op->io = *io;
 	op->sync = NULL;
-	nbd_list_add(&n->sub_head, &n->sub_tail, op);
-	pthread_mutex_unlock(&n->lock);
-	n->kick_pending = true;
+	nbd_start(n, op);
+	nbd_issued(n);
+	pthread_mutex_unlock(&n->hlock);
 	return DISK_SUBMITTED;
-}
-
-static int nbd_commit(struct disk_engine *e)
-{
-	struct disk_nbd *n = nbd_of(e);
-
-	if (n->kick_pending) {
-		n->kick_pending = false;
-		nbd_efd_signal(n->kick_fd);
-	}
-	return 0;
 }
 
 /* Up to max of the done list; *empty: nothing is left on it. */
@@ -714,37 +783,59 @@ static unsigned int nbd_take_done(struct disk_nbd *n, struct disk_done *out, uns
 static unsigned int nbd_reap(struct disk_engine *e, struct disk_done *out, unsigned int max)
 {
 	struct disk_nbd *n = nbd_of(e);
+	unsigned int k;
 	bool empty;
-	unsigned int k = nbd_take_done(n, out, max, &empty);
 
+	pthread_mutex_lock(&n->hlock);
+	nbd_pump(n);
+	pthread_mutex_unlock(&n->hlock);
+	k = nbd_take_done(n, out, max, &empty);
 	if (!empty)
 		return k;
-	/* Empty: quiet the fd, then look again for one posted meanwhile. */
-	nbd_efd_drain(e->notify_fd);
+	/* Empty: quiet the eventfd, then look again for one posted meanwhile. */
+	nbd_efd_drain(n->done_fd);
 	return k + nbd_take_done(n, out + k, max - k, &empty);
 }
 
-/* A FLUSH of the engine thread's, waited for here (any thread). */
+static bool nbd_sync_done(struct disk_nbd *n, const struct nbd_sync *s)
+{
+	bool done;
+
+	pthread_mutex_lock(&n->lock);
+	done = s->done;
+	pthread_mutex_unlock(&n->lock);
+	return done;
+}
+
+/*
+ * A FLUSH issued here (any thread), its answer read here too: the queue
+ * thread reads replies only while it has requests of its own in flight.
+ * Whichever thread reads the answer, the done flag says so; the poll is
+ * bounded because another thread may read it first.
+ */
 static int nbd_flush_sync(struct disk_engine *e)
 {
 	struct disk_nbd *n = nbd_of(e);
 	struct nbd_sync s = { .done = false };
 	struct nbd_op op = { .io = { .op = DISK_OP_FLUSH }, .sync = &s };
+	struct pollfd p;
 
-	pthread_mutex_lock(&n->lock);
-	if (n->stopping) {
-		pthread_mutex_unlock(&n->lock);
+	pthread_mutex_lock(&n->hlock);
+	if (n->stopping || n->state != NBD_UP) {
+		pthread_mutex_unlock(&n->hlock);
 		return -EIO;
 	}
-	pthread_cond_init(&s.cond, NULL);
-	nbd_list_add(&n->sub_head, &n->sub_tail, &op);
-	pthread_mutex_unlock(&n->lock);
-	nbd_efd_signal(n->kick_fd);
-	pthread_mutex_lock(&n->lock);
-	while (!s.done)
-		pthread_cond_wait(&s.cond, &n->lock);
-	pthread_mutex_unlock(&n->lock);
-	pthread_cond_destroy(&s.cond);
+	nbd_start(n, &op);
+	nbd_issued(n);
+	while (!nbd_sync_done(n, &s)) {
+		p.fd = n->sock_fd;
+		p.events = POLLIN | (n->sock_out ? POLLOUT : 0);
+		pthread_mutex_unlock(&n->hlock);
+		poll(&p, p.fd >= 0, 10);
+		pthread_mutex_lock(&n->hlock);
+		nbd_pump(n);
+	}
+	pthread_mutex_unlock(&n->hlock);
 	return op.result;
 }
 
@@ -754,9 +845,12 @@ static void nbd_free(struct disk_nbd *n)
 		nbd_close(n->h);
 	if (n->kick_fd >= 0)
 		close(n->kick_fd);
+	if (n->done_fd >= 0)
+		close(n->done_fd);
 	if (n->e.notify_fd >= 0)
 		close(n->e.notify_fd);
 	pthread_mutex_destroy(&n->lock);
+	pthread_mutex_destroy(&n->hlock);
 	free(n->ops);
 	free(n->export_name);
 	free(n->uri);
@@ -767,9 +861,9 @@ static void nbd_destroy(struct disk_engine *e)
 {
 	struct disk_nbd *n = nbd_of(e);
 
-	pthread_mutex_lock(&n->lock);
+	pthread_mutex_lock(&n->hlock);
 	n->stopping = true;
-	pthread_mutex_unlock(&n->lock);
+	pthread_mutex_unlock(&n->hlock);
 	nbd_efd_signal(n->kick_fd);
 	pthread_join(n->thread, NULL);
 	nbd_free(n);
@@ -778,7 +872,6 @@ static void nbd_destroy(struct disk_engine *e)
 static const struct disk_engine_ops nbd_ops = {
 	.name = "nbd",
 	.submit = nbd_submit,
-	.commit = nbd_commit,
 	.reap = nbd_reap,
 	.flush_sync = nbd_flush_sync,
 	.destroy = nbd_destroy,
@@ -911,11 +1004,13 @@ static int nbd_media(struct disk_nbd *n, const struct disk_conf *c, struct disk_
 static int nbd_init(struct disk_nbd *n, const struct disk_conf *c)
 {
 	unsigned int i, depth = c->depth ? c->depth : 1;
+	struct epoll_event ev = { .events = EPOLLIN };
 
 	n->who = c->who;
-	n->kick_fd = n->e.notify_fd = -1;
+	n->kick_fd = n->done_fd = n->e.notify_fd = n->sock_fd = -1;
 	n->live.lnext = n->live.lprev = &n->live;
 	pthread_mutex_init(&n->lock, NULL);
+	pthread_mutex_init(&n->hlock, NULL);
 	n->delay_ms = n->next_delay_ms = c->reconnect_ms ? c->reconnect_ms : NBD_RECONNECT_MS;
 	n->uri = strdup(c->path);
 	n->ops = calloc(depth, sizeof(*n->ops));
@@ -926,8 +1021,11 @@ static int nbd_init(struct disk_nbd *n, const struct disk_conf *c)
 		n->free = &n->ops[i];
 	}
 	n->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	n->e.notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	return n->kick_fd < 0 || n->e.notify_fd < 0 ? -errno : 0;
+	n->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	n->e.notify_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (n->kick_fd < 0 || n->done_fd < 0 || n->e.notify_fd < 0)
+		return -errno;
+	return epoll_ctl(n->e.notify_fd, EPOLL_CTL_ADD, n->done_fd, &ev) < 0 ? -errno : 0;
 }
 
 int disk_nbd_create(struct disk_engine **out, const struct disk_conf *c, struct disk_props *p,
@@ -951,6 +1049,7 @@ int disk_nbd_create(struct disk_engine **out, const struct disk_conf *c, struct 
 	if (!ret) {
 		n->e.ops = &nbd_ops;
 		n->state = NBD_UP;
+		nbd_epoll_sync(n);
 		ret = -pthread_create(&n->thread, NULL, nbd_thread, n);
 		if (ret)
 			pr_err("%s: %s: cannot start the engine thread: %s", c->who, c->path,

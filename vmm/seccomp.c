@@ -98,12 +98,14 @@ static const char *const allowed[] = {
 
 /*
  * A disk on a socket (VMM_SECCOMP_NET_*: an NBD export), on top of the
- * above: libnbd's send()/recv() on it, and a reconnect's non-blocking
- * connect() and its SO_ERROR; socket() and libnbd's TCP_NODELAY come
+ * above: libnbd's send()/recv() on it, a reconnect's non-blocking
+ * connect() and its SO_ERROR, and moving the new socket into the notify
+ * fd (an epoll set); socket() and libnbd's TCP_NODELAY come
  * below, with their arguments checked.
  */
 static const char *const allowed_net[] = {
 	"sendto", "recvfrom", "sendmsg", "recvmsg", "connect", "getsockopt",
+	"epoll_ctl",		/* the engine's notify fd follows the socket */
 };
 
 static const struct {
