@@ -4,8 +4,9 @@
 
 TINYVMM_BUILD_DEPS="gcc make autoconf automake pkg-config linux-libc-dev libelf-dev libcmocka-dev liburing-dev libseccomp-dev libnbd-dev"
 # fio and binutils: the workload tests' host-side checks and images/make-guest-image.sh;
-# nbdkit: the NBD server the NBD engine's unit tests talk to.
-TINYVMM_TEST_DEPS="e2fsprogs util-linux coreutils fio binutils nbdkit"
+# nbdkit: the NBD server the NBD engine's unit tests talk to; qemu-utils:
+# qemu-img and qemu-nbd, a qcow2 root disk served over NBD (tests/workload/nbd.sh).
+TINYVMM_TEST_DEPS="e2fsprogs util-linux coreutils fio binutils nbdkit qemu-utils"
 # make bench (fio is the peer it measures against), make bench-guest (QEMU is the
 # peer there) and make fuzz (libFuzzer).
 TINYVMM_BENCH_DEPS="fio qemu-system-x86 clang libclang-rt-dev"

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# A Linux guest whose disks are both network disks: the root file system is
+# the test image converted to qcow2 and served by qemu-nbd (so qcow2 works
+# through the NBD engine), and vdb is a raw file served by nbdkit's file
+# plugin.  The guest makes an ext4 file system on vdb, copies a tree in,
+# records its checksums, syncs and unmounts (FLUSH over NBD); the host then
+# checks the file nbdkit wrote: e2fsck -fn, and every file read out of it
+# against the guest's checksums.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/common.sh"
+
+for t in qemu-img qemu-nbd nbdkit; do
+	command -v "$t" >/dev/null ||
+		fail "$t is not installed (Debian packages qemu-utils and nbdkit; scripts/setup.sh installs them)"
+done
+[ "$FAILED" -eq 0 ] || finish
+
+qemu-img convert -f raw -O qcow2 "$GIMG" "$WORK/root.qcow2" ||
+	{ fail "qemu-img convert of the guest image to qcow2 failed"; finish; }
+truncate -s 64M "$WORK/vdb.img"
+
+RUN_TIMEOUT=${RUN_TIMEOUT:-300} run_on_kvm bash "$top_srcdir/tests/workload/nbd-run.sh" \
+	"$TINYVMM" "$KDIR/vmlinux" "$WORK/root.qcow2" "$WORK/vdb.img" "$WORK" \
+	"$(wl_cmdline wl=ext4-write)"
+rc=$?
+echo "--- nbd: guest lines ---"
+grep -E '^(ext4-|guest)|I/O error|EXT4-fs error|Kernel panic' "$WORK/nbd.console" |
+	grep -v '^ext4-sum:' | head -40
+echo "--- nbd: tinyvmm stderr ---"
+cat "$WORK/nbd.stderr"
+[ "$rc" -ne 125 ] || { fail "the nested-KVM harness failed"; finish; }
+[ "$rc" -ne 3 ] || { cat "$WORK"/qemu-nbd.log "$WORK"/nbdkit.log; fail "an NBD server did not start"; finish; }
+[ "$rc" -eq 0 ] || fail "tinyvmm exit status $rc (0 expected)"
+assert_contains "$WORK/nbd.console" '^ext4-write: done' "the guest, booted from qcow2 over NBD, wrote the tree"
+
+sed -n 's/^ext4-sum: //p' "$WORK/nbd.console" | tr -d '\r' >"$WORK/sums"
+nsums=$(wc -l <"$WORK/sums")
+[ "$nsums" -ge 210 ] || fail "the guest printed $nsums checksums, expected the whole tree (210 or more)"
+if e2fsck -fn "$WORK/vdb.img" >"$WORK/e2fsck.out" 2>&1; then
+	echo "host: e2fsck -fn on nbdkit's file: clean ($(tail -n 1 "$WORK/e2fsck.out"))"
+else
+	cat "$WORK/e2fsck.out"
+	fail "host e2fsck -fn found problems in the file system written over NBD"
+fi
+mkdir -p "$WORK/out"
+debugfs -R "rdump /tree $WORK/out" "$WORK/vdb.img" >"$WORK/debugfs.out" 2>&1 ||
+	fail "debugfs rdump /tree failed: $(tail -n 2 "$WORK/debugfs.out")"
+if (cd "$WORK/out" && sha256sum -c --quiet "$WORK/sums") >"$WORK/sumcheck.out" 2>&1; then
+	echo "host: $nsums files read out of nbdkit's file match the guest's checksums"
+else
+	head -n 10 "$WORK/sumcheck.out"
+	fail "files read out of the export's file differ from what the guest wrote"
+fi
+finish
