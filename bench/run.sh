@@ -92,8 +92,11 @@ else
 	echo "bench: the device does not take aio= yet: running its built-in worker threads only"
 fi
 
-# name rw bs qd cache direct (O_DIRECT on both sides: fio --direct=1, the
-# device's direct option; the page cache is out of the picture, the disk is in)
+# name rw bs qd cache mode; mode "direct": O_DIRECT on both sides (fio
+# --direct=1, the device's direct option; the page cache is out of the
+# picture, the disk is in); mode "nbd": both sides talk to one nbdkit file
+# export of the test file on a unix socket (fio's nbd engine, the device's
+# NBD engine), so the server and its page cache are the same for both.
 TESTS="randread-4k-qd1 randread 4096 1 - -
 randread-4k-qd32 randread 4096 32 - -
 randwrite-4k-qd1-writethru randwrite 4096 1 writethru -
@@ -109,9 +112,37 @@ seqwrite-128k-qd32-writeback write 131072 32 writeback -
 randread-4k-qd1-direct randread 4096 1 - direct
 randread-4k-qd32-direct randread 4096 32 - direct
 randwrite-4k-qd32-writeback-direct randwrite 4096 32 writeback direct
-seqread-128k-qd32-direct read 131072 32 - direct"
+seqread-128k-qd32-direct read 131072 32 - direct
+nbd-randread-4k-qd1 randread 4096 1 - nbd
+nbd-randread-4k-qd32 randread 4096 32 - nbd
+nbd-randwrite-4k-qd32-writeback randwrite 4096 32 writeback nbd
+nbd-seqread-128k-qd32 read 131072 32 - nbd
+nbd-seqwrite-128k-qd32-writethru write 131072 32 writethru nbd"
 TESTS=$(echo "$TESTS" | grep -E "^[^ ]*($TESTS_RE)" || true)
 [ -n "$TESTS" ] || die "BENCH_TESTS=$TESTS_RE matches no test"
+
+# The NBD rows need nbdkit and fio's nbd engine; without them they are
+# left out, loudly.
+NBD_URI=
+if echo "$TESTS" | grep -q ' nbd$'; then
+	if ! command -v nbdkit >/dev/null 2>&1; then
+		echo "bench: nbdkit not found (Debian package nbdkit): the nbd rows are LEFT OUT"
+	elif ! fio --enghelp=nbd >/dev/null 2>&1; then
+		echo "bench: this fio has no nbd engine: the nbd rows are LEFT OUT"
+	else
+		nbdkit --unix "$WORK/nbd.sock" --foreground --exit-with-parent \
+			file file="$FILE" >"$WORK/nbdkit.log" 2>&1 &
+		NBDKIT_PID=$!
+		trap 'kill "$NBDKIT_PID" 2>/dev/null; rm -rf "$WORK" "$FILE"' EXIT INT TERM
+		n=0
+		while [ ! -S "$WORK/nbd.sock" ] && [ "$n" -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+		[ -S "$WORK/nbd.sock" ] || { cat "$WORK/nbdkit.log" >&2; die "nbdkit did not start"; }
+		NBD_URI="nbd+unix:///?socket=$WORK/nbd.sock"
+		echo "bench: nbd rows: nbdkit $(nbdkit --version | cut -d' ' -f2) file plugin on $NBD_URI"
+	fi
+	[ -n "$NBD_URI" ] || TESTS=$(echo "$TESTS" | grep -v ' nbd$' || true)
+	[ -n "$TESTS" ] || die "no test left to run"
+fi
 NTESTS=$(echo "$TESTS" | wc -l)
 
 # fio JSON (or terse) -> "iops mbps p50_us p99_us cpu_pct"
@@ -154,9 +185,9 @@ median_round() {
 bb_run() {
 	runs=$3
 	aio=
-	[ "$2" != default ] && aio=",aio=$2"
+	case $2 in default|nbd) ;; *) aio=",aio=$2" ;; esac
 	sync
-	"$1" --disk "$FILE,qsize=$QSIZE$devcache$aio${EXTRA_OPTS:+,$EXTRA_OPTS}" \
+	"$1" --disk "$disk,qsize=$QSIZE$devcache$aio${EXTRA_OPTS:+,$EXTRA_OPTS}" \
 		--rw="$rw" --bs="$bs" --qd="$qd" --runtime="$RUNTIME" \
 		--halt-poll-us="$HALT_POLL_US" >"$WORK/bb.out" 2>"$WORK/bb.err" ||
 		{ cat "$WORK/bb.err" "$WORK/bb.out" >&2; die "$1 failed for $name ($2)"; }
@@ -193,6 +224,13 @@ echo "$TESTS" | while read -r name rw bs qd cache direct; do
 	if [ "$qd" -eq 1 ]; then fengine=psync; else fengine=io_uring; fi
 	fsync=
 	[ "$cache" = writethru ] && fsync=--fdatasync=1
+	# fio's target, and the device's disk and engines
+	fname=$FILE furi= disk=$FILE engines=$ENGINES
+	if [ "$direct" = nbd ]; then
+		fengine=nbd fname= furi=$NBD_URI disk=$NBD_URI engines=nbd
+		# fio's nbd engine has no fdatasync; its fsync is NBD_CMD_FLUSH
+		[ -z "$fsync" ] || fsync=--fsync=1
+	fi
 	devcache=
 	[ "$cache" != - ] && devcache=",$cache"
 	fdirect=0
@@ -204,10 +242,10 @@ echo "$TESTS" | while read -r name rw bs qd cache direct; do
 	if [ "$bs" -ge 131072 ]; then col=2; else col=1; fi
 
 	: >"$WORK/fio.runs"
-	for eng in $ENGINES; do : >"$WORK/bb.$eng.runs"; : >"$WORK/base.$eng.runs"; done
+	for eng in $engines; do : >"$WORK/bb.$eng.runs"; : >"$WORK/base.$eng.runs"; done
 	base_ok=
 	if [ -n "$BASE" ]; then
-		if "$BASE" --probe "$FILE,qsize=$QSIZE$devcache${EXTRA_OPTS:+,$EXTRA_OPTS}" >/dev/null 2>&1; then
+		if "$BASE" --probe "$disk,qsize=$QSIZE$devcache${EXTRA_OPTS:+,$EXTRA_OPTS}" >/dev/null 2>&1; then
 			base_ok=1
 		else
 			echo "bench: the base device refuses 'qsize=$QSIZE$devcache${EXTRA_OPTS:+,$EXTRA_OPTS}': no base numbers for $name"
@@ -218,8 +256,10 @@ echo "$TESTS" | while read -r name rw bs qd cache direct; do
 		round=$((round + 1))
 		# Each run starts with no dirty pages left by the one before.
 		sync
-		fio --name="$name" --filename="$FILE" --size="${SIZE_MB}M" --rw="$rw" --bs="$bs" \
-			--iodepth="$qd" --ioengine="$fengine" --direct="$fdirect" --invalidate=0 \
+		# (an engine's own options, --uri, come after --ioengine)
+		fio --name="$name" ${fname:+--filename="$fname"} ${fname:+--invalidate=0} \
+			--size="${SIZE_MB}M" --rw="$rw" --bs="$bs" \
+			--iodepth="$qd" --ioengine="$fengine" ${furi:+--uri="$furi"} --direct="$fdirect" \
 			--randrepeat=0 --norandommap --time_based --runtime="$RUNTIME" \
 			${fsync:+"$fsync"} --output-format="$( [ "$PARSER" = python3 ] && echo json || echo terse)" \
 			--output="$WORK/fio.out" >/dev/null 2>"$WORK/fio.err" ||
@@ -227,7 +267,7 @@ echo "$TESTS" | while read -r name rw bs qd cache direct; do
 		fio_parse "$WORK/fio.out" "$dir" >>"$WORK/fio.runs"
 
 		# With a base, its run and the new one swap places every round.
-		for eng in $ENGINES; do
+		for eng in $engines; do
 			if [ -n "$base_ok" ] && [ $((round % 2)) -eq 0 ]; then
 				bb_run "$BASE" "$eng" "$WORK/base.$eng.runs"
 			fi
@@ -239,7 +279,7 @@ echo "$TESTS" | while read -r name rw bs qd cache direct; do
 	done
 
 	f_all=$(cut -d' ' -f"$col" "$WORK/fio.runs" | tr '\n' ' ')
-	for eng in $ENGINES; do
+	for eng in $engines; do
 		label=$eng
 		[ "$eng" = default ] && label=threads
 		r=$(median_round "$WORK/bb.$eng.runs" "$WORK/fio.runs" "$col")
