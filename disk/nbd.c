@@ -38,8 +38,17 @@
  * so an operation's iovecs go as one command each (consecutive offsets,
  * no copy) when each is a multiple of the server's minimum block, else
  * through one bounce buffer; commands longer than the server takes are
- * split.  An error from the server, a short read (libnbd fails it), or a
- * lost connection is -EIO, never 0.
+ * split.  An error from the server, a short read, or a lost connection
+ * is -EIO, never 0.
+ *
+ * Every handle is opened without structured replies.  With them a server
+ * may answer a READ with chunks covering only part of the range and a
+ * successful last chunk; libnbd reports that short read only from
+ * nbd_aio_command_completed(), which completion callbacks bypass, so the
+ * op would complete 0 with part of the buffer never written.  A simple
+ * reply carries the whole count or an error, and a reply cut short is a
+ * dead connection.  What structured replies buy (holes not sent on the
+ * wire, block status) a block device does not use.
  *
  * A rw export whose server cannot flush is refused at open: neither
  * writethru nor writeback could promise anything that survives the
@@ -553,7 +562,8 @@ static void nbd_try_connect(struct disk_nbd *n)
 {
 	struct nbd_handle *h = nbd_create();
 
-	if (!h || nbd_set_export_name(h, n->export_name) < 0 ||
+	if (!h || nbd_set_request_structured_replies(h, false) < 0 ||
+	    nbd_set_export_name(h, n->export_name) < 0 ||
 	    nbd_aio_connect(h, (struct sockaddr *)&n->addr, n->addrlen) < 0) {
 		pr_debug("%s: %s: reconnect: %s", n->who, n->uri, nbd_why());
 		if (h)
@@ -908,7 +918,8 @@ static int nbd_connect_first(struct disk_nbd *n, const struct disk_conf *c)
 		pr_err("%s: %s: %s", c->who, c->path, nbd_why());
 		return -ENOMEM;
 	}
-	if (nbd_set_uri_allow_transports(h, LIBNBD_ALLOW_TRANSPORT_TCP |
+	if (nbd_set_request_structured_replies(h, false) < 0 ||
+	    nbd_set_uri_allow_transports(h, LIBNBD_ALLOW_TRANSPORT_TCP |
 					 LIBNBD_ALLOW_TRANSPORT_UNIX) < 0 ||
 	    nbd_set_uri_allow_tls(h, LIBNBD_TLS_DISABLE) < 0 ||
 	    nbd_connect_uri(h, c->path) < 0) {

@@ -34,6 +34,7 @@
 
 #include "disk/disk.h"
 #include "lib/util.h"
+#include "tests/peer/nbd_fake.h"
 #include "tests/peer/nbd_server.h"
 #include "vmm/seccomp.h"
 
@@ -459,6 +460,28 @@ static void test_server_errors(void **state)
 }
 
 /*
+ * A server that answers a READ with half the bytes (tests/peer/nbd_fake.c:
+ * a short structured reply if structured replies were negotiated, else a
+ * simple reply cut short): the read is -EIO, never 0.  Fails if a short
+ * read completes as a success.
+ */
+static void test_short_read(void **state)
+{
+	uint8_t buf[8192];
+	struct nbd_server s;
+	struct disk *d;
+
+	nbd_server_init(&s, false);
+	s.pid = nbd_fake_short_read(s.sock);
+	d = open_disk(&s, true);
+	capture_start();
+	assert_int_equal(do_rw(d, DISK_OP_READ, 0, buf, sizeof(buf), 0), -EIO);
+	capture_end();
+	disk_close(d);
+	nbd_server_stop(&s);
+}
+
+/*
  * A slow server (every read takes 300 ms): 16 reads in flight complete,
  * all of them, in well under 16 times the delay, so they were on the
  * wire together.  Fails if the engine sends one request at a time.
@@ -837,6 +860,7 @@ int main(void)
 		cmocka_unit_test(test_tcp),
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_server_errors),
+		cmocka_unit_test(test_short_read),
 		cmocka_unit_test(test_slow_server),
 		cmocka_unit_test(test_fua_emulated),
 		cmocka_unit_test(test_kill_restart_unix),
