@@ -52,7 +52,7 @@
  *
  * A rw export whose server cannot flush is refused at open: neither
  * writethru nor writeback could promise anything that survives the
- * server.  Durability over the network is the server's: a write the
+ * server.  On a ro one a FLUSH completes 0 at once.  Durability over the network is the server's: a write the
  * server acknowledged is durable only once a FLUSH after it, or its own
  * FUA, was acknowledged too; a lost connection may lose the others.  So
  * when a connection is lost with writes acknowledged since the last
@@ -151,7 +151,7 @@ struct disk_nbd {
 	pthread_mutex_t hlock;
 	struct nbd_handle *h;
 	enum nbd_state state;
-	bool can_fua;
+	bool can_fua, can_flush;
 	uint32_t min_block, max_payload;
 	unsigned int delay_ms, next_delay_ms;
 	int64_t next_ms;
@@ -439,7 +439,13 @@ static void nbd_start(struct disk_nbd *n, struct nbd_op *op)
 		break;
 	case DISK_OP_FLUSH:
 		op->gen = n->wgen;
-		nbd_issue(n, op, NBD_FLUSH, NULL, 0, 0, 0);
+		/*
+		 * Only a ro export may lack flush (see the top): nothing was
+		 * written, so there is nothing to make durable, and libnbd
+		 * would refuse the command (-EIO, a permanent error upstream).
+		 */
+		if (n->can_flush)
+			nbd_issue(n, op, NBD_FLUSH, NULL, 0, 0, 0);
 		break;
 	case DISK_OP_DISCARD:
 		nbd_issue_span(n, op, NBD_TRIM, NULL, io->len, io->offset, flags, NBD_MAX_EFFECT);
@@ -491,6 +497,7 @@ static const char *nbd_caps(struct disk_nbd *n, struct nbd_handle *h)
 	n->max_payload = max >= n->min_block && max < NBD_MAX_PAYLOAD ?
 			 max / n->min_block * n->min_block : NBD_MAX_PAYLOAD;
 	n->can_fua = nbd_can_fua(h) == 1;
+	n->can_flush = nbd_can_flush(h) == 1;
 	return NULL;
 }
 

@@ -460,6 +460,29 @@ static void test_server_errors(void **state)
 }
 
 /*
+ * A ro export whose server cannot flush (nbdkit's pattern plugin): FLUSH
+ * and disk_flush_sync() succeed, since nothing was written.  Fails if
+ * either is sent to the server (libnbd refuses it: -EIO).
+ */
+static void test_ro_noflush(void **state)
+{
+	const char *args[] = { "pattern", "size=1M", NULL };
+	uint8_t buf[4096];
+	struct nbd_server s;
+	struct disk *d;
+
+	nbd_server_init(&s, false);
+	nbd_server_start(&s, args);
+	d = open_disk(&s, true);
+	assert_int_equal(do_plain(d, DISK_OP_FLUSH, 0, 0, 0), 0);
+	assert_int_equal(disk_flush_sync(d), 0);
+	assert_int_equal(do_rw(d, DISK_OP_READ, 0, buf, sizeof(buf), 0), 0);
+	assert_int_equal(do_plain(d, DISK_OP_FLUSH, 0, 0, 0), 0);
+	disk_close(d);
+	nbd_server_stop(&s);
+}
+
+/*
  * A server that answers a READ with half the bytes (tests/peer/nbd_fake.c:
  * a short structured reply if structured replies were negotiated, else a
  * simple reply cut short): the read is -EIO, never 0.  Fails if a short
@@ -861,6 +884,7 @@ int main(void)
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_server_errors),
 		cmocka_unit_test(test_short_read),
+		cmocka_unit_test(test_ro_noflush),
 		cmocka_unit_test(test_slow_server),
 		cmocka_unit_test(test_fua_emulated),
 		cmocka_unit_test(test_kill_restart_unix),
