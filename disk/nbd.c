@@ -559,8 +559,10 @@ static void nbd_lost(struct disk_nbd *n)
 	pr_warn("%s: %s: connection lost: %s; reconnecting", n->who, n->uri,
 		n->why[0] ? n->why : nbd_why());
 	nbd_drop_handle(n);
+	/* The flag stands for these writes now: one failed FLUSH reports them. */
 	if (n->wgen != n->flushed_gen)
 		n->lost_unflushed = true;
+	n->flushed_gen = n->wgen;
 	n->next_delay_ms = n->delay_ms;
 	nbd_backoff(n);
 }
@@ -838,9 +840,19 @@ static int nbd_flush_sync(struct disk_engine *e)
 	struct pollfd p;
 
 	pthread_mutex_lock(&n->hlock);
-	if (n->stopping || n->state != NBD_UP) {
+	if (n->stopping) {
 		pthread_mutex_unlock(&n->hlock);
 		return -EIO;
+	}
+	/*
+	 * Disconnected: nothing is in flight, and what the lost connection
+	 * may have lost is the flag's to say, as for a FLUSH that completes.
+	 */
+	if (n->state != NBD_UP) {
+		op.result = n->lost_unflushed ? -EIO : 0;
+		n->lost_unflushed = false;
+		pthread_mutex_unlock(&n->hlock);
+		return op.result;
 	}
 	nbd_start(n, &op);
 	nbd_issued(n);
