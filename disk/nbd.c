@@ -809,11 +809,19 @@ static unsigned int nbd_reap(struct disk_engine *e, struct disk_done *out, unsig
 	nbd_pump(n);
 	pthread_mutex_unlock(&n->hlock);
 	k = nbd_take_done(n, out, max, &empty);
-	if (!empty)
+	/*
+	 * Full: leave the eventfd alone, since a drain now could eat the
+	 * signal of an op posted since, which nothing would take here.
+	 */
+	if (!empty || k == max)
 		return k;
 	/* Empty: quiet the eventfd, then look again for one posted meanwhile. */
 	nbd_efd_drain(n->done_fd);
-	return k + nbd_take_done(n, out + k, max - k, &empty);
+	k += nbd_take_done(n, out + k, max - k, &empty);
+	/* Ops posted after the drain behind one that signalled: still readable. */
+	if (!empty)
+		nbd_efd_signal(n->done_fd);
+	return k;
 }
 
 static bool nbd_sync_done(struct disk_nbd *n, const struct nbd_sync *s)
