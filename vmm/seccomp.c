@@ -98,13 +98,14 @@ static const char *const allowed[] = {
 
 /*
  * A disk on a socket (VMM_SECCOMP_NET_*: an NBD export), on top of the
- * above: libnbd's send()/recv() on it, a reconnect's non-blocking
+ * above: libnbd's send()/recv() on it (sendto/recvfrom; not recvmsg,
+ * which on a unix socket could take in fds), a reconnect's non-blocking
  * connect() and its SO_ERROR, and moving the new socket into the notify
  * fd (an epoll set); socket() and libnbd's TCP_NODELAY come
  * below, with their arguments checked.
  */
 static const char *const allowed_net[] = {
-	"sendto", "recvfrom", "sendmsg", "recvmsg", "connect", "getsockopt",
+	"sendto", "recvfrom", "connect", "getsockopt",
 	"epoll_ctl",		/* the engine's notify fd follows the socket */
 };
 
@@ -249,10 +250,14 @@ static int build_net(scmp_filter_ctx ctx, unsigned int flags)
 	for (i = 0; !ret && i < ARRAY_SIZE(net_families); i++) {
 		if (!(flags & net_families[i].flag))
 			continue;
-		/* The type's low bits; SOCK_NONBLOCK and SOCK_CLOEXEC may be or'ed in. */
+		/*
+		 * The type's low bits; SOCK_NONBLOCK and SOCK_CLOEXEC may be
+		 * or'ed in.  Protocol 0 only: the family's plain stream
+		 * protocol, not another one such as MPTCP.
+		 */
 		ret = ADD(ctx, SCMP_ACT_ALLOW, "socket",
 			  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)net_families[i].family),
-			  SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM));
+			  SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM), SCMP_A2(SCMP_CMP_EQ, 0));
 	}
 	return ret;
 }

@@ -368,17 +368,28 @@ static void test_ro_open_flag(void **state)
 static int child_net(void *arg)
 {
 	int what = (int)(uintptr_t)arg, fd;
+	struct msghdr msg = { 0 };
 
-	if (vmm_seccomp_install(VMM_SECCOMP_NET_UNIX, hook))
+	if (vmm_seccomp_install(VMM_SECCOMP_NET_UNIX | VMM_SECCOMP_NET_INET, hook))
 		return CHILD_SETUP;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return CHILD_SETUP + 1;
 	close(fd);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return CHILD_SETUP + 2;
+	close(fd);
 	if (what == 1)
-		socket(AF_INET, SOCK_STREAM, 0);
+		socket(AF_INET6, SOCK_STREAM, 0);
 	else if (what == 2)
 		socket(AF_UNIX, SOCK_DGRAM, 0);
+	else if (what == 3)
+		socket(AF_INET, SOCK_STREAM, 262);	/* IPPROTO_MPTCP */
+	else if (what == 4)
+		recvmsg(-1, &msg, 0);
+	else if (what == 5)
+		sendmsg(-1, &msg, 0);
 	else
 		return CHILD_OK;
 	return CHILD_SURVIVED;
@@ -395,6 +406,12 @@ static void test_net_flag(void **state)
 	assert_killed_by(&r, "socket");
 	run_child(child_net, (void *)2, &r);
 	assert_killed_by(&r, "socket");
+	run_child(child_net, (void *)3, &r);
+	assert_killed_by(&r, "socket");
+	run_child(child_net, (void *)4, &r);
+	assert_killed_by(&r, "recvmsg");
+	run_child(child_net, (void *)5, &r);
+	assert_killed_by(&r, "sendmsg");
 	assert_int_equal(vmm_seccomp_socket_flag(AF_UNIX), VMM_SECCOMP_NET_UNIX);
 	assert_int_equal(vmm_seccomp_socket_flag(AF_INET6), VMM_SECCOMP_NET_INET6);
 	assert_int_equal(vmm_seccomp_socket_flag(0), 0);
