@@ -61,9 +61,10 @@
  *
  * A lost connection (the server went away, or sent something libnbd
  * refused, which kills the handle) fails every operation in flight with
- * -EIO, prints one line, and the engine reconnects to the address the
- * first connection used (no name lookup at run time, so the seccomp
- * filter needs no files), after the reconnect delay, doubling up to
+ * -EIO, prints one line, and the engine reconnects (over TCP to the
+ * address the first connection used: no name lookup at run time, so the
+ * seccomp filter needs no files; over a unix socket to the URI's path),
+ * after the reconnect delay, doubling up to
  * NBD_BACKOFF_CAP_MS.  Operations submitted while disconnected fail -EIO
  * at once rather than wait: the guest has already seen errors for what
  * was in flight, and a wait with no bound would hang it instead.  A new
@@ -136,7 +137,7 @@ struct disk_nbd {
 	const char *who;
 	char *uri;			/* for messages */
 	char *export_name;
-	struct sockaddr_storage addr;	/* the server, as first connected */
+	struct sockaddr_storage addr;	/* as first connected: TCP reconnects go there */
 	socklen_t addrlen;
 	/* What the guest was promised: a new connection must keep it. */
 	int64_t size;
@@ -567,13 +568,40 @@ static void nbd_lost(struct disk_nbd *n)
 	nbd_backoff(n);
 }
 
+/* What every handle is opened with; -1 on error (libnbd's). */
+static int nbd_settings(struct nbd_handle *h)
+{
+	if (nbd_set_request_structured_replies(h, false) < 0 ||
+	    nbd_set_uri_allow_transports(h, LIBNBD_ALLOW_TRANSPORT_TCP |
+					 LIBNBD_ALLOW_TRANSPORT_UNIX) < 0 ||
+	    nbd_set_uri_allow_tls(h, LIBNBD_TLS_DISABLE) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * A unix socket again by the URI's own path: getpeername() gives the
+ * path the server bound, which may be relative to its directory, or
+ * name another mount namespace's file.  libnbd parses the URI in memory
+ * and makes the same socket() and connect() as for an address.  TCP
+ * goes to the address first connected: no name lookup at run time.
+ */
+static int nbd_connect_again(struct disk_nbd *n, struct nbd_handle *h)
+{
+	if (nbd_settings(h) < 0)
+		return -1;
+	if (n->addr.ss_family == AF_UNIX)
+		return nbd_aio_connect_uri(h, n->uri);
+	if (nbd_set_export_name(h, n->export_name) < 0)
+		return -1;
+	return nbd_aio_connect(h, (struct sockaddr *)&n->addr, n->addrlen);
+}
+
 static void nbd_try_connect(struct disk_nbd *n)
 {
 	struct nbd_handle *h = nbd_create();
 
-	if (!h || nbd_set_request_structured_replies(h, false) < 0 ||
-	    nbd_set_export_name(h, n->export_name) < 0 ||
-	    nbd_aio_connect(h, (struct sockaddr *)&n->addr, n->addrlen) < 0) {
+	if (!h || nbd_connect_again(n, h) < 0) {
 		pr_debug("%s: %s: reconnect: %s", n->who, n->uri, nbd_why());
 		if (h)
 			nbd_close(h);
@@ -945,11 +973,7 @@ static int nbd_connect_first(struct disk_nbd *n, const struct disk_conf *c)
 		pr_err("%s: %s: %s", c->who, c->path, nbd_why());
 		return -ENOMEM;
 	}
-	if (nbd_set_request_structured_replies(h, false) < 0 ||
-	    nbd_set_uri_allow_transports(h, LIBNBD_ALLOW_TRANSPORT_TCP |
-					 LIBNBD_ALLOW_TRANSPORT_UNIX) < 0 ||
-	    nbd_set_uri_allow_tls(h, LIBNBD_TLS_DISABLE) < 0 ||
-	    nbd_connect_uri(h, c->path) < 0) {
+	if (nbd_settings(h) < 0 || nbd_connect_uri(h, c->path) < 0) {
 		err = nbd_get_errno();
 		pr_err("%s: %s: cannot connect: %s", c->who, c->path, nbd_why());
 		nbd_close(h);

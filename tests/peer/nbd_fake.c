@@ -145,7 +145,19 @@ static bool short_read(int fd, bool sr, const uint8_t *handle, uint64_t off, uin
 	return tx(fd, h, 20);
 }
 
-static void serve(int fd)
+/* A READ answered whole: a simple reply and zeros. */
+static bool full_read(int fd, const uint8_t *handle, uint32_t len)
+{
+	static uint8_t zeros[NBD_FAKE_SIZE];
+	uint8_t h[16];
+
+	put_be(h, 4, SIMPLE_MAGIC);
+	put_be(h + 4, 4, 0);
+	memcpy(h + 8, handle, 8);
+	return len <= sizeof(zeros) && tx(fd, h, 16) && tx(fd, zeros, len);
+}
+
+static void serve(int fd, bool short_reads)
 {
 	uint8_t req[28], rep[16];
 	bool sr = false, ok;
@@ -157,7 +169,9 @@ static void serve(int fd)
 
 		if (type == CMD_DISC)
 			return;
-		if (type == CMD_READ) {
+		if (type == CMD_READ && !short_reads) {
+			ok = full_read(fd, req + 8, (uint32_t)get_be(req + 24, 4));
+		} else if (type == CMD_READ) {
 			ok = short_read(fd, sr, req + 8, get_be(req + 16, 8),
 					(uint32_t)get_be(req + 24, 4));
 		} else {
@@ -171,7 +185,7 @@ static void serve(int fd)
 	}
 }
 
-pid_t nbd_fake_short_read(const char *sock)
+pid_t nbd_fake_start(const char *sock, bool short_reads)
 {
 	struct sockaddr_un un = { .sun_family = AF_UNIX };
 	int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), fd;
@@ -190,8 +204,9 @@ pid_t nbd_fake_short_read(const char *sock)
 		close(ls);
 		return pid;
 	}
-	fd = accept(ls, NULL, NULL);
-	if (fd >= 0)
-		serve(fd);
+	while ((fd = accept(ls, NULL, NULL)) >= 0) {
+		serve(fd, short_reads);
+		close(fd);
+	}
 	_exit(0);
 }

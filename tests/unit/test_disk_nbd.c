@@ -495,7 +495,7 @@ static void test_short_read(void **state)
 	struct disk *d;
 
 	nbd_server_init(&s, false);
-	s.pid = nbd_fake_short_read(s.sock);
+	s.pid = nbd_fake_start(s.sock, true);
 	d = open_disk(&s, true);
 	capture_start();
 	assert_int_equal(do_rw(d, DISK_OP_READ, 0, buf, sizeof(buf), 0), -EIO);
@@ -740,6 +740,43 @@ static void kill_noticed(struct nbd_server *s)
 		fail_msg("want one 'connection lost' line, got '%s'", errbuf);
 }
 
+/* The fake server in the temp dir, bound to the relative path "sock". */
+static void start_relative(struct nbd_server *s)
+{
+	char cwd[PATH_MAX];
+
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(s->dir), 0);
+	s->pid = nbd_fake_start("sock", false);
+	assert_int_equal(chdir(cwd), 0);
+}
+
+/*
+ * A unix socket the server bound by a relative path (getpeername() says
+ * "sock"; tests/peer/nbd_fake.c, since nbdkit makes it absolute), named absolutely in the URI: the disk reconnects after the
+ * server restarts, from a working directory that is not the server's.
+ * Fails if the reconnect goes to getpeername()'s path.
+ */
+static void test_reconnect_unix_path(void **state)
+{
+	uint8_t buf[4096];
+	struct nbd_server s;
+	struct disk *d;
+
+	nbd_server_init(&s, false);
+	start_relative(&s);
+	d = open_disk(&s, true);
+	assert_int_equal(do_rw(d, DISK_OP_READ, 0, buf, sizeof(buf), 0), 0);
+	kill_noticed(&s);
+	start_relative(&s);
+	capture_start();
+	wait_service(d, buf, sizeof(buf));
+	capture_end();
+	assert_int_equal(do_plain(d, DISK_OP_FLUSH, 0, 0, 0), 0);
+	disk_close(d);
+	nbd_server_stop(&s);
+}
+
 /*
  * disk_flush_sync() while disconnected (a reset or shutdown flush in the
  * reconnect window): 0 when nothing acknowledged was lost, -EIO once when
@@ -938,6 +975,7 @@ int main(void)
 		cmocka_unit_test(test_kill_restart_tcp),
 		cmocka_unit_test(test_unflushed_lost),
 		cmocka_unit_test(test_flush_sync_down),
+		cmocka_unit_test(test_reconnect_unix_path),
 		cmocka_unit_test(test_flush_sync_thread),
 		cmocka_unit_test(test_seccomp_unix),
 		cmocka_unit_test(test_seccomp_tcp),
