@@ -881,12 +881,14 @@ static int nbd_flush_sync(struct disk_engine *e)
 		return -EIO;
 	}
 	/*
-	 * Disconnected: nothing is in flight, and what the lost connection
-	 * may have lost is the flag's to say, as for a FLUSH that completes.
+	 * Disconnected, or dead and not yet dropped by the engine thread:
+	 * nothing can be flushed, and what was lost is the flag's to say (or,
+	 * before the drop, the generations'), as for a FLUSH that completes.
 	 */
-	if (n->state != NBD_UP) {
-		op.result = n->lost_unflushed ? -EIO : 0;
+	if (n->state != NBD_UP || nbd_aio_is_dead(n->h) || nbd_aio_is_closed(n->h)) {
+		op.result = n->lost_unflushed || n->wgen != n->flushed_gen ? -EIO : 0;
 		n->lost_unflushed = false;
+		n->flushed_gen = n->wgen;
 		pthread_mutex_unlock(&n->hlock);
 		return op.result;
 	}
