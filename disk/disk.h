@@ -85,6 +85,7 @@ struct disk_conf {
 	unsigned int depth;		/* most operations in flight at once */
 	const char *who;		/* prefix of error lines, e.g. "virtio-blk" */
 	unsigned int reconnect_ms;	/* NBD: first delay before reconnecting; 0: default */
+	unsigned int timeout_ms;	/* NBD: a command's answer at the latest; 0: default */
 };
 
 /* The media as opened: what a device may offer its guest. */

@@ -16,8 +16,11 @@
  * or needs a timer: it notices an idle connection being closed
  * (POLLRDHUP only, so replies do not wake it), closes a dead handle and
  * fails what was in flight, reconnects with its back-off, and at close
- * drains what is in flight (the reaper is gone by then).  Only it opens
- * and closes handles, which keeps the socket fd stable for the others.
+ * drains what is in flight (the reaper is gone by then), and fails a
+ * command unanswered for too long.  Only it opens and closes handles;
+ * libnbd itself closes the socket of a handle that dies, on whichever
+ * thread sees it, so the fd is used only under hlock and only while the
+ * handle is neither dead nor closed (the epoll entry is dropped then).
  * Why not a thread that owns libnbd outright, with submit queues and an
  * eventfd each way: that costs two thread wake-ups per request, which
  * against a server on the same host at queue depth 1 is about as much
@@ -70,8 +73,11 @@
  * was in flight, and a wait with no bound would hang it instead.  A new
  * connection must show the same export (size, writability, flush, block
  * size) or it is dropped and tried again later.  A server that stops
- * answering but keeps the connection open is not detected: there is no
- * request timeout, its requests wait (TCP keepalive is not set either).
+ * answering but keeps the connection open (a stopped process, a network
+ * partition) is caught by the command timeout: when the oldest command
+ * in flight has waited longer, the engine thread drops the connection as
+ * lost, which fails everything in flight (disk_flush_sync()'s FLUSH too)
+ * instead of letting a reset or the guest wait forever.
  */
 #include <errno.h>
 #include <libnbd.h>
@@ -101,6 +107,8 @@
 #define NBD_CONNECT_MS		10000
 /* disk_close(): how long what is in flight may take before it is dropped */
 #define NBD_DRAIN_MS		5000
+/* how long a command may wait for its answer unless disk_conf says */
+#define NBD_TIMEOUT_MS		30000
 
 enum nbd_state {
 	NBD_UP,			/* n->h is ready */
@@ -126,6 +134,7 @@ struct nbd_op {
 	bool flushing;		/* that flush is out */
 	bool live;		/* on the live list */
 	uint64_t gen;		/* FLUSH: the write generation it covers */
+	int64_t start_ms;	/* when its commands went out */
 	uint8_t *bounce;	/* flat copy of the iovecs, NULL: none */
 	struct nbd_sync *sync;	/* disk_flush_sync()'s, NULL: the queue thread's */
 	struct nbd_op *next;	/* free, ready or done list */
@@ -155,6 +164,7 @@ struct disk_nbd {
 	bool can_fua, can_flush;
 	uint32_t min_block, max_payload;
 	unsigned int delay_ms, next_delay_ms;
+	unsigned int timeout_ms;
 	int64_t next_ms;
 	/* Writes acknowledged (without FUA), and how many a FLUSH covered. */
 	uint64_t wgen, flushed_gen;
@@ -429,6 +439,7 @@ static void nbd_start(struct disk_nbd *n, struct nbd_op *op)
 	op->flushing = false;
 	op->flush_after = (io->flags & DISK_F_FUA) && !n->can_fua;
 	op->live = true;
+	op->start_ms = nbd_now_ms();
 	op->lnext = &n->live;
 	op->lprev = n->live.lprev;
 	n->live.lprev->lnext = op;
@@ -524,8 +535,13 @@ static void nbd_epoll_sync(struct disk_nbd *n)
 		epoll_ctl(n->e.notify_fd, EPOLL_CTL_DEL, n->sock_fd, NULL);
 	ev.events |= out ? EPOLLOUT : 0;
 	if (fd >= 0 && epoll_ctl(n->e.notify_fd, fd == n->sock_fd ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
-				 fd, &ev) < 0)
-		pr_debug("%s: %s: epoll_ctl: %s", n->who, n->uri, strerror(errno));
+				 fd, &ev) < 0) {
+		pr_warn("%s: %s: epoll_ctl: %s", n->who, n->uri, strerror(errno));
+		/* Record what the set holds, so that the next call tries again. */
+		if (fd != n->sock_fd)
+			fd = -1;
+		out = fd >= 0 && n->sock_out;
+	}
 	n->sock_fd = fd;
 	n->sock_out = out;
 }
@@ -643,6 +659,18 @@ static void nbd_check(struct disk_nbd *n)
 {
 	switch (n->state) {
 	case NBD_UP:
+		/*
+		 * The oldest command unanswered for too long: a server that
+		 * stopped (or a network gone) while the socket stays open.
+		 * Closing the handle fails all in flight and reconnects.
+		 */
+		if (n->live.lnext != &n->live &&
+		    nbd_now_ms() - n->live.lnext->start_ms >= n->timeout_ms) {
+			snprintf(n->why, sizeof(n->why), "no answer within %u ms",
+				 n->timeout_ms);
+			nbd_lost(n);
+			break;
+		}
 		/* An idle connection the server shut is closed, not dead: no error. */
 		if (nbd_aio_is_closed(n->h) && !n->why[0])
 			snprintf(n->why, sizeof(n->why), "the server closed the connection");
@@ -703,6 +731,19 @@ static void nbd_pump(struct disk_nbd *n)
 /* ---- the engine thread ----------------------------------------------------- */
 
 /*
+ * When the oldest live command times out; with none, a tick a quarter of
+ * the timeout away, since commands go out on other threads without
+ * waking this one (that would cost a wake-up per request): a command is
+ * failed within 1.25 times the timeout.
+ */
+static int64_t nbd_deadline(const struct disk_nbd *n, int64_t now)
+{
+	if (n->live.lnext != &n->live)
+		return n->live.lnext->start_ms + n->timeout_ms;
+	return now + MAX(n->timeout_ms / 4, 10);
+}
+
+/*
  * Sleep (hlock dropped) until a kick, the socket, or the next deadline
  * (until: 0 none); then let libnbd read or write.  While the queue thread
  * serves, it reads the replies: this thread only watches for the server
@@ -718,6 +759,8 @@ static void nbd_wait(struct disk_nbd *n, int64_t until)
 
 	if (n->state != NBD_UP)
 		t = t ? MIN(t, n->next_ms) : n->next_ms;
+	else
+		t = t ? MIN(t, nbd_deadline(n, now)) : nbd_deadline(n, now);
 	if (n->state != NBD_DOWN) {
 		dir = nbd_aio_get_direction(n->h);
 		p[1].fd = nbd_aio_get_fd(n->h);
@@ -727,7 +770,11 @@ static void nbd_wait(struct disk_nbd *n, int64_t until)
 			p[1].events = POLLRDHUP;
 		nfds = p[1].fd >= 0 ? 2 : 1;
 	}
-	/* Only this thread closes the handle: its fd stays valid meanwhile. */
+	/*
+	 * If the handle dies on another thread meanwhile, libnbd closes this
+	 * fd and its number may be reused: at worst a spurious wake-up, as
+	 * that thread kicks this one and the state is looked at under hlock.
+	 */
 	pthread_mutex_unlock(&n->hlock);
 	ret = poll(p, nfds, t ? (int)MAX(MIN(t - now, 60000), 0) : -1);
 	pthread_mutex_lock(&n->hlock);
@@ -1076,6 +1123,7 @@ static int nbd_init(struct disk_nbd *n, const struct disk_conf *c)
 	pthread_mutex_init(&n->lock, NULL);
 	pthread_mutex_init(&n->hlock, NULL);
 	n->delay_ms = n->next_delay_ms = c->reconnect_ms ? c->reconnect_ms : NBD_RECONNECT_MS;
+	n->timeout_ms = c->timeout_ms ? c->timeout_ms : NBD_TIMEOUT_MS;
 	n->uri = strdup(c->path);
 	n->ops = calloc(depth, sizeof(*n->ops));
 	if (!n->uri || !n->ops)

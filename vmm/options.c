@@ -66,6 +66,8 @@ void options_usage(FILE *f)
 "                           the same on an NBD export (no direct, no aio=),\n"
 "                           [,reconnect-delay=MS]: first retry after a lost\n"
 "                           connection (default 500, doubling up to 30 s)\n"
+"                           [,timeout=SECONDS]: a request unanswered that\n"
+"                           long drops the connection as lost (default 30)\n"
 "  hostbridge               accepted in slot 0 only (always present)\n"
 "\n"
 "The console is a 16550A UART (ttyS0) on stdin/stdout; type Ctrl-A x to quit.\n"

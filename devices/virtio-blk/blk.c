@@ -244,6 +244,7 @@ void blk_disk_conf(const struct blk_opts *o, struct disk_conf *out)
 		.depth = o->queue_size,
 		.who = "virtio-blk",
 		.reconnect_ms = o->reconnect_ms,
+		.timeout_ms = o->timeout_s * 1000,
 	};
 
 	*out = c;

@@ -29,6 +29,7 @@ enum {
 	SEEN_POLL = 1 << 5,
 	SEEN_DISCARD = 1 << 6,
 	SEEN_RECONNECT = 1 << 7,
+	SEEN_TIMEOUT = 1 << 8,
 };
 
 /*
@@ -202,6 +203,20 @@ static int opts_reconnect(struct blk_opts *o, const char *opt, const char *val)
 	return 0;
 }
 
+static int opts_timeout(struct blk_opts *o, const char *opt, const char *val)
+{
+	uint64_t n;
+
+	if (opts_parse_dec(val, strlen(val), &n) || n < BLK_MIN_TIMEOUT_S ||
+	    n > BLK_MAX_TIMEOUT_S) {
+		pr_err("virtio-blk: %s: expected seconds from %u to %u", opt, BLK_MIN_TIMEOUT_S,
+		       BLK_MAX_TIMEOUT_S);
+		return -EINVAL;
+	}
+	o->timeout_s = n;
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	unsigned int seen;
@@ -215,6 +230,7 @@ static const struct {
 	{ "poll", SEEN_POLL, opts_poll },
 	{ "discard", SEEN_DISCARD, opts_discard },
 	{ "reconnect-delay", SEEN_RECONNECT, opts_reconnect },
+	{ "timeout", SEEN_TIMEOUT, opts_timeout },
 };
 
 static int opts_one(struct blk_opts *o, char *opt, unsigned int *seen)
@@ -273,18 +289,21 @@ static int opts_check_range(const struct blk_opts *o)
 
 /*
  * An NBD export has no host file: direct and aio= (the file engines) mean
- * nothing there, and reconnect-delay= means nothing anywhere else.
+ * nothing there, and reconnect-delay= and timeout= mean nothing anywhere
+ * else.
  */
 static int opts_check_nbd(const struct blk_opts *o)
 {
 	static const char *const aio[] = { "", "threads", "io_uring" };
 
 	if (!disk_path_is_nbd(o->path)) {
-		if (!o->reconnect_ms)
-			return 0;
-		pr_err("virtio-blk: reconnect-delay=%u: only for an NBD export (nbd://, nbd+unix://)",
-		       o->reconnect_ms);
-		return -EINVAL;
+		if (o->reconnect_ms)
+			pr_err("virtio-blk: reconnect-delay=%u: only for an NBD export (nbd://, nbd+unix://)",
+			       o->reconnect_ms);
+		else if (o->timeout_s)
+			pr_err("virtio-blk: timeout=%u: only for an NBD export (nbd://, nbd+unix://)",
+			       o->timeout_s);
+		return o->reconnect_ms || o->timeout_s ? -EINVAL : 0;
 	}
 	if (o->direct) {
 		pr_err("virtio-blk: direct: not for an NBD export (the server decides how it caches)");

@@ -6,7 +6,7 @@
  * "-s N,virtio-blk,PATH[,opt...]" after the device name:
  *   writethru | writeback | ro | direct | sectorsize=L[/P] | range=LBA/SIZE |
  *   qsize=N | serial=STR | aio=threads|io_uring | poll=US | discard=unmap|ignore |
- *   reconnect-delay=MS
+ *   reconnect-delay=MS | timeout=SECONDS
  * range= follows ACRN: LBA and SIZE are counted in logical sectors
  * (sectorsize L, default 512), so the window is bytes
  * [LBA*L, (LBA+SIZE)*L) of the file.
@@ -47,12 +47,16 @@
  * aio= are errors there.  reconnect-delay=MS (given once, NBD only,
  * 10..30000, default 500): how long after a lost connection the first
  * reconnect is tried; each failed attempt doubles it, up to 30 s.
+ * timeout=SECONDS (given once, NBD only, 1..3600, default 30): a request
+ * unanswered for that long drops the connection as lost.
  */
 #include <stdbool.h>
 #include <stdint.h>
 
 #define BLK_MIN_RECONNECT_MS	10
 #define BLK_MAX_RECONNECT_MS	30000
+#define BLK_MIN_TIMEOUT_S	1
+#define BLK_MAX_TIMEOUT_S	3600
 #define BLK_DEFAULT_QSIZE	64
 #define BLK_MAX_QSIZE		1024
 #define BLK_ID_BYTES		20	/* VIRTIO_BLK_ID_BYTES */
@@ -83,6 +87,7 @@ struct blk_opts {
 	uint32_t poll_us;		/* most the queue thread polls, 0: never */
 	bool discard_ignore;		/* discard=ignore */
 	uint32_t reconnect_ms;		/* NBD: reconnect-delay=, 0: the default */
+	uint32_t timeout_s;		/* NBD: timeout=, 0: the default */
 };
 
 /*

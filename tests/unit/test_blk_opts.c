@@ -322,6 +322,11 @@ static void test_nbd(void **state)
 	expect_error("nbd://h/e,reconnect-delay=5", "reconnect-delay=5: expected milliseconds");
 	expect_error("nbd://h/e,reconnect-delay=30001", "expected milliseconds from 10 to 30000");
 	expect_error("nbd://h/e,reconnect-delay=10,reconnect-delay=20", "given twice");
+	expect_error("disk.img,timeout=5", "timeout=5: only for an NBD export");
+	expect_error("nbd://h/e,timeout=0", "timeout=0: expected seconds from 1 to 3600");
+	expect_error("nbd://h/e,timeout=3601", "timeout=3601: expected seconds");
+	expect_error("nbd://h/e,timeout=x", "timeout=x: expected seconds");
+	expect_error("nbd://h/e,timeout=1,timeout=2", "given twice");
 }
 
 int main(void)

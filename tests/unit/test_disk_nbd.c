@@ -778,6 +778,44 @@ static void test_reconnect_unix_path(void **state)
 }
 
 /*
+ * A server that stops answering reads (nbdkit's delay filter, 3 s) with
+ * a 1 s timeout: the read fails -EIO after about the timeout, one
+ * 'connection lost' line says why, and writes (not delayed) work again
+ * on the new connection.  Fails if the read waits for the server.
+ */
+static void test_timeout(void **state)
+{
+	uint8_t buf[4096];
+	struct nbd_server s;
+	struct disk_conf c;
+	struct disk *d;
+	int64_t t0, took;
+
+	start_memory(&s, false, "size=1M", "--filter=delay", NULL, "delay-read=3");
+	c = conf(&s, false);
+	c.timeout_ms = 1000;
+	assert_int_equal(disk_open(&d, &c), 0);
+	fill(buf, sizeof(buf), 10);
+	capture_start();
+	t0 = now_ms();
+	assert_int_equal(do_rw(d, DISK_OP_READ, 0, buf, sizeof(buf), 0), -EIO);
+	took = now_ms() - t0;
+	t0 = now_ms();
+	while (do_rw(d, DISK_OP_WRITE, 0, buf, sizeof(buf), DISK_F_FUA) && now_ms() - t0 < WAIT_MS)
+		sleep_ms(20);
+	capture_end();
+	fprintf(stderr, "a read to a stopped server failed after %lld ms\n", (long long)took);
+	if (took < 900 || took > 2000)
+		fail_msg("the read failed after %lld ms, want about 1000", (long long)took);
+	if (count_lines(errbuf, "connection lost: no answer within 1000 ms") != 1)
+		fail_msg("want one 'connection lost: no answer' line, got '%s'", errbuf);
+	assert_int_equal(do_rw(d, DISK_OP_WRITE, 0, buf, sizeof(buf), 0), 0);
+	assert_int_equal(disk_flush_sync(d), 0);
+	disk_close(d);
+	nbd_server_stop(&s);
+}
+
+/*
  * disk_flush_sync() while disconnected (a reset or shutdown flush in the
  * reconnect window): 0 when nothing acknowledged was lost, -EIO once when
  * an unflushed write was, and the service resumes with a new server.
@@ -976,6 +1014,7 @@ int main(void)
 		cmocka_unit_test(test_unflushed_lost),
 		cmocka_unit_test(test_flush_sync_down),
 		cmocka_unit_test(test_reconnect_unix_path),
+		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_flush_sync_thread),
 		cmocka_unit_test(test_seccomp_unix),
 		cmocka_unit_test(test_seccomp_tcp),
