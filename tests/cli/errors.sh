@@ -97,6 +97,10 @@ expect 1 "aio=threads: not for an NBD export" -- \
 	-s 9,virtio-blk,nbd://127.0.0.1/x,aio=threads "$WORK/fake-bzImage"
 expect 1 "reconnect-delay=100: only for an NBD export" -- \
 	-s 9,virtio-blk,"$WORK/disk.img",reconnect-delay=100 "$WORK/fake-bzImage"
+expect 1 "timeout=5: only for an NBD export" -- \
+	-s 9,virtio-blk,"$WORK/disk.img",timeout=5 "$WORK/fake-bzImage"
+expect 1 "timeout=0: expected seconds from 1 to 3600" -- \
+	-s 9,virtio-blk,nbd://127.0.0.1/x,timeout=0 "$WORK/fake-bzImage"
 expect 1 "nbd\+unix:///\?socket=$WORK/nbd.sock: cannot connect" -- \
 	-s 9,virtio-blk,"nbd+unix:///?socket=$WORK/nbd.sock" "$WORK/fake-bzImage"
 expect 1 "only nbd:// and nbd\+unix:// URIs are supported" -- \

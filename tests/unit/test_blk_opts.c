@@ -298,22 +298,26 @@ static void test_duplicates(void **state)
 /*
  * An NBD URI: the options that make sense there parse as for a file;
  * direct and aio= (the file engines') are one-line errors naming them,
- * and reconnect-delay= is for NBD only, in 10..30000 ms.
+ * reconnect-delay= is for NBD only, in 10..30000 ms, and timeout= for NBD
+ * only, in 1..3600 s.
  */
 static void test_nbd(void **state)
 {
 	struct blk_opts o;
 
 	assert_int_equal(parse("nbd+unix:///exp?socket=/run/s,ro,writeback,sectorsize=4096,"
-			       "range=8/16,serial=n1,poll=0,discard=ignore,reconnect-delay=250",
+			       "range=8/16,serial=n1,poll=0,discard=ignore,reconnect-delay=250,"
+			       "timeout=5",
 			       &o), 0);
 	assert_string_equal(o.path, "nbd+unix:///exp?socket=/run/s");
 	assert_true(o.ro && o.writeback && o.discard_ignore);
 	assert_int_equal(o.logical_block, 4096);
 	assert_int_equal(o.reconnect_ms, 250);
+	assert_int_equal(o.timeout_s, 5);
 	blk_opts_free(&o);
 	assert_int_equal(parse("nbd://127.0.0.1:10809/e", &o), 0);
 	assert_int_equal(o.reconnect_ms, 0);
+	assert_int_equal(o.timeout_s, 0);
 	blk_opts_free(&o);
 	expect_error("nbd://h/e,direct", "direct: not for an NBD export");
 	expect_error("nbd://h/e,aio=threads", "aio=threads: not for an NBD export");
