@@ -145,19 +145,26 @@ static bool short_read(int fd, bool sr, const uint8_t *handle, uint64_t off, uin
 	return tx(fd, h, 20);
 }
 
-/* A READ answered whole: a simple reply and zeros. */
-static bool full_read(int fd, const uint8_t *handle, uint32_t len)
+/*
+ * A READ answered whole: a simple reply and zeros; with a handle no
+ * request carried (each byte flipped), or as garbage (a bad magic).
+ */
+static bool full_read(int fd, enum nbd_fake_mode mode, const uint8_t *handle, uint32_t len)
 {
 	static uint8_t zeros[NBD_FAKE_SIZE];
 	uint8_t h[16];
+	unsigned int i;
 
-	put_be(h, 4, SIMPLE_MAGIC);
+	put_be(h, 4, mode == NBD_FAKE_GARBAGE ? 0x0badf00du : SIMPLE_MAGIC);
 	put_be(h + 4, 4, 0);
-	memcpy(h + 8, handle, 8);
+	for (i = 0; i < 8; i++)
+		h[8 + i] = mode == NBD_FAKE_WRONG_HANDLE ? (uint8_t)~handle[i] : handle[i];
+	if (mode == NBD_FAKE_GARBAGE)
+		return tx(fd, h, 16) && (pause(), false);
 	return len <= sizeof(zeros) && tx(fd, h, 16) && tx(fd, zeros, len);
 }
 
-static void serve(int fd, bool short_reads)
+static void serve(int fd, enum nbd_fake_mode mode)
 {
 	uint8_t req[28], rep[16];
 	bool sr = false, ok;
@@ -169,8 +176,8 @@ static void serve(int fd, bool short_reads)
 
 		if (type == CMD_DISC)
 			return;
-		if (type == CMD_READ && !short_reads) {
-			ok = full_read(fd, req + 8, (uint32_t)get_be(req + 24, 4));
+		if (type == CMD_READ && mode != NBD_FAKE_SHORT_READS) {
+			ok = full_read(fd, mode, req + 8, (uint32_t)get_be(req + 24, 4));
 		} else if (type == CMD_READ) {
 			ok = short_read(fd, sr, req + 8, get_be(req + 16, 8),
 					(uint32_t)get_be(req + 24, 4));
@@ -185,7 +192,7 @@ static void serve(int fd, bool short_reads)
 	}
 }
 
-pid_t nbd_fake_start(const char *sock, bool short_reads)
+pid_t nbd_fake_start(const char *sock, enum nbd_fake_mode mode)
 {
 	struct sockaddr_un un = { .sun_family = AF_UNIX };
 	int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), fd;
@@ -205,7 +212,7 @@ pid_t nbd_fake_start(const char *sock, bool short_reads)
 		return pid;
 	}
 	while ((fd = accept(ls, NULL, NULL)) >= 0) {
-		serve(fd, short_reads);
+		serve(fd, mode);
 		close(fd);
 	}
 	_exit(0);

@@ -495,13 +495,49 @@ static void test_short_read(void **state)
 	struct disk *d;
 
 	nbd_server_init(&s, false);
-	s.pid = nbd_fake_start(s.sock, true);
+	s.pid = nbd_fake_start(s.sock, NBD_FAKE_SHORT_READS);
 	d = open_disk(&s, true);
 	capture_start();
 	assert_int_equal(do_rw(d, DISK_OP_READ, 0, buf, sizeof(buf), 0), -EIO);
 	capture_end();
 	disk_close(d);
 	nbd_server_stop(&s);
+}
+
+/*
+ * A server that answers a READ with a reply for a request never sent, or
+ * with garbage: a protocol error, so the connection is dropped and the
+ * read fails -EIO (never 0, never a hang), with one line saying so.
+ * Fails if such a reply completes the read, or is waited on for ever.
+ */
+static void lying_server(enum nbd_fake_mode mode)
+{
+	uint8_t buf[4096];
+	struct nbd_server s;
+	struct disk *d;
+	int64_t t0;
+
+	nbd_server_init(&s, false);
+	s.pid = nbd_fake_start(s.sock, mode);
+	d = open_disk(&s, true);
+	capture_start();
+	t0 = now_ms();
+	assert_int_equal(do_rw(d, DISK_OP_READ, 0, buf, sizeof(buf), 0), -EIO);
+	capture_end();
+	fprintf(stderr, "the lie was refused after %lld ms\n", (long long)(now_ms() - t0));
+	assert_non_null(strstr(errbuf, "connection lost"));
+	disk_close(d);
+	nbd_server_stop(&s);
+}
+
+static void test_wrong_handle(void **state)
+{
+	lying_server(NBD_FAKE_WRONG_HANDLE);
+}
+
+static void test_garbage_reply(void **state)
+{
+	lying_server(NBD_FAKE_GARBAGE);
 }
 
 /*
@@ -747,7 +783,7 @@ static void start_relative(struct nbd_server *s)
 
 	assert_non_null(getcwd(cwd, sizeof(cwd)));
 	assert_int_equal(chdir(s->dir), 0);
-	s->pid = nbd_fake_start("sock", false);
+	s->pid = nbd_fake_start("sock", NBD_FAKE_ZEROS);
 	assert_int_equal(chdir(cwd), 0);
 }
 
@@ -1018,6 +1054,8 @@ int main(void)
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_server_errors),
 		cmocka_unit_test(test_short_read),
+		cmocka_unit_test(test_wrong_handle),
+		cmocka_unit_test(test_garbage_reply),
 		cmocka_unit_test(test_ro_noflush),
 		cmocka_unit_test(test_slow_server),
 		cmocka_unit_test(test_fua_emulated),
