@@ -8,7 +8,8 @@
  * The one exception is asked for by flag: an NBD disk reconnects after a
  * lost connection, so it may make stream sockets of the address family
  * its server was first reached on, and connect them (libnbd does it with
- * the address saved at start-up: no name lookup, no files).
+ * the TCP address saved at start-up or the URI's socket path: no name
+ * lookup, no files).
  *
  * Default action: SCMP_ACT_TRAP, with a SIGSYS handler that says which
  * call it was in one line and ends the process by SIGSYS.  A forbidden
