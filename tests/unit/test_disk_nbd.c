@@ -690,6 +690,7 @@ static void kill_restart(bool tcp)
 	struct disk *d;
 	unsigned int i;
 	int64_t t0;
+	int fd;
 
 	assert_true(w && r);
 	nbd_server_init(&s, tcp);
@@ -719,6 +720,12 @@ static void kill_restart(bool tcp)
 			fail_msg("read %u in flight at the kill: %d, want -EIO", i, q[i].result);
 		}
 	fprintf(stderr, "16 requests failed %lld ms after the kill\n", (long long)(now_ms() - t0));
+	/* The write flushed before the kill is in the export's file itself. */
+	fd = open(file, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, r, 64 * KIB, 0), 64 * KIB);
+	close(fd);
+	assert_memory_equal(r, w, 64 * KIB);
 	assert_int_equal(do_rw(d, DISK_OP_READ, 0, r, 4096, 0), -EIO);
 	/* Disconnected, but every write was flushed: nothing to report. */
 	assert_int_equal(disk_flush_sync(d), 0);
