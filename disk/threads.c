@@ -150,12 +150,20 @@ static unsigned int thr_reap(struct disk_engine *e, struct disk_done *out, unsig
 	unsigned int n = thr_take(t, out, max, &empty);
 	uint64_t v;
 
-	if (!empty)
+	/*
+	 * Full: leave the eventfd alone, since a drain now could eat the
+	 * signal of an op posted since, which nothing would take here.
+	 */
+	if (!empty || n == max)
 		return n;
 	/* Empty: quiet the fd, then look again for one posted meanwhile. */
 	if (read(e->notify_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		pr_debug("disk: eventfd read: %s", strerror(errno));
-	return n + thr_take(t, out + n, max - n, &empty);
+	n += thr_take(t, out + n, max - n, &empty);
+	/* Posted after the drain behind one whose signal it ate: readable again. */
+	if (!empty && write(e->notify_fd, &(uint64_t){ 1 }, sizeof(uint64_t)) < 0)
+		pr_debug("disk: eventfd write: %s", strerror(errno));
+	return n;
 }
 
 static int thr_flush_sync(struct disk_engine *e)
