@@ -135,6 +135,7 @@ struct blk_queue {
 	bool notify_off;		/* VRING_USED_F_NO_NOTIFY is set */
 	bool blocked;			/* the last pop found no free ioreq, or a reset */
 	bool commit_stuck;		/* the disk kept submissions back: commit again soon */
+	bool disk_woke;			/* the last sleep ended with completions waiting */
 };
 
 /* Counters for --stats, the bench and the tests. */

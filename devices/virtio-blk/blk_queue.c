@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * The queue loop: one thread per device that
- *   0. reaps and completes what the disk finished while it slept (the
- *      interrupt goes out before new work is taken on, so the driver
- *      refills the ring while the thread pops);
+ *   0. when the disk's notify fd ended its sleep, reaps and completes
+ *      what finished meanwhile first (that interrupt goes out before new
+ *      work is taken on, so the driver refills the ring while the thread
+ *      pops);
  *   1. pops up to a batch of available requests, parses each and
  *      submits its operation to the disk layer, which answers "done" (a
  *      request that needs no I/O, a bad one, an operation the engine did
@@ -406,6 +407,7 @@ static void blk_sleep(struct blk_dev *b, bool adapt)
 	}
 	if (adapt)
 		blk_poll_adapt(q, blk_now_ns() - t0);
+	q->disk_woke = pfd[2].revents & POLLIN;
 	if (pfd[1].revents & POLLIN) {
 		blk_efd_drain(q->kick_fd);
 		__atomic_add_fetch(&b->kicks, 1, __ATOMIC_RELAXED);
@@ -437,11 +439,17 @@ void *blk_queue_thread(void *arg)
 	for (;;) {
 		stop = blk_stopping(b);
 		/*
-		 * What finished while we slept goes out before new work is
-		 * taken on: its interrupt lets the driver refill while we pop.
+		 * What an engine finished on its own while we slept goes out
+		 * before new work is taken on: its interrupt lets the driver
+		 * refill while we pop.  Otherwise (a kick, or the loop going
+		 * round) the reap after the commit below takes it with the
+		 * batch's own, and one interrupt serves both.
 		 */
-		blk_reap(b);
-		blk_complete_batch(b);
+		if (q->disk_woke) {
+			q->disk_woke = false;
+			blk_reap(b);
+			blk_complete_batch(b);
+		}
 		/* Requests may have been posted before the first kick we see. */
 		more = !stop && blk_pop_batch(b);
 		q->commit_stuck = disk_commit(b->disk) < 0;
