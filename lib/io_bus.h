@@ -3,11 +3,15 @@
 #define TINYVMM_IO_BUS_H
 
 /*
- * Port I/O dispatch: the vCPU loop hands every KVM_EXIT_IO access to
- * io_bus_access(), which finds the device owning the port.  Devices see
- * the offset from their base and a size of 1, 2 or 4 bytes.  An access
- * nobody claims reads as all ones and is otherwise ignored, as on a PC.
- * Nothing here uses KVM, so devices, PCI and their tests build on it alone.
+ * Address-decoded dispatch, one type for both spaces a vCPU exits on:
+ * the port-I/O bus (KVM_EXIT_IO, 16-bit ports) and the MMIO bus
+ * (KVM_EXIT_MMIO, 64-bit guest physical addresses).  io_bus_access()
+ * finds the range that wholly contains the access; its device sees the
+ * offset from the range's base and a size of 1, 2 or 4 bytes (an 8-byte
+ * MMIO access reaches it as two 4-byte ones).  A range is at most 64 KiB,
+ * so offsets stay 16 bits.  An access nobody claims reads as all ones and
+ * is otherwise ignored, as on a PC.  Nothing here uses KVM, so devices,
+ * PCI and their tests build on it alone.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -18,9 +22,11 @@ struct io_ops {
 	void (*write)(void *opaque, uint16_t off, unsigned int size, uint32_t val);
 };
 
+#define IO_RANGE_MAX_LEN	0x10000u
+
 struct io_range {
-	uint16_t base;
-	uint16_t len;
+	uint64_t base;
+	uint32_t len;		/* 1 .. IO_RANGE_MAX_LEN */
 	const struct io_ops *ops;
 	void *opaque;
 	const char *name;
@@ -39,13 +45,21 @@ struct io_bus {
 void io_bus_init(struct io_bus *bus);
 void io_bus_destroy(struct io_bus *bus);
 
-/* -EBUSY if it overlaps a registered range, -ENOSPC when full. */
-int io_bus_register(struct io_bus *bus, uint16_t base, uint16_t len,
+/*
+ * -EINVAL for a len of 0 or above IO_RANGE_MAX_LEN, or a range that would
+ * run past the top of the 64-bit space; -EBUSY if it overlaps a
+ * registered range, -ENOSPC when full.
+ */
+int io_bus_register(struct io_bus *bus, uint64_t base, uint32_t len,
 		    const struct io_ops *ops, void *opaque, const char *name);
-int io_bus_unregister(struct io_bus *bus, uint16_t base, void *opaque);
+int io_bus_unregister(struct io_bus *bus, uint64_t base, void *opaque);
 
-/* data holds size bytes, little-endian; returns false if unclaimed. */
-bool io_bus_access(struct io_bus *bus, uint16_t port, bool is_write,
+/*
+ * data holds size bytes, little-endian; size is 1, 2, 4 or 8.  Returns
+ * false if unclaimed: no range holds all of [addr, addr + size), or the
+ * size is none of those (a read then fills data with ones).
+ */
+bool io_bus_access(struct io_bus *bus, uint64_t addr, bool is_write,
 		   void *data, unsigned int size);
 
 #endif

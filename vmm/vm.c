@@ -523,6 +523,27 @@ static void vm_print_costs(struct vm *vm)
 		(unsigned long long)(guest >> 10), (unsigned long long)(rss >> 10));
 }
 
+/* The lock because a BAR move may reshuffle the ranges meanwhile (SIGUSR2). */
+static void vm_print_bus_stats(const char *what, struct io_bus *bus)
+{
+	char line[1024];
+	unsigned int i;
+	int n = 0;
+
+	line[0] = 0;
+	pthread_rwlock_rdlock(&bus->lock);
+	for (i = 0; i < bus->nr; i++)
+		if (n < (int)sizeof(line))
+			n += snprintf(line + n, sizeof(line) - n, " %s@0x%llx=%llu",
+				      bus->range[i].name, (unsigned long long)bus->range[i].base,
+				      (unsigned long long)bus->range[i].accesses);
+	pthread_rwlock_unlock(&bus->lock);
+	if (n < (int)sizeof(line))
+		snprintf(line + n, sizeof(line) - n, " unclaimed=%llu",
+			 (unsigned long long)bus->unclaimed);
+	pr_info("stats: %s exits by device:%s", what, line);
+}
+
 void vm_print_stats(struct vm *vm)
 {
 	uint64_t total[VM_EXIT_REASONS] = { 0 };
@@ -541,17 +562,7 @@ void vm_print_stats(struct vm *vm)
 				      vcpu_exit_name(r), (unsigned long long)total[r]);
 	pr_info("stats: exits to user space:%s", n ? line : " none");
 
-	n = 0;
-	line[0] = 0;
-	for (i = 0; i < vm->pio.nr; i++)
-		if (n < (int)sizeof(line))
-			n += snprintf(line + n, sizeof(line) - n, " %s@0x%x=%llu",
-				      vm->pio.range[i].name, vm->pio.range[i].base,
-				      (unsigned long long)vm->pio.range[i].accesses);
-	if (n < (int)sizeof(line))
-		snprintf(line + n, sizeof(line) - n, " unclaimed=%llu",
-			 (unsigned long long)vm->pio.unclaimed);
-	pr_info("stats: port I/O exits by device:%s", line);
+	vm_print_bus_stats("port I/O", &vm->pio);
 
 	for (i = 0; i < vm->nr_disks; i++) {
 		const struct vm_disk *d = &vm->disk[i];
