@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "lib/guest_mem.h"
 #include "lib/util.h"
 #include "pci/pci.h"
 
@@ -10,6 +11,14 @@
 
 /* Everything at or above this is a header register no device here has. */
 #define PCI_BAR_END		(PCI_BASE_ADDRESS_0 + 4 * PCI_NUM_BARS)
+
+/*
+ * Memory BARs must not land on guest RAM or on the IOAPIC (0xfec00000,
+ * vmm/layout.h's IOAPIC_ADDR, which this layer cannot include; vmm/vm.c
+ * checks the window against it too).
+ */
+_Static_assert(PCI_MMIO_BASE >= GMEM_32BIT_GAP_START && PCI_MMIO_BASE < PCI_MMIO_END &&
+	       PCI_MMIO_END <= 0xfec00000u, "PCI memory window outside the RAM gap");
 
 static uint32_t all_ones(unsigned int size)
 {
@@ -72,23 +81,38 @@ static bool pci_dev_cfg_write(struct pci_dev *d, unsigned int off, unsigned int 
 static uint32_t pci_bar_target(const struct pci_dev *d, int n)
 {
 	uint32_t size = d->bar[n].size;
+	uint16_t cmd = cfg_get(&d->cfg[PCI_COMMAND], 2);
+	uint32_t reg = cfg_get(&d->cfg[PCI_BASE_ADDRESS_0 + 4 * n], 4);
 	uint32_t base;
 
-	if (!size || !(cfg_get(&d->cfg[PCI_COMMAND], 2) & PCI_COMMAND_IO))
+	if (!size)
 		return 0;
-	base = cfg_get(&d->cfg[PCI_BASE_ADDRESS_0 + 4 * n], 4) & PCI_BASE_ADDRESS_IO_MASK;
+	/*
+	 * wmask keeps a memory BAR aligned to its size, so it cannot run
+	 * past 4 GiB; where in the 4 GiB is the guest's business.
+	 */
+	if (d->bar[n].is_mem)
+		return cmd & PCI_COMMAND_MEMORY ? reg & PCI_BASE_ADDRESS_MEM_MASK : 0;
+	if (!(cmd & PCI_COMMAND_IO))
+		return 0;
+	base = reg & PCI_BASE_ADDRESS_IO_MASK;
 	if (base == 0 || (uint64_t)base + size > PCI_IO_END)
 		return 0;
 	return base;
 }
 
+static struct io_bus *pci_bar_bus(const struct pci_bus *bus, const struct pci_bar *bar)
+{
+	return bar->is_mem ? bus->mmio : bus->pio;
+}
+
 /*
- * Bring the io_bus in line with d's BAR and command registers.  The
- * targets are read under bus->lock; io_bus_register and bar_moved run
- * without it (bar_moved may do ioctls, and the io_bus takes its own lock).
- * map_lock keeps two vCPUs from applying moves out of order: since each
- * pass re-reads the registers, whichever runs last installs the latest
- * state, never a stale one.
+ * Bring the io_buses (ports and MMIO) in line with d's BAR and command
+ * registers.  The targets are read under bus->lock; io_bus_register and
+ * bar_moved run without it (bar_moved may do ioctls, and the io_bus takes
+ * its own lock).  map_lock keeps two vCPUs from applying moves out of
+ * order: since each pass re-reads the registers, whichever runs last
+ * installs the latest state, never a stale one.
  *
  * With report false a failure is left to the caller to print.  Returns
  * 0, or the first io_bus error.
@@ -116,12 +140,12 @@ static int pci_dev_sync_bars(struct pci_dev *d, bool report)
 			continue;
 		/* Unmap first: the new range may overlap the old one. */
 		if (bar->mapped) {
-			io_bus_unregister(bus->pio, bar->mapped_base, bar->opaque);
+			io_bus_unregister(pci_bar_bus(bus, bar), bar->mapped_base, bar->opaque);
 			bar->mapped = false;
 		}
 		if (target[n]) {
-			ret = io_bus_register(bus->pio, target[n], bar->size, bar->ops,
-					      bar->opaque, d->name);
+			ret = io_bus_register(pci_bar_bus(bus, bar), target[n], bar->size,
+					      bar->ops, bar->opaque, d->name);
 			if (!ret) {
 				bar->mapped = true;
 				bar->mapped_base = target[n];
@@ -134,9 +158,10 @@ static int pci_dev_sync_bars(struct pci_dev *d, bool report)
 				 * every command/BAR write.
 				 */
 				if (report && !bar->warned)
-					pr_warn("pci 00:%02x.0 %s: BAR%d at %#x-%#x: %s, left unmapped",
-						d->slot, d->name, n, target[n],
-						target[n] + bar->size - 1, strerror(-ret));
+					pr_warn("pci 00:%02x.0 %s: %s BAR%d at %#x-%#x: %s, left unmapped",
+						d->slot, d->name, bar->is_mem ? "memory" : "I/O",
+						n, target[n], target[n] + bar->size - 1,
+						strerror(-ret));
 				else
 					pr_debug("pci 00:%02x.0 %s: BAR%d at %#x: %s",
 						 d->slot, d->name, n, target[n], strerror(-ret));
@@ -153,14 +178,25 @@ static int pci_dev_sync_bars(struct pci_dev *d, bool report)
 	return err;
 }
 
-static bool pci_dev_has_bars(const struct pci_dev *d)
+/* The command bits that decide where d's BARs decode: I/O and/or memory. */
+static uint16_t pci_dev_decode_bits(const struct pci_dev *d)
 {
+	uint16_t bits = 0;
 	int n;
 
 	for (n = 0; n < PCI_NUM_BARS; n++)
 		if (d->bar[n].size)
-			return true;
-	return false;
+			bits |= d->bar[n].is_mem ? PCI_COMMAND_MEMORY : PCI_COMMAND_IO;
+	return bits;
+}
+
+/*
+ * A config write to d, bus->lock held.  Returns true when BAR mappings
+ * need a re-sync once the lock is dropped.
+ */
+static bool pci_dev_write(struct pci_dev *d, unsigned int off, unsigned int size, uint32_t val)
+{
+	return pci_dev_cfg_write(d, off, size, val) && pci_dev_decode_bits(d);
 }
 
 uint32_t pci_cfg_read(struct pci_bus *bus, unsigned int slot, unsigned int off,
@@ -189,7 +225,7 @@ void pci_cfg_write(struct pci_bus *bus, unsigned int slot, unsigned int off, uns
 	pthread_mutex_lock(&bus->lock);
 	d = pci_bus_slot(bus, slot);
 	if (d)
-		resync = pci_dev_cfg_write(d, off, size, val) && pci_dev_has_bars(d);
+		resync = pci_dev_write(d, off, size, val);
 	pthread_mutex_unlock(&bus->lock);
 	if (resync)
 		pci_dev_sync_bars(d, true);
@@ -270,7 +306,7 @@ static void pci_cfg_io_write(void *opaque, uint16_t off, unsigned int size, uint
 	slot = pci_bus_decode(bus, off, size, &reg);
 	if (slot >= 0) {
 		d = bus->dev[slot];
-		resync = pci_dev_cfg_write(d, reg, size, val) && pci_dev_has_bars(d);
+		resync = pci_dev_write(d, reg, size, val);
 	}
 	pthread_mutex_unlock(&bus->lock);
 	if (resync)
@@ -299,9 +335,9 @@ void pci_dev_init(struct pci_dev *d, const char *name, uint16_t vendor, uint16_t
 	d->cfg[PCI_INTERRUPT_PIN] = intx ? 1 : 0;
 
 	/*
-	 * Decode enables and bus mastering are all a driver flips.  Memory
-	 * space is writable although there are no memory BARs, as Linux
-	 * sets it along with I/O in pci_enable_device().  INTx disable is
+	 * Decode enables and bus mastering are all a driver flips.  Both
+	 * decode bits are writable whichever BARs there are, as Linux sets
+	 * them together in pci_enable_device().  INTx disable is
 	 * optional in PCI 2.3 and not implemented, so it reads as 0 rather
 	 * than claiming an effect it does not have (legacy virtio drivers
 	 * never set it).
@@ -336,14 +372,38 @@ int pci_dev_add_io_bar(struct pci_dev *d, int n, uint32_t size,
 	return 0;
 }
 
-int pci_bus_init(struct pci_bus *bus, struct io_bus *pio)
+int pci_dev_add_mem_bar(struct pci_dev *d, int n, uint32_t size,
+			const struct io_ops *ops, void *opaque)
+{
+	unsigned int off;
+
+	if (n < 0 || n >= PCI_NUM_BARS || !IS_POW2(size) || size < 16 ||
+	    size > IO_RANGE_MAX_LEN || !ops)
+		return -EINVAL;
+	if (d->bar[n].size || d->bus)
+		return -EBUSY;
+
+	d->bar[n] = (struct pci_bar) {
+		.size = size, .is_mem = true, .ops = ops, .opaque = opaque,
+	};
+	off = PCI_BASE_ADDRESS_0 + 4 * n;
+	/* Type bits 0: 32-bit, anywhere below 4 GiB, not prefetchable. */
+	cfg_put(&d->cfg[off], 4, 0);
+	/* The size bits and the type bits are read-only. */
+	cfg_put(&d->wmask[off], 4, ~(size - 1) & PCI_BASE_ADDRESS_MEM_MASK);
+	return 0;
+}
+
+int pci_bus_init(struct pci_bus *bus, struct io_bus *pio, struct io_bus *mmio)
 {
 	struct pci_dev *hb = &bus->host_bridge;
 	int ret;
 
 	memset(bus, 0, sizeof(*bus));
 	bus->pio = pio;
+	bus->mmio = mmio;
 	bus->io_next = PCI_IO_BASE;
+	bus->mmio_next = PCI_MMIO_BASE;
 	bus->next_gsi = PCI_IRQ_FIRST_GSI;
 	pthread_mutex_init(&bus->lock, NULL);
 	pthread_mutex_init(&bus->map_lock, NULL);
@@ -385,10 +445,12 @@ void pci_bus_destroy(struct pci_bus *bus)
 		if (!d)
 			continue;
 		for (n = 0; n < PCI_NUM_BARS; n++) {
-			if (!d->bar[n].mapped)
+			struct pci_bar *bar = &d->bar[n];
+
+			if (!bar->mapped)
 				continue;
-			io_bus_unregister(bus->pio, d->bar[n].mapped_base, d->bar[n].opaque);
-			d->bar[n].mapped = false;
+			io_bus_unregister(pci_bar_bus(bus, bar), bar->mapped_base, bar->opaque);
+			bar->mapped = false;
 		}
 		d->bus = NULL;
 		bus->dev[slot] = NULL;
@@ -400,14 +462,91 @@ void pci_bus_destroy(struct pci_bus *bus)
 	pthread_mutex_destroy(&bus->lock);
 }
 
+/*
+ * Addresses for d's BARs, as firmware would pick them: I/O BARs from
+ * io_next, each aligned to its size; memory BARs from mmio_next, each
+ * aligned to its size and to at least a page, so that no two BARs share a
+ * page (the PCI spec's advice: an OS maps each with its own attributes,
+ * and an MSI-X table must sit on pages of its own).  On success *io_end and
+ * *mmio_end are the new next-free addresses.  bus->lock held.
+ */
+static int pci_bus_place_bars(const struct pci_bus *bus, const struct pci_dev *d,
+			      uint32_t base[PCI_NUM_BARS], uint32_t *io_end, uint32_t *mmio_end)
+{
+	uint64_t io = bus->io_next, mem = bus->mmio_next;
+	int n;
+
+	for (n = 0; n < PCI_NUM_BARS; n++) {
+		uint32_t size = d->bar[n].size;
+
+		if (!size)
+			continue;
+		if (!d->bar[n].is_mem) {
+			io = ALIGN_UP(io, size);
+			if (io + size > PCI_IO_END) {
+				pr_err("pci: %s: no I/O space left for BAR%d (%u bytes)",
+				       d->name, n, size);
+				return -ENOSPC;
+			}
+			base[n] = io;
+			io += size;
+			continue;
+		}
+		if (!bus->mmio) {
+			pr_err("pci: %s: BAR%d is a memory BAR, and this bus has no MMIO bus",
+			       d->name, n);
+			return -EINVAL;
+		}
+		mem = ALIGN_UP(mem, MAX(size, PCI_MMIO_BAR_ALIGN));
+		if (mem + size > PCI_MMIO_END) {
+			pr_err("pci: %s: no memory space left for BAR%d (%u bytes)",
+			       d->name, n, size);
+			return -ENOSPC;
+		}
+		base[n] = mem;
+		mem += size;
+	}
+	*io_end = io;
+	*mmio_end = mem;
+	return 0;
+}
+
+/* What firmware would have done before handing over to the OS. */
+static void pci_dev_firmware_setup(struct pci_dev *d, const uint32_t base[PCI_NUM_BARS],
+				   unsigned int gsi)
+{
+	uint16_t cmd;
+	int n;
+
+	for (n = 0; n < PCI_NUM_BARS; n++)
+		if (base[n])
+			cfg_put(&d->cfg[PCI_BASE_ADDRESS_0 + 4 * n], 4, base[n] |
+				(d->bar[n].is_mem ? 0 : PCI_BASE_ADDRESS_SPACE_IO));
+	d->cfg[PCI_INTERRUPT_LINE] = gsi;
+	cmd = cfg_get(&d->cfg[PCI_COMMAND], 2);
+	cfg_put(&d->cfg[PCI_COMMAND], 2, cmd | pci_dev_decode_bits(d));
+}
+
+/* The GSI for d's INTA#, 0 when it has none; -ENOSPC when none is left. */
+static int pci_bus_pick_gsi(const struct pci_bus *bus, const struct pci_dev *d)
+{
+	if (!d->cfg[PCI_INTERRUPT_PIN])
+		return 0;
+	if (bus->next_gsi > PCI_IRQ_LAST_GSI) {
+		pr_err("pci: %s: no interrupt line left (GSIs %d-%d in use)",
+		       d->name, PCI_IRQ_FIRST_GSI, PCI_IRQ_LAST_GSI);
+		return -ENOSPC;
+	}
+	return bus->next_gsi;
+}
+
 int pci_bus_add(struct pci_bus *bus, struct pci_dev *d, unsigned int slot)
 {
 	uint8_t saved_cfg[PCI_CFG_SIZE];
 	uint32_t base[PCI_NUM_BARS] = { 0 };
-	uint32_t io, saved_io_next;
-	unsigned int gsi = 0, saved_next_gsi;
-	uint16_t cmd;
-	int n, ret;
+	uint32_t io_end, mmio_end, saved_io_next, saved_mmio_next;
+	unsigned int saved_next_gsi;
+	int gsi, ret;
 
 	if (slot >= PCI_MAX_DEVICES)
 		return -EINVAL;
@@ -417,65 +556,39 @@ int pci_bus_add(struct pci_bus *bus, struct pci_dev *d, unsigned int slot)
 		ret = -EBUSY;
 		goto out_unlock;
 	}
-
-	io = bus->io_next;
-	for (n = 0; n < PCI_NUM_BARS; n++) {
-		uint32_t size = d->bar[n].size;
-
-		if (!size)
-			continue;
-		io = ALIGN_UP(io, size);
-		if (io + size > PCI_IO_END) {
-			pr_err("pci: %s: no I/O space left for BAR%d (%u bytes)",
-			       d->name, n, size);
-			ret = -ENOSPC;
-			goto out_unlock;
-		}
-		base[n] = io;
-		io += size;
-	}
-	if (d->cfg[PCI_INTERRUPT_PIN]) {
-		if (bus->next_gsi > PCI_IRQ_LAST_GSI) {
-			pr_err("pci: %s: no interrupt line left (GSIs %d-%d in use)",
-			       d->name, PCI_IRQ_FIRST_GSI, PCI_IRQ_LAST_GSI);
-			ret = -ENOSPC;
-			goto out_unlock;
-		}
-		gsi = bus->next_gsi;
+	ret = pci_bus_place_bars(bus, d, base, &io_end, &mmio_end);
+	if (ret)
+		goto out_unlock;
+	gsi = pci_bus_pick_gsi(bus, d);
+	if (gsi < 0) {
+		ret = gsi;
+		goto out_unlock;
 	}
 
-	/* Keep what is needed to undo the add if the io_bus says no. */
+	/* Keep what is needed to undo the add if an io_bus says no. */
 	memcpy(saved_cfg, d->cfg, sizeof(saved_cfg));
 	saved_io_next = bus->io_next;
+	saved_mmio_next = bus->mmio_next;
 	saved_next_gsi = bus->next_gsi;
 
-	/* What firmware would have done before handing over to the OS. */
-	for (n = 0; n < PCI_NUM_BARS; n++)
-		if (base[n])
-			cfg_put(&d->cfg[PCI_BASE_ADDRESS_0 + 4 * n], 4,
-				base[n] | PCI_BASE_ADDRESS_SPACE_IO);
-	d->cfg[PCI_INTERRUPT_LINE] = gsi;
-	cmd = cfg_get(&d->cfg[PCI_COMMAND], 2);
-	if (pci_dev_has_bars(d))
-		cmd |= PCI_COMMAND_IO;
-	cfg_put(&d->cfg[PCI_COMMAND], 2, cmd);
-
+	pci_dev_firmware_setup(d, base, gsi);
 	d->slot = slot;
 	d->gsi = gsi;
 	d->bus = bus;
 	bus->dev[slot] = d;
-	bus->io_next = io;
+	bus->io_next = io_end;
+	bus->mmio_next = mmio_end;
 	if (gsi)
 		bus->next_gsi++;
 	pthread_mutex_unlock(&bus->lock);
 
 	ret = pci_dev_sync_bars(d, false);
 	if (!ret) {
-		pr_debug("pci 00:%02x.0 %s: gsi %u", slot, d->name, gsi);
+		pr_debug("pci 00:%02x.0 %s: gsi %d", slot, d->name, gsi);
 		return 0;
 	}
 
-	pr_err("pci: %s: cannot map its I/O BARs: %s", d->name, strerror(-ret));
+	pr_err("pci: %s: cannot map its BARs: %s", d->name, strerror(-ret));
 	pthread_mutex_lock(&bus->lock);
 	memcpy(d->cfg, saved_cfg, sizeof(saved_cfg));	/* decode off again */
 	pthread_mutex_unlock(&bus->lock);
@@ -483,6 +596,7 @@ int pci_bus_add(struct pci_bus *bus, struct pci_dev *d, unsigned int slot)
 	pthread_mutex_lock(&bus->lock);
 	bus->dev[slot] = NULL;
 	bus->io_next = saved_io_next;
+	bus->mmio_next = saved_mmio_next;
 	bus->next_gsi = saved_next_gsi;
 	d->bus = NULL;
 	d->gsi = 0;

@@ -6,12 +6,13 @@
  * PCI bus 0: configuration mechanism #1 on ports 0xCF8/0xCFC, a host
  * bridge at 00:00.0, and one single-function device per slot.
  *
- * A device describes its identity and its I/O BARs; the bus keeps the
+ * A device describes its identity and its BARs; the bus keeps the
  * 256-byte configuration space with per-byte write masks, answers BAR
  * sizing, and maps each I/O BAR on the port-I/O bus whenever the guest
  * has it at a valid address with I/O decode enabled in the command
- * register.  The device hears about a BAR move through bar_moved, which is
- * how the VMM moves the BAR's ioeventfd along with it.
+ * register, and each memory BAR on the MMIO bus likewise with memory
+ * decode enabled.  The device hears about a BAR move through bar_moved,
+ * which is how the VMM moves the BAR's ioeventfd along with it.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -47,6 +48,7 @@
 #define PCI_BASE_ADDRESS_0	0x10	/* 6 dwords */
 #define  PCI_BASE_ADDRESS_SPACE_IO 0x1
 #define  PCI_BASE_ADDRESS_IO_MASK (~0x3u)
+#define  PCI_BASE_ADDRESS_MEM_MASK (~0xfu)	/* bits 3:0 0: 32-bit, not prefetchable */
 #define PCI_SUBSYSTEM_VENDOR_ID	0x2c	/* 16 bits */
 #define PCI_SUBSYSTEM_ID	0x2e	/* 16 bits */
 #define PCI_CAPABILITY_LIST	0x34
@@ -57,6 +59,15 @@
 #define PCI_IO_BASE		0xc000
 #define PCI_IO_END		0x10000
 
+/*
+ * Memory BARs are placed from here, each aligned to its size and to at
+ * least a page: in the guest-RAM gap, below the IOAPIC (checked at
+ * compile time in pci.c and vmm/vm.c).
+ */
+#define PCI_MMIO_BASE		0xe0000000u
+#define PCI_MMIO_END		0xfec00000u
+#define PCI_MMIO_BAR_ALIGN	0x1000u
+
 /* IOAPIC pins given to PCI INTx, one per device (no sharing). */
 #define PCI_IRQ_FIRST_GSI	16
 #define PCI_IRQ_LAST_GSI	23
@@ -64,10 +75,11 @@
 struct pci_dev;
 
 struct pci_bar {
-	uint32_t size;			/* power of two >= 4; 0 = unused */
-	const struct io_ops *ops;	/* port accesses inside the BAR */
+	uint32_t size;			/* power of two; 0 = unused */
+	bool is_mem;			/* memory BAR (MMIO bus), else I/O (port bus) */
+	const struct io_ops *ops;	/* accesses inside the BAR */
 	void *opaque;
-	uint32_t mapped_base;		/* where it is on the io_bus, if mapped */
+	uint32_t mapped_base;		/* where it is on its io_bus, if mapped */
 	bool mapped;
 	bool warned;			/* a failed mapping was reported once */
 };
@@ -93,20 +105,26 @@ struct pci_bus {
 	struct pci_dev host_bridge;
 	uint32_t config_address;	/* the 0xCF8 latch */
 	struct io_bus *pio;
+	struct io_bus *mmio;		/* NULL: no memory BARs on this bus */
 	pthread_mutex_t lock;		/* config space and the latch */
 	/*
-	 * Serialises applying BAR mappings (io_bus calls and bar_moved),
-	 * which happens with lock released.  Taken before lock, never
-	 * after it; bar_moved runs under it and so must not write a BAR
+	 * Serialises applying BAR mappings of either kind (io_bus calls and
+	 * bar_moved), which happens with lock released.  Taken before lock,
+	 * never after it; bar_moved runs under it and so must not write a BAR
 	 * or the command register.
 	 */
 	pthread_mutex_t map_lock;
 	uint32_t io_next;		/* next free I/O BAR address */
+	uint32_t mmio_next;		/* next free memory BAR address */
 	unsigned int next_gsi;
 };
 
-/* Registers 0xCF8-0xCFF on pio and puts the host bridge at slot 0. */
-int pci_bus_init(struct pci_bus *bus, struct io_bus *pio);
+/*
+ * Registers 0xCF8-0xCFF on pio and puts the host bridge at slot 0.
+ * Memory BARs are mapped on mmio; with mmio NULL, pci_bus_add() refuses
+ * a device that has any.
+ */
+int pci_bus_init(struct pci_bus *bus, struct io_bus *pio, struct io_bus *mmio);
 void pci_bus_destroy(struct pci_bus *bus);
 
 /*
@@ -126,12 +144,23 @@ int pci_dev_add_io_bar(struct pci_dev *d, int n, uint32_t size,
 		       const struct io_ops *ops, void *opaque);
 
 /*
+ * Declare memory BAR n: 32-bit, not prefetchable, size a power of two,
+ * 16..0x10000 bytes, before pci_bus_add().  The device's ops see offsets
+ * inside the BAR and accesses of 1, 2 or 4 bytes.  -EINVAL for a bad n or
+ * size, -EBUSY if n is taken.
+ */
+int pci_dev_add_mem_bar(struct pci_dev *d, int n, uint32_t size,
+			const struct io_ops *ops, void *opaque);
+
+/*
  * Put d in slot (1-31): assigns its BAR addresses and its INTA# GSI
- * (written to Interrupt Line), enables I/O decode as firmware would, and
- * maps the BARs, calling bar_moved(d, n, 0, base) for each.  -EINVAL for
- * a slot past 31, -EBUSY for a used slot (0 is the host bridge), -ENOSPC
- * when out of GSIs or I/O space; a BAR that cannot be registered on the
- * io_bus fails the add with that error.  Nothing is changed on failure.
+ * (written to Interrupt Line), enables I/O decode if it has I/O BARs and
+ * memory decode if it has memory BARs, as firmware would, and maps the
+ * BARs, calling bar_moved(d, n, 0, base) for each.  -EINVAL for a slot
+ * past 31 or memory BARs on a bus without an MMIO bus, -EBUSY for a used
+ * slot (0 is the host bridge), -ENOSPC when out of GSIs, I/O or memory
+ * space; a BAR that cannot be registered on its io_bus fails the add with
+ * that error.  Nothing is changed on failure.
  */
 int pci_bus_add(struct pci_bus *bus, struct pci_dev *d, unsigned int slot);
 

@@ -326,12 +326,18 @@ static void vcpu_handle_io(struct vcpu *v)
 static void vcpu_handle_mmio(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
+	unsigned int len = run->mmio.len;
 
-	/* Nothing is mapped here yet: reads float high, writes are dropped. */
+	/* The bus refuses lengths other than 1/2/4/8; data holds 8 bytes. */
+	if (len <= sizeof(run->mmio.data) &&
+	    io_bus_access(&v->vm->mmio, run->mmio.phys_addr, run->mmio.is_write,
+			  run->mmio.data, len))
+		return;
+	/* Unclaimed: reads float high, writes are dropped. */
 	if (!run->mmio.is_write)
 		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
 	pr_debug("unclaimed MMIO %s 0x%llx len %u", run->mmio.is_write ? "write" : "read",
-		 (unsigned long long)run->mmio.phys_addr, run->mmio.len);
+		 (unsigned long long)run->mmio.phys_addr, len);
 }
 
 static void vcpu_fatal(struct vcpu *v, const char *what)

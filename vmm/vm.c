@@ -28,6 +28,10 @@
 #define COM1_PORT	0x3f8
 #define COM1_IRQ	4
 
+/* Memory BARs live in the RAM gap, and nothing of theirs under the IOAPIC. */
+_Static_assert(PCI_MMIO_BASE >= GMEM_32BIT_GAP_START && PCI_MMIO_END <= IOAPIC_ADDR,
+	       "PCI memory window outside the gap below the IOAPIC");
+
 static void vm_stop_cb(void *opaque, int status, const char *why)
 {
 	vm_request_stop(opaque, status, why);
@@ -224,6 +228,7 @@ int vm_create(struct vm *vm, const struct options *opt, uint64_t t_main_ns)
 	vm->kvm.sys_fd = vm->kvm.vm_fd = -1;
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	io_bus_init(&vm->pio);
+	io_bus_init(&vm->mmio);
 
 	/* 1. Host kind, and so the cmdline the kernel gets. */
 	vm->host = opt->host_kind >= 0 ? (enum host_kind)opt->host_kind : host_detect("");
@@ -254,7 +259,7 @@ int vm_create(struct vm *vm, const struct options *opt, uint64_t t_main_ns)
 	 * before anything about KVM.  Then the MP table, which routes their
 	 * interrupts.
 	 */
-	if (pci_bus_init(&vm->pci, &vm->pio))
+	if (pci_bus_init(&vm->pci, &vm->pio, &vm->mmio))
 		return EXIT_SETUP_ERROR;
 	vm->pci_ready = true;
 	if (vm_create_pci_devices(vm))
@@ -563,6 +568,7 @@ void vm_print_stats(struct vm *vm)
 	pr_info("stats: exits to user space:%s", n ? line : " none");
 
 	vm_print_bus_stats("port I/O", &vm->pio);
+	vm_print_bus_stats("MMIO", &vm->mmio);
 
 	for (i = 0; i < vm->nr_disks; i++) {
 		const struct vm_disk *d = &vm->disk[i];
@@ -625,6 +631,7 @@ int vm_destroy(struct vm *vm)
 		close(vm->stop_efd);
 	kvm_exit(&vm->kvm);
 	gmem_free(&vm->mem);
+	io_bus_destroy(&vm->mmio);
 	io_bus_destroy(&vm->pio);
 	pthread_mutex_destroy(&vm->stop_lock);
 	if (vm->status_fd >= 0)

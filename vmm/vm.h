@@ -40,6 +40,7 @@ struct vm {
 	struct kvm kvm;
 	struct guest_mem mem;
 	struct io_bus pio;
+	struct io_bus mmio;		/* PCI memory BARs */
 	struct boot_entry entry;
 
 	struct vcpu *vcpu;

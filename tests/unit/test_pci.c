@@ -7,10 +7,13 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/io_bus.h"
+#include "lib/util.h"
 #include "pci/pci.h"
 
 /* Linux's arch/x86/pci/direct.c address encoding. */
@@ -34,6 +37,7 @@ struct move {
 
 struct fixture {
 	struct io_bus pio;
+	struct io_bus mmio;
 	struct pci_bus bus;
 	struct pci_dev blk;
 	struct fake_bar fb;
@@ -41,6 +45,9 @@ struct fixture {
 	struct fake_bar extra_fb;
 	struct move moves[MAX_MOVES];
 	int nr_moves;
+	/* setup_mem: slot 2, I/O BAR0, memory BAR1 (4 KiB) and BAR2 (16 bytes) */
+	struct pci_dev mem;
+	struct fake_bar mem_fb;
 };
 
 static uint32_t fake_read(void *opaque, uint16_t off, unsigned int size)
@@ -230,7 +237,8 @@ static int setup(void **state)
 
 	assert_non_null(f);
 	io_bus_init(&f->pio);
-	assert_int_equal(pci_bus_init(&f->bus, &f->pio), 0);
+	io_bus_init(&f->mmio);
+	assert_int_equal(pci_bus_init(&f->bus, &f->pio, &f->mmio), 0);
 	pci_dev_init(&f->blk, "virtio-blk", 0x1af4, 0x1001, 0, 0x010000, 0x1af4, 2, true);
 	assert_int_equal(pci_dev_add_io_bar(&f->blk, 0, VIRTIO_BAR_SIZE, &fake_ops, &f->fb), 0);
 	f->blk.owner = f;
@@ -245,6 +253,8 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	pci_bus_destroy(&f->bus);
+	assert_int_equal(f->mmio.nr, 0);
+	io_bus_destroy(&f->mmio);
 	io_bus_destroy(&f->pio);
 	free(f);
 	return 0;
@@ -588,7 +598,7 @@ static void test_bar_sizes_all(void **state)
 		bool is_io;
 
 		io_bus_init(&pio);
-		assert_int_equal(pci_bus_init(&bus, &pio), 0);
+		assert_int_equal(pci_bus_init(&bus, &pio, NULL), 0);
 		/* A 4-byte BAR first, so that alignment has work to do. */
 		pci_dev_init(&pad, "pad", 0x1234, 0x5678, 0, 0xff0000, 0, 0, false);
 		assert_int_equal(pci_dev_add_io_bar(&pad, 0, 4, &fake_ops, &fb), 0);
@@ -807,7 +817,7 @@ static void test_add_register_failure_rolls_back(void **state)
 	struct fake_bar fb = { 0 }, squatter = { 0 };
 
 	io_bus_init(&pio);
-	assert_int_equal(pci_bus_init(&bus, &pio), 0);
+	assert_int_equal(pci_bus_init(&bus, &pio, NULL), 0);
 	assert_int_equal(io_bus_register(&pio, PCI_IO_BASE + 8, 1, &fake_ops, &squatter, "sq"), 0);
 	pci_dev_init(&d, "d", 0x1af4, 0x1001, 0, 0x010000, 0x1af4, 2, true);
 	assert_int_equal(pci_dev_add_io_bar(&d, 0, 16, &fake_ops, &fb), 0);
@@ -842,7 +852,7 @@ static void test_gsi_assignment(void **state)
 	unsigned int i;
 
 	io_bus_init(&pio);
-	assert_int_equal(pci_bus_init(&bus, &pio), 0);
+	assert_int_equal(pci_bus_init(&bus, &pio, NULL), 0);
 	for (i = 0; i < 9; i++) {
 		pci_dev_init(&d[i], "d", 0x1af4, 0x1001, 0, 0x010000, 0x1af4, 2, true);
 		assert_int_equal(pci_dev_add_io_bar(&d[i], 0, 32, &fake_ops, &fb), 0);
@@ -875,7 +885,7 @@ static void test_bus_irqs(void **state)
 	struct pci_irq irqs[4];
 
 	io_bus_init(&pio);
-	assert_int_equal(pci_bus_init(&bus, &pio), 0);
+	assert_int_equal(pci_bus_init(&bus, &pio, NULL), 0);
 	pci_dev_init(&a, "a", 0x1af4, 0x1001, 0, 0x010000, 0x1af4, 2, true);
 	pci_dev_init(&b, "b", 0x1af4, 0x1000, 0, 0x020000, 0x1af4, 1, false);
 	pci_dev_init(&c, "c", 0x1af4, 0x1001, 0, 0x010000, 0x1af4, 2, true);
@@ -912,7 +922,7 @@ static void test_io_space_exhaustion(void **state)
 	int n;
 
 	io_bus_init(&pio);
-	assert_int_equal(pci_bus_init(&bus, &pio), 0);
+	assert_int_equal(pci_bus_init(&bus, &pio, NULL), 0);
 
 	pci_dev_init(&small, "small", 1, 1, 0, 0xff0000, 0, 0, false);
 	assert_int_equal(pci_dev_add_io_bar(&small, 0, 4, &fake_ops, &fb), 0);
@@ -954,7 +964,7 @@ static void test_destroy_unregisters(void **state)
 	struct fake_bar fb = { 0 };
 
 	io_bus_init(&pio);
-	assert_int_equal(pci_bus_init(&bus, &pio), 0);
+	assert_int_equal(pci_bus_init(&bus, &pio, NULL), 0);
 	/* The config ports are taken: a second bus cannot have them. */
 	assert_int_equal(io_bus_register(&pio, 0xcfc, 4, &fake_ops, &fb, "x"), -EBUSY);
 	pci_dev_init(&d, "d", 1, 2, 0, 0, 0, 0, true);
@@ -979,6 +989,8 @@ static void test_destroy_unregisters(void **state)
  */
 struct race {
 	struct io_bus pio;
+	struct io_bus mmio;
+	bool mem;			/* a memory BAR, else an I/O one */
 	struct pci_bus bus;
 	struct pci_dev d;
 	uint32_t current;
@@ -1014,34 +1026,44 @@ struct race_thread {
 static void *race_worker(void *arg)
 {
 	struct race_thread *t = arg;
+	struct race *r = t->r;
+	uint16_t decode = r->mem ? PCI_COMMAND_MEMORY : PCI_COMMAND_IO;
 	int i;
 
 	for (i = 0; i < 2000; i++) {
 		unsigned int x = rand_r(&t->seed);
+		uint32_t addr = r->mem ? 0xe0000000u + ((x & 0x3f00) << 4) : 0xc000 + (x & 0x3f00);
+		uint8_t b;
 
 		if (x & 1)
-			pci_cfg_write(&t->r->bus, 1, PCI_BASE_ADDRESS_0, 4, 0xc000 + (x & 0x3f00));
+			pci_cfg_write(&r->bus, 1, PCI_BASE_ADDRESS_0, 4, addr);
 		else
-			pci_cfg_write(&t->r->bus, 1, PCI_COMMAND, 2, (x >> 8) & PCI_COMMAND_IO);
-		/* Port accesses race with the moves. */
-		in_port(&t->r->pio, 0xc000 + (x & 0x3f00), 1);
+			pci_cfg_write(&r->bus, 1, PCI_COMMAND, 2, (x >> 8) & decode);
+		/* Guest accesses race with the moves. */
+		io_bus_access(r->mem ? &r->mmio : &r->pio, addr, false, &b, 1);
 	}
 	return NULL;
 }
 
-static void test_concurrent_moves(void **state)
+static void run_race(bool mem)
 {
 	struct race *r = calloc(1, sizeof(*r));
 	struct race_thread t[4];
 	pthread_t tid[4];
 	uint32_t bar, cmd;
+	struct io_bus *own, *other;
 	int i;
 
 	assert_non_null(r);
+	r->mem = mem;
 	io_bus_init(&r->pio);
-	assert_int_equal(pci_bus_init(&r->bus, &r->pio), 0);
+	io_bus_init(&r->mmio);
+	assert_int_equal(pci_bus_init(&r->bus, &r->pio, &r->mmio), 0);
 	pci_dev_init(&r->d, "d", 1, 2, 0, 0, 0, 0, false);
-	assert_int_equal(pci_dev_add_io_bar(&r->d, 0, 256, &quiet_ops, r), 0);
+	if (mem)
+		assert_int_equal(pci_dev_add_mem_bar(&r->d, 0, 0x1000, &quiet_ops, r), 0);
+	else
+		assert_int_equal(pci_dev_add_io_bar(&r->d, 0, 256, &quiet_ops, r), 0);
 	r->d.owner = r;
 	r->d.bar_moved = race_moved;
 	assert_int_equal(pci_bus_add(&r->bus, &r->d, 1), 0);
@@ -1057,23 +1079,486 @@ static void test_concurrent_moves(void **state)
 	assert_true(r->moves > 1);
 	bar = pci_cfg_read(&r->bus, 1, PCI_BASE_ADDRESS_0, 4) & ~3u;
 	cmd = pci_cfg_read(&r->bus, 1, PCI_COMMAND, 2);
-	if (cmd & PCI_COMMAND_IO) {
+	/* The port bus also holds the config ports. */
+	own = mem ? &r->mmio : &r->pio;
+	other = mem ? &r->pio : &r->mmio;
+	assert_int_equal(other->nr, mem ? 1 : 0);
+	if (cmd & (mem ? PCI_COMMAND_MEMORY : PCI_COMMAND_IO)) {
 		assert_true(r->d.bar[0].mapped);
 		assert_int_equal(r->d.bar[0].mapped_base, bar);
 		assert_int_equal(r->current, bar);
-		assert_int_equal(r->pio.nr, 2);
+		assert_int_equal(own->nr, mem ? 1 : 2);
 	} else {
 		assert_false(r->d.bar[0].mapped);
 		assert_int_equal(r->current, 0);
-		assert_int_equal(r->pio.nr, 1);
+		assert_int_equal(own->nr, mem ? 0 : 1);
 	}
 
 	pci_bus_destroy(&r->bus);
+	io_bus_destroy(&r->mmio);
 	io_bus_destroy(&r->pio);
 	free(r);
 }
 
+static void test_concurrent_moves(void **state)
+{
+	run_race(false);
+}
+
+static void test_concurrent_mem_moves(void **state)
+{
+	run_race(true);
+}
+
+/* ---- memory BARs ---------------------------------------------------------- */
+
+#define MEM_BAR1_SIZE		0x1000
+#define MEM_BAR2_SIZE		16
+#define MEM_BAR1		(PCI_MMIO_BASE)
+#define MEM_BAR2		(PCI_MMIO_BASE + 0x1000)
+
+static uint32_t mmio_read(struct io_bus *mmio, uint64_t addr, unsigned int size)
+{
+	uint32_t v = 0;
+
+	io_bus_access(mmio, addr, false, &v, size);
+	return v;
+}
+
+static void mmio_write(struct io_bus *mmio, uint64_t addr, unsigned int size, uint32_t val)
+{
+	io_bus_access(mmio, addr, true, &val, size);
+}
+
+static bool mmio_claimed(struct io_bus *mmio, uint64_t addr)
+{
+	uint8_t b;
+
+	return io_bus_access(mmio, addr, false, &b, 1);
+}
+
+/*
+ * The fixture plus, in slot 2, a device with an I/O BAR0 (32 bytes),
+ * memory BAR1 (4 KiB) and BAR2 (16 bytes).
+ */
+static int setup_mem(void **state)
+{
+	struct fixture *f;
+	struct pci_dev *d;
+
+	setup(state);
+	f = *state;
+	d = &f->mem;
+	pci_dev_init(d, "mem", 0x1af4, 0x1042, 1, 0x010000, 0x1af4, 0x40, true);
+	assert_int_equal(pci_dev_add_io_bar(d, 0, 32, &fake_ops, &f->mem_fb), 0);
+	assert_int_equal(pci_dev_add_mem_bar(d, 1, MEM_BAR1_SIZE, &fake_ops, &f->mem_fb), 0);
+	assert_int_equal(pci_dev_add_mem_bar(d, 2, MEM_BAR2_SIZE, &fake_ops, &f->mem_fb), 0);
+	d->owner = f;
+	d->bar_moved = record_move;
+	f->nr_moves = 0;
+	assert_int_equal(pci_bus_add(&f->bus, d, 2), 0);
+	return 0;
+}
+
+static void test_mem_bar_placement(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(pci_cfg_read(&f->bus, 2, PCI_BASE_ADDRESS_0, 4), 0xc041);
+	/* Type bits 0: 32-bit, not prefetchable. */
+	assert_int_equal(pci_cfg_read(&f->bus, 2, PCI_BASE_ADDRESS_0 + 4, 4), MEM_BAR1);
+	assert_int_equal(pci_cfg_read(&f->bus, 2, PCI_BASE_ADDRESS_0 + 8, 4), MEM_BAR2);
+	assert_int_equal(pci_cfg_read(&f->bus, 2, PCI_COMMAND, 2),
+			 PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+	assert_int_equal(f->nr_moves, 3);
+	assert_move(f, 0, 0, 0, 0xc040);
+	assert_move(f, 1, 1, 0, MEM_BAR1);
+	assert_move(f, 2, 2, 0, MEM_BAR2);
+	assert_int_equal(f->bus.mmio_next, MEM_BAR2 + MEM_BAR2_SIZE);
+	assert_int_equal(f->mmio.nr, 2);
+	assert_int_equal(f->pio.nr, 3);
+
+	/* Each BAR on its own bus, with offsets inside it. */
+	assert_int_equal(mmio_read(&f->mmio, MEM_BAR1 + 0x10, 4), 0xb0000010u);
+	assert_int_equal(f->mem_fb.last_off, 0x10);
+	assert_int_equal(mmio_read(&f->mmio, MEM_BAR1 + 0xffc, 4), 0xb0000ffcu);
+	mmio_write(&f->mmio, MEM_BAR2 + 8, 4, 0x12345678);
+	assert_int_equal(f->mem_fb.writes, 1);
+	assert_int_equal(f->mem_fb.last_off, 8);
+	assert_int_equal(f->mem_fb.last_val, 0x12345678);
+	assert_true(port_claimed(&f->pio, 0xc040));
+	assert_false(mmio_claimed(&f->mmio, 0xc040));
+
+	/* Nothing past a BAR's end, not even on its page. */
+	f->mem_fb.reads = 0;
+	assert_false(mmio_claimed(&f->mmio, MEM_BAR2 + MEM_BAR2_SIZE));
+	assert_false(mmio_claimed(&f->mmio, MEM_BAR1 + 0x2000));
+	assert_int_equal(mmio_read(&f->mmio, MEM_BAR1 + 0xffe, 4), 0xffffffffu);
+	assert_int_equal(f->mem_fb.reads, 0);
+}
+
+/* Page (or size) alignment, the window's end, and a bus without MMIO. */
+static void test_mem_bar_alignment(void **state)
+{
+	static const uint32_t a_size[PCI_NUM_BARS] = { 16, 16, 0, 0x10000, 0, 0x2000 };
+	struct io_bus pio, mmio;
+	struct pci_bus bus, nommio;
+	struct pci_dev a, b, c, d;
+	struct fake_bar fb = { 0 };
+	uint32_t base, prev_end = 0;
+	int n;
+
+	io_bus_init(&pio);
+	io_bus_init(&mmio);
+	assert_int_equal(pci_bus_init(&bus, &pio, &mmio), 0);
+	pci_dev_init(&a, "a", 1, 1, 0, 0xff0000, 0, 0, false);
+	for (n = 0; n < PCI_NUM_BARS; n++)
+		if (a_size[n])
+			assert_int_equal(pci_dev_add_mem_bar(&a, n, a_size[n], &fake_ops, &fb), 0);
+	assert_int_equal(pci_bus_add(&bus, &a, 1), 0);
+	assert_int_equal(pci_cfg_read(&bus, 1, PCI_COMMAND, 2), PCI_COMMAND_MEMORY);
+	for (n = 0; n < PCI_NUM_BARS; n++) {
+		if (!a_size[n])
+			continue;
+		base = pci_cfg_read(&bus, 1, PCI_BASE_ADDRESS_0 + 4 * n, 4);
+		assert_int_equal(base % MAX(a_size[n], 0x1000u), 0);
+		/* Alone on its page(s): starts on a page past the last one's. */
+		assert_true(base >= ALIGN_UP(prev_end, 0x1000u));
+		prev_end = base + a_size[n];
+	}
+	assert_int_equal(pci_cfg_read(&bus, 1, PCI_BASE_ADDRESS_0, 4), PCI_MMIO_BASE);
+	assert_int_equal(pci_cfg_read(&bus, 1, PCI_BASE_ADDRESS_0 + 4, 4), PCI_MMIO_BASE + 0x1000);
+	assert_int_equal(pci_cfg_read(&bus, 1, PCI_BASE_ADDRESS_0 + 12, 4), PCI_MMIO_BASE + 0x10000);
+	assert_int_equal(pci_cfg_read(&bus, 1, PCI_BASE_ADDRESS_0 + 20, 4), PCI_MMIO_BASE + 0x20000);
+
+	/* I/O and memory BARs together; the memory one after a's. */
+	pci_dev_init(&b, "b", 1, 2, 0, 0xff0000, 0, 0, true);
+	assert_int_equal(pci_dev_add_mem_bar(&b, 0, 0x100, &fake_ops, &fb), 0);
+	assert_int_equal(pci_dev_add_io_bar(&b, 1, 0x20, &fake_ops, &fb), 0);
+	assert_int_equal(pci_bus_add(&bus, &b, 2), 0);
+	assert_int_equal(pci_cfg_read(&bus, 2, PCI_BASE_ADDRESS_0, 4), PCI_MMIO_BASE + 0x22000);
+	assert_int_equal(pci_cfg_read(&bus, 2, PCI_BASE_ADDRESS_0 + 4, 4), PCI_IO_BASE | 1);
+	assert_int_equal(mmio.nr, 5);
+
+	/* The last page of the window fits; past it, nothing changes. */
+	bus.mmio_next = PCI_MMIO_END - 0x1000 - 8;
+	pci_dev_init(&c, "c", 1, 3, 0, 0xff0000, 0, 0, true);
+	assert_int_equal(pci_dev_add_mem_bar(&c, 0, 0x1000, &fake_ops, &fb), 0);
+	assert_int_equal(pci_bus_add(&bus, &c, 3), 0);
+	assert_int_equal(pci_cfg_read(&bus, 3, PCI_BASE_ADDRESS_0, 4), PCI_MMIO_END - 0x1000);
+	pci_dev_init(&d, "d", 1, 4, 0, 0xff0000, 0, 0, true);
+	assert_int_equal(pci_dev_add_io_bar(&d, 0, 4, &fake_ops, &fb), 0);
+	assert_int_equal(pci_dev_add_mem_bar(&d, 1, 16, &fake_ops, &fb), 0);
+	assert_int_equal(pci_bus_add(&bus, &d, 4), -ENOSPC);
+	assert_null(bus.dev[4]);
+	assert_null(d.bus);
+	assert_int_equal(bus.mmio_next, PCI_MMIO_END);
+	assert_int_equal(bus.io_next, PCI_IO_BASE + 0x20);
+	assert_int_equal(bus.next_gsi, PCI_IRQ_FIRST_GSI + 2);
+	assert_int_equal(mmio.nr, 6);
+
+	/* Without an MMIO bus, memory BARs are refused. */
+	io_bus_unregister(&pio, PCI_CONFIG_ADDRESS, &bus);
+	assert_int_equal(pci_bus_init(&nommio, &pio, NULL), 0);
+	assert_int_equal(pci_bus_add(&nommio, &d, 4), -EINVAL);
+	assert_null(nommio.dev[4]);
+	assert_int_equal(nommio.io_next, PCI_IO_BASE);
+	assert_int_equal(nommio.next_gsi, PCI_IRQ_FIRST_GSI);
+	pci_bus_destroy(&nommio);
+
+	/* Teardown empties both buses. */
+	pci_bus_destroy(&bus);
+	assert_int_equal(pio.nr, 0);
+	assert_int_equal(mmio.nr, 0);
+	assert_false(a.bar[0].mapped);
+	assert_false(b.bar[1].mapped);
+	io_bus_destroy(&mmio);
+	io_bus_destroy(&pio);
+}
+
+static void test_add_mem_bar_checks(void **state)
+{
+	struct pci_dev d;
+	struct fake_bar fb;
+
+	pci_dev_init(&d, "d", 1, 2, 0, 0, 0, 0, false);
+	assert_int_equal(pci_dev_add_mem_bar(&d, 0, 8, &fake_ops, &fb), -EINVAL);
+	assert_int_equal(pci_dev_add_mem_bar(&d, 0, 48, &fake_ops, &fb), -EINVAL);
+	assert_int_equal(pci_dev_add_mem_bar(&d, 0, 0x20000, &fake_ops, &fb), -EINVAL);
+	assert_int_equal(pci_dev_add_mem_bar(&d, 0, 0, &fake_ops, &fb), -EINVAL);
+	assert_int_equal(pci_dev_add_mem_bar(&d, 6, 16, &fake_ops, &fb), -EINVAL);
+	assert_int_equal(pci_dev_add_mem_bar(&d, -1, 16, &fake_ops, &fb), -EINVAL);
+	assert_int_equal(pci_dev_add_mem_bar(&d, 0, 16, NULL, &fb), -EINVAL);
+	assert_int_equal(pci_dev_add_mem_bar(&d, 0, 16, &fake_ops, &fb), 0);
+	assert_int_equal(pci_dev_add_mem_bar(&d, 5, 0x10000, &fake_ops, &fb), 0);
+	assert_int_equal(pci_dev_add_mem_bar(&d, 5, 16, &fake_ops, &fb), -EBUSY);
+	assert_int_equal(pci_dev_add_io_bar(&d, 0, 16, &fake_ops, &fb), -EBUSY);
+	assert_int_equal(pci_dev_add_io_bar(&d, 1, 16, &fake_ops, &fb), 0);
+	assert_int_equal(pci_dev_add_mem_bar(&d, 1, 16, &fake_ops, &fb), -EBUSY);
+	/* Address bits above the size writable, type bits 3:0 not. */
+	assert_int_equal(d.cfg[PCI_BASE_ADDRESS_0], 0);
+	assert_int_equal(d.wmask[PCI_BASE_ADDRESS_0], 0xf0);
+	assert_int_equal(d.wmask[PCI_BASE_ADDRESS_0 + 3], 0xff);
+	assert_int_equal(d.wmask[PCI_BASE_ADDRESS_0 + 20], 0);
+	assert_int_equal(d.wmask[PCI_BASE_ADDRESS_0 + 21], 0);
+	assert_int_equal(d.wmask[PCI_BASE_ADDRESS_0 + 22], 0xff);
+	assert_int_equal(d.wmask[PCI_BASE_ADDRESS_0 + 23], 0xff);
+}
+
+/* pci_read_bases() on memory BARs: decode off, sizes, decode back on. */
+static void test_mem_bar_sizing(void **state)
+{
+	struct fixture *f = *state;
+	struct io_bus *pio = &f->pio;
+	uint32_t l1, l2, sz1, sz2;
+	bool is_io;
+
+	f->nr_moves = 0;
+	conf1_write(pio, 0, DEVFN(2, 0), PCI_COMMAND, 2, 0);
+	assert_int_equal(f->nr_moves, 3);
+	assert_int_equal(f->mmio.nr, 0);
+
+	l1 = conf1_read(pio, 0, DEVFN(2, 0), PCI_BASE_ADDRESS_0 + 4, 4);
+	l2 = conf1_read(pio, 0, DEVFN(2, 0), PCI_BASE_ADDRESS_0 + 8, 4);
+	sz1 = linux_size_bar(pio, 2, 1);
+	sz2 = linux_size_bar(pio, 2, 2);
+	assert_int_equal(sz1, ~(uint32_t)(MEM_BAR1_SIZE - 1));
+	assert_int_equal(sz2, ~(uint32_t)(MEM_BAR2_SIZE - 1));
+	assert_int_equal(linux_bar_size(l1, sz1, &is_io), MEM_BAR1_SIZE);
+	assert_false(is_io);
+	assert_int_equal(linux_bar_size(l2, sz2, &is_io), MEM_BAR2_SIZE);
+	assert_false(is_io);
+	assert_int_equal(f->nr_moves, 3);
+	assert_int_equal(f->mmio.nr, 0);
+
+	conf1_write(pio, 0, DEVFN(2, 0), PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+	assert_int_equal(f->nr_moves, 6);
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), PCI_BASE_ADDRESS_0 + 4, 4), MEM_BAR1);
+	assert_true(mmio_claimed(&f->mmio, MEM_BAR1));
+	assert_true(mmio_claimed(&f->mmio, MEM_BAR2));
+}
+
+/* With memory decode on, the BAR sits at the top of 4 GiB while sized. */
+static void test_mem_bar_sizing_decode_on(void **state)
+{
+	struct fixture *f = *state;
+	struct io_bus *pio = &f->pio;
+	unsigned int pos = PCI_BASE_ADDRESS_0 + 4;
+	uint32_t sz;
+
+	f->nr_moves = 0;
+	conf1_write(pio, 0, DEVFN(2, 0), pos, 4, 0xffffffffu);
+	sz = conf1_read(pio, 0, DEVFN(2, 0), pos, 4);
+	assert_int_equal(sz, 0xfffff000u);
+	assert_int_equal(f->nr_moves, 1);
+	assert_move(f, 0, 1, MEM_BAR1, 0xfffff000u);
+	assert_true(mmio_claimed(&f->mmio, 0xffffffffu));
+	assert_false(mmio_claimed(&f->mmio, MEM_BAR1));
+
+	conf1_write(pio, 0, DEVFN(2, 0), pos, 4, MEM_BAR1);
+	assert_int_equal(f->nr_moves, 2);
+	assert_move(f, 1, 1, 0xfffff000u, MEM_BAR1);
+	assert_false(mmio_claimed(&f->mmio, 0xffffffffu));
+	assert_true(mmio_claimed(&f->mmio, MEM_BAR1));
+}
+
+/* Every legal size: Linux recovers it, and the placement is aligned. */
+static void test_mem_bar_sizes_all(void **state)
+{
+	uint32_t size;
+
+	for (size = 16; size <= 0x10000; size <<= 1) {
+		struct io_bus pio, mmio;
+		struct pci_bus bus;
+		struct pci_dev pad, d;
+		struct fake_bar fb = { 0 };
+		uint32_t l, sz;
+		bool is_io;
+
+		io_bus_init(&pio);
+		io_bus_init(&mmio);
+		assert_int_equal(pci_bus_init(&bus, &pio, &mmio), 0);
+		/* A 16-byte BAR first, so that alignment has work to do. */
+		pci_dev_init(&pad, "pad", 0x1234, 0x5678, 0, 0xff0000, 0, 0, false);
+		assert_int_equal(pci_dev_add_mem_bar(&pad, 0, 16, &fake_ops, &fb), 0);
+		assert_int_equal(pci_bus_add(&bus, &pad, 1), 0);
+		pci_dev_init(&d, "d", 0x1af4, 0x1041, 1, 0x010000, 0x1af4, 2, false);
+		assert_int_equal(pci_dev_add_mem_bar(&d, 4, size, &fake_ops, &fb), 0);
+		assert_int_equal(pci_bus_add(&bus, &d, 2), 0);
+
+		l = pci_cfg_read(&bus, 2, PCI_BASE_ADDRESS_0 + 16, 4);
+		assert_int_equal(l & 0xf, 0);
+		assert_int_equal(l % MAX(size, 0x1000u), 0);
+		assert_true(l >= PCI_MMIO_BASE + 0x1000);
+		assert_int_equal(d.bar[4].mapped_base, l);
+		pci_cfg_write(&bus, 2, PCI_COMMAND, 2, 0);
+		pci_cfg_write(&bus, 2, PCI_BASE_ADDRESS_0 + 16, 4, 0xffffffffu);
+		sz = pci_cfg_read(&bus, 2, PCI_BASE_ADDRESS_0 + 16, 4);
+		pci_cfg_write(&bus, 2, PCI_BASE_ADDRESS_0 + 16, 4, l);
+		assert_int_equal(sz, ~(size - 1));
+		assert_int_equal(linux_bar_size(l, sz, &is_io), size);
+		assert_false(is_io);
+
+		pci_bus_destroy(&bus);
+		assert_int_equal(mmio.nr, 0);
+		io_bus_destroy(&mmio);
+		io_bus_destroy(&pio);
+	}
+}
+
+static void test_mem_decode_toggle(void **state)
+{
+	struct fixture *f = *state;
+	struct io_bus *pio = &f->pio;
+
+	/* Memory decode off: the memory BARs go, the I/O BAR stays. */
+	f->nr_moves = 0;
+	conf1_write(pio, 0, DEVFN(2, 0), PCI_COMMAND, 2, PCI_COMMAND_IO);
+	assert_int_equal(f->nr_moves, 2);
+	assert_move(f, 0, 1, MEM_BAR1, 0);
+	assert_move(f, 1, 2, MEM_BAR2, 0);
+	assert_false(mmio_claimed(&f->mmio, MEM_BAR1));
+	assert_false(mmio_claimed(&f->mmio, MEM_BAR2));
+	assert_int_equal(f->mmio.nr, 0);
+	assert_true(port_claimed(pio, 0xc040));
+	/* The registers keep the addresses. */
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), PCI_BASE_ADDRESS_0 + 4, 4), MEM_BAR1);
+
+	/* And on again. */
+	conf1_write(pio, 0, DEVFN(2, 0), PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+	assert_int_equal(f->nr_moves, 4);
+	assert_move(f, 2, 1, 0, MEM_BAR1);
+	assert_move(f, 3, 2, 0, MEM_BAR2);
+	assert_int_equal(mmio_read(&f->mmio, MEM_BAR2 + 4, 4), 0xb0000004u);
+
+	/* I/O decode off leaves the memory BARs alone. */
+	conf1_write(pio, 0, DEVFN(2, 0), PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	assert_int_equal(f->nr_moves, 5);
+	assert_move(f, 4, 0, 0xc040, 0);
+	assert_true(mmio_claimed(&f->mmio, MEM_BAR1));
+	assert_false(port_claimed(pio, 0xc040));
+
+	/* Rewriting the same command is no move. */
+	conf1_write(pio, 0, DEVFN(2, 0), PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	assert_int_equal(f->nr_moves, 5);
+}
+
+static void test_mem_bar_move(void **state)
+{
+	struct fixture *f = *state;
+	struct io_bus *pio = &f->pio;
+	unsigned int pos = PCI_BASE_ADDRESS_0 + 4;
+
+	/* The size bits and the type bits do not stick. */
+	f->nr_moves = 0;
+	conf1_write(pio, 0, DEVFN(2, 0), pos, 4, 0xe0100abfu);
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), pos, 4), 0xe0100000u);
+	assert_int_equal(f->nr_moves, 1);
+	assert_move(f, 0, 1, MEM_BAR1, 0xe0100000u);
+	assert_false(mmio_claimed(&f->mmio, MEM_BAR1));
+	f->mem_fb.reads = 0;
+	assert_int_equal(mmio_read(&f->mmio, 0xe0100008u, 4), 0xb0000008u);
+	assert_int_equal(f->mem_fb.reads, 1);
+	assert_int_equal(f->mem_fb.last_off, 8);
+
+	/* Onto what would be RAM: the guest's business, decoded there. */
+	conf1_write(pio, 0, DEVFN(2, 0), pos, 4, 0x00200000u);
+	assert_int_equal(f->nr_moves, 2);
+	assert_move(f, 1, 1, 0xe0100000u, 0x00200000u);
+	assert_true(mmio_claimed(&f->mmio, 0x00200fffu));
+
+	/* A byte at a time: each write is a move of its own. */
+	conf1_write(pio, 0, DEVFN(2, 0), pos + 3, 1, 0xe1);
+	assert_int_equal(f->nr_moves, 3);
+	assert_move(f, 2, 1, 0x00200000u, 0xe1200000u);
+	assert_true(mmio_claimed(&f->mmio, 0xe1200000u));
+
+	/* The 16-byte BAR at the very top of 4 GiB. */
+	conf1_write(pio, 0, DEVFN(2, 0), pos + 4, 4, 0xfffffff0u);
+	assert_move(f, 3, 2, MEM_BAR2, 0xfffffff0u);
+	assert_int_equal(mmio_read(&f->mmio, 0xfffffffcu, 4), 0xb000000cu);
+	assert_false(mmio_claimed(&f->mmio, 0x100000000ull));
+}
+
+struct capture {
+	int saved;
+	FILE *f;
+};
+
+static void capture_begin(struct capture *c)
+{
+	c->f = tmpfile();
+	assert_non_null(c->f);
+	c->saved = dup(STDERR_FILENO);
+	assert_true(c->saved >= 0);
+	assert_true(dup2(fileno(c->f), STDERR_FILENO) >= 0);
+}
+
+/* Ends the capture; how many times needle was printed. */
+static int capture_end(struct capture *c, const char *needle, char *buf, size_t size)
+{
+	const char *p;
+	size_t n;
+	int count = 0;
+
+	assert_true(dup2(c->saved, STDERR_FILENO) >= 0);
+	close(c->saved);
+	rewind(c->f);
+	n = fread(buf, 1, size - 1, c->f);
+	buf[n] = 0;
+	fclose(c->f);
+	for (p = strstr(buf, needle); p; p = strstr(p + 1, needle))
+		count++;
+	return count;
+}
+
+static void test_mem_overlap_refused_once(void **state)
+{
+	struct fixture *f = *state;
+	struct io_bus *pio = &f->pio;
+	struct fake_bar other = { 0 };
+	struct capture cap;
+	char log[2048];
+
+	assert_int_equal(io_bus_register(&f->mmio, 0xe0200800u, 0x100, &fake_ops, &other, "o"), 0);
+	f->nr_moves = 0;
+	capture_begin(&cap);
+	conf1_write(pio, 0, DEVFN(2, 0), PCI_BASE_ADDRESS_0 + 4, 4, 0xe0200000u);
+	/* Retried on every decode write, failing again, quietly. */
+	conf1_write(pio, 0, DEVFN(2, 0), PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+	conf1_write(pio, 0, DEVFN(2, 0), PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+	assert_int_equal(capture_end(&cap, "left unmapped", log, sizeof(log)), 1);
+	assert_non_null(strstr(log, "memory BAR1 at 0xe0200000-0xe0200fff"));
+
+	assert_false(f->mem.bar[1].mapped);
+	assert_true(f->mem.bar[1].warned);
+	assert_int_equal(f->nr_moves, 1);
+	assert_move(f, 0, 1, MEM_BAR1, 0);
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), PCI_BASE_ADDRESS_0 + 4, 4), 0xe0200000u);
+	assert_false(mmio_claimed(&f->mmio, 0xe0200000u));
+	assert_false(mmio_claimed(&f->mmio, MEM_BAR1));
+	f->mem_fb.reads = 0;
+	mmio_read(&f->mmio, 0xe0200800u, 4);
+	assert_int_equal(other.reads, 1);
+	assert_int_equal(f->mem_fb.reads, 0);
+
+	/* Once the range is free, the next decode write maps it. */
+	assert_int_equal(io_bus_unregister(&f->mmio, 0xe0200800u, &other), 0);
+	conf1_write(pio, 0, DEVFN(2, 0), PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+	assert_true(f->mem.bar[1].mapped);
+	assert_int_equal(f->nr_moves, 2);
+	assert_move(f, 1, 1, 0, 0xe0200000u);
+
+	/* A memory BAR onto another one of the same device is refused too. */
+	conf1_write(pio, 0, DEVFN(2, 0), PCI_BASE_ADDRESS_0 + 8, 4, 0xe0200ff0u);
+	assert_false(f->mem.bar[2].mapped);
+	assert_move(f, 2, 2, MEM_BAR2, 0);
+	assert_true(f->mem.bar[1].mapped);
+	assert_int_equal(f->mem.bar[1].mapped_base, 0xe0200000u);
+}
+
 #define FIXTURE_TEST(fn)	cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define MEM_TEST(fn)		cmocka_unit_test_setup_teardown(fn, setup_mem, teardown)
 
 int main(void)
 {
@@ -1103,6 +1588,16 @@ int main(void)
 		cmocka_unit_test(test_io_space_exhaustion),
 		cmocka_unit_test(test_destroy_unregisters),
 		cmocka_unit_test(test_concurrent_moves),
+		cmocka_unit_test(test_concurrent_mem_moves),
+		MEM_TEST(test_mem_bar_placement),
+		cmocka_unit_test(test_mem_bar_alignment),
+		cmocka_unit_test(test_add_mem_bar_checks),
+		MEM_TEST(test_mem_bar_sizing),
+		MEM_TEST(test_mem_bar_sizing_decode_on),
+		cmocka_unit_test(test_mem_bar_sizes_all),
+		MEM_TEST(test_mem_decode_toggle),
+		MEM_TEST(test_mem_bar_move),
+		MEM_TEST(test_mem_overlap_refused_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -687,7 +687,7 @@ static void test_notify_bar_moves(void **state)
 
 	nt.opaque = f;
 	io_bus_init(&pio);
-	assert_int_equal(pci_bus_init(&bus, &pio), 0);
+	assert_int_equal(pci_bus_init(&bus, &pio, NULL), 0);
 	assert_int_equal(pci_bus_add(&bus, &f->vp.pci, 3), 0);
 	assert_true(f->vp.pci.bar[0].mapped);
 	base = f->vp.pci.bar[0].mapped_base;
@@ -769,7 +769,7 @@ static void test_notify_before_map(void **state)
 	assert_int_equal(f->vp.kick_efd[1], -1);
 
 	io_bus_init(&pio);
-	assert_int_equal(pci_bus_init(&bus, &pio), 0);
+	assert_int_equal(pci_bus_init(&bus, &pio, NULL), 0);
 	assert_int_equal(pci_bus_add(&bus, &f->vp.pci, 1), 0);
 	assert_int_equal(f->nr_rec, 1);
 	assert_rec(&f->rec[0], true, f->vp.pci.bar[0].mapped_base + VIRTIO_PCI_QUEUE_NOTIFY, 0,
@@ -789,7 +789,7 @@ static void test_notify_attach_fails(void **state)
 
 	nt.opaque = f;
 	io_bus_init(&pio);
-	assert_int_equal(pci_bus_init(&bus, &pio), 0);
+	assert_int_equal(pci_bus_init(&bus, &pio, NULL), 0);
 	assert_int_equal(pci_bus_add(&bus, &f->vp.pci, 1), 0);
 	f->attach_fail = -EEXIST;
 	assert_int_equal(virtio_pci_set_notify(&f->vp, &nt), -EEXIST);
