@@ -191,12 +191,16 @@ static uint16_t pci_dev_decode_bits(const struct pci_dev *d)
 }
 
 /*
- * A config write to d, bus->lock held.  Returns true when BAR mappings
- * need a re-sync once the lock is dropped.
+ * A config write to d, bus->lock held: apply it, then tell the device.
+ * Returns true when BAR mappings need a re-sync once the lock is dropped.
  */
 static bool pci_dev_write(struct pci_dev *d, unsigned int off, unsigned int size, uint32_t val)
 {
-	return pci_dev_cfg_write(d, off, size, val) && pci_dev_decode_bits(d);
+	bool decode = pci_dev_cfg_write(d, off, size, val);
+
+	if (d->cfg_write)
+		d->cfg_write(d, off, size, val & all_ones(size));
+	return decode && pci_dev_decode_bits(d);
 }
 
 uint32_t pci_cfg_read(struct pci_bus *bus, unsigned int slot, unsigned int off,
@@ -392,6 +396,35 @@ int pci_dev_add_mem_bar(struct pci_dev *d, int n, uint32_t size,
 	/* The size bits and the type bits are read-only. */
 	cfg_put(&d->wmask[off], 4, ~(size - 1) & PCI_BASE_ADDRESS_MEM_MASK);
 	return 0;
+}
+
+int pci_dev_add_cap(struct pci_dev *d, uint8_t cap_id, const void *body, unsigned int len,
+		    const void *body_wmask)
+{
+	unsigned int off = ALIGN_UP(d->cap_end ? d->cap_end : PCI_CAP_FIRST, 4u);
+
+	if (len && !body)
+		return -EINVAL;
+	if (d->bus)
+		return -EBUSY;
+	if (off > PCI_CFG_SIZE - PCI_CAP_BODY || len > PCI_CFG_SIZE - PCI_CAP_BODY - off)
+		return -ENOSPC;
+
+	d->cfg[off + PCI_CAP_LIST_ID] = cap_id;
+	d->cfg[off + PCI_CAP_LIST_NEXT] = 0;
+	if (len)
+		memcpy(&d->cfg[off + PCI_CAP_BODY], body, len);
+	if (len && body_wmask)
+		memcpy(&d->wmask[off + PCI_CAP_BODY], body_wmask, len);
+	/* The list is walked in order: new ones go at its end. */
+	if (d->cap_last)
+		d->cfg[d->cap_last + PCI_CAP_LIST_NEXT] = off;
+	else
+		d->cfg[PCI_CAPABILITY_LIST] = off;
+	d->cfg[PCI_STATUS] |= PCI_STATUS_CAP_LIST;
+	d->cap_last = off;
+	d->cap_end = off + PCI_CAP_BODY + len;
+	return off;
 }
 
 int pci_bus_init(struct pci_bus *bus, struct io_bus *pio, struct io_bus *mmio)

@@ -6,13 +6,15 @@
  * PCI bus 0: configuration mechanism #1 on ports 0xCF8/0xCFC, a host
  * bridge at 00:00.0, and one single-function device per slot.
  *
- * A device describes its identity and its BARs; the bus keeps the
- * 256-byte configuration space with per-byte write masks, answers BAR
- * sizing, and maps each I/O BAR on the port-I/O bus whenever the guest
+ * A device describes its identity, its BARs and its capabilities; the bus
+ * keeps the 256-byte configuration space with per-byte write masks, answers
+ * BAR sizing, and maps each I/O BAR on the port-I/O bus whenever the guest
  * has it at a valid address with I/O decode enabled in the command
  * register, and each memory BAR on the MMIO bus likewise with memory
  * decode enabled.  The device hears about a BAR move through bar_moved,
- * which is how the VMM moves the BAR's ioeventfd along with it.
+ * which is how the VMM moves the BAR's ioeventfd along with it, and about
+ * config writes to it through cfg_write (how capability registers such as
+ * MSI-X's take effect).
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -41,6 +43,7 @@
 #define  PCI_COMMAND_MASTER	0x4
 #define  PCI_COMMAND_INTX_DISABLE 0x400
 #define PCI_STATUS		0x06	/* 16 bits */
+#define  PCI_STATUS_CAP_LIST	0x10
 #define PCI_REVISION_ID		0x08
 #define PCI_CLASS_PROG		0x09	/* class code: 0x09-0x0b */
 #define PCI_CLASS_DEVICE	0x0a	/* 16 bits: base class, sub class */
@@ -54,6 +57,10 @@
 #define PCI_CAPABILITY_LIST	0x34
 #define PCI_INTERRUPT_LINE	0x3c
 #define PCI_INTERRUPT_PIN	0x3d
+#define PCI_CAP_LIST_ID		0	/* in a capability: its ID, */
+#define PCI_CAP_LIST_NEXT	1	/* the next one's offset (0 = last), */
+#define PCI_CAP_BODY		2	/* then its registers */
+#define PCI_CAP_FIRST		0x40	/* capabilities go after the header */
 
 /* I/O BARs are placed from here, each aligned to its size. */
 #define PCI_IO_BASE		0xc000
@@ -97,7 +104,18 @@ struct pci_dev {
 	 * moved: old_base/new_base are 0 when it was/is not mapped.
 	 */
 	void (*bar_moved)(struct pci_dev *d, int bar, uint32_t old_base, uint32_t new_base);
+	/*
+	 * Called after a config write to d (from the guest or pci_cfg_write)
+	 * has been applied through wmask; val is the size bytes as written,
+	 * before masking.  Runs with the bus lock HELD, so it must not call
+	 * back into the bus (pci_cfg_read/write, pci_bus_*).  It may read
+	 * d->cfg directly: the lock keeps it stable.  It may take locks of
+	 * its own, as leaves: nobody may call into the bus while holding one.
+	 */
+	void (*cfg_write)(struct pci_dev *d, unsigned int off, unsigned int size, uint32_t val);
 	void *owner;			/* the device model behind this function */
+	unsigned int cap_end;		/* first byte after the last capability */
+	uint8_t cap_last;		/* offset of the last capability, 0 = none */
 };
 
 struct pci_bus {
@@ -106,7 +124,11 @@ struct pci_bus {
 	uint32_t config_address;	/* the 0xCF8 latch */
 	struct io_bus *pio;
 	struct io_bus *mmio;		/* NULL: no memory BARs on this bus */
-	pthread_mutex_t lock;		/* config space and the latch */
+	/*
+	 * Config space and the latch.  Held across cfg_write hooks, so
+	 * whatever a hook locks comes after it.
+	 */
+	pthread_mutex_t lock;
 	/*
 	 * Serialises applying BAR mappings of either kind (io_bus calls and
 	 * bar_moved), which happens with lock released.  Taken before lock,
@@ -130,7 +152,7 @@ void pci_bus_destroy(struct pci_bus *bus);
 /*
  * Identity of a type-0 function: vendor/device, revision, 24-bit class
  * code, subsystem vendor/device, INTA# wanted or not.  Clears *d, so set
- * bar_moved and owner after it.
+ * bar_moved, cfg_write and owner after it.
  */
 void pci_dev_init(struct pci_dev *d, const char *name, uint16_t vendor, uint16_t device,
 		  uint8_t revision, uint32_t class_code, uint16_t subsys_vendor,
@@ -151,6 +173,18 @@ int pci_dev_add_io_bar(struct pci_dev *d, int n, uint32_t size,
  */
 int pci_dev_add_mem_bar(struct pci_dev *d, int n, uint32_t size,
 			const struct io_ops *ops, void *opaque);
+
+/*
+ * Append a capability to d's list, before pci_bus_add(): the ID byte, the
+ * next pointer, then body (len bytes, len may be 0).  body_wmask gives,
+ * per byte of body, the bits the guest may write (NULL: all read-only);
+ * the header bytes are always read-only.  Returns the capability's offset
+ * in config space (dword aligned, PCI_CAP_FIRST up), or -ENOSPC when it
+ * does not fit below 256, -EINVAL for a body of len > 0 that is NULL,
+ * -EBUSY once d is on a bus.
+ */
+int pci_dev_add_cap(struct pci_dev *d, uint8_t cap_id, const void *body, unsigned int len,
+		    const void *body_wmask);
 
 /*
  * Put d in slot (1-31): assigns its BAR addresses and its INTA# GSI

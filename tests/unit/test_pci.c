@@ -35,6 +35,15 @@ struct move {
 	uint32_t old_base, new_base;
 };
 
+struct cfg_call {
+	unsigned int slot, off, size;
+	uint32_t val;
+	uint32_t applied;	/* the dword at off & ~3 when the hook ran */
+	bool locked;		/* the bus lock was held */
+};
+
+#define MAX_CFG_CALLS		8
+
 struct fixture {
 	struct io_bus pio;
 	struct io_bus mmio;
@@ -48,6 +57,8 @@ struct fixture {
 	/* setup_mem: slot 2, I/O BAR0, memory BAR1 (4 KiB) and BAR2 (16 bytes) */
 	struct pci_dev mem;
 	struct fake_bar mem_fb;
+	struct cfg_call calls[MAX_CFG_CALLS];
+	int nr_calls;
 };
 
 static uint32_t fake_read(void *opaque, uint16_t off, unsigned int size)
@@ -1110,12 +1121,14 @@ static void test_concurrent_mem_moves(void **state)
 	run_race(true);
 }
 
-/* ---- memory BARs ---------------------------------------------------------- */
+/* ---- memory BARs, capabilities, the config write hook ------------------- */
 
 #define MEM_BAR1_SIZE		0x1000
 #define MEM_BAR2_SIZE		16
 #define MEM_BAR1		(PCI_MMIO_BASE)
 #define MEM_BAR2		(PCI_MMIO_BASE + 0x1000)
+#define CAP_A			0x40	/* MSI-X-like: 10 bytes of body */
+#define CAP_B			0x4c	/* vendor-specific: 5 read-only bytes */
 
 static uint32_t mmio_read(struct io_bus *mmio, uint64_t addr, unsigned int size)
 {
@@ -1137,12 +1150,47 @@ static bool mmio_claimed(struct io_bus *mmio, uint64_t addr)
 	return io_bus_access(mmio, addr, false, &b, 1);
 }
 
+/* No asserts in here: a longjmp out would leave the bus lock held. */
+static void record_cfg_write(struct pci_dev *d, unsigned int off, unsigned int size,
+			     uint32_t val)
+{
+	struct fixture *f = d->owner;
+	int r = pthread_mutex_trylock(&d->bus->lock);
+
+	if (!r)
+		pthread_mutex_unlock(&d->bus->lock);
+	if (f->nr_calls < MAX_CFG_CALLS) {
+		struct cfg_call *c = &f->calls[f->nr_calls];
+
+		*c = (struct cfg_call) { d->slot, off, size, val, 0, r == EBUSY };
+		if (off < PCI_CFG_SIZE)
+			memcpy(&c->applied, &d->cfg[off & ~3u], 4);
+	}
+	f->nr_calls++;
+}
+
+static void assert_cfg_call(struct fixture *f, int i, unsigned int off, unsigned int size,
+			    uint32_t val, uint32_t applied)
+{
+	assert_true(i < f->nr_calls && i < MAX_CFG_CALLS);
+	assert_int_equal(f->calls[i].slot, 2);
+	assert_int_equal(f->calls[i].off, off);
+	assert_int_equal(f->calls[i].size, size);
+	assert_int_equal(f->calls[i].val, val);
+	assert_int_equal(f->calls[i].applied, applied);
+	assert_true(f->calls[i].locked);
+}
+
 /*
  * The fixture plus, in slot 2, a device with an I/O BAR0 (32 bytes),
- * memory BAR1 (4 KiB) and BAR2 (16 bytes).
+ * memory BAR1 (4 KiB) and BAR2 (16 bytes), two capabilities and the
+ * config write hook.
  */
 static int setup_mem(void **state)
 {
+	static const uint8_t a_body[10] = { 0x02, 0x00, 0x01, 0, 0, 0, 0x01, 0x08, 0, 0 };
+	static const uint8_t a_wmask[10] = { 0x00, 0xc0 };	/* enable, function mask */
+	static const uint8_t b_body[5] = { 0x07, 0xaa, 0xbb, 0xcc, 0xdd };
 	struct fixture *f;
 	struct pci_dev *d;
 
@@ -1153,8 +1201,11 @@ static int setup_mem(void **state)
 	assert_int_equal(pci_dev_add_io_bar(d, 0, 32, &fake_ops, &f->mem_fb), 0);
 	assert_int_equal(pci_dev_add_mem_bar(d, 1, MEM_BAR1_SIZE, &fake_ops, &f->mem_fb), 0);
 	assert_int_equal(pci_dev_add_mem_bar(d, 2, MEM_BAR2_SIZE, &fake_ops, &f->mem_fb), 0);
+	assert_int_equal(pci_dev_add_cap(d, 0x11, a_body, sizeof(a_body), a_wmask), CAP_A);
+	assert_int_equal(pci_dev_add_cap(d, 0x09, b_body, sizeof(b_body), NULL), CAP_B);
 	d->owner = f;
 	d->bar_moved = record_move;
+	d->cfg_write = record_cfg_write;
 	f->nr_moves = 0;
 	assert_int_equal(pci_bus_add(&f->bus, d, 2), 0);
 	return 0;
@@ -1557,6 +1608,165 @@ static void test_mem_overlap_refused_once(void **state)
 	assert_int_equal(f->mem.bar[1].mapped_base, 0xe0200000u);
 }
 
+/* Linux's __pci_find_next_cap_ttl(), over the ports. */
+static int linux_walk_caps(struct io_bus *pio, unsigned int slot, uint8_t *ids, uint8_t *offs,
+			   int max)
+{
+	unsigned int pos = conf1_read(pio, 0, DEVFN(slot, 0), PCI_CAPABILITY_LIST, 1);
+	int ttl = 48, n = 0;
+
+	while (ttl--) {
+		uint16_t ent;
+
+		if (pos < 0x40)
+			break;
+		pos &= ~3u;
+		ent = conf1_read(pio, 0, DEVFN(slot, 0), pos, 2);
+		if ((ent & 0xff) == 0xff)
+			break;
+		if (n < max) {
+			ids[n] = ent & 0xff;
+			offs[n] = pos;
+		}
+		n++;
+		pos = ent >> 8;
+	}
+	return n;
+}
+
+static void test_cap_list_walk(void **state)
+{
+	struct fixture *f = *state;
+	struct io_bus *pio = &f->pio;
+	uint8_t ids[4], offs[4];
+
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), PCI_STATUS, 2), PCI_STATUS_CAP_LIST);
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), PCI_CAPABILITY_LIST, 1), CAP_A);
+	assert_int_equal(linux_walk_caps(pio, 2, ids, offs, 4), 2);
+	assert_int_equal(ids[0], 0x11);
+	assert_int_equal(offs[0], CAP_A);
+	assert_int_equal(ids[1], 0x09);
+	assert_int_equal(offs[1], CAP_B);
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), CAP_A, 4), 0x00024c11);
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), CAP_A + 4, 4), 1);
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), CAP_A + 8, 4), 0x801);
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), CAP_B, 4), 0xaa070009);
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), CAP_B + 4, 4), 0x00ddccbb);
+	/* The device without capabilities has no list. */
+	assert_int_equal(linux_walk_caps(pio, 1, ids, offs, 4), 0);
+}
+
+static void test_cap_wmask(void **state)
+{
+	struct fixture *f = *state;
+	struct io_bus *pio = &f->pio;
+	unsigned int off;
+
+	/* Only the bits body_wmask names, here 15:14 of the control word. */
+	conf1_write(pio, 0, DEVFN(2, 0), CAP_A + 2, 2, 0xffff);
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), CAP_A + 2, 2), 0xc002);
+	conf1_write(pio, 0, DEVFN(2, 0), CAP_A + 3, 1, 0x40);
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), CAP_A + 2, 2), 0x4002);
+	conf1_write(pio, 0, DEVFN(2, 0), CAP_A, 4, 0);
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), CAP_A, 4), 0x00024c11);
+	/* Header (ID, next) and the rest of the body are read-only. */
+	conf1_write(pio, 0, DEVFN(2, 0), CAP_A, 4, 0xffffffffu);
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), CAP_A, 4), 0xc0024c11);
+	conf1_write(pio, 0, DEVFN(2, 0), CAP_A + 4, 4, 0xffffffffu);
+	conf1_write(pio, 0, DEVFN(2, 0), CAP_A + 8, 4, 0);
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), CAP_A + 4, 4), 1);
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), CAP_A + 8, 4), 0x801);
+	/* A body without a mask, the list pointer, the status bit. */
+	conf1_write(pio, 0, DEVFN(2, 0), CAP_B, 4, 0xffffffffu);
+	conf1_write(pio, 0, DEVFN(2, 0), CAP_B + 4, 4, 0xffffffffu);
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), CAP_B, 4), 0xaa070009);
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), CAP_B + 4, 4), 0x00ddccbb);
+	conf1_write(pio, 0, DEVFN(2, 0), PCI_CAPABILITY_LIST, 1, 0x80);
+	conf1_write(pio, 0, DEVFN(2, 0), PCI_STATUS, 2, 0);
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), PCI_CAPABILITY_LIST, 1), CAP_A);
+	assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), PCI_STATUS, 2), PCI_STATUS_CAP_LIST);
+	/* Past the last capability: nothing. */
+	for (off = CAP_B + 8; off < PCI_CFG_SIZE; off += 4) {
+		conf1_write(pio, 0, DEVFN(2, 0), off, 4, 0xffffffffu);
+		assert_int_equal(conf1_read(pio, 0, DEVFN(2, 0), off, 4), 0);
+	}
+}
+
+static void test_cap_enospc(void **state)
+{
+	static const uint8_t body[0xb0] = { 1, 2, 3 };
+	struct io_bus pio;
+	struct pci_bus bus;
+	struct pci_dev d;
+
+	pci_dev_init(&d, "d", 1, 2, 0, 0, 0, 0, false);
+	assert_int_equal(pci_dev_add_cap(&d, 0x09, NULL, 4, NULL), -EINVAL);
+	assert_int_equal(pci_dev_add_cap(&d, 0x09, body, sizeof(body), NULL), 0x40);
+	/* A bare header fits at the next dword (0xf2 -> 0xf4). */
+	assert_int_equal(pci_dev_add_cap(&d, 0x0a, NULL, 0, NULL), 0xf4);
+	assert_int_equal(pci_dev_add_cap(&d, 0x0b, body, 10, NULL), -ENOSPC);
+	assert_int_equal(pci_dev_add_cap(&d, 0x0b, body, 0xffffffffu, NULL), -ENOSPC);
+	/* Up to the last byte of config space exactly. */
+	assert_int_equal(pci_dev_add_cap(&d, 0x0c, body, 6, NULL), 0xf8);
+	assert_int_equal(pci_dev_add_cap(&d, 0x0d, NULL, 0, NULL), -ENOSPC);
+	assert_int_equal(d.cfg[PCI_CAPABILITY_LIST], 0x40);
+	assert_int_equal(d.cfg[0x41], 0xf4);
+	assert_int_equal(d.cfg[0xf4], 0x0a);
+	assert_int_equal(d.cfg[0xf5], 0xf8);
+	assert_int_equal(d.cfg[0xf8], 0x0c);
+	assert_int_equal(d.cfg[0xf9], 0);
+	assert_int_equal(d.cfg[0xfc], 3);
+	assert_int_equal(d.cfg[0xff], 0);
+
+	/* On a bus, the list is fixed. */
+	io_bus_init(&pio);
+	assert_int_equal(pci_bus_init(&bus, &pio, NULL), 0);
+	pci_dev_init(&d, "d", 1, 2, 0, 0, 0, 0, false);
+	assert_int_equal(pci_bus_add(&bus, &d, 1), 0);
+	assert_int_equal(pci_dev_add_cap(&d, 0x09, NULL, 0, NULL), -EBUSY);
+	assert_int_equal(pci_cfg_read(&bus, 1, PCI_STATUS, 2), 0);
+	pci_bus_destroy(&bus);
+	io_bus_destroy(&pio);
+}
+
+static void test_cfg_write_hook(void **state)
+{
+	struct fixture *f = *state;
+	struct io_bus *pio = &f->pio;
+
+	f->nr_calls = 0;
+	/* After the write took effect, lock held, val as written. */
+	conf1_write(pio, 0, DEVFN(2, 0), CAP_A + 2, 2, 0xffff);
+	assert_int_equal(f->nr_calls, 1);
+	assert_cfg_call(f, 0, CAP_A + 2, 2, 0xffff, 0xc0024c11);
+	conf1_write(pio, 0, DEVFN(2, 0), CAP_A + 3, 1, 0x00);
+	assert_cfg_call(f, 1, CAP_A + 3, 1, 0, 0x00024c11);
+	/* Read-only bytes too: the device sees what the guest tried. */
+	conf1_write(pio, 0, DEVFN(2, 0), PCI_VENDOR_ID, 4, 0x12345678);
+	assert_cfg_call(f, 2, PCI_VENDOR_ID, 4, 0x12345678, 0x10421af4);
+	/* The VMM-side path; only the size bytes are passed on. */
+	pci_cfg_write(&f->bus, 2, CAP_A + 3, 1, 0xabc0);
+	assert_cfg_call(f, 3, CAP_A + 3, 1, 0xc0, 0xc0024c11);
+	/* A BAR write: applied (and moved) by the time the hook runs. */
+	pci_cfg_write(&f->bus, 2, PCI_BASE_ADDRESS_0 + 4, 4, 0xe0300000u);
+	assert_cfg_call(f, 4, PCI_BASE_ADDRESS_0 + 4, 4, 0xe0300000u, 0xe0300000u);
+	assert_int_equal(f->nr_calls, 5);
+	assert_true(mmio_claimed(&f->mmio, 0xe0300000u));
+
+	/* Other devices, empty slots, other functions, reads: no call. */
+	conf1_write(pio, 0, DEVFN(1, 0), PCI_COMMAND, 2, PCI_COMMAND_IO);
+	conf1_write(pio, 0, DEVFN(1, 0), CAP_A + 2, 2, 0xffff);
+	pci_cfg_write(&f->bus, 1, PCI_INTERRUPT_LINE, 1, 5);
+	conf1_write(pio, 0, DEVFN(5, 0), PCI_COMMAND, 2, 0);
+	conf1_write(pio, 0, DEVFN(2, 1), PCI_COMMAND, 2, 0);
+	conf1_write(pio, 1, DEVFN(2, 0), PCI_COMMAND, 2, 0);
+	pci_cfg_write(&f->bus, 2, 0xfe, 4, 0);
+	pci_cfg_write(&f->bus, 2, CAP_A, 3, 0);
+	conf1_read(pio, 0, DEVFN(2, 0), CAP_A, 4);
+	pci_cfg_read(&f->bus, 2, CAP_A, 4);
+	assert_int_equal(f->nr_calls, 5);
+}
+
 #define FIXTURE_TEST(fn)	cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define MEM_TEST(fn)		cmocka_unit_test_setup_teardown(fn, setup_mem, teardown)
 
@@ -1598,6 +1808,10 @@ int main(void)
 		MEM_TEST(test_mem_decode_toggle),
 		MEM_TEST(test_mem_bar_move),
 		MEM_TEST(test_mem_overlap_refused_once),
+		MEM_TEST(test_cap_list_walk),
+		MEM_TEST(test_cap_wmask),
+		cmocka_unit_test(test_cap_enospc),
+		MEM_TEST(test_cfg_write_hook),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
