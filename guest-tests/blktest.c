@@ -272,6 +272,224 @@ static void case_irq(void)
 	CHECK_EQ(irq_count, 2);
 }
 
+/* ---- MSI-X ----------------------------------------------------------------- */
+
+#define CAP_MSIX		0x11
+#define MSIX_ENABLE		0x8000
+#define MSIX_MASKALL		0x4000
+#define MSI_CONFIG_VECTOR	20	/* with MSI-X on; the config moves to 24 */
+#define MSI_QUEUE_VECTOR	22
+#define CONFIG_MSIX		24
+#define NO_VECTOR		0xffff
+#define MSI_ADDR		0xfee00000u	/* the LAPIC of CPU 0, fixed delivery */
+
+static unsigned int msix_cap;
+static volatile uint32_t *msix_tbl;	/* BAR 1: entries of 4 dwords, PBA at 0x800 */
+
+/* The capability and BAR 1 as pci_msix_init finds them: two vectors. */
+static void msix_find(void)
+{
+	unsigned int pos, n = 0;
+	uint32_t bar, mask;
+	uint16_t cmd;
+
+	CHECK(pci_read(dev.slot, 0x06, 2) & 0x10);		/* capability list */
+	for (pos = pci_read(dev.slot, 0x34, 1) & ~3u; pos && n < 48;
+	     pos = pci_read(dev.slot, pos + 1, 1) & ~3u, n++)
+		if (pci_read(dev.slot, pos, 1) == CAP_MSIX)
+			break;
+	CHECK(pos >= 0x40);
+	msix_cap = pos;
+	CHECK_EQ(pci_read(dev.slot, pos + 2, 2), 1);		/* 2 vectors, off, unmasked */
+	CHECK_EQ(pci_read(dev.slot, pos + 4, 4), 1);		/* table at 0 in BAR 1 */
+	CHECK_EQ(pci_read(dev.slot, pos + 8, 4), 0x801);	/* PBA at 0x800 in BAR 1 */
+	cmd = pci_read(dev.slot, 0x04, 2);
+	CHECK(cmd & 2);						/* memory decode on */
+	bar = pci_read(dev.slot, 0x14, 4);
+	CHECK_EQ(bar & 0xf, 0);					/* 32-bit memory */
+	pci_write(dev.slot, 0x04, 2, cmd & ~2u);
+	pci_write(dev.slot, 0x14, 4, 0xffffffff);
+	mask = pci_read(dev.slot, 0x14, 4);
+	pci_write(dev.slot, 0x14, 4, bar);
+	pci_write(dev.slot, 0x04, 2, cmd);
+	CHECK_EQ(~(mask & ~0xfu) + 1, 0x1000);
+	CHECK(bar >= 0xc0000000u && bar < 0xfec00000u);	/* in the PCI hole */
+	msix_tbl = (volatile uint32_t *)(uintptr_t)bar;
+}
+
+static void msix_control(uint16_t v)
+{
+	pci_write(dev.slot, msix_cap + 2, 2, v);
+}
+
+static void msix_program(unsigned int v, uint32_t addr)
+{
+	msix_tbl[4 * v] = addr;
+	msix_tbl[4 * v + 1] = 0;
+	msix_tbl[4 * v + 2] = VEC_DEV;
+	msix_tbl[4 * v + 3] = 0;
+}
+
+static uint32_t msix_pba(void)
+{
+	return msix_tbl[0x800 / 4];
+}
+
+static void irq_setup_lapic(void)
+{
+	pic_mask_all();
+	idt_setup();
+	lapic_enable();
+}
+
+/* Interrupts on for a while: no device interrupt may come. */
+static void expect_no_irq(unsigned int count)
+{
+	uint64_t t0 = rdtsc();
+
+	__asm__ __volatile__("sti" ::: "memory");
+	while (rdtsc() - t0 < WAIT_SHORT)
+		;
+	__asm__ __volatile__("cli" ::: "memory");
+	CHECK_EQ(irq_count, count);
+}
+
+/* A write of one pattern sector, completed by polling the used ring. */
+static void write_polled(uint64_t sector, unsigned int seed)
+{
+	pat_fill(DATA_ADDR, 1, seed);
+	*status = ST_SENTINEL;
+	out_chain(0, sector, DATA_ADDR, 512);
+	submit(0, 1);
+	CHECK_EQ(*status, ST_OK);
+}
+
+static void write_irq(uint64_t sector, unsigned int seed, unsigned int n)
+{
+	pat_fill(DATA_ADDR, 1, seed);
+	*status = ST_SENTINEL;
+	out_chain(0, sector, DATA_ADDR, 512);
+	vq_post(&dev, 0);
+	vq_kick(&dev);
+	wait_irqs(n);
+	vq_complete(&dev, 0, 1);
+	CHECK_EQ(*status, ST_OK);
+}
+
+/*
+ * As Linux's vp_find_vqs_msix: MSI-X on (function masked while set up),
+ * vector 0 for config, 1 for the queue; completions by message, masks
+ * holding them in the PBA until lifted, INTx again with MSI-X off.
+ */
+static void case_msix(void)
+{
+	uint64_t cap;
+
+	setup(ALL_F);
+	msix_find();
+	cap = vdev_capacity(&dev);
+	irq_setup_lapic();
+	msix_control(MSIX_ENABLE | MSIX_MASKALL);
+	CHECK_EQ(inl(dev.io + CONFIG_MSIX), (uint32_t)cap);	/* config moved to 24 */
+	CHECK_EQ(inw(dev.io + MSI_CONFIG_VECTOR), NO_VECTOR);
+	outw(dev.io + MSI_CONFIG_VECTOR, 0);
+	CHECK_EQ(inw(dev.io + MSI_CONFIG_VECTOR), 0);
+	outw(dev.io + VIRTIO_QUEUE_SEL, 0);
+	outw(dev.io + MSI_QUEUE_VECTOR, 1);
+	CHECK_EQ(inw(dev.io + MSI_QUEUE_VECTOR), 1);
+	msix_program(0, MSI_ADDR);
+	msix_program(1, MSI_ADDR);
+	msix_control(MSIX_ENABLE);
+
+	write_irq(210, 0x26, 1);
+	CHECK_EQ(isr_first[0], 0);	/* nothing in ISR: the message is the interrupt */
+
+	/* The entry masked: completed, no message, the pending bit set. */
+	msix_tbl[4 + 3] = 1;
+	write_polled(211, 0x27);
+	expect_no_irq(1);
+	CHECK_EQ(msix_pba(), 2);
+	msix_tbl[4 + 3] = 0;		/* unmasked: the held message comes */
+	wait_irqs(2);
+	CHECK_EQ(msix_pba(), 0);
+
+	/* The function masked: the same. */
+	msix_control(MSIX_ENABLE | MSIX_MASKALL);
+	write_polled(212, 0x28);
+	expect_no_irq(2);
+	CHECK_EQ(msix_pba(), 2);
+	msix_control(MSIX_ENABLE);
+	wait_irqs(3);
+	CHECK_EQ(msix_pba(), 0);
+
+	/* MSI-X off again (pci=nomsi's path): INTx with the queue ISR bit. */
+	msix_control(0);
+	CHECK_EQ(vdev_capacity(&dev), cap);			/* config back at 20 */
+	ioapic_route(dev.irq_line, VEC_DEV, true);
+	write_irq(213, 0x29, 4);
+	CHECK_EQ(isr_first[3], 1);
+}
+
+/*
+ * Bad vector numbers, a queue past the device's, hostile table accesses,
+ * a message to nowhere, and the config vector for NEEDS_RESET.
+ */
+static void case_msix_misuse(void)
+{
+	uint64_t t0;
+
+	setup(ALL_F);
+	msix_find();
+	irq_setup_lapic();
+	msix_control(MSIX_ENABLE);
+	outw(dev.io + MSI_CONFIG_VECTOR, 2);			/* the table has 0 and 1 */
+	CHECK_EQ(inw(dev.io + MSI_CONFIG_VECTOR), NO_VECTOR);
+	outw(dev.io + MSI_CONFIG_VECTOR, 0x8000);
+	CHECK_EQ(inw(dev.io + MSI_CONFIG_VECTOR), NO_VECTOR);
+	outw(dev.io + VIRTIO_QUEUE_SEL, 1);			/* no queue 1 */
+	outw(dev.io + MSI_QUEUE_VECTOR, 0);
+	CHECK_EQ(inw(dev.io + MSI_QUEUE_VECTOR), NO_VECTOR);
+	outw(dev.io + VIRTIO_QUEUE_SEL, 0);
+	outw(dev.io + MSI_QUEUE_VECTOR, 0xfffe);
+	CHECK_EQ(inw(dev.io + MSI_QUEUE_VECTOR), NO_VECTOR);
+
+	/* Byte writes, the PBA and past the table change nothing. */
+	msix_program(1, MSI_ADDR);
+	*((volatile uint8_t *)msix_tbl + 16 + 8) = 0x55;	/* vector 1's data */
+	CHECK_EQ(msix_tbl[4 + 2], VEC_DEV);
+	msix_tbl[0x800 / 4] = 0xffffffff;
+	CHECK_EQ(msix_pba(), 0);
+	CHECK_EQ(msix_tbl[8], 0xffffffff);			/* no vector 2 */
+	msix_tbl[8] = 0x1234;
+	CHECK_EQ(msix_tbl[0xffc / 4], 0);
+
+	/* No vector for the queue: completions without any interrupt. */
+	write_polled(215, 0x2a);
+	expect_no_irq(0);
+	/* A message to an address that is no LAPIC: the VMM survives it. */
+	msix_tbl[4] = 0x12345678;
+	outw(dev.io + MSI_QUEUE_VECTOR, 1);
+	CHECK_EQ(inw(dev.io + MSI_QUEUE_VECTOR), 1);
+	write_polled(216, 0x2b);
+	irq_count = 0;		/* whatever became of that message */
+
+	/* A broken ring: NEEDS_RESET, announced on the config vector. */
+	msix_program(0, MSI_ADDR);
+	outw(dev.io + MSI_CONFIG_VECTOR, 0);
+	CHECK_EQ(inw(dev.io + MSI_CONFIG_VECTOR), 0);
+	dev.avail[1] = dev.avail_idx + dev.num + 1;
+	vq_kick(&dev);
+	t0 = rdtsc();
+	while (!(inb(dev.io + VIRTIO_STATUS) & S_NEEDS_RESET))
+		CHECK(rdtsc() - t0 < WAIT_LONG);
+	wait_irqs(1);
+	CHECK_EQ(isr_first[0], 0);
+	/* A reset forgets both vectors. */
+	vdev_reset(&dev);
+	CHECK_EQ(inw(dev.io + MSI_CONFIG_VECTOR), NO_VECTOR);
+	CHECK_EQ(inw(dev.io + MSI_QUEUE_VECTOR), NO_VECTOR);
+}
+
 /* ---- media limits ----------------------------------------------------------- */
 
 static void case_ro(void)
@@ -1152,6 +1370,8 @@ static const struct {
 	{ "driver", case_driver },
 	{ "get_id_short", case_get_id_short },
 	{ "irq", case_irq },
+	{ "msix", case_msix },
+	{ "msix_misuse", case_msix_misuse },
 	{ "ro", case_ro },
 	{ "range", case_range },
 	{ "past_capacity", case_past_capacity },

@@ -23,6 +23,7 @@ static const struct {
 	{ KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR", "x86 VM set-up" },
 	{ KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD", "virtqueue kicks without exits" },
 	{ KVM_CAP_IRQFD, "KVM_CAP_IRQFD", "interrupts without exits" },
+	{ KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING", "MSI-X interrupts" },
 	{ KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT", "stopping vCPUs" },
 };
 
@@ -88,6 +89,7 @@ int kvm_init(struct kvm *kvm, unsigned int nr_cpus)
 
 	memset(kvm, 0, sizeof(*kvm));
 	kvm->vm_fd = -1;
+	kvm_irq_routes_init(&kvm->routes);
 
 	kvm->sys_fd = open(dev, O_RDWR | O_CLOEXEC);
 	if (kvm->sys_fd < 0) {

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "lib/guest_mem.h"
+#include "vmm/kvm_irq.h"
 
 #define KVM_DEVICE_DEFAULT "/dev/kvm"
 
@@ -16,6 +17,7 @@ struct kvm {
 	int vcpu_mmap_size;
 	int max_vcpus;
 	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID */
+	struct kvm_irq_routes routes;	/* MSI routes beside the irqchip's pins */
 };
 
 /*

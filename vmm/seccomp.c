@@ -131,6 +131,7 @@ static const char *const allowed_sanitizers[] = {
 /* ioctl()s after start-up: vCPU run and its exits, irqs, the terminal. */
 static const unsigned long allowed_ioctls[] = {
 	KVM_RUN, KVM_IRQ_LINE, KVM_IOEVENTFD, KVM_IRQFD,
+	KVM_SET_GSI_ROUTING,		/* the guest programs an MSI-X vector */
 	KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS,
 	KVM_TRANSLATE, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS,
 	TCGETS, TCSETS, TCSETSW, TCSETSF,

@@ -184,3 +184,68 @@ int virtio_kvm_irq_timeout(struct virtio_kvm_irq *vi, uint64_t now_ns)
 		__atomic_add_fetch(&vi->reasserts, 1, __ATOMIC_RELAXED);
 	return -1;
 }
+
+static void msix_send(void *opaque, unsigned int v)
+{
+	struct virtio_kvm_msix *vm = opaque;
+	uint64_t one = 1;
+
+	__atomic_add_fetch(&vm->sent, 1, __ATOMIC_RELAXED);
+	if (write(vm->efd[v], &one, sizeof(one)) < 0)
+		pr_warn("irqfd for MSI-X GSI %d: %s", vm->gsi[v], strerror(errno));
+}
+
+static int msix_route(void *opaque, unsigned int v, uint64_t addr, uint32_t data)
+{
+	struct virtio_kvm_msix *vm = opaque;
+
+	return kvm_irq_msi_route(vm->kvm, &vm->kvm->routes, vm->gsi[v], addr, data);
+}
+
+static int msix_irqfd(struct virtio_kvm_msix *vm, unsigned int v, bool assign)
+{
+	struct kvm_irqfd irqfd = {
+		.fd = vm->efd[v], .gsi = vm->gsi[v],
+		.flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN,
+	};
+
+	return ioctl(vm->kvm->vm_fd, KVM_IRQFD, &irqfd) < 0 ? -errno : 0;
+}
+
+int virtio_kvm_msix_init(struct virtio_kvm_msix *vm, struct kvm *kvm, struct virtio_pci *vp)
+{
+	struct msix_sink sink = { .fire = msix_send, .route = msix_route, .opaque = vm };
+	unsigned int v;
+	int ret;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm = kvm;
+	for (v = 0; v < MSIX_MAX_VECTORS; v++)
+		vm->efd[v] = vm->gsi[v] = -1;
+	for (v = 0; v < vp->msix.nr; v++, vm->nr++) {
+		vm->gsi[v] = kvm_irq_msi_gsi(&kvm->routes);
+		vm->efd[v] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		ret = vm->gsi[v] < 0 ? vm->gsi[v] : vm->efd[v] < 0 ? -errno : msix_irqfd(vm, v, true);
+		if (ret) {
+			pr_err("%s: MSI-X vector %u: irqfd: %s", vp->pci.name, v, strerror(-ret));
+			if (vm->efd[v] >= 0)
+				close(vm->efd[v]);
+			virtio_kvm_msix_exit(vm);
+			return ret;
+		}
+	}
+	virtio_pci_set_msix_sink(vp, &sink);
+	return 0;
+}
+
+void virtio_kvm_msix_exit(struct virtio_kvm_msix *vm)
+{
+	unsigned int v;
+
+	for (v = 0; v < vm->nr; v++) {
+		msix_irqfd(vm, v, false);
+		close(vm->efd[v]);
+		vm->efd[v] = -1;
+	}
+	vm->nr = 0;
+}

@@ -22,6 +22,12 @@
  * device must have a GSI of its own (pci/pci.c assigns them so).  Without
  * KVM_CAP_IRQFD_RESAMPLE, KVM_IRQ_LINE raise/lower is used instead
  * (raised when ISR gains bits, lowered by the ISR read).
+ *
+ * MSI-X needs none of that: each vector has a GSI with an MSI route and
+ * a plain irqfd, a message is an edge (one eventfd write, no EOI to wait
+ * for), and the guest acknowledges nothing in BAR0.  The transport
+ * decides when a vector may fire (mask, pending bit); this side only
+ * sends and keeps KVM's route in step with the vector's message.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -63,6 +69,18 @@ void virtio_kvm_irq_resample(struct virtio_kvm_irq *vi);
  * (-1: no need); re-announces bits a handler left unread too long.
  */
 int virtio_kvm_irq_timeout(struct virtio_kvm_irq *vi, uint64_t now_ns);
+
+struct virtio_kvm_msix {
+	struct kvm *kvm;
+	unsigned int nr;
+	int gsi[MSIX_MAX_VECTORS];
+	int efd[MSIX_MAX_VECTORS];
+	uint64_t sent;			/* messages sent, for --stats */
+};
+
+/* An irqfd on its own GSI for each of vp's MSI-X vectors. */
+int virtio_kvm_msix_init(struct virtio_kvm_msix *vm, struct kvm *kvm, struct virtio_pci *vp);
+void virtio_kvm_msix_exit(struct virtio_kvm_msix *vm);
 
 /* KVM_IOEVENTFD on a port, 2 bytes wide, datamatch = queue index. */
 extern const struct virtio_notify virtio_kvm_notify_template;	/* .opaque = struct kvm * */

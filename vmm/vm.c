@@ -188,6 +188,11 @@ static int vm_wire_disks(struct vm *vm)
 		if (ret)
 			return ret;
 		d->irq_wired = true;
+		if (blk_dev_transport(d->blk)->has_msix) {
+			ret = virtio_kvm_msix_init(&d->msix, &vm->kvm, blk_dev_transport(d->blk));
+			if (ret)
+				return ret;
+		}
 		ret = virtio_pci_set_notify(blk_dev_transport(d->blk), &vm->notify);
 		if (ret)
 			return ret;
@@ -577,12 +582,13 @@ void vm_print_stats(struct vm *vm)
 		blk_dev_stats(d->blk, &st);
 		pr_info("stats: virtio-blk slot %u: requests=%llu kicks=%llu "
 			"notify-exits=%llu notify-exits-after-driver-ok=%llu "
-			"irq-asserts=%llu irq-resamples=%llu irq-reasserts=%llu",
+			"irq-asserts=%llu irq-resamples=%llu irq-reasserts=%llu msix-messages=%llu",
 			d->slot, (unsigned long long)st.requests, (unsigned long long)st.kicks,
 			(unsigned long long)st.notify_exits,
 			(unsigned long long)st.notify_exits_after_driver_ok,
 			(unsigned long long)d->irq.asserts, (unsigned long long)d->irq.resamples,
-			(unsigned long long)d->irq.reasserts);
+			(unsigned long long)d->irq.reasserts,
+			(unsigned long long)__atomic_load_n(&d->msix.sent, __ATOMIC_RELAXED));
 	}
 
 	vm_print_costs(vm);
@@ -612,6 +618,7 @@ int vm_destroy(struct vm *vm)
 			ret = EXIT_SETUP_ERROR;
 		if (vm->disk[i].irq_wired)
 			virtio_kvm_irq_exit(&vm->disk[i].irq);
+		virtio_kvm_msix_exit(&vm->disk[i].msix);
 	}
 	vm->nr_disks = 0;
 	for (i = 0; i < vm->nr_vcpus; i++)

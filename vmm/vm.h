@@ -28,6 +28,7 @@ struct vm_disk {
 	unsigned int slot;
 	struct blk_dev *blk;
 	struct virtio_kvm_irq irq;
+	struct virtio_kvm_msix msix;
 	bool irq_wired;
 };
 

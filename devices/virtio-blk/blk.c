@@ -309,6 +309,9 @@ int blk_dev_create(struct blk_dev **out, const char *args, const struct guest_me
 	ret = virtio_pci_init(&b->vp, "virtio-blk", VIRTIO_BLK_PCI_DEVICE_ID,
 			      BLK_PCI_CLASS_STORAGE, VIRTIO_ID_BLOCK, (uint32_t)b->features,
 			      sizeof(b->cfg), 1, &b->opts.queue_size, mem, &blk_dev_ops, b);
+	/* A vector for config changes and one for the queue. */
+	if (!ret && !b->opts.no_msix)
+		ret = virtio_pci_init_msix(&b->vp, 2);
 	if (ret) {
 		pr_err("virtio-blk: '%s': transport set-up failed: %s", b->opts.path,
 		       strerror(-ret));

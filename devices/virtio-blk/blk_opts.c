@@ -30,6 +30,7 @@ enum {
 	SEEN_DISCARD = 1 << 6,
 	SEEN_RECONNECT = 1 << 7,
 	SEEN_TIMEOUT = 1 << 8,
+	SEEN_MSIX = 1 << 9,
 };
 
 /*
@@ -217,6 +218,16 @@ static int opts_timeout(struct blk_opts *o, const char *opt, const char *val)
 	return 0;
 }
 
+static int opts_msix(struct blk_opts *o, const char *opt, const char *val)
+{
+	if (!strcmp(val, "on") || !strcmp(val, "off")) {
+		o->no_msix = !strcmp(val, "off");
+		return 0;
+	}
+	pr_err("virtio-blk: %s: expected msix=on or msix=off", opt);
+	return -EINVAL;
+}
+
 static const struct {
 	const char *name;
 	unsigned int seen;
@@ -231,6 +242,7 @@ static const struct {
 	{ "discard", SEEN_DISCARD, opts_discard },
 	{ "reconnect-delay", SEEN_RECONNECT, opts_reconnect },
 	{ "timeout", SEEN_TIMEOUT, opts_timeout },
+	{ "msix", SEEN_MSIX, opts_msix },
 };
 
 static int opts_one(struct blk_opts *o, char *opt, unsigned int *seen)

@@ -6,7 +6,7 @@
  * "-s N,virtio-blk,PATH[,opt...]" after the device name:
  *   writethru | writeback | ro | direct | sectorsize=L[/P] | range=LBA/SIZE |
  *   qsize=N | serial=STR | aio=threads|io_uring | poll=US | discard=unmap|ignore |
- *   reconnect-delay=MS | timeout=SECONDS
+ *   reconnect-delay=MS | timeout=SECONDS | msix=on|off
  * range= follows ACRN: LBA and SIZE are counted in logical sectors
  * (sectorsize L, default 512), so the window is bytes
  * [LBA*L, (LBA+SIZE)*L) of the file.
@@ -40,6 +40,11 @@
  * WRITE_ZEROES with its unmap flag) may give the image's space back.
  * ignore keeps a preallocated image preallocated: DISCARD is not offered
  * and zeroing never punches holes.
+ *
+ * msix= (given once, default on): whether the function offers MSI-X
+ * (one vector for config changes and one per queue).  A driver that does
+ * not enable it (Linux with pci=nomsi) gets INTx either way; off is for
+ * comparing the two and for guests whose MSI-X support is broken.
  *
  * PATH may be an NBD URI: nbd://HOST[:PORT]/EXPORT or
  * nbd+unix:///EXPORT?socket=SOCKET (disk_path_is_nbd()).  The export's
@@ -88,6 +93,7 @@ struct blk_opts {
 	bool discard_ignore;		/* discard=ignore */
 	uint32_t reconnect_ms;		/* NBD: reconnect-delay=, 0: the default */
 	uint32_t timeout_s;		/* NBD: timeout=, 0: the default */
+	bool no_msix;			/* msix=off */
 };
 
 /*

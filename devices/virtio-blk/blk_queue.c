@@ -143,12 +143,12 @@ static void blk_complete_list(struct blk_dev *b, struct blk_ioreq *list)
 
 	/*
 	 * Interrupt before in_flight drops: a reset waits for in_flight == 0
-	 * and then clears ISR, so no ISR bit outlives the reset.  raise_isr
+	 * and then clears ISR, so no ISR bit outlives the reset.  notify_queue
 	 * takes only the transport's innermost lock, never ctrl_lock, which
 	 * the resetting vCPU holds while it waits.
 	 */
 	if (irq)
-		virtio_pci_raise_isr(&b->vp, VIRTIO_ISR_QUEUE);
+		virtio_pci_notify_queue(&b->vp, 0);
 
 	pthread_mutex_lock(&b->lock);
 	for (io = list; io; io = next) {

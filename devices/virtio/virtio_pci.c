@@ -27,6 +27,15 @@
  * writes must hit one writable register at its natural width; anything
  * else is ignored.  Config writes of width 1, 2 or 4 go to the device,
  * clipped to config_len.
+ *
+ * MSI-X.  While the driver has MSI-X enabled (the capability's enable
+ * bit, which the PCI bus reports through cfg_write), the register file
+ * grows by the two vector registers and the device config moves from 20
+ * to 24; both are decided per access from that bit.  A vector register
+ * takes a vector the table has, or VIRTIO_MSI_NO_VECTOR; anything else
+ * reads back as NO_VECTOR, which is how the driver learns the mapping
+ * failed.  A reset sets both back to NO_VECTOR; the MSI-X table is PCI
+ * state and stays.
  */
 #include <errno.h>
 #include <string.h>
@@ -36,7 +45,7 @@
 #include "devices/virtio/virtio_pci.h"
 #include "lib/util.h"
 
-#define VP_REGS_SIZE		VIRTIO_PCI_CONFIG_OFF
+#define VP_REGS_MAX		VIRTIO_PCI_CONFIG_OFF_MSIX
 
 /* Warnings a guest could otherwise repeat without bound. */
 #define VP_WARN_PFN_FAULT	(1u << 0)
@@ -48,6 +57,17 @@
 static bool vp_warn_first(struct virtio_pci *vp, unsigned int what)
 {
 	return !(__atomic_fetch_or(&vp->warned, what, __ATOMIC_RELAXED) & what);
+}
+
+static bool vp_msix_on(const struct virtio_pci *vp)
+{
+	return vp->has_msix && msix_enabled(&vp->msix);
+}
+
+/* Where the device config starts now. */
+static unsigned int vp_regs_size(const struct virtio_pci *vp)
+{
+	return vp_msix_on(vp) ? VIRTIO_PCI_CONFIG_OFF_MSIX : VIRTIO_PCI_CONFIG_OFF;
 }
 
 /* Interrupt sink helpers (see struct virtio_irq for who holds vp->lock). */
@@ -169,7 +189,7 @@ static uint32_t get_le(const uint8_t *p, unsigned int n)
  */
 static void vp_regs_read(struct virtio_pci *vp, unsigned int off, uint8_t *buf, unsigned int len)
 {
-	uint8_t r[VP_REGS_SIZE];
+	uint8_t r[VP_REGS_MAX];
 	uint16_t sel;
 	uint32_t pfn = 0;
 
@@ -185,6 +205,9 @@ static void vp_regs_read(struct virtio_pci *vp, unsigned int off, uint8_t *buf, 
 	put_le(r + VIRTIO_PCI_QUEUE_NOTIFY, 0, 2);	/* write-only in practice */
 	r[VIRTIO_PCI_STATUS] = vp->status;
 	r[VIRTIO_PCI_ISR] = vp->isr;
+	put_le(r + VIRTIO_MSI_CONFIG_VECTOR, vp->config_vector, 2);
+	put_le(r + VIRTIO_MSI_QUEUE_VECTOR,
+	       sel < vp->nr_queues ? vp->queue_vector[sel] : VIRTIO_MSI_NO_VECTOR, 2);
 	memcpy(buf, r + off, len);
 	if (off <= VIRTIO_PCI_ISR && off + len > VIRTIO_PCI_ISR)
 		vp_clear_isr_locked(vp);
@@ -194,6 +217,7 @@ static void vp_regs_read(struct virtio_pci *vp, unsigned int off, uint8_t *buf, 
 static uint32_t virtio_pci_bar_read(void *opaque, uint16_t off, unsigned int size)
 {
 	struct virtio_pci *vp = opaque;
+	unsigned int regs = vp_regs_size(vp);
 	uint8_t buf[4];
 	unsigned int end, n;
 
@@ -201,21 +225,31 @@ static uint32_t virtio_pci_bar_read(void *opaque, uint16_t off, unsigned int siz
 		return UINT32_MAX;
 	memset(buf, 0xff, sizeof(buf));
 	end = off + size;
-	if (off < VP_REGS_SIZE) {
-		n = MIN(end, (unsigned int)VP_REGS_SIZE) - off;
+	if (off < regs) {
+		n = MIN(end, regs) - off;
 		vp_regs_read(vp, off, buf, n);
 	}
-	if (end > VP_REGS_SIZE) {
-		unsigned int start = MAX((unsigned int)off, (unsigned int)VP_REGS_SIZE);
-		unsigned int cfg_end = VP_REGS_SIZE + vp->config_len;
+	if (end > regs) {
+		unsigned int start = MAX((unsigned int)off, regs);
+		unsigned int cfg_end = regs + vp->config_len;
 
 		/* Bytes past config_len keep their 0xff: nothing is there. */
 		if (start < cfg_end && vp->ops->config_read) {
 			n = MIN(end, cfg_end) - start;
-			vp->ops->config_read(vp->dev, start - VP_REGS_SIZE, buf + (start - off), n);
+			vp->ops->config_read(vp->dev, start - regs, buf + (start - off), n);
 		}
 	}
 	return get_le(buf, size);
+}
+
+/* vp->lock held (or not shared yet). */
+static void vp_vectors_reset_locked(struct virtio_pci *vp)
+{
+	unsigned int i;
+
+	__atomic_store_n(&vp->config_vector, VIRTIO_MSI_NO_VECTOR, __ATOMIC_RELAXED);
+	for (i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		__atomic_store_n(&vp->queue_vector[i], VIRTIO_MSI_NO_VECTOR, __ATOMIC_RELAXED);
 }
 
 static void vp_reset(struct virtio_pci *vp)
@@ -235,6 +269,7 @@ static void vp_reset(struct virtio_pci *vp)
 	vp->status = 0;
 	for (i = 0; i < vp->nr_queues; i++)
 		virtq_reset(&vp->vq[i]);
+	vp_vectors_reset_locked(vp);
 	/* Completions that raced the reset must not leave the line up. */
 	vp_clear_isr_locked(vp);
 	pthread_mutex_unlock(&vp->lock);
@@ -314,27 +349,49 @@ static void vp_write_notify(struct virtio_pci *vp, uint16_t n)
 		vp->ops->queue_notify(vp->dev, n);
 }
 
-static void vp_config_write(struct virtio_pci *vp, unsigned int off, unsigned int size,
-			    uint32_t val)
+static void vp_config_write(struct virtio_pci *vp, unsigned int regs, unsigned int off,
+			    unsigned int size, uint32_t val)
 {
-	unsigned int end = MIN(off + size, VP_REGS_SIZE + vp->config_len);
+	unsigned int end = MIN(off + size, regs + vp->config_len);
 	uint8_t buf[4];
 
 	if (off >= end || !vp->ops->config_write)
 		return;
 	put_le(buf, val, size);
-	vp->ops->config_write(vp->dev, off - VP_REGS_SIZE, buf, end - off);
+	vp->ops->config_write(vp->dev, off - regs, buf, end - off);
+}
+
+/* A vector the table has, or NO_VECTOR (also what a failed mapping reads back as). */
+static uint16_t vp_vector_check(const struct virtio_pci *vp, uint32_t val)
+{
+	return val < vp->msix.nr ? val : VIRTIO_MSI_NO_VECTOR;
+}
+
+static void vp_write_vector(struct virtio_pci *vp, unsigned int reg, uint32_t val)
+{
+	uint16_t *slot = NULL;
+
+	pthread_mutex_lock(&vp->lock);
+	if (reg == VIRTIO_MSI_CONFIG_VECTOR)
+		slot = &vp->config_vector;
+	else if (vp->queue_sel < vp->nr_queues)
+		slot = &vp->queue_vector[vp->queue_sel];
+	/* Read without the lock by whoever sends the queue's interrupt. */
+	if (slot)
+		__atomic_store_n(slot, vp_vector_check(vp, val), __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&vp->lock);
 }
 
 static void virtio_pci_bar_write(void *opaque, uint16_t off, unsigned int size, uint32_t val)
 {
 	struct virtio_pci *vp = opaque;
+	unsigned int regs = vp_regs_size(vp);
 
 	if (size != 1 && size != 2 && size != 4)
 		return;
-	if (off >= VP_REGS_SIZE) {
+	if (off >= regs) {
 		pthread_mutex_lock(&vp->ctrl_lock);
-		vp_config_write(vp, off, size, val);
+		vp_config_write(vp, regs, off, size, val);
 		pthread_mutex_unlock(&vp->ctrl_lock);
 		return;
 	}
@@ -374,6 +431,11 @@ static void virtio_pci_bar_write(void *opaque, uint16_t off, unsigned int size, 
 		pthread_mutex_lock(&vp->ctrl_lock);
 		vp_write_status(vp, val);
 		pthread_mutex_unlock(&vp->ctrl_lock);
+		break;
+	case REG(VIRTIO_MSI_CONFIG_VECTOR, 2):
+	case REG(VIRTIO_MSI_QUEUE_VECTOR, 2):
+		/* Only there while MSI-X is on (off < regs). */
+		vp_write_vector(vp, off, val);
 		break;
 	case REG(VIRTIO_PCI_HOST_FEATURES, 4):
 	case REG(VIRTIO_PCI_QUEUE_NUM, 2):
@@ -546,17 +608,39 @@ bool virtio_pci_isr_pending(struct virtio_pci *vp)
 	return pending;
 }
 
+static void vp_msix_notify(struct virtio_pci *vp, const uint16_t *vector)
+{
+	uint16_t v = __atomic_load_n(vector, __ATOMIC_RELAXED);
+
+	if (v != VIRTIO_MSI_NO_VECTOR)
+		msix_notify(&vp->msix, v);
+}
+
+void virtio_pci_notify_queue(struct virtio_pci *vp, unsigned int n)
+{
+	if (n >= vp->nr_queues)
+		return;
+	if (vp_msix_on(vp))
+		vp_msix_notify(vp, &vp->queue_vector[n]);
+	else
+		virtio_pci_raise_isr(vp, VIRTIO_ISR_QUEUE);
+}
+
 void virtio_pci_needs_reset(struct virtio_pci *vp)
 {
-	bool fire;
+	bool fire = false;
+	bool msix = vp_msix_on(vp);
 
 	/* One hold: a driver that sees NEEDS_RESET finds the config bit in ISR. */
 	pthread_mutex_lock(&vp->lock);
 	vp->status |= VIRTIO_STATUS_NEEDS_RESET;
-	fire = vp_raise_locked(vp, VIRTIO_ISR_CONFIG);
+	if (!msix)
+		fire = vp_raise_locked(vp, VIRTIO_ISR_CONFIG);
 	pthread_mutex_unlock(&vp->lock);
 	if (fire)
 		vp_assert(vp);
+	if (msix)
+		vp_msix_notify(vp, &vp->config_vector);
 }
 
 bool virtio_pci_has_feature(struct virtio_pci *vp, unsigned int bit)
@@ -575,7 +659,8 @@ static uint32_t bar0_size(uint32_t config_len)
 {
 	uint32_t size = 32;
 
-	while (size < VIRTIO_PCI_CONFIG_OFF + config_len)
+	/* Room for the config where MSI-X puts it. */
+	while (size < VIRTIO_PCI_CONFIG_OFF_MSIX + config_len)
 		size <<= 1;
 	return size;
 }
@@ -589,7 +674,7 @@ int virtio_pci_init(struct virtio_pci *vp, const char *name, uint16_t pci_device
 	int ret;
 
 	if (!name || !ops || !mem || nr_queues == 0 || nr_queues > VIRTIO_MAX_QUEUES || !queue_size ||
-	    config_len > 256 - VIRTIO_PCI_CONFIG_OFF)
+	    config_len > 256 - VIRTIO_PCI_CONFIG_OFF_MSIX)
 		return -EINVAL;
 	for (i = 0; i < nr_queues; i++)
 		if (!IS_POW2(queue_size[i]) || queue_size[i] > VIRTQ_MAX_SIZE)
@@ -617,6 +702,7 @@ int virtio_pci_init(struct virtio_pci *vp, const char *name, uint16_t pci_device
 		vp->queue_size[i] = i < nr_queues ? queue_size[i] : 0;
 		vp->kick_efd[i] = -1;
 	}
+	vp_vectors_reset_locked(vp);
 	pthread_mutex_init(&vp->ctrl_lock, NULL);
 	pthread_mutex_init(&vp->lock, NULL);
 	return 0;
@@ -635,8 +721,59 @@ void virtio_pci_destroy(struct virtio_pci *vp)
 			close(vp->kick_efd[i]);
 		vp->kick_efd[i] = -1;
 	}
+	if (vp->has_msix)
+		msix_destroy(&vp->msix);
+	vp->has_msix = false;
 	pthread_mutex_destroy(&vp->ctrl_lock);
 	pthread_mutex_destroy(&vp->lock);
+}
+
+/*
+ * The PCI bus's config-write hook (bus config lock held): the driver
+ * turning MSI-X or its function mask on or off.
+ */
+static void virtio_pci_cfg_write(struct pci_dev *d, unsigned int off, unsigned int size,
+				 uint32_t val)
+{
+	struct virtio_pci *vp = d->owner;
+	unsigned int ctrl = vp->msix_cap + MSIX_CAP_CONTROL;
+
+	(void)val;	/* the masked result in d->cfg is what counts */
+	if (!vp || !vp->has_msix || off + size <= ctrl || off >= ctrl + 2)
+		return;
+	msix_control_write(&vp->msix, d->cfg[ctrl] | d->cfg[ctrl + 1] << 8);
+}
+
+int virtio_pci_init_msix(struct virtio_pci *vp, unsigned int nr)
+{
+	uint8_t body[MSIX_CAP_BODY_LEN], wmask[MSIX_CAP_BODY_LEN];
+	int ret;
+
+	if (vp->has_msix)
+		return -EBUSY;
+	ret = msix_init(&vp->msix, nr);
+	if (ret)
+		return ret;
+	msix_cap_body(&vp->msix, VIRTIO_PCI_MSIX_BAR, body, wmask);
+	ret = pci_dev_add_mem_bar(&vp->pci, VIRTIO_PCI_MSIX_BAR, MSIX_BAR_SIZE, &msix_bar_ops,
+				  &vp->msix);
+	if (!ret)
+		ret = pci_dev_add_cap(&vp->pci, PCI_CAP_ID_MSIX, body, sizeof(body), wmask);
+	if (ret < 0) {
+		/* The BAR stays declared but unused: the function is not on the bus yet. */
+		msix_destroy(&vp->msix);
+		return ret;
+	}
+	vp->msix_cap = ret;
+	vp->has_msix = true;
+	vp->pci.cfg_write = virtio_pci_cfg_write;
+	return 0;
+}
+
+void virtio_pci_set_msix_sink(struct virtio_pci *vp, const struct msix_sink *sink)
+{
+	if (vp->has_msix)
+		msix_set_sink(&vp->msix, sink);
 }
 
 struct virtq *virtio_pci_get_vq(struct virtio_pci *vp, unsigned int n)

@@ -13,10 +13,15 @@
  * A write that does arrive (no ioeventfd, or a queue index that does not
  * exist) is handled by calling ops->queue_notify directly, or ignored.
  *
- * Interrupts: virtio_pci_raise_isr() sets an ISR bit and asks the
- * interrupt sink to assert INTx unless it is up already; reading ISR
- * returns and clears it.  The sink is either KVM_IRQ_LINE (level) or an
- * irqfd with a resample fd (see vmm/), behind struct virtio_irq.
+ * Interrupts: virtio_pci_notify_queue() and the config interrupt go
+ * out as MSI-X messages when the driver enabled MSI-X (one vector per
+ * queue and one for config changes, as the driver assigns them in the
+ * two vector registers), else as INTx: virtio_pci_raise_isr() sets an
+ * ISR bit and asks the interrupt sink to assert INTx unless it is up
+ * already; reading ISR returns and clears it.  The INTx sink is either
+ * KVM_IRQ_LINE (level) or an irqfd with a resample fd, behind struct
+ * virtio_irq; the MSI-X sink sends a vector's message (struct msix_sink).
+ * Both are the VMM's (see vmm/).
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -24,6 +29,7 @@
 
 #include "devices/virtio/virtq.h"
 #include "lib/guest_mem.h"
+#include "pci/msix.h"
 #include "pci/pci.h"
 
 #define VIRTIO_PCI_HOST_FEATURES	0
@@ -34,7 +40,12 @@
 #define VIRTIO_PCI_QUEUE_NOTIFY		16
 #define VIRTIO_PCI_STATUS		18
 #define VIRTIO_PCI_ISR			19
-#define VIRTIO_PCI_CONFIG_OFF		20	/* no MSI-X */
+#define VIRTIO_PCI_CONFIG_OFF		20	/* MSI-X disabled */
+#define VIRTIO_MSI_CONFIG_VECTOR	20	/* MSI-X enabled: two vector registers */
+#define VIRTIO_MSI_QUEUE_VECTOR		22
+#define VIRTIO_PCI_CONFIG_OFF_MSIX	24	/* and the device config after them */
+#define VIRTIO_MSI_NO_VECTOR		0xffff
+#define VIRTIO_PCI_MSIX_BAR		1
 
 #define VIRTIO_STATUS_ACK		1
 #define VIRTIO_STATUS_DRIVER		2
@@ -135,6 +146,12 @@ struct virtio_pci {
 	int kick_efd[VIRTIO_MAX_QUEUES];	/* ioeventfd per queue, -1 if none */
 	struct virtio_irq irq;
 	struct virtio_notify notify;
+	/* MSI-X, when virtio_pci_init_msix() gave the function a table */
+	bool has_msix;
+	int msix_cap;				/* its capability's config offset */
+	struct msix msix;
+	uint16_t config_vector;			/* VIRTIO_MSI_NO_VECTOR: none */
+	uint16_t queue_vector[VIRTIO_MAX_QUEUES];
 	/*
 	 * Lock order: ctrl_lock -> device model locks -> lock.  lock is a
 	 * leaf: no device callback runs under it (only the interrupt sink's
@@ -158,10 +175,22 @@ int virtio_pci_init(struct virtio_pci *vp, const char *name, uint16_t pci_device
 		    uint32_t config_len, unsigned int nr_queues, const uint16_t *queue_size,
 		    const struct guest_mem *mem, const struct virtio_dev_ops *ops, void *dev);
 void virtio_pci_destroy(struct virtio_pci *vp);
+/*
+ * Give the function MSI-X with nr vectors (table and PBA in memory BAR
+ * VIRTIO_PCI_MSIX_BAR), before pci_bus_add(); 0 or -errno.
+ */
+int virtio_pci_init_msix(struct virtio_pci *vp, unsigned int nr);
 void virtio_pci_set_irq(struct virtio_pci *vp, const struct virtio_irq *irq);
+void virtio_pci_set_msix_sink(struct virtio_pci *vp, const struct msix_sink *sink);
 /* Creates the per-queue kick eventfds and keeps them attached to BAR0's notify port. */
 int virtio_pci_set_notify(struct virtio_pci *vp, const struct virtio_notify *n);
 
+/*
+ * Queue n used buffers: its MSI-X vector's message when MSI-X is on
+ * (none if the driver gave it VIRTIO_MSI_NO_VECTOR), else the INTx path
+ * with the queue ISR bit.  Any thread.
+ */
+void virtio_pci_notify_queue(struct virtio_pci *vp, unsigned int n);
 /* Set ISR bits and assert the line if it is not up already (any thread). */
 void virtio_pci_raise_isr(struct virtio_pci *vp, uint8_t bits);
 /*
@@ -178,7 +207,7 @@ bool virtio_pci_irq_owed(struct virtio_pci *vp);
 bool virtio_pci_irq_recheck(struct virtio_pci *vp);
 /* Whether ISR holds bits (tests, the bench). */
 bool virtio_pci_isr_pending(struct virtio_pci *vp);
-/* The driver broke a queue: set NEEDS_RESET and raise a config interrupt. */
+/* The driver broke a queue: set NEEDS_RESET and send a config interrupt. */
 void virtio_pci_needs_reset(struct virtio_pci *vp);
 bool virtio_pci_has_feature(struct virtio_pci *vp, unsigned int bit);
 

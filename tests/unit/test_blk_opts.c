@@ -287,6 +287,25 @@ static void test_direct_discard(void **state)
 	expect_error("img,discard", "unknown option 'discard'");
 }
 
+static void test_msix(void **state)
+{
+	struct blk_opts o;
+
+	assert_int_equal(parse("img", &o), 0);
+	assert_false(o.no_msix);
+	blk_opts_free(&o);
+	assert_int_equal(parse("img,msix=off", &o), 0);
+	assert_true(o.no_msix);
+	blk_opts_free(&o);
+	assert_int_equal(parse("img,msix=on", &o), 0);
+	assert_false(o.no_msix);
+	blk_opts_free(&o);
+
+	expect_error("img,msix=no", "virtio-blk: msix=no: expected msix=on or msix=off");
+	expect_error("img,msix", "unknown option 'msix'");
+	expect_error("img,msix=on,msix=off", "msix=off: msix= given twice");
+}
+
 static void test_duplicates(void **state)
 {
 	expect_error("img,qsize=64,qsize=128", "qsize=128: qsize= given twice");
@@ -346,6 +365,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_and_malformed),
 		cmocka_unit_test(test_missing_path),
 		cmocka_unit_test(test_direct_discard),
+		cmocka_unit_test(test_msix),
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_aio),
 		cmocka_unit_test(test_poll),

@@ -270,7 +270,7 @@ static void test_pci_identity(void **state)
 			 0x1af4);
 	assert_int_equal(cfg[PCI_SUBSYSTEM_ID] | cfg[PCI_SUBSYSTEM_ID + 1] << 8, 2);
 	assert_int_equal(cfg[PCI_INTERRUPT_PIN], 1);
-	/* 20 + 24 bytes of registers: the next power of two. */
+	/* 24 + 24 bytes of registers (with MSI-X's two): the next power of two. */
 	assert_int_equal(f->vp.pci.bar[0].size, 64);
 	assert_ptr_equal(f->vp.pci.bar[0].ops, &virtio_pci_bar_ops);
 	assert_ptr_equal(f->vp.pci.bar[0].opaque, &f->vp);
@@ -288,11 +288,12 @@ static void test_init_sizes(void **state)
 					 f), 0);
 	assert_int_equal(vp->pci.bar[0].size, 32);
 	virtio_pci_destroy(vp);
-	assert_int_equal(virtio_pci_init(vp, "a", 0x1001, 1, 2, 0, 256 - 20, 1, &q, &f->gm,
+	/* The BAR holds the config where MSI-X puts it, at 24. */
+	assert_int_equal(virtio_pci_init(vp, "a", 0x1001, 1, 2, 0, 256 - 24, 1, &q, &f->gm,
 					 &fake_ops, f), 0);
 	assert_int_equal(vp->pci.bar[0].size, 256);
 	virtio_pci_destroy(vp);
-	assert_int_equal(virtio_pci_init(vp, "a", 0x1001, 1, 2, 0, 256 - 19, 1, &q, &f->gm,
+	assert_int_equal(virtio_pci_init(vp, "a", 0x1001, 1, 2, 0, 256 - 23, 1, &q, &f->gm,
 					 &fake_ops, f), -EINVAL);
 	assert_int_equal(virtio_pci_init(vp, "a", 0x1001, 1, 2, 0, 8, 1, &bad, &f->gm, &fake_ops,
 					 f), -EINVAL);
@@ -1062,6 +1063,313 @@ static void test_needs_reset_atomic(void **state)
 	assert_int_equal(seen, 2000);
 }
 
+/* ---- MSI-X ---------------------------------------------------------------- */
+
+#define NR_VECTORS	3
+#define SLOT		3
+
+struct msix_rec {
+	unsigned int fires[NR_VECTORS];
+	unsigned int nr_fires;
+	unsigned int routes;
+};
+
+static void rec_fire(void *opaque, unsigned int v)
+{
+	struct msix_rec *r = opaque;
+
+	assert_true(v < NR_VECTORS);
+	r->fires[v]++;
+	r->nr_fires++;
+}
+
+static int rec_route(void *opaque, unsigned int v, uint64_t addr, uint32_t data)
+{
+	struct msix_rec *r = opaque;
+
+	(void)v;
+	(void)addr;
+	(void)data;
+	r->routes++;
+	return 0;
+}
+
+struct msix_fix {
+	struct fake *f;
+	struct msix_rec rec;
+	struct io_bus pio, mmio;
+	struct pci_bus bus;
+	unsigned int cap;
+	uint32_t table;		/* BAR 1's guest address */
+};
+
+static struct msix_fix *msix_fix_new(unsigned int nr_queues)
+{
+	struct msix_fix *m = test_calloc(1, sizeof(*m));
+	struct msix_sink sink = { .fire = rec_fire, .route = rec_route, .opaque = &m->rec };
+
+	assert_non_null(m);
+	m->f = fake_new(nr_queues);
+	assert_int_equal(virtio_pci_init_msix(&m->f->vp, NR_VECTORS), 0);
+	assert_int_equal(virtio_pci_init_msix(&m->f->vp, NR_VECTORS), -EBUSY);
+	virtio_pci_set_msix_sink(&m->f->vp, &sink);
+	io_bus_init(&m->pio);
+	io_bus_init(&m->mmio);
+	assert_int_equal(pci_bus_init(&m->bus, &m->pio, &m->mmio), 0);
+	assert_int_equal(pci_bus_add(&m->bus, &m->f->vp.pci, SLOT), 0);
+	m->cap = m->f->vp.msix_cap;
+	m->table = pci_cfg_read(&m->bus, SLOT, PCI_BASE_ADDRESS_0 + 4, 4) & ~0xfu;
+	return m;
+}
+
+static void msix_fix_free(struct msix_fix *m)
+{
+	pci_bus_destroy(&m->bus);
+	io_bus_destroy(&m->pio);
+	io_bus_destroy(&m->mmio);
+	teardown((void **)&m->f);
+	test_free(m);
+}
+
+static void msix_control(struct msix_fix *m, uint16_t val)
+{
+	pci_cfg_write(&m->bus, SLOT, m->cap + MSIX_CAP_CONTROL, 2, val);
+}
+
+/* Through the MMIO bus, as the guest's writel. */
+static void table_write(struct msix_fix *m, unsigned int v, unsigned int field, uint32_t val)
+{
+	assert_true(io_bus_access(&m->mmio, m->table + v * MSIX_ENTRY_SIZE + field, true, &val, 4));
+}
+
+static void program_vector(struct msix_fix *m, unsigned int v)
+{
+	table_write(m, v, 0, 0xfee00000);
+	table_write(m, v, 4, 0);
+	table_write(m, v, 8, 0x40 + v);
+	table_write(m, v, 12, 0);
+}
+
+/* The capability as Linux's pci_find_capability and msix_capability_init see it. */
+static void test_msix_capability(void **state)
+{
+	struct msix_fix *m = msix_fix_new(1);
+	unsigned int pos, n = 0;
+	uint32_t v;
+
+	(void)state;
+	assert_true(pci_cfg_read(&m->bus, SLOT, PCI_STATUS, 2) & 0x10);
+	for (pos = pci_cfg_read(&m->bus, SLOT, PCI_CAPABILITY_LIST, 1); pos && n < 48;
+	     pos = pci_cfg_read(&m->bus, SLOT, pos + 1, 1), n++)
+		if (pci_cfg_read(&m->bus, SLOT, pos, 1) == PCI_CAP_ID_MSIX)
+			break;
+	assert_int_equal(pos, m->cap);
+	assert_int_equal(pci_cfg_read(&m->bus, SLOT, pos + 2, 2), NR_VECTORS - 1);
+	assert_int_equal(pci_cfg_read(&m->bus, SLOT, pos + 4, 4), VIRTIO_PCI_MSIX_BAR);
+	assert_int_equal(pci_cfg_read(&m->bus, SLOT, pos + 8, 4),
+			 MSIX_PBA_OFF | VIRTIO_PCI_MSIX_BAR);
+	/* A 32-bit memory BAR of 4 KiB, mapped, the table readable through it. */
+	assert_int_equal(pci_cfg_read(&m->bus, SLOT, PCI_BASE_ADDRESS_0 + 4, 4) & 0xf, 0);
+	assert_int_not_equal(m->table, 0);
+	assert_int_equal(m->table % MSIX_BAR_SIZE, 0);
+	v = 0;
+	assert_true(io_bus_access(&m->mmio, m->table + 12, false, &v, 4));
+	assert_int_equal(v, MSIX_ENTRY_CTRL_MASK);
+	/* Only enable and the function mask are writable in the control word. */
+	msix_control(m, 0xffff);
+	assert_int_equal(pci_cfg_read(&m->bus, SLOT, pos + 2, 2),
+			 MSIX_CONTROL_ENABLE | MSIX_CONTROL_MASKALL | (NR_VECTORS - 1));
+	msix_fix_free(m);
+}
+
+/* Enabling MSI-X moves the device config from 20 to 24, and back. */
+static void test_msix_layout(void **state)
+{
+	struct msix_fix *m = msix_fix_new(1);
+	struct fake *f = m->f;
+
+	(void)state;
+	assert_int_equal(rd(f, VIRTIO_PCI_CONFIG_OFF, 1), 0x10);
+	msix_control(m, MSIX_CONTROL_ENABLE);
+	assert_int_equal(rd(f, VIRTIO_MSI_CONFIG_VECTOR, 2), VIRTIO_MSI_NO_VECTOR);
+	assert_int_equal(rd(f, VIRTIO_MSI_QUEUE_VECTOR, 2), VIRTIO_MSI_NO_VECTOR);
+	assert_int_equal(rd(f, VIRTIO_PCI_CONFIG_OFF_MSIX, 4), 0x13121110);
+	/* One read across the vector register and the config. */
+	assert_int_equal(rd(f, VIRTIO_MSI_QUEUE_VECTOR, 4), 0x1110ffff);
+	wr(f, VIRTIO_PCI_CONFIG_OFF_MSIX + 2, 1, 0xab);
+	assert_int_equal(f->cfg_write_off, 2);
+	assert_int_equal(f->cfg[2], 0xab);
+	/* The last config byte sits at 24 + len - 1; nothing past it. */
+	assert_int_equal(rd(f, VIRTIO_PCI_CONFIG_OFF_MSIX + CONFIG_LEN - 1, 1),
+			 f->cfg[CONFIG_LEN - 1]);
+	assert_int_equal(rd(f, VIRTIO_PCI_CONFIG_OFF_MSIX + CONFIG_LEN, 1), 0xff);
+	msix_control(m, 0);
+	assert_int_equal(rd(f, VIRTIO_PCI_CONFIG_OFF, 1), 0x10);
+	/* With MSI-X off a write at 20 is config, not a vector. */
+	wr(f, VIRTIO_MSI_CONFIG_VECTOR, 2, 0);
+	assert_int_equal(f->cfg_write_off, 0);
+	msix_control(m, MSIX_CONTROL_ENABLE);
+	assert_int_equal(rd(f, VIRTIO_MSI_CONFIG_VECTOR, 2), VIRTIO_MSI_NO_VECTOR);
+	msix_fix_free(m);
+}
+
+/* vp_legacy_config_vector / vp_legacy_queue_vector: write, read back. */
+static void test_msix_vector_registers(void **state)
+{
+	struct msix_fix *m = msix_fix_new(2);
+	struct fake *f = m->f;
+
+	(void)state;
+	msix_control(m, MSIX_CONTROL_ENABLE);
+	wr(f, VIRTIO_MSI_CONFIG_VECTOR, 2, 0);
+	assert_int_equal(rd(f, VIRTIO_MSI_CONFIG_VECTOR, 2), 0);
+	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, 1);
+	wr(f, VIRTIO_MSI_QUEUE_VECTOR, 2, 2);
+	assert_int_equal(rd(f, VIRTIO_MSI_QUEUE_VECTOR, 2), 2);
+	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, 0);
+	assert_int_equal(rd(f, VIRTIO_MSI_QUEUE_VECTOR, 2), VIRTIO_MSI_NO_VECTOR);
+	wr(f, VIRTIO_MSI_QUEUE_VECTOR, 2, 1);
+	assert_int_equal(rd(f, VIRTIO_MSI_QUEUE_VECTOR, 2), 1);
+	/* A vector the table lacks maps to nothing, and says so. */
+	wr(f, VIRTIO_MSI_CONFIG_VECTOR, 2, NR_VECTORS);
+	assert_int_equal(rd(f, VIRTIO_MSI_CONFIG_VECTOR, 2), VIRTIO_MSI_NO_VECTOR);
+	wr(f, VIRTIO_MSI_QUEUE_VECTOR, 2, 0x7fff);
+	assert_int_equal(rd(f, VIRTIO_MSI_QUEUE_VECTOR, 2), VIRTIO_MSI_NO_VECTOR);
+	/* A queue past the device's: nothing stored, NO_VECTOR read. */
+	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, 3);
+	wr(f, VIRTIO_MSI_QUEUE_VECTOR, 2, 0);
+	assert_int_equal(rd(f, VIRTIO_MSI_QUEUE_VECTOR, 2), VIRTIO_MSI_NO_VECTOR);
+	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, 0xffff);
+	assert_int_equal(rd(f, VIRTIO_MSI_QUEUE_VECTOR, 2), VIRTIO_MSI_NO_VECTOR);
+	/* Odd widths change nothing. */
+	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, 1);
+	wr(f, VIRTIO_MSI_QUEUE_VECTOR, 1, 0);
+	wr(f, VIRTIO_MSI_QUEUE_VECTOR, 4, 0);
+	assert_int_equal(rd(f, VIRTIO_MSI_QUEUE_VECTOR, 2), 2);
+	/* A reset forgets the mapping (the table is PCI's and stays). */
+	table_write(m, 1, 8, 0x55);
+	wr(f, VIRTIO_PCI_STATUS, 1, 0);
+	assert_int_equal(rd(f, VIRTIO_MSI_CONFIG_VECTOR, 2), VIRTIO_MSI_NO_VECTOR);
+	assert_int_equal(rd(f, VIRTIO_MSI_QUEUE_VECTOR, 2), VIRTIO_MSI_NO_VECTOR);
+	assert_int_equal(m->f->vp.msix.table[1].data, 0x55);
+	msix_fix_free(m);
+}
+
+/* Queue interrupts: the queue's vector with MSI-X on, INTx with it off. */
+static void test_msix_queue_interrupt(void **state)
+{
+	struct msix_fix *m = msix_fix_new(2);
+	struct fake *f = m->f;
+
+	(void)state;
+	msix_control(m, MSIX_CONTROL_ENABLE);
+	program_vector(m, 1);
+	program_vector(m, 2);
+	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, 0);
+	wr(f, VIRTIO_MSI_QUEUE_VECTOR, 2, 1);
+	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, 1);
+	wr(f, VIRTIO_MSI_QUEUE_VECTOR, 2, 2);
+	virtio_pci_notify_queue(&f->vp, 0);
+	virtio_pci_notify_queue(&f->vp, 1);
+	virtio_pci_notify_queue(&f->vp, 1);
+	assert_int_equal(m->rec.fires[1], 1);
+	assert_int_equal(m->rec.fires[2], 2);
+	/* Neither ISR nor the line is touched: the guest reads nothing in BAR0. */
+	assert_int_equal(f->vp.isr, 0);
+	assert_int_equal(f->asserts, 0);
+	/* A queue without a vector, and one the device lacks: nothing at all. */
+	wr(f, VIRTIO_MSI_QUEUE_VECTOR, 2, VIRTIO_MSI_NO_VECTOR);
+	virtio_pci_notify_queue(&f->vp, 1);
+	virtio_pci_notify_queue(&f->vp, 2);
+	virtio_pci_notify_queue(&f->vp, UINT32_MAX);
+	assert_int_equal(m->rec.nr_fires, 3);
+	assert_int_equal(f->asserts, 0);
+	/* MSI-X off (pci=nomsi, or the driver gave it up): INTx again. */
+	msix_control(m, 0);
+	virtio_pci_notify_queue(&f->vp, 0);
+	assert_int_equal(f->asserts, 1);
+	assert_int_equal(rd(f, VIRTIO_PCI_ISR, 1), VIRTIO_ISR_QUEUE);
+	assert_int_equal(m->rec.nr_fires, 3);
+	msix_fix_free(m);
+}
+
+/* Masked vectors hold their message in the PBA until unmasked. */
+static void test_msix_mask_pending(void **state)
+{
+	struct msix_fix *m = msix_fix_new(1);
+	struct fake *f = m->f;
+	uint32_t pba = 0;
+
+	(void)state;
+	msix_control(m, MSIX_CONTROL_ENABLE | MSIX_CONTROL_MASKALL);
+	program_vector(m, 1);
+	wr(f, VIRTIO_MSI_QUEUE_VECTOR, 2, 1);
+	virtio_pci_notify_queue(&f->vp, 0);
+	assert_int_equal(m->rec.nr_fires, 0);
+	assert_true(io_bus_access(&m->mmio, m->table + MSIX_PBA_OFF, false, &pba, 4));
+	assert_int_equal(pba, 1u << 1);
+	/* The function mask lifted: delivered once, bit cleared. */
+	msix_control(m, MSIX_CONTROL_ENABLE);
+	assert_int_equal(m->rec.fires[1], 1);
+	assert_true(io_bus_access(&m->mmio, m->table + MSIX_PBA_OFF, false, &pba, 4));
+	assert_int_equal(pba, 0);
+	/* The entry's mask: the same. */
+	table_write(m, 1, 12, MSIX_ENTRY_CTRL_MASK);
+	virtio_pci_notify_queue(&f->vp, 0);
+	virtio_pci_notify_queue(&f->vp, 0);
+	assert_int_equal(m->rec.fires[1], 1);
+	table_write(m, 1, 12, 0);
+	assert_int_equal(m->rec.fires[1], 2);
+	assert_int_equal(f->asserts, 0);
+	msix_fix_free(m);
+}
+
+/* NEEDS_RESET reaches the driver on the config vector with MSI-X on. */
+static void test_msix_config_interrupt(void **state)
+{
+	struct msix_fix *m = msix_fix_new(1);
+	struct fake *f = m->f;
+
+	(void)state;
+	msix_control(m, MSIX_CONTROL_ENABLE);
+	program_vector(m, 0);
+	wr(f, VIRTIO_MSI_CONFIG_VECTOR, 2, 0);
+	virtio_pci_needs_reset(&f->vp);
+	assert_int_equal(m->rec.fires[0], 1);
+	assert_true(rd(f, VIRTIO_PCI_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	assert_int_equal(f->asserts, 0);
+	/* No config vector: the status still says it, no message. */
+	wr(f, VIRTIO_PCI_STATUS, 1, 0);
+	msix_control(m, MSIX_CONTROL_ENABLE);
+	virtio_pci_needs_reset(&f->vp);
+	assert_int_equal(m->rec.nr_fires, 1);
+	assert_true(rd(f, VIRTIO_PCI_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	/* MSI-X off: the ISR config bit and INTx, as before. */
+	wr(f, VIRTIO_PCI_STATUS, 1, 0);
+	msix_control(m, 0);
+	virtio_pci_needs_reset(&f->vp);
+	assert_int_equal(f->asserts, 1);
+	assert_int_equal(rd(f, VIRTIO_PCI_ISR, 1), VIRTIO_ISR_CONFIG);
+	msix_fix_free(m);
+}
+
+/* A function without MSI-X: no capability, no BAR 1, INTx only. */
+static void test_msix_absent(void **state)
+{
+	struct fake *f = *state;
+
+	assert_false(f->vp.has_msix);
+	assert_int_equal(f->vp.pci.bar[1].size, 0);
+	assert_int_equal(f->vp.pci.cfg[PCI_CAPABILITY_LIST], 0);
+	virtio_pci_notify_queue(&f->vp, 0);
+	assert_int_equal(f->asserts, 1);
+	assert_int_equal(rd(f, VIRTIO_PCI_ISR, 1), VIRTIO_ISR_QUEUE);
+	/* Offsets 20-23 are config: the vector registers do not exist. */
+	assert_int_equal(rd(f, VIRTIO_MSI_CONFIG_VECTOR, 2), 0x1110);
+	assert_int_equal(virtio_pci_init_msix(&f->vp, 0), -EINVAL);
+	assert_false(f->vp.has_msix);
+}
+
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1087,6 +1395,13 @@ int main(void)
 		cmocka_unit_test(test_notify_bar_moves),
 		cmocka_unit_test(test_notify_before_map),
 		cmocka_unit_test(test_notify_attach_fails),
+		cmocka_unit_test(test_msix_capability),
+		cmocka_unit_test(test_msix_layout),
+		cmocka_unit_test(test_msix_vector_registers),
+		cmocka_unit_test(test_msix_queue_interrupt),
+		cmocka_unit_test(test_msix_mask_pending),
+		cmocka_unit_test(test_msix_config_interrupt),
+		T(test_msix_absent),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
