@@ -554,6 +554,62 @@ static void vm_print_bus_stats(const char *what, struct io_bus *bus)
 	pr_info("stats: %s exits by device:%s", what, line);
 }
 
+/* Accesses that reached opaque's ranges on bus (a BAR moved meanwhile starts again). */
+static uint64_t vm_bus_accesses(struct io_bus *bus, const void *opaque)
+{
+	uint64_t sum = 0;
+	unsigned int i;
+
+	pthread_rwlock_rdlock(&bus->lock);
+	for (i = 0; i < bus->nr; i++)
+		if (bus->range[i].opaque == opaque)
+			sum += bus->range[i].accesses;
+	pthread_rwlock_unlock(&bus->lock);
+	return sum;
+}
+
+static double per(uint64_t n, uint64_t requests)
+{
+	return requests ? (double)n / requests : 0;
+}
+
+/*
+ * What each request cost: per disk its kicks, interrupts (INTx or MSI-X)
+ * and the exits its registers took, and for the whole VM the exits of
+ * each reason over all disks' requests.
+ */
+static void vm_print_per_request(struct vm *vm, const uint64_t *total)
+{
+	uint64_t all = 0;
+	char line[1024];
+	unsigned int i, r;
+	int n = 0;
+
+	for (i = 0; i < vm->nr_disks; i++) {
+		const struct vm_disk *d = &vm->disk[i];
+		struct virtio_pci *vp = blk_dev_transport(d->blk);
+		uint64_t msix = __atomic_load_n(&d->msix.sent, __ATOMIC_RELAXED);
+		struct blk_stats st;
+
+		blk_dev_stats(d->blk, &st);
+		all += st.requests;
+		pr_info("stats: virtio-blk slot %u per request: kicks %.3f, interrupts %.3f (%s), BAR0 exits %.3f, MSI-X table exits %.3f",
+			d->slot, per(st.kicks, st.requests),
+			per(d->irq.asserts + msix, st.requests),
+			msix ? (d->irq.asserts ? "MSI-X and INTx" : "MSI-X") : "INTx",
+			per(vm_bus_accesses(&vm->pio, vp), st.requests),
+			per(vm_bus_accesses(&vm->mmio, &vp->msix), st.requests));
+	}
+	line[0] = 0;
+	for (r = 0; r < VM_EXIT_REASONS; r++)
+		if (total[r] && n < (int)sizeof(line))
+			n += snprintf(line + n, sizeof(line) - n, " %s=%.3f", vcpu_exit_name(r),
+				      per(total[r], all));
+	if (all)
+		pr_info("stats: exits to user space per request (%llu requests):%s",
+			(unsigned long long)all, n ? line : " none");
+}
+
 void vm_print_stats(struct vm *vm)
 {
 	uint64_t total[VM_EXIT_REASONS] = { 0 };
@@ -590,6 +646,7 @@ void vm_print_stats(struct vm *vm)
 			(unsigned long long)d->irq.reasserts,
 			(unsigned long long)__atomic_load_n(&d->msix.sent, __ATOMIC_RELAXED));
 	}
+	vm_print_per_request(vm, total);
 
 	vm_print_costs(vm);
 

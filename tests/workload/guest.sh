@@ -131,6 +131,8 @@ wl_verify() {
 		fi
 	done
 	[ -n "$(data_disks)" ] || { echo "verify: no data disk"; rc=1; }
+	# How the completions came: MSI-X vectors, or the IOAPIC (pci=nomsi).
+	grep virtio /proc/interrupts | sed 's/^ */verify: irq: /'
 	return $rc
 }
 

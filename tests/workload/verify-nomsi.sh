@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# tests/workload/verify.sh with the guest booted pci=nomsi: the same fio verify on
+# the same disks, every completion through legacy INTx (ISR read, resampling irqfd).
+VERIFY_NOMSI=1 . "$(dirname "$0")/verify.sh"
