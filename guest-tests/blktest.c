@@ -208,6 +208,14 @@ void irq_dev(void)
 	lapic_eoi();
 }
 
+static volatile unsigned int irq2_count;
+
+void irq_dev2(void)
+{
+	irq2_count++;
+	lapic_eoi();
+}
+
 void irq_timer(void)
 {
 	timer_fired = 1;
@@ -421,6 +429,19 @@ static void case_msix(void)
 	msix_control(MSIX_ENABLE);
 	wait_irqs(3);
 	CHECK_EQ(msix_pba(), 0);
+
+	/* A new message for a vector in use (Linux's affinity change): mask, rewrite, unmask. */
+	msix_tbl[4 + 3] = 1;
+	msix_tbl[4 + 2] = VEC_DEV2;
+	msix_tbl[4 + 3] = 0;
+	write_polled(214, 0x2c);
+	timer_fired = 0;
+	lapic_timer_oneshot(VEC_TIMER, 0x10000000);
+	while (!irq2_count && !timer_fired)
+		__asm__ __volatile__("sti; hlt; cli" ::: "memory");
+	lapic_timer_stop();
+	CHECK_EQ(irq2_count, 1);
+	CHECK_EQ(irq_count, 3);		/* nothing on the old vector */
 
 	/* MSI-X off again (pci=nomsi's path): INTx with the queue ISR bit. */
 	msix_control(0);

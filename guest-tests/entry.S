@@ -128,6 +128,7 @@ exc_stubs:
 	iretq
 	.endm
 	IRQ irq_stub_dev, irq_dev
+	IRQ irq_stub_dev2, irq_dev2
 	IRQ irq_stub_timer, irq_timer
 	.globl irq_stub_spurious
 irq_stub_spurious:

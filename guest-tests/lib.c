@@ -451,7 +451,7 @@ struct idt_gate {
 
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 extern const uint64_t exc_stubs[32];
-extern char irq_stub_dev[], irq_stub_timer[], irq_stub_spurious[];
+extern char irq_stub_dev[], irq_stub_dev2[], irq_stub_timer[], irq_stub_spurious[];
 
 static void idt_set(unsigned int v, uint64_t fn)
 {
@@ -472,6 +472,7 @@ void idt_setup(void)
 	for (v = 32; v < 256; v++)
 		idt_set(v, (uint64_t)(uintptr_t)irq_stub_spurious);
 	idt_set(VEC_DEV, (uint64_t)(uintptr_t)irq_stub_dev);
+	idt_set(VEC_DEV2, (uint64_t)(uintptr_t)irq_stub_dev2);
 	idt_set(VEC_TIMER, (uint64_t)(uintptr_t)irq_stub_timer);
 	__asm__ __volatile__("lidt %0" :: "m"(ptr));
 }

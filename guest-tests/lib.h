@@ -174,7 +174,9 @@ void lapic_timer_stop(void);
 void pic_mask_all(void);
 #define VEC_DEV		0x40
 #define VEC_TIMER	0x41
+#define VEC_DEV2	0x42	/* a second device vector (MSI-X) */
 #define VEC_SPURIOUS	0xff
 void irq_dev(void);
+void irq_dev2(void);
 void irq_timer(void);
 #endif

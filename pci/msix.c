@@ -87,14 +87,12 @@ static void msix_route_locked(struct msix *m, unsigned int v)
 	const struct msix_entry *e = &m->table[v];
 	int ret;
 
-	if (!msix_bit(m->dirty, v))
-		return;
-	msix_bit_set(m->dirty, v, false);
-	if (!m->sink.route)
+	if (!msix_bit(m->dirty, v) || !m->sink.route)
 		return;
 	ret = m->sink.route(m->sink.opaque, v,
 			    (uint64_t)e->addr_hi << 32 | e->addr_lo, e->data);
-	/* The guest chose the message; say once that the host could not use it. */
+	/* Failed: tried again before the next message (the old route stays meanwhile). */
+	msix_bit_set(m->dirty, v, ret != 0);
 	if (ret && !m->route_warned) {
 		m->route_warned = true;
 		pr_warn("MSI-X vector %u: message %#x:%08x data %#x cannot be routed: %s",
@@ -128,12 +126,38 @@ static void msix_flush_locked(struct msix *m)
 	}
 }
 
-void msix_control_write(struct msix *m, uint16_t control)
+/* m->lock held: drop every pending bit; true if one was set. */
+static bool msix_clear_pending_locked(struct msix *m)
 {
+	bool any = false;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(m->pba); i++) {
+		any |= m->pba[i] != 0;
+		m->pba[i] = 0;
+	}
+	return any;
+}
+
+bool msix_control_write(struct msix *m, uint16_t control)
+{
+	bool dropped = false;
+
 	pthread_mutex_lock(&m->lock);
 	__atomic_store_n(&m->enabled, !!(control & MSIX_CONTROL_ENABLE), __ATOMIC_RELEASE);
 	m->masked = control & MSIX_CONTROL_MASKALL;
-	msix_flush_locked(m);
+	if (m->enabled)
+		msix_flush_locked(m);
+	else
+		dropped = msix_clear_pending_locked(m);
+	pthread_mutex_unlock(&m->lock);
+	return dropped;
+}
+
+void msix_clear_pending(struct msix *m)
+{
+	pthread_mutex_lock(&m->lock);
+	msix_clear_pending_locked(m);
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -146,13 +170,15 @@ int msix_notify(struct msix *m, unsigned int v)
 {
 	int ret = 0;
 
-	if (v >= m->nr)
-		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
-	if (msix_open_locked(m, v)) {
+	if (!m->enabled) {
+		ret = -ENODEV;
+	} else if (v >= m->nr) {
+		ret = -EINVAL;
+	} else if (msix_open_locked(m, v)) {
 		msix_fire_locked(m, v);
 		ret = 1;
-	} else if (m->enabled) {
+	} else {
 		/* Masked: the bit holds it until the mask is lifted. */
 		msix_bit_set(m->pba, v, true);
 		m->pended++;

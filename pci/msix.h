@@ -18,10 +18,13 @@
  * guest changed an unmasked entry), so a guest that rewrites a masked
  * entry dword by dword costs one route update, not three.
  *
- * Locking: m->lock is a leaf; the sink's calls are made under it (so a
- * route is in place before the message it carries is sent, and a mask
- * that the guest wrote is seen by every later delivery) and must not
- * call back.  Nothing here knows about KVM or virtio.
+ * Locking: the sink's calls are made under m->lock (so a route is in
+ * place before the message it carries is sent, and a mask that the
+ * guest wrote is seen by every later delivery) and must not call back.
+ * m->lock may be taken under the PCI bus lock (control writes) and the
+ * device's locks (notifies); the sink's route may take the VMM's own
+ * leaf locks and system calls under it, nothing of the device's or the
+ * bus's.  Nothing here knows about KVM or virtio.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -81,17 +84,26 @@ void msix_cap_body(const struct msix *m, unsigned int bar, uint8_t body[MSIX_CAP
 		   uint8_t wmask[MSIX_CAP_BODY_LEN]);
 void msix_set_sink(struct msix *m, const struct msix_sink *sink);
 
-/* The guest wrote Message Control: takes the enable and function-mask bits. */
-void msix_control_write(struct msix *m, uint16_t control);
+/*
+ * The guest wrote Message Control: takes the enable and function-mask
+ * bits.  Disabling drops the pending bits (the function is back on INTx,
+ * where they mean nothing); true when there were any, so the caller can
+ * announce them there.
+ */
+bool msix_control_write(struct msix *m, uint16_t control);
 bool msix_enabled(const struct msix *m);
 
 /*
- * Signal vector: 1 delivered, 0 left pending (masked or disabled),
- * -EINVAL past the table.  Any thread.
+ * Signal vector: 1 delivered, 0 held in its pending bit (masked),
+ * -EINVAL past the table, -ENODEV while MSI-X is disabled (the caller
+ * uses INTx then: the check is made under the same lock as the delivery,
+ * so a completion racing the enable bit is never lost).  Any thread.
  */
 int msix_notify(struct msix *m, unsigned int vector);
 /* Whether vector's pending bit is set (tests). */
 bool msix_pending(struct msix *m, unsigned int vector);
+/* Forget every pending message (a device reset: what they announced is gone). */
+void msix_clear_pending(struct msix *m);
 
 extern const struct io_ops msix_bar_ops;	/* opaque = struct msix * */
 

@@ -66,6 +66,7 @@ int kvm_irq_msi_route(struct kvm *kvm, struct kvm_irq_routes *r, unsigned int gs
 {
 	unsigned int i = gsi - KVM_IRQ_FIRST_MSI_GSI;
 	struct kvm_irq_routing *table;
+	struct kvm_msi_route old;
 	int ret = 0;
 
 	table = calloc(1, sizeof(*table) + (PIC_PINS + IOAPIC_PINS + KVM_IRQ_MAX_MSI) *
@@ -77,12 +78,15 @@ int kvm_irq_msi_route(struct kvm *kvm, struct kvm_irq_routes *r, unsigned int gs
 		ret = -EINVAL;
 		goto out;
 	}
+	old = r->msi[i];
 	r->msi[i] = (struct kvm_msi_route){ .addr = addr, .data = data, .set = true };
 	table->nr = routes_fill(r, table->entries);
 	r->updates++;
 	/* Under the lock: two vCPUs' updates must not reach KVM out of order. */
 	if (ioctl(kvm->vm_fd, KVM_SET_GSI_ROUTING, table) < 0) {
 		ret = -errno;
+		/* KVM kept the old table: so do we, or every later update would fail too. */
+		r->msi[i] = old;
 		pr_err("KVM_SET_GSI_ROUTING (GSI %u -> MSI %#llx/%#x): %s", gsi,
 		       (unsigned long long)addr, data, strerror(errno));
 	}

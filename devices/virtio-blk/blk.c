@@ -13,10 +13,12 @@
  *  - complete_lock guards the used ring (virtq_push); it is a leaf;
  *  - neither is held while calling into the transport, except b->lock
  *    for virtio_pci_needs_reset() on a broken ring (it takes only the
- *    transport's leaf lock); reset waits only for in_flight, which drops
- *    after a completion raised its interrupt, so no ISR bit or
- *    NEEDS_RESET of a completion outlives the reset, and raising takes
- *    only that leaf lock, so the wait cannot block on it.
+ *    transport's inner locks: vp.lock, the MSI-X table's, and what the
+ *    VMM's MSI-X sink takes, none of them ctrl_lock or ours); reset waits
+ *    only for in_flight, which drops after a completion raised its
+ *    interrupt, so no ISR bit, message or NEEDS_RESET of a completion
+ *    outlives the reset, and raising takes only those inner locks, so the
+ *    wait cannot block on it.
  *
  * Invariant: a request is popped (ioreq busy, in_flight++) under b->lock
  * and completed exactly once by blk_complete_list() (used ring, ioreq

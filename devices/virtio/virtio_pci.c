@@ -270,6 +270,9 @@ static void vp_reset(struct virtio_pci *vp)
 	for (i = 0; i < vp->nr_queues; i++)
 		virtq_reset(&vp->vq[i]);
 	vp_vectors_reset_locked(vp);
+	/* Messages held for the old driver announce nothing to the next one. */
+	if (vp->has_msix)
+		msix_clear_pending(&vp->msix);
 	/* Completions that raced the reset must not leave the line up. */
 	vp_clear_isr_locked(vp);
 	pthread_mutex_unlock(&vp->lock);
@@ -608,39 +611,45 @@ bool virtio_pci_isr_pending(struct virtio_pci *vp)
 	return pending;
 }
 
-static void vp_msix_notify(struct virtio_pci *vp, const uint16_t *vector)
+/*
+ * The interrupt for *vector as MSI-X sees it: false when MSI-X is off,
+ * and the caller uses INTx.  Decided under the table's lock, so a
+ * completion racing the guest's enable or disable goes one way or the
+ * other, never nowhere.  NO_VECTOR (or any vector past the table) is no
+ * interrupt at all, as the driver asked.
+ */
+static bool vp_msix_notify(struct virtio_pci *vp, const uint16_t *vector)
 {
-	uint16_t v = __atomic_load_n(vector, __ATOMIC_RELAXED);
-
-	if (v != VIRTIO_MSI_NO_VECTOR)
-		msix_notify(&vp->msix, v);
+	return vp->has_msix &&
+	       msix_notify(&vp->msix, __atomic_load_n(vector, __ATOMIC_RELAXED)) != -ENODEV;
 }
 
 void virtio_pci_notify_queue(struct virtio_pci *vp, unsigned int n)
 {
-	if (n >= vp->nr_queues)
-		return;
-	if (vp_msix_on(vp))
-		vp_msix_notify(vp, &vp->queue_vector[n]);
-	else
+	if (n < vp->nr_queues && !vp_msix_notify(vp, &vp->queue_vector[n]))
 		virtio_pci_raise_isr(vp, VIRTIO_ISR_QUEUE);
 }
 
 void virtio_pci_needs_reset(struct virtio_pci *vp)
 {
-	bool fire = false;
-	bool msix = vp_msix_on(vp);
+	bool fire;
 
-	/* One hold: a driver that sees NEEDS_RESET finds the config bit in ISR. */
+	/*
+	 * Status first: a driver that gets the message finds NEEDS_RESET.
+	 * With INTx, one hold, so that it also finds the config bit in ISR.
+	 */
 	pthread_mutex_lock(&vp->lock);
 	vp->status |= VIRTIO_STATUS_NEEDS_RESET;
-	if (!msix)
-		fire = vp_raise_locked(vp, VIRTIO_ISR_CONFIG);
+	if (vp->has_msix && msix_enabled(&vp->msix)) {
+		pthread_mutex_unlock(&vp->lock);
+		if (vp_msix_notify(vp, &vp->config_vector))
+			return;
+		pthread_mutex_lock(&vp->lock);
+	}
+	fire = vp_raise_locked(vp, VIRTIO_ISR_CONFIG);
 	pthread_mutex_unlock(&vp->lock);
 	if (fire)
 		vp_assert(vp);
-	if (msix)
-		vp_msix_notify(vp, &vp->config_vector);
 }
 
 bool virtio_pci_has_feature(struct virtio_pci *vp, unsigned int bit)
@@ -736,12 +745,26 @@ static void virtio_pci_cfg_write(struct pci_dev *d, unsigned int off, unsigned i
 				 uint32_t val)
 {
 	struct virtio_pci *vp = d->owner;
-	unsigned int ctrl = vp->msix_cap + MSIX_CAP_CONTROL;
+	unsigned int ctrl;
+	bool was_on, dropped;
 
 	(void)val;	/* the masked result in d->cfg is what counts */
-	if (!vp || !vp->has_msix || off + size <= ctrl || off >= ctrl + 2)
+	if (!vp || !vp->has_msix)
 		return;
-	msix_control_write(&vp->msix, d->cfg[ctrl] | d->cfg[ctrl + 1] << 8);
+	ctrl = vp->msix_cap + MSIX_CAP_CONTROL;
+	if (off + size <= ctrl || off >= ctrl + 2)
+		return;
+	was_on = msix_enabled(&vp->msix);
+	dropped = msix_control_write(&vp->msix, d->cfg[ctrl] | d->cfg[ctrl + 1] << 8);
+	if (!was_on && msix_enabled(&vp->msix)) {
+		/* INTx is done with: no ISR bit or level line outlives it. */
+		pthread_mutex_lock(&vp->lock);
+		vp_clear_isr_locked(vp);
+		pthread_mutex_unlock(&vp->lock);
+	} else if (dropped) {
+		/* Back on INTx with messages held: the driver hears of them there. */
+		virtio_pci_raise_isr(vp, VIRTIO_ISR_QUEUE);
+	}
 }
 
 int virtio_pci_init_msix(struct virtio_pci *vp, unsigned int nr)

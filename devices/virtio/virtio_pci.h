@@ -177,7 +177,9 @@ int virtio_pci_init(struct virtio_pci *vp, const char *name, uint16_t pci_device
 void virtio_pci_destroy(struct virtio_pci *vp);
 /*
  * Give the function MSI-X with nr vectors (table and PBA in memory BAR
- * VIRTIO_PCI_MSIX_BAR), before pci_bus_add(); 0 or -errno.
+ * VIRTIO_PCI_MSIX_BAR), before pci_bus_add(); 0 or -errno.  On failure
+ * the function may hold a half-declared BAR 1: destroy it, do not put
+ * it on the bus.
  */
 int virtio_pci_init_msix(struct virtio_pci *vp, unsigned int nr);
 void virtio_pci_set_irq(struct virtio_pci *vp, const struct virtio_irq *irq);

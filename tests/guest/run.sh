@@ -40,7 +40,7 @@ CASES="
 driver|,serial=$SERIAL|cap=$SECTORS serial=$SERIAL|100:4:0x11|
 get_id_short|,serial=$SERIAL|serial=$SERIAL|3:1:0x19|
 irq|||200:1:0x22|
-msix|||210:1:0x26 211:1:0x27 212:1:0x28 213:1:0x29|
+msix|||210:1:0x26 211:1:0x27 212:1:0x28 214:1:0x2c 213:1:0x29|
 msix_misuse|||215:1:0x2a 216:1:0x2b|
 ro|,ro|||
 range|,range=1024/512|cap=512|1034:1:0x33 1535:1:0x34|

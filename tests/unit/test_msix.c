@@ -164,7 +164,9 @@ static void test_disabled_sends_nothing(void **state)
 	struct fix *f = *state;
 
 	program(&f->m, 0, 0xfee00000, 0x41);
-	assert_int_equal(msix_notify(&f->m, 0), 0);
+	/* Disabled: the caller is told, to use INTx instead. */
+	assert_int_equal(msix_notify(&f->m, 0), -ENODEV);
+	assert_int_equal(msix_notify(&f->m, 99), -ENODEV);
 	assert_int_equal(f->s.nr_fires, 0);
 	/* Disabled is not masked: nothing is held for later either. */
 	assert_false(msix_pending(&f->m, 0));
@@ -255,28 +257,51 @@ static void test_pending_then_disable(void **state)
 {
 	struct fix *f = *state;
 
-	msix_control_write(&f->m, MSIX_CONTROL_ENABLE | MSIX_CONTROL_MASKALL);
+	assert_false(msix_control_write(&f->m, MSIX_CONTROL_ENABLE | MSIX_CONTROL_MASKALL));
 	program(&f->m, 0, 0xfee00000, 0x71);
 	assert_int_equal(msix_notify(&f->m, 0), 0);
-	/* Disabling with the bit set sends nothing; enabling unmasked does. */
-	msix_control_write(&f->m, 0);
+	/* Disabling drops the bit and says so (the caller turns it into INTx). */
+	assert_true(msix_control_write(&f->m, 0));
+	assert_false(msix_pending(&f->m, 0));
 	assert_int_equal(f->s.nr_fires, 0);
-	msix_control_write(&f->m, MSIX_CONTROL_ENABLE);
-	assert_int_equal(f->s.fires[0], 1);
+	assert_false(msix_control_write(&f->m, MSIX_CONTROL_ENABLE));
+	assert_int_equal(f->s.nr_fires, 0);
+	assert_false(msix_control_write(&f->m, 0));
 }
 
 static void test_route_failure_still_sends(void **state)
 {
 	struct fix *f = *state;
 
-	f->s.route_ret = -EINVAL;
+	f->s.route_ret = -ENOMEM;
 	msix_control_write(&f->m, MSIX_CONTROL_ENABLE);
 	program(&f->m, 0, 0x12345678, 0x81);
 	assert_int_equal(f->s.routes, 1);
-	/* Warned once and not retried for every message: the guest's choice. */
-	assert_int_equal(msix_notify(&f->m, 0), 1);
-	assert_int_equal(f->s.routes, 1);
 	assert_true(f->m.route_warned);
+	/* Still sent (on the route in place), and the route tried again first. */
+	assert_int_equal(msix_notify(&f->m, 0), 1);
+	assert_int_equal(f->s.fires[0], 1);
+	assert_int_equal(f->s.routes, 2);
+	/* Once it takes, no more tries. */
+	f->s.route_ret = 0;
+	assert_int_equal(msix_notify(&f->m, 0), 1);
+	assert_int_equal(msix_notify(&f->m, 0), 1);
+	assert_int_equal(f->s.routes, 3);
+	assert_int_equal(f->s.fires[0], 3);
+}
+
+static void test_clear_pending(void **state)
+{
+	struct fix *f = *state;
+
+	msix_control_write(&f->m, MSIX_CONTROL_ENABLE | MSIX_CONTROL_MASKALL);
+	program(&f->m, 1, 0xfee00000, 0x91);
+	assert_int_equal(msix_notify(&f->m, 1), 0);
+	assert_true(msix_pending(&f->m, 1));
+	msix_clear_pending(&f->m);
+	assert_false(msix_pending(&f->m, 1));
+	msix_control_write(&f->m, MSIX_CONTROL_ENABLE);
+	assert_int_equal(f->s.nr_fires, 0);
 }
 
 static void test_many_vectors_pba_words(void **state)
@@ -321,6 +346,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_function_mask_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pending_then_disable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_route_failure_still_sends, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clear_pending, setup, teardown),
 		cmocka_unit_test(test_many_vectors_pba_words),
 	};
 

@@ -1324,6 +1324,53 @@ static void test_msix_mask_pending(void **state)
 	msix_fix_free(m);
 }
 
+/* A reset forgets messages held for the old driver. */
+static void test_msix_reset_clears_pending(void **state)
+{
+	struct msix_fix *m = msix_fix_new(1);
+	struct fake *f = m->f;
+
+	(void)state;
+	msix_control(m, MSIX_CONTROL_ENABLE | MSIX_CONTROL_MASKALL);
+	program_vector(m, 1);
+	wr(f, VIRTIO_MSI_QUEUE_VECTOR, 2, 1);
+	virtio_pci_notify_queue(&f->vp, 0);
+	assert_true(msix_pending(&f->vp.msix, 1));
+	wr(f, VIRTIO_PCI_STATUS, 1, 0);
+	assert_false(msix_pending(&f->vp.msix, 1));
+	msix_control(m, MSIX_CONTROL_ENABLE);
+	assert_int_equal(m->rec.nr_fires, 0);
+	msix_fix_free(m);
+}
+
+/* Switching between INTx and MSI-X hands over what is outstanding. */
+static void test_msix_switch_handover(void **state)
+{
+	struct msix_fix *m = msix_fix_new(1);
+	struct fake *f = m->f;
+
+	(void)state;
+	/* INTx up with ISR unread, then MSI-X on: the line and ISR are cleared. */
+	virtio_pci_notify_queue(&f->vp, 0);
+	assert_true(f->line);
+	msix_control(m, MSIX_CONTROL_ENABLE | MSIX_CONTROL_MASKALL);
+	assert_false(f->line);
+	assert_int_equal(f->vp.isr, 0);
+	/* A message held by the function mask, then MSI-X off: INTx announces it. */
+	program_vector(m, 1);
+	wr(f, VIRTIO_MSI_QUEUE_VECTOR, 2, 1);
+	virtio_pci_notify_queue(&f->vp, 0);
+	assert_int_equal(m->rec.nr_fires, 0);
+	msix_control(m, 0);
+	assert_int_equal(f->asserts, 2);
+	assert_int_equal(rd(f, VIRTIO_PCI_ISR, 1), VIRTIO_ISR_QUEUE);
+	/* Nothing held: switching off raises nothing. */
+	msix_control(m, MSIX_CONTROL_ENABLE);
+	msix_control(m, 0);
+	assert_int_equal(f->asserts, 2);
+	msix_fix_free(m);
+}
+
 /* NEEDS_RESET reaches the driver on the config vector with MSI-X on. */
 static void test_msix_config_interrupt(void **state)
 {
@@ -1401,6 +1448,8 @@ int main(void)
 		cmocka_unit_test(test_msix_queue_interrupt),
 		cmocka_unit_test(test_msix_mask_pending),
 		cmocka_unit_test(test_msix_config_interrupt),
+		cmocka_unit_test(test_msix_reset_clears_pending),
+		cmocka_unit_test(test_msix_switch_handover),
 		T(test_msix_absent),
 	};
 
