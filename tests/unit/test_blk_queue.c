@@ -64,6 +64,7 @@ struct t {
 	struct guest_mem gm;
 	struct blk_dev *b;
 	struct vdrv drv;		/* drv.hold_avail: queue_req() leaves publishing */
+	bool event_idx;			/* the driver acks VIRTIO_RING_F_EVENT_IDX */
 	char path[64];
 	int irq_efd;
 	unsigned int asserts;
@@ -125,18 +126,22 @@ static uint32_t bar_read(struct t *t, uint16_t off, unsigned int size)
 
 /*
  * virtio_pci_legacy probe + virtblk_probe, up to DRIVER_OK, acking every
- * feature offered.  No reset first: the tests that reset do it
- * themselves and check it.
+ * feature offered but EVENT_IDX, which only t->event_idx asks for.  No
+ * reset first: the tests that reset do it themselves and check it.
  */
 static void driver_setup(struct t *t)
 {
-	vdrv_begin(&t->drv, &t->b->vp, &t->gm, ~0u, t->irq_efd, true);
+	uint32_t mask = t->event_idx ? ~0u : ~(1u << VDRV_F_EVENT_IDX);
+
+	vdrv_begin(&t->drv, &t->b->vp, &t->gm, mask, t->irq_efd, true);
+	assert_int_equal(t->drv.event_idx, t->event_idx);
 	assert_int_equal(vdrv_setup_queue(&t->drv, 0, RING_GPA, false), 0);
 	assert_int_equal(t->drv.num, QSIZE);
 	/* Kicks go through the ioeventfd's eventfd, as under KVM. */
 	assert_true(t->drv.kick_fd >= 0);
 	vdrv_driver_ok(&t->drv);
 	assert_true(virtio_pci_get_vq(&t->b->vp, 0)->ready);
+	assert_int_equal(virtq_has_event_idx(virtio_pci_get_vq(&t->b->vp, 0)), t->event_idx);
 }
 
 static uint8_t *slot_data(struct t *t, unsigned int slot)
