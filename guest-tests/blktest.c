@@ -119,7 +119,7 @@ static void case_driver(void)
 
 	vdev_find(&dev);
 	/* and no RO; DISCARD/WRITE_ZEROES depend on the image's file system */
-	CHECK_EQ(dev.host_features & ~(F_DISCARD | F_WRITE_ZEROES), ALL_F);
+	CHECK_EQ(dev.host_features & ~(F_DISCARD | F_WRITE_ZEROES), ALL_F | F_EVENT_IDX);
 	expect_cap();
 	outw(dev.io + VIRTIO_QUEUE_SEL, 0);
 	num = inw(dev.io + VIRTIO_QUEUE_NUM);
@@ -277,7 +277,7 @@ static void case_irq(void)
 static void case_ro(void)
 {
 	vdev_find(&dev);
-	CHECK_EQ(dev.host_features, ALL_F | F_RO);
+	CHECK_EQ(dev.host_features, ALL_F | F_EVENT_IDX | F_RO);
 	vdev_init(&dev, ALL_F | F_RO, RING0_ADDR);
 	pat_fill(DATA_ADDR, 2, 0x21);
 	CHECK_EQ(blk_req(&dev, T_OUT, 10, DATA_ADDR, 1024), ST_IOERR);
