@@ -65,6 +65,7 @@ struct t {
 	struct blk_dev *b;
 	struct vdrv drv;		/* drv.hold_avail: queue_req() leaves publishing */
 	bool event_idx;			/* the driver acks VIRTIO_RING_F_EVENT_IDX */
+	bool no_thread;			/* no queue thread: kicks through QUEUE_NOTIFY */
 	char path[64];
 	int irq_efd;
 	unsigned int asserts;
@@ -135,10 +136,10 @@ static void driver_setup(struct t *t)
 
 	vdrv_begin(&t->drv, &t->b->vp, &t->gm, mask, t->irq_efd, true);
 	assert_int_equal(t->drv.event_idx, t->event_idx);
-	assert_int_equal(vdrv_setup_queue(&t->drv, 0, RING_GPA, false), 0);
+	assert_int_equal(vdrv_setup_queue(&t->drv, 0, RING_GPA, t->no_thread), 0);
 	assert_int_equal(t->drv.num, QSIZE);
 	/* Kicks go through the ioeventfd's eventfd, as under KVM. */
-	assert_true(t->drv.kick_fd >= 0);
+	assert_true(t->no_thread || t->drv.kick_fd >= 0);
 	vdrv_driver_ok(&t->drv);
 	assert_true(virtio_pci_get_vq(&t->b->vp, 0)->ready);
 	assert_int_equal(virtq_has_event_idx(virtio_pci_get_vq(&t->b->vp, 0)), t->event_idx);
@@ -282,7 +283,8 @@ static int dev_up(struct t *t, const char *extra)
 	assert_true(t->irq_efd >= 0);
 	virtio_pci_set_irq(&t->b->vp, &irq);
 	assert_int_equal(virtio_pci_set_notify(&t->b->vp, &fake_notify), 0);
-	assert_int_equal(blk_dev_start(t->b), 0);
+	if (!t->no_thread)
+		assert_int_equal(blk_dev_start(t->b), 0);
 	driver_setup(t);
 	return 0;
 }
@@ -1175,6 +1177,31 @@ static void test_event_idx_features(void **state)
 	free(t);
 }
 
+/*
+ * No queue thread (the register's notify serves the ring on the vCPU):
+ * with EVENT_IDX each drain still leaves avail_event caught up, so the
+ * driver's next request kicks and is served within that kick.
+ */
+static void test_event_idx_no_thread(void **state)
+{
+	struct t *t = engine_t(state);
+	unsigned int i;
+
+	t->event_idx = true;
+	t->no_thread = true;
+	assert_int_equal(dev_up(t, NULL), 0);
+	assert_int_equal(t->drv.kick_fd, -1);
+	for (i = 0; i < 200; i++) {
+		queue_req(t, i % 2, VIRTIO_BLK_T_IN, (uint64_t)i * 8, 4096, 1);
+		assert_int_equal(vdrv_kick(&t->drv), 1);
+		assert_int_equal(vdrv_used_idx(&t->drv), (uint16_t)(i + 1));
+		assert_int_equal(*t->drv.avail_event, t->drv.avail_shadow);
+		assert_int_equal(*slot_status(t, i % 2), VIRTIO_BLK_S_OK);
+	}
+	assert_int_equal(dev_down(t), 0);
+	free(t);
+}
+
 /* One SQE of opcode on ring (reading fd into buf, or opening path); the CQE's res. */
 static int ring_try(struct io_uring *ring, uint8_t opcode, int fd, void *buf, unsigned int len,
 		    const char *path)
@@ -1565,6 +1592,7 @@ int main(void)
 		BOTH(test_event_idx_poll),
 		BOTH(test_event_idx_hostile),
 		BOTH(test_event_idx_features),
+		BOTH(test_event_idx_no_thread),
 		cmocka_unit_test(test_default_engine),
 		cmocka_unit_test(test_ring_restricted),
 		cmocka_unit_test(test_refused),
