@@ -362,7 +362,7 @@ bool virtq_no_interrupt(struct virtq *q)
 	 * that reordering.
 	 */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	/* With EVENT_IDX the flags field is the driver's junk (the spec says ignore it). */
+	/* With EVENT_IDX the driver's flags mean nothing (the spec says to ignore them). */
 	if (virtq_has_event_idx(q))
 		return used_event_no_interrupt(q, &v);
 	flags = __atomic_load_n((uint16_t *)(v.avail), __ATOMIC_RELAXED);
