@@ -18,9 +18,13 @@
  *    one indirect descriptor when INDIRECT_DESC was negotiated (Linux
  *    uses indirect for every request with more than one segment then);
  *  - a batch of requests is published with one avail->idx update and one
- *    kick (blk-mq's bd->last); completions are reaped as vp_interrupt()
- *    does: wait for the irq eventfd, read ISR (read-to-clear), walk the
- *    used ring;
+ *    kick (blk-mq's bd->last), made only if the device asks for it
+ *    (avail_event with EVENT_IDX, else VRING_USED_F_NO_NOTIFY);
+ *    completions are reaped as vp_interrupt() does: wait for the irq
+ *    eventfd, read ISR (read-to-clear), walk the used ring; with
+ *    EVENT_IDX as virtblk_done() does it (callbacks off while reaping,
+ *    then back on with used_event at the next entry, and reap again if
+ *    more came meanwhile);
  *  - waiting for the interrupt models a halted vCPU: KVM polls for a
  *    pending interrupt before it puts the vCPU thread to sleep, for a
  *    per-vCPU window that starts at 10 us, doubles after each halt that
@@ -71,8 +75,9 @@
 #define MAX_SEGS	(INDIR_STRIDE / 16 - 2)
 
 /*
- * What Linux's virtio_blk (+ the ring core) would ack of a legacy offer;
- * vdrv_begin() leaves EVENT_IDX out (its kicks follow NO_NOTIFY only).
+ * What Linux's virtio_blk (+ the ring core) would ack of a legacy offer,
+ * EVENT_IDX included (--no-event-idx leaves it out: kicks and interrupts
+ * then follow the flags).
  */
 #define DRIVER_FEATURES ((1u << VIRTIO_BLK_F_SIZE_MAX) | (1u << VIRTIO_BLK_F_SEG_MAX) | \
 			 (1u << 4) /* GEOMETRY */ | (1u << VIRTIO_BLK_F_RO) | \
@@ -161,7 +166,7 @@ static int notify_detach(void *opaque, uint16_t port, unsigned int n, int efd)
 
 /* ---- the probe, as virtio_pci_legacy.c + virtblk_probe() do it ------------ */
 
-static void driver_probe(struct bench *bn, bool want_indirect)
+static void driver_probe(struct bench *bn, bool want_indirect, bool want_event_idx)
 {
 	struct vdrv *d = &bn->drv;
 	uint32_t mask = DRIVER_FEATURES;
@@ -171,6 +176,8 @@ static void driver_probe(struct bench *bn, bool want_indirect)
 
 	if (!want_indirect)
 		mask &= ~(1u << VIRTIO_RING_F_INDIRECT_DESC);
+	if (!want_event_idx)
+		mask &= ~(1u << VIRTIO_RING_F_EVENT_IDX);
 	/* The irq eventfd is waited on here (wait_irq), not by the library. */
 	vdrv_begin(d, bn->vp, &bn->mem, mask, -1, false);
 	bn->indirect = d->features & (1u << VIRTIO_RING_F_INDIRECT_DESC);
@@ -196,8 +203,8 @@ static void driver_probe(struct bench *bn, bool want_indirect)
 	bn->descs_per_req = bn->indirect ? 1 : 2 + bn->segs;
 	if ((uint64_t)bn->qd * bn->descs_per_req > d->num)
 		die("queue depth does not fit the queue (raise qsize=)");
-	fprintf(stderr, "blkbench: features %#x (indirect %s), qsize %u, capacity %llu MiB, wce %u\n",
-		d->features, bn->indirect ? "yes" : "no", d->num,
+	fprintf(stderr, "blkbench: features %#x (indirect %s, event_idx %s), qsize %u, capacity %llu MiB, wce %u\n",
+		d->features, bn->indirect ? "yes" : "no", d->event_idx ? "yes" : "no", d->num,
 		(unsigned long long)(bn->capacity >> 20), wce);
 }
 
@@ -237,7 +244,7 @@ static void add_request(struct bench *bn, unsigned int i)
 		die("request does not fit its slot");
 }
 
-/* virtqueue_kick: publish the batch, full barrier, kick unless NO_NOTIFY. */
+/* virtqueue_kick: publish the batch, full barrier, kick if the device asks. */
 static void kick(struct bench *bn)
 {
 	int ret = vdrv_kick(&bn->drv);
@@ -260,7 +267,7 @@ static void record_latency(struct bench *bn, uint64_t ns)
 }
 
 /* vring_interrupt -> virtblk_done: every used entry since last time. */
-static unsigned int reap(struct bench *bn)
+static unsigned int reap_used(struct bench *bn)
 {
 	unsigned int n = 0, i;
 	uint32_t id;
@@ -280,6 +287,25 @@ static unsigned int reap(struct bench *bn)
 		bn->ios++;
 		n++;
 	}
+	return n;
+}
+
+/*
+ * virtblk_done(): with EVENT_IDX, callbacks off while reaping and on
+ * again after (used_event = the next entry); a completion that came in
+ * between is reaped at once rather than left without an interrupt.
+ * Without it, as before: the flags are not touched.
+ */
+static unsigned int reap(struct bench *bn)
+{
+	unsigned int n = 0;
+
+	if (!bn->drv.event_idx)
+		return reap_used(bn);
+	do {
+		vdrv_disable_cb(&bn->drv);
+		n += reap_used(bn);
+	} while (!vdrv_enable_cb(&bn->drv));
 	return n;
 }
 
@@ -600,7 +626,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: blkbench --disk 'PATH[,virtio-blk opts]' [--rw randread|randwrite|read|write]\n"
 		"                [--bs BYTES] [--qd N] [--runtime SECS] [--segs N] [--no-indirect]\n"
-		"                [--halt-poll-us N]\n"
+		"                [--halt-poll-us N] [--no-event-idx]\n"
 		"       blkbench --probe 'PATH[,opts]'   (exit 0 when the device accepts the options)\n"
 		"       blkbench --host-costs            (system call and wake-up costs here)\n");
 	exit(2);
@@ -616,6 +642,7 @@ int main(int argc, char **argv)
 		{ "runtime", required_argument, NULL, 't' },
 		{ "segs", required_argument, NULL, 's' },
 		{ "no-indirect", no_argument, NULL, 'n' },
+		{ "no-event-idx", no_argument, NULL, 'e' },
 		{ "probe", required_argument, NULL, 'p' },
 		{ "halt-poll-us", required_argument, NULL, 'h' },
 		{ "host-costs", no_argument, NULL, 'c' },
@@ -626,7 +653,7 @@ int main(int argc, char **argv)
 	struct bench *bn;
 	const char *disk = NULL;
 	double runtime = 5;
-	bool want_indirect = true, probe = false;
+	bool want_indirect = true, want_event_idx = true, probe = false;
 	int c, ret;
 
 	bn = calloc(1, sizeof(*bn));
@@ -659,6 +686,7 @@ int main(int argc, char **argv)
 		case 't': runtime = strtod(optarg, NULL); break;
 		case 's': bn->segs = strtoul(optarg, NULL, 0); break;
 		case 'n': want_indirect = false; break;
+		case 'e': want_event_idx = false; break;
 		case 'h': bn->halt_poll_ns = strtoull(optarg, NULL, 0) * 1000; break;
 		case 'c': host_costs(); return 0;
 		default: usage();
@@ -697,7 +725,7 @@ int main(int argc, char **argv)
 	if (ret)
 		die("blk_dev_start failed");
 
-	driver_probe(bn, want_indirect);
+	driver_probe(bn, want_indirect, want_event_idx);
 	run(bn, runtime);
 
 	/* virtblk_remove: reset the device (waits for in-flight), then free. */

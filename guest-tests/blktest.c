@@ -119,7 +119,7 @@ static void case_driver(void)
 
 	vdev_find(&dev);
 	/* and no RO; DISCARD/WRITE_ZEROES depend on the image's file system */
-	CHECK_EQ(dev.host_features & ~(F_DISCARD | F_WRITE_ZEROES), ALL_F);
+	CHECK_EQ(dev.host_features & ~(F_DISCARD | F_WRITE_ZEROES), ALL_F | F_EVENT_IDX);
 	expect_cap();
 	outw(dev.io + VIRTIO_QUEUE_SEL, 0);
 	num = inw(dev.io + VIRTIO_QUEUE_NUM);
@@ -516,7 +516,7 @@ static void case_msix_misuse(void)
 static void case_ro(void)
 {
 	vdev_find(&dev);
-	CHECK_EQ(dev.host_features, ALL_F | F_RO);
+	CHECK_EQ(dev.host_features, ALL_F | F_EVENT_IDX | F_RO);
 	vdev_init(&dev, ALL_F | F_RO, RING0_ADDR);
 	pat_fill(DATA_ADDR, 2, 0x21);
 	CHECK_EQ(blk_req(&dev, T_OUT, 10, DATA_ADDR, 1024), ST_IOERR);
@@ -1176,6 +1176,143 @@ static void case_batch(void)
 	}
 }
 
+/* ---- VIRTIO_RING_F_EVENT_IDX ----------------------------------------------------- */
+
+#define EVIDX_N		24	/* sectors 600.. with patterns 0x70.. */
+#define EVIDX_BATCH	8	/* sectors 630.. with patterns 0x90.. */
+
+/* used_event follows avail->ring; avail_event follows used->ring. */
+static volatile uint16_t *used_event(void)
+{
+	return &dev.avail[2 + dev.num];
+}
+
+static volatile uint16_t *avail_event(void)
+{
+	return (volatile uint16_t *)(dev.used + 4 + 8 * dev.num);
+}
+
+static bool need_event(uint16_t event, uint16_t new, uint16_t old)
+{
+	return (uint16_t)(new - event - 1) < (uint16_t)(new - old);
+}
+
+/* Post head and kick only if avail_event asks for it (Linux's kick_prepare); true if kicked. */
+static bool evidx_post(uint16_t head)
+{
+	uint16_t old = dev.avail_idx;
+
+	vq_post(&dev, head);
+	__asm__ __volatile__("mfence" ::: "memory");
+	if (!need_event(*avail_event(), dev.avail_idx, old))
+		return false;
+	vq_kick(&dev);
+	return true;
+}
+
+/* An idle device has published avail_event up to what it took: all of it. */
+static void wait_avail_event(void)
+{
+	uint64_t t0 = rdtsc();
+
+	while (*avail_event() != dev.avail_idx)
+		CHECK(rdtsc() - t0 < WAIT_LONG);
+}
+
+/* vq_complete() with interrupts on: any the device raises is taken (and counted). */
+static void evidx_complete(uint16_t head, int64_t len)
+{
+	__asm__ __volatile__("sti" ::: "memory");
+	vq_complete(&dev, head, len);
+	__asm__ __volatile__("cli" ::: "memory");
+}
+
+/*
+ * A driver that acks EVENT_IDX and sets used_event far away, then polls
+ * the used ring: requests complete, kicked only when avail_event says
+ * so (which only works if the device keeps it up to date), and no
+ * interrupt comes but the one the device's first decision may give,
+ * also for a batch posted one by one.  Then used_event names the next
+ * entry, and that completion interrupts.
+ */
+static void case_event_idx(void)
+{
+	volatile uint8_t *st = P(STATUS_ADDR + 64);
+	unsigned int i, kicks = 0, irqs, seen;
+	volatile uint32_t *e;
+
+	vdev_find(&dev);
+	CHECK(dev.host_features & F_EVENT_IDX);
+	vdev_init(&dev, ALL_F | F_EVENT_IDX, RING0_ADDR);
+	CHECK(inl(dev.io + VIRTIO_GUEST_FEATURES) & F_EVENT_IDX);
+	pic_mask_all();
+	idt_setup();
+	lapic_enable();
+	ioapic_route(dev.irq_line, VEC_DEV, true);
+
+	*used_event() = 0x8000;
+	for (i = 0; i < EVIDX_N; i++) {
+		wait_avail_event();
+		pat_fill(DATA_ADDR, 1, 0x70 + i);
+		*status = ST_SENTINEL;
+		out_chain(0, 600 + i, DATA_ADDR, 512);
+		kicks += evidx_post(0);
+		evidx_complete(0, 1);
+		CHECK_EQ(*status, ST_OK);
+	}
+	CHECK_EQ(kicks, EVIDX_N);
+	CHECK(irq_count <= 1);
+
+	wait_avail_event();
+	for (i = 0, kicks = 0; i < EVIDX_BATCH; i++) {
+		pat_fill(DATA_ADDR + 512 * i, 1, 0x90 + i);
+		st[i] = ST_SENTINEL;
+		set_desc(dev.desc, 3 * i, hdr_at(3 * i, T_OUT, 630 + i), 16, D_NEXT, 3 * i + 1);
+		set_desc(dev.desc, 3 * i + 1, DATA_ADDR + 512 * i, 512, D_NEXT, 3 * i + 2);
+		set_desc(dev.desc, 3 * i + 2, STATUS_ADDR + 64 + i, 1, D_WRITE, 0);
+		kicks += evidx_post(3 * i);
+	}
+	/*
+	 * The first kicks; the others only if the device caught up (and
+	 * went to sleep) in between, which here depends on timing.  What
+	 * matters is that none is stranded.
+	 */
+	CHECK(kicks >= 1);
+	gprintf("guest: event_idx: %u kicks for a batch of %u\n", kicks, EVIDX_BATCH);
+	/* In any order, each head once, with interrupts on. */
+	__asm__ __volatile__("sti" ::: "memory");
+	for (i = 0, seen = 0; i < EVIDX_BATCH; i++) {
+		CHECK(vq_wait(&dev, WAIT_LONG));
+		e = (volatile uint32_t *)(dev.used + 4 + 8 * (dev.used_idx & (dev.num - 1)));
+		CHECK(e[0] % 3 == 0 && e[0] < 3 * EVIDX_BATCH && !(seen & (1u << (e[0] / 3))));
+		seen |= 1u << (e[0] / 3);
+		CHECK_EQ(e[1], 1);
+		dev.used_idx++;
+	}
+	__asm__ __volatile__("cli" ::: "memory");
+	for (i = 0; i < EVIDX_BATCH; i++)
+		CHECK_EQ(st[i], ST_OK);
+	CHECK(irq_count <= 1);
+
+	/* The next entry: its completion interrupts. */
+	irqs = irq_count;
+	*used_event() = dev.used_idx;
+	__asm__ __volatile__("mfence" ::: "memory");
+	memset(P(DATA2_ADDR), DATA_FILL, 512);
+	*status = ST_SENTINEL;
+	set_desc(dev.desc, 0, hdr_at(0, T_IN, 600), 16, D_NEXT, 1);
+	set_desc(dev.desc, 1, DATA2_ADDR, 512, D_NEXT | D_WRITE, 2);
+	set_desc(dev.desc, 2, STATUS_ADDR, 1, D_WRITE, 0);
+	wait_avail_event();
+	CHECK(evidx_post(0));
+	wait_irqs(irqs + 1);
+	vq_complete(&dev, 0, 513);
+	CHECK_EQ(*status, ST_OK);
+	CHECK(pat_ok(DATA2_ADDR, 1, 0x70));
+	CHECK(irqs < 4);
+	CHECK_EQ(isr_first[irqs], 1);	/* a queue interrupt */
+}
+
 /*
  * Writeback I/O that never stops: the host sends SIGTERM in the middle of
  * it (tests/guest/cases.sh).  Sector 500 + j always gets pattern 0x60 + j,
@@ -1418,6 +1555,7 @@ static const struct {
 	{ "avail_bad_head", case_avail_bad_head },
 	{ "regs_misuse", case_regs_misuse },
 	{ "batch", case_batch },
+	{ "event_idx", case_event_idx },
 	{ "dwz_driver", case_dwz_driver },
 	{ "dwz_hostile", case_dwz_hostile },
 	{ "dwz_ro", case_dwz_ro },

@@ -98,6 +98,7 @@ void pci_write(unsigned int slot, unsigned int off, unsigned int size, uint32_t 
 #define F_DISCARD	(1u << 13)
 #define F_WRITE_ZEROES	(1u << 14)
 #define F_INDIRECT	(1u << 28)
+#define F_EVENT_IDX	(1u << 29)
 
 #define D_NEXT		1
 #define D_WRITE		2

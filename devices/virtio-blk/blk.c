@@ -10,7 +10,9 @@
  *  - b->lock guards the ioreq pool, in_flight, paused, stopping,
  *    running and cfg, and serialises virtq_pop (one popper at a time,
  *    and a reset sees a quiet avail ring);
- *  - complete_lock guards the used ring (virtq_push); it is a leaf;
+ *  - complete_lock guards the used ring (virtq_push) and the interrupt
+ *    decision; it is a leaf (taken under b->lock only to switch the ring
+ *    mode, blk_apply_ring_features);
  *  - neither is held while calling into the transport, except b->lock
  *    for virtio_pci_needs_reset() on a broken ring (it takes only the
  *    transport's inner locks: vp.lock, the MSI-X table's, and what the
@@ -105,9 +107,44 @@ static void blk_config_write(void *dev, uint32_t off, const void *buf, uint32_t 
 	blk_set_wce(b, ((const uint8_t *)buf)[BLK_CFG_WCE_OFF - off] ? 1 : 0);
 }
 
+/*
+ * Put the queue in the ring mode the driver acked (EVENT_IDX or flags).
+ * The queue thread may be running: under b->lock (virtq_set_notify's)
+ * and complete_lock (the interrupt decision's) no call of either sees
+ * the mode change half-way.  The thread may be asleep with avail_event
+ * never published (it was not in use): it is woken to publish it, since
+ * until then the driver might not kick.
+ */
+static void blk_apply_ring_features(struct blk_dev *b)
+{
+	bool on = virtio_pci_has_feature(&b->vp, VIRTIO_RING_F_EVENT_IDX);
+	bool running, switched;
+
+	pthread_mutex_lock(&b->lock);
+	pthread_mutex_lock(&b->complete_lock);
+	switched = virtq_has_event_idx(b->q.vq) != on;
+	if (switched)
+		virtq_set_event_idx(b->q.vq, on);
+	pthread_mutex_unlock(&b->complete_lock);
+	running = b->running;
+	pthread_mutex_unlock(&b->lock);
+	if (!switched || !on)
+		return;
+	if (running)
+		blk_efd_signal(b->wake_efd);
+	else
+		blk_queue_drain_sync(b);	/* publishes avail_event */
+}
+
 static void blk_driver_ok(void *dev)
 {
 	struct blk_dev *b = dev;
+
+	/*
+	 * Features are final from here on.  The queue may have been set up
+	 * before the features were (blk_queue_ready applied those of then).
+	 */
+	blk_apply_ring_features(b);
 
 	/*
 	 * Without CONFIG_WCE, Linux assumes writeback exactly when FLUSH was
@@ -121,6 +158,13 @@ static void blk_driver_ok(void *dev)
 static void blk_queue_ready(void *dev, unsigned int n)
 {
 	pr_debug("virtio-blk: queue %u ready", n);
+	/*
+	 * Setting the queue up reset its mode (virtq_init_legacy): take the
+	 * one of the features acked so far, which a queue set up again after
+	 * DRIVER_OK needs; DRIVER_OK applies the final ones.
+	 */
+	if (n == 0)
+		blk_apply_ring_features(dev);
 }
 
 static void blk_queue_notify(void *dev, unsigned int n)
@@ -307,6 +351,8 @@ int blk_dev_create(struct blk_dev **out, const char *args, const struct guest_me
 	if (ret)
 		goto err;
 	blk_dev_setup_media(b);
+	/* A ring feature: the queue loop keeps avail_event (blk_queue.c). */
+	b->features |= 1ULL << VIRTIO_RING_F_EVENT_IDX;
 	b->q.poll_max_ns = (uint64_t)b->opts.poll_us * 1000;
 	ret = virtio_pci_init(&b->vp, "virtio-blk", VIRTIO_BLK_PCI_DEVICE_ID,
 			      BLK_PCI_CLASS_STORAGE, VIRTIO_ID_BLOCK, (uint32_t)b->features,

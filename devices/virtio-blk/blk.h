@@ -4,8 +4,9 @@
 
 /*
  * The virtio-blk device model (after ACRN's back end): one virtqueue,
- * features SEG_MAX, BLK_SIZE, TOPOLOGY, INDIRECT_DESC, FLUSH, CONFIG_WCE
- * (+ RO), requests IN, OUT, FLUSH/FLUSH_OUT, GET_ID.
+ * features SEG_MAX, BLK_SIZE, TOPOLOGY, INDIRECT_DESC, EVENT_IDX, FLUSH,
+ * CONFIG_WCE (+ RO, DISCARD, WRITE_ZEROES), requests IN, OUT,
+ * FLUSH/FLUSH_OUT, GET_ID (+ DISCARD, WRITE_ZEROES).
  *
  * How a request travels (blk_queue.c): a kick (the queue's eventfd,
  * signalled by KVM through an ioeventfd) or a disk completion wakes the
@@ -132,7 +133,8 @@ struct blk_queue {
 	struct blk_ioreq *done_head, *done_tail;
 	uint64_t poll_max_ns;		/* poll=, 0: never poll */
 	uint64_t poll_ns;		/* the adaptive window now */
-	bool notify_off;		/* VRING_USED_F_NO_NOTIFY is set */
+	bool notify_off;		/* kicks off: VRING_USED_F_NO_NOTIFY set, or
+					 * with EVENT_IDX avail_event left behind */
 	bool blocked;			/* the last pop found no free ioreq, or a reset */
 	bool commit_stuck;		/* the disk kept submissions back: commit again soon */
 	bool disk_woke;			/* the last sleep ended with completions waiting */

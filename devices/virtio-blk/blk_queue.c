@@ -43,6 +43,14 @@
  * Before sleeping it turns kicks back on and looks at the ring once more
  * (virtq_set_notify's fence), so a request made while kicks were off is
  * never stranded.
+ *
+ * With VIRTIO_RING_F_EVENT_IDX the driver kicks only when its avail
+ * index passes avail_event, which the device moves to what it has taken
+ * (virtq_set_notify).  So that is done, with the same look at the ring,
+ * before every sleep, polling or not: left where it was, the driver
+ * would stop kicking once past it.  While the thread works through a
+ * turn avail_event stays behind, so the requests the driver adds then
+ * need no kick; polling needs nothing more (kicks stay "off").
  */
 #include <assert.h>
 #include <errno.h>
@@ -363,10 +371,14 @@ static bool blk_poll(struct blk_dev *b)
 	return false;
 }
 
-/* Kicks back on before sleeping.  True: a request came while they were off. */
+/*
+ * Kicks back on before sleeping (with EVENT_IDX: avail_event moved up to
+ * what was taken, every time).  True: a request came that no kick will
+ * announce.
+ */
 static bool blk_notify_on(struct blk_dev *b)
 {
-	if (!b->q.notify_off)
+	if (!b->q.notify_off && !virtq_has_event_idx(b->q.vq))
 		return false;
 	blk_set_notify(b, true);
 	return !b->q.blocked && virtq_avail_pending(b->q.vq);
@@ -471,9 +483,11 @@ void *blk_queue_thread(void *arg)
 	return NULL;
 }
 
-void blk_queue_drain_sync(struct blk_dev *b)
+/* Serve what is on the ring now; how many were taken. */
+static unsigned int blk_drain_once(struct blk_dev *b)
 {
 	struct blk_ioreq *io = NULL;
+	unsigned int n = 0;
 	enum blk_pop r;
 
 	while ((r = blk_queue_pop(b, &io)) == BLK_POP_OK || r == BLK_POP_BAD) {
@@ -481,5 +495,23 @@ void blk_queue_drain_sync(struct blk_dev *b)
 		io->used_len = r == BLK_POP_OK ? blk_req_handle(b, &io->elem) :
 			       blk_req_refuse(&io->elem);
 		blk_complete_list(b, io);
+		n++;
+	}
+	return n;
+}
+
+void blk_queue_drain_sync(struct blk_dev *b)
+{
+	blk_drain_once(b);
+	/*
+	 * EVENT_IDX: the driver's next kick waits for avail_event, so it is
+	 * moved up to what was taken, and what came meanwhile is served; a
+	 * ring that stays non-empty with nothing to take (a stop, a broken
+	 * ring) ends it.
+	 */
+	while (virtq_has_event_idx(b->q.vq)) {
+		blk_set_notify(b, true);
+		if (!virtq_avail_pending(b->q.vq) || !blk_drain_once(b))
+			break;
 	}
 }

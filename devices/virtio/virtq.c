@@ -37,9 +37,11 @@ struct vring_used_elem {
 /* avail: flags, idx, ring[num], used_event */
 #define AVAIL_IDX_OFF		2
 #define AVAIL_RING_OFF		4
+#define USED_EVENT_OFF(num)	(AVAIL_RING_OFF + 2 * (size_t)(num))
 /* used: flags, idx, ring[num] of 8 bytes, avail_event */
 #define USED_IDX_OFF		2
 #define USED_RING_OFF		4
+#define AVAIL_EVENT_OFF(num)	(USED_RING_OFF + 8 * (size_t)(num))
 
 /* Keeps the compiler from re-reading guest memory in place of a local copy. */
 #define barrier()	__asm__ __volatile__("" ::: "memory")
@@ -94,6 +96,9 @@ void virtq_reset(struct virtq *q)
 	q->last_avail = 0;
 	q->used_idx = 0;
 	q->broken = false;
+	__atomic_store_n(&q->event_idx, false, __ATOMIC_RELAXED);
+	q->signalled_valid = false;
+	q->signalled_used = 0;
 }
 
 /* The ring's geometry, read once so that one call sees one consistent queue. */
@@ -291,11 +296,58 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
 	idx = q->used_idx;
 	memcpy(v.used + USED_RING_OFF + 8 * (size_t)(idx & (v.num - 1)), &elem, sizeof(elem));
 	q->used_idx = ++idx;
+	/*
+	 * 2^16 pushes without a decision bring the index back to the last
+	 * one decided on: that one no longer tells which entries are new.
+	 */
+	if (idx == q->signalled_used)
+		q->signalled_valid = false;
 	/* The driver must see the element before the index that covers it. */
 	__atomic_store_n((uint16_t *)(v.used + USED_IDX_OFF), idx, __ATOMIC_RELEASE);
 }
 
-bool virtq_no_interrupt(const struct virtq *q)
+/*
+ * Linux's vring_need_event(): whether entry event is among those that
+ * took the index from old to new, modulo 2^16.  The driver asks for a
+ * notification when that index reaches event + 1.
+ */
+static bool need_event(uint16_t event, uint16_t new, uint16_t old)
+{
+	return (uint16_t)(new - event - 1) < (uint16_t)(new - old);
+}
+
+void virtq_set_event_idx(struct virtq *q, bool on)
+{
+	struct ring_view v;
+
+	__atomic_store_n(&q->event_idx, on, __ATOMIC_RELAXED);
+	/* What was decided under the other mode says nothing about used_event. */
+	q->signalled_valid = false;
+	/*
+	 * A NO_NOTIFY left from polling before the switch: the driver should
+	 * ignore it now, but one that does not would never kick again.
+	 */
+	if (on && ring_view_get(q, &v))
+		__atomic_store_n((uint16_t *)v.used, 0, __ATOMIC_RELAXED);
+}
+
+/* EVENT_IDX: the decision for the entries pushed since the last one. */
+static bool used_event_no_interrupt(struct virtq *q, const struct ring_view *v)
+{
+	uint16_t old = q->signalled_used, new = q->used_idx, event;
+	bool valid = q->signalled_valid;
+
+	q->signalled_used = new;
+	q->signalled_valid = true;
+	/* Nothing to compare with: interrupt rather than risk a driver waiting for ever. */
+	if (!valid)
+		return false;
+	/* Read once: a driver rewriting it meanwhile only moves its own interrupt. */
+	event = __atomic_load_n((uint16_t *)(v->avail + USED_EVENT_OFF(v->num)), __ATOMIC_RELAXED);
+	return !need_event(event, new, old);
+}
+
+bool virtq_no_interrupt(struct virtq *q)
 {
 	struct ring_view v;
 	uint16_t flags;
@@ -304,11 +356,15 @@ bool virtq_no_interrupt(const struct virtq *q)
 		return false;
 	/*
 	 * Full fence: our used->idx store must be visible before we read the
-	 * flag, or we could miss a driver that just re-enabled interrupts and
-	 * then checked used->idx (Linux's virtqueue_enable_cb), and it would
-	 * sleep forever.  The x86 store buffer allows exactly that reordering.
+	 * flag or used_event, or we could miss a driver that just re-enabled
+	 * interrupts and then checked used->idx (Linux's virtqueue_enable_cb),
+	 * and it would sleep forever.  The x86 store buffer allows exactly
+	 * that reordering.
 	 */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	/* With EVENT_IDX the driver's flags mean nothing (the spec says to ignore them). */
+	if (virtq_has_event_idx(q))
+		return used_event_no_interrupt(q, &v);
 	flags = __atomic_load_n((uint16_t *)(v.avail), __ATOMIC_RELAXED);
 	return flags & VRING_AVAIL_F_NO_INTERRUPT;
 }
@@ -319,13 +375,24 @@ void virtq_set_notify(struct virtq *q, bool enable)
 
 	if (!ring_view_get(q, &v))
 		return;
-	/* used->flags is ours alone: the driver only reads it. */
-	__atomic_store_n((uint16_t *)v.used, enable ? 0 : VRING_USED_F_NO_NOTIFY,
-			 __ATOMIC_RELAXED);
+	if (!virtq_has_event_idx(q)) {
+		/* used->flags is ours alone: the driver only reads it. */
+		__atomic_store_n((uint16_t *)v.used, enable ? 0 : VRING_USED_F_NO_NOTIFY,
+				 __ATOMIC_RELAXED);
+	} else if (enable) {
+		/*
+		 * The driver kicks when its avail index passes avail_event: at
+		 * what we have taken, the next request it makes kicks.  Off, it
+		 * is left stale, so the driver kicks once more at most.
+		 */
+		__atomic_store_n((uint16_t *)(v.used + AVAIL_EVENT_OFF(v.num)),
+				 __atomic_load_n(&q->last_avail, __ATOMIC_RELAXED),
+				 __ATOMIC_RELAXED);
+	}
 	/*
-	 * A driver that saw NO_NOTIFY skipped its kick after publishing
-	 * avail->idx; our flag store must be visible before we read that
-	 * index again, or both sides would wait for the other.
+	 * A driver that saw NO_NOTIFY (or a stale avail_event) skipped its
+	 * kick after publishing avail->idx; our store must be visible before
+	 * we read that index again, or both sides would wait for the other.
 	 */
 	if (enable)
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);

@@ -24,6 +24,12 @@
 #define VRING_DESC_F_WRITE	2
 #define VRING_DESC_F_INDIRECT	4
 
+/*
+ * Ring feature: the driver's used_event (after avail->ring) and the
+ * device's avail_event (after used->ring) replace the flags fields.
+ */
+#define VIRTIO_RING_F_EVENT_IDX	29
+
 struct virtq {
 	const struct guest_mem *mem;
 	uint16_t num;			/* queue size, power of two */
@@ -35,6 +41,9 @@ struct virtq {
 	bool ready;
 	bool broken;			/* no more service until reset: the driver broke
 					 * the ring, or the device gave up on it */
+	bool event_idx;			/* VIRTIO_RING_F_EVENT_IDX is in use */
+	bool signalled_valid;		/* signalled_used holds a decision */
+	uint16_t signalled_used;	/* used_idx at the last interrupt decision */
 };
 
 /*
@@ -82,15 +91,40 @@ enum virtq_pop_result virtq_pop(struct virtq *q, struct virtq_elem *e);
 /* Put head on the used ring with len bytes written (publishes with a barrier). */
 void virtq_push(struct virtq *q, uint16_t head, uint32_t len);
 
-/* Whether the driver asked for no interrupt (VRING_AVAIL_F_NO_INTERRUPT). */
-bool virtq_no_interrupt(const struct virtq *q);
+/*
+ * Switch the queue to VIRTIO_RING_F_EVENT_IDX (on) or to the flags (off),
+ * as negotiated; virtq_reset() turns it off.  The next interrupt
+ * decision after a switch always interrupts.  Callers keep it from
+ * running beside virtq_no_interrupt() or virtq_set_notify() on q.
+ */
+void virtq_set_event_idx(struct virtq *q, bool on);
+
+static inline bool virtq_has_event_idx(const struct virtq *q)
+{
+	return __atomic_load_n(&q->event_idx, __ATOMIC_RELAXED);
+}
+
+/*
+ * The interrupt decision for what was pushed since the last one: true
+ * when the driver asked for no interrupt.  Without EVENT_IDX that is
+ * VRING_AVAIL_F_NO_INTERRUPT; with it (flags ignored) the driver wants
+ * one only if the used index crossed used_event since the last decision
+ * (vring_need_event); the first decision after a reset or a switch
+ * always interrupts.  Call once per batch of virtq_push(), under the
+ * same serialisation.
+ */
+bool virtq_no_interrupt(struct virtq *q);
 
 /*
  * Polling the avail ring instead of waiting for kicks.  While notify is
- * off the driver is asked not to kick (VRING_USED_F_NO_NOTIFY, honoured
- * by Linux's virtqueue_kick_prepare); virtq_set_notify(q, true) ends
- * with a full fence, so a virtq_avail_pending() after it sees every
- * request the driver made available without a kick.
+ * off the driver is asked not to kick: VRING_USED_F_NO_NOTIFY (honoured
+ * by Linux's virtqueue_kick_prepare), or with EVENT_IDX avail_event left
+ * where it was, so the driver kicks at most once more, when its avail
+ * index crosses it.  virtq_set_notify(q, true) clears the flag, or with
+ * EVENT_IDX sets avail_event to the avail index taken so far; with
+ * EVENT_IDX that must be done before every wait for a kick, not only
+ * after polling.  It ends with a full fence, so a virtq_avail_pending()
+ * after it sees every request the driver made available without a kick.
  */
 void virtq_set_notify(struct virtq *q, bool enable);
 /*

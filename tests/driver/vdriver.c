@@ -60,8 +60,11 @@ int vdrv_ring_init(struct vdrv *d, const struct guest_mem *gm, uint16_t num, uin
 	d->used_flags = (uint16_t *)(ring + used_off(num));
 	d->used_idx = d->used_flags + 1;
 	d->used_ring = (struct vdrv_used_elem *)(d->used_flags + 2);
+	d->used_event = d->avail_ring + num;
+	d->avail_event = (uint16_t *)(d->used_ring + num);
 	d->avail_shadow = 0;
 	d->last_used = 0;
+	d->kicked_avail = 0;
 	return 0;
 }
 
@@ -80,10 +83,9 @@ void vdrv_begin(struct vdrv *d, struct virtio_pci *vp, const struct guest_mem *g
 	reg_wr(d, VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACK);
 	reg_wr(d, VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER);
 	d->host_features = reg_rd(d, VIRTIO_PCI_HOST_FEATURES, 4);
-	/* used_event/avail_event are not kept here: acking EVENT_IDX would lie. */
-	reg_wr(d, VIRTIO_PCI_GUEST_FEATURES, 4,
-	       d->host_features & features_mask & ~(1u << VDRV_F_EVENT_IDX));
+	reg_wr(d, VIRTIO_PCI_GUEST_FEATURES, 4, d->host_features & features_mask);
 	d->features = reg_rd(d, VIRTIO_PCI_GUEST_FEATURES, 4);
+	d->event_idx = d->features & (1u << VDRV_F_EVENT_IDX);
 }
 
 int vdrv_setup_queue(struct vdrv *d, uint16_t queue, uint64_t ring_gpa, bool kick_register)
@@ -269,6 +271,17 @@ int vdrv_notify(struct vdrv *d)
 	return 0;
 }
 
+/* virtqueue_kick_prepare(), after the fence. */
+static bool kick_needed(struct vdrv *d)
+{
+	uint16_t old = d->kicked_avail, new = d->avail_shadow;
+
+	d->kicked_avail = new;
+	if (d->event_idx)
+		return vdrv_need_event(__atomic_load_n(d->avail_event, __ATOMIC_RELAXED), new, old);
+	return !vdrv_no_notify(d);
+}
+
 int vdrv_kick(struct vdrv *d)
 {
 	int ret;
@@ -276,11 +289,11 @@ int vdrv_kick(struct vdrv *d)
 	vdrv_publish(d);
 	/*
 	 * virtqueue_kick_prepare(): the idx store must be visible before the
-	 * flags are read, or a device turning notifications back on could
-	 * miss this request while the driver skips the kick.
+	 * flags (or avail_event) are read, or a device turning notifications
+	 * back on could miss this request while the driver skips the kick.
 	 */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (vdrv_no_notify(d))
+	if (!kick_needed(d))
 		return 0;
 	ret = vdrv_notify(d);
 	return ret ? ret : 1;
@@ -307,7 +320,34 @@ bool vdrv_get_used(struct vdrv *d, uint32_t *id, uint32_t *len)
 		return false;
 	vdrv_used_elem(d, d->last_used, id, len);
 	d->last_used++;
+	/*
+	 * virtqueue_get_buf_ctx_split(): the next entry should interrupt;
+	 * the store must be seen before the next look at used->idx.
+	 */
+	if (d->event_idx && !d->cb_off) {
+		__atomic_store_n(d->used_event, d->last_used, __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	}
 	return true;
+}
+
+void vdrv_disable_cb(struct vdrv *d)
+{
+	d->cb_off = true;
+	if (!d->event_idx)
+		__atomic_store_n(d->avail_flags, VDRV_AVAIL_F_NO_INTERRUPT, __ATOMIC_RELAXED);
+}
+
+bool vdrv_enable_cb(struct vdrv *d)
+{
+	d->cb_off = false;
+	if (d->event_idx)
+		__atomic_store_n(d->used_event, d->last_used, __ATOMIC_RELAXED);
+	else
+		__atomic_store_n(d->avail_flags, 0, __ATOMIC_RELAXED);
+	/* virtqueue_poll(): the store before the look, as the device fences too. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return d->last_used == vdrv_used_idx(d);
 }
 
 static long now_ms(void)
@@ -333,9 +373,17 @@ int vdrv_wait_used(struct vdrv *d, unsigned int n, int timeout_ms)
 		left = deadline - now_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;
-		if (d->irq_efd < 0) {
+		if (d->irq_efd < 0 || d->cb_off) {
 			nanosleep(&ms, NULL);
 			continue;
+		}
+		if (d->event_idx) {
+			/* The n-th entry interrupts; looked at again past the fence. */
+			__atomic_store_n(d->used_event, (uint16_t)(d->last_used + n - 1),
+					 __ATOMIC_RELAXED);
+			__atomic_thread_fence(__ATOMIC_SEQ_CST);
+			if ((uint16_t)(vdrv_used_idx(d) - d->last_used) >= n)
+				continue;
 		}
 		if (poll(&pfd, 1, (int)left) == 1) {
 			if (read(d->irq_efd, &v, sizeof(v)) != sizeof(v))

@@ -22,6 +22,11 @@
  * spoil a chain before it is published (hold_avail), since the device's
  * queue thread may be polling the avail ring.
  *
+ * Notification suppression is Linux's too: with VIRTIO_RING_F_EVENT_IDX
+ * acked (vdrv_begin's features_mask asks for it), kicks follow the
+ * device's avail_event and used_event says which completion should
+ * interrupt; without it, the flags.
+ *
  * One thread drives a struct vdrv at a time.  vdrv_used_idx() and
  * vdrv_used_elem() only read, and may be called from any thread.
  */
@@ -81,11 +86,27 @@ struct vdrv {
 	uint16_t *avail_flags, *avail_idx, *avail_ring;
 	uint16_t *used_flags, *used_idx;
 	struct vdrv_used_elem *used_ring;
+	uint16_t *used_event;		/* avail->ring[num]: the driver's (EVENT_IDX) */
+	uint16_t *avail_event;		/* used->ring[num]: the device's (EVENT_IDX) */
 
 	uint16_t avail_shadow;		/* next avail index (Linux: avail_idx_shadow) */
 	uint16_t last_used;		/* next used index to reap (Linux: last_used_idx) */
+	uint16_t kicked_avail;		/* avail index at the last kick decision
+					 * (Linux: avail_idx_shadow - num_added) */
 	bool hold_avail;		/* adds wait for vdrv_publish()/vdrv_kick() */
+	bool event_idx;			/* VIRTIO_RING_F_EVENT_IDX negotiated */
+	bool cb_off;			/* vdrv_disable_cb(): no interrupts wanted */
 };
+
+/*
+ * include/uapi/linux/virtio_ring.h vring_need_event(): whether the index
+ * going from old to new passed event (the other side asked to hear of
+ * entry event), modulo 2^16.
+ */
+static inline bool vdrv_need_event(uint16_t event, uint16_t new, uint16_t old)
+{
+	return (uint16_t)(new - event - 1) < (uint16_t)(new - old);
+}
 
 /* Bytes a legacy ring of num entries takes (Linux: vring_size(num, 4096)). */
 uint64_t vdrv_ring_size(uint16_t num);
@@ -104,9 +125,9 @@ int vdrv_ring_init(struct vdrv *d, const struct guest_mem *gm, uint16_t num, uin
 /*
  * virtio_dev_probe() up to the driver's probe: reset (unless
  * skip_reset), ACK, DRIVER, then ack host_features & features_mask
- * (never EVENT_IDX: kicks here follow VRING_USED_F_NO_NOTIFY alone) and
- * read back what the device kept.  irq_efd: the eventfd the caller's
- * interrupt sink writes, for vdrv_wait_used(), or -1.
+ * (VDRV_F_EVENT_IDX included: leave it out of the mask to drive the
+ * flags instead) and read back what the device kept.  irq_efd: the
+ * eventfd the caller's interrupt sink writes, for vdrv_wait_used(), or -1.
  */
 void vdrv_begin(struct vdrv *d, struct virtio_pci *vp, const struct guest_mem *gm,
 		uint32_t features_mask, int irq_efd, bool skip_reset);
@@ -181,8 +202,9 @@ int vdrv_blk_add(struct vdrv *d, uint16_t head, const struct vdrv_blk_req *r);
 
 /*
  * virtqueue_kick(): publish, full fence, then notify only if the device
- * has not set VRING_USED_F_NO_NOTIFY.  1: notified, 0: not needed,
- * -errno: the notify failed.
+ * asked for it: with EVENT_IDX when the avail index passed avail_event
+ * since the last kick decision, else when VRING_USED_F_NO_NOTIFY is
+ * clear.  1: notified, 0: not needed, -errno: the notify failed.
  */
 int vdrv_kick(struct vdrv *d);
 /* The notify alone, whatever the device asked: 0 or -errno. */
@@ -193,11 +215,30 @@ bool vdrv_no_notify(const struct vdrv *d);
 /* used->idx (acquire), and the entry at used index i (either may be NULL). */
 uint16_t vdrv_used_idx(const struct vdrv *d);
 void vdrv_used_elem(const struct vdrv *d, uint16_t i, uint32_t *id, uint32_t *len);
-/* virtqueue_get_buf(): the next used entry in order; false if none. */
+/*
+ * virtqueue_get_buf(): the next used entry in order; false if none.
+ * With EVENT_IDX and callbacks on, used_event follows it (the next entry
+ * interrupts), with a full fence, as Linux does.
+ */
 bool vdrv_get_used(struct vdrv *d, uint32_t *id, uint32_t *len);
 /*
+ * virtqueue_disable_cb(): no interrupts wanted (VRING_AVAIL_F_NO_INTERRUPT;
+ * with EVENT_IDX nothing is written: used_event stops following the
+ * reaped entries, so at most the one it names still interrupts).
+ */
+void vdrv_disable_cb(struct vdrv *d);
+/*
+ * virtqueue_enable_cb(): interrupts wanted again (flag cleared, or
+ * used_event = last_used: the next entry interrupts), full fence; true
+ * when nothing used waits to be reaped, so sleeping for the interrupt is
+ * safe; false: reap first (and enable again).
+ */
+bool vdrv_enable_cb(struct vdrv *d);
+/*
  * Wait at most timeout_ms until n entries are used and not yet reaped:
- * with irq_efd, sleep on it and read ISR when it fires (vp_interrupt);
+ * with irq_efd and callbacks on, sleep on it and read ISR when it fires
+ * (vp_interrupt), with EVENT_IDX after setting used_event to the n-th
+ * entry awaited (virtqueue_enable_cb_delayed() at exactly that one);
  * without, look every millisecond.  Returns how many wait (>= n) or
  * -ETIMEDOUT.  Reaps nothing.
  */

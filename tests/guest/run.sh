@@ -71,6 +71,7 @@ dwz_hostile||cap=$SECTORS|430:4:0x25 432:2:z|
 dwz_ro|,ro|||
 dwz_range|,range=1024/512|cap=512|1534:2:z 1024:2:z|
 batch|||$(for i in $(seq 0 79); do printf '%d:1:%#x ' $((300 + i)) $((0x40 + i)); done)|
+event_idx|||$(for i in $(seq 0 23); do printf '%d:1:%#x ' $((600 + i)) $((0x70 + i)); done)$(for i in $(seq 0 7); do printf '%d:1:%#x ' $((630 + i)) $((0x90 + i)); done)|
 sigterm_storm|,writeback|||$(for i in $(seq 0 63); do printf '%d:1:%#x ' $((500 + i)) $((0x60 + i)); done)
 "
 

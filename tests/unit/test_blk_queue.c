@@ -64,6 +64,8 @@ struct t {
 	struct guest_mem gm;
 	struct blk_dev *b;
 	struct vdrv drv;		/* drv.hold_avail: queue_req() leaves publishing */
+	bool event_idx;			/* the driver acks VIRTIO_RING_F_EVENT_IDX */
+	bool no_thread;			/* no queue thread: kicks through QUEUE_NOTIFY */
 	char path[64];
 	int irq_efd;
 	unsigned int asserts;
@@ -125,18 +127,22 @@ static uint32_t bar_read(struct t *t, uint16_t off, unsigned int size)
 
 /*
  * virtio_pci_legacy probe + virtblk_probe, up to DRIVER_OK, acking every
- * feature offered.  No reset first: the tests that reset do it
- * themselves and check it.
+ * feature offered but EVENT_IDX, which only t->event_idx asks for.  No
+ * reset first: the tests that reset do it themselves and check it.
  */
 static void driver_setup(struct t *t)
 {
-	vdrv_begin(&t->drv, &t->b->vp, &t->gm, ~0u, t->irq_efd, true);
-	assert_int_equal(vdrv_setup_queue(&t->drv, 0, RING_GPA, false), 0);
+	uint32_t mask = t->event_idx ? ~0u : ~(1u << VDRV_F_EVENT_IDX);
+
+	vdrv_begin(&t->drv, &t->b->vp, &t->gm, mask, t->irq_efd, true);
+	assert_int_equal(t->drv.event_idx, t->event_idx);
+	assert_int_equal(vdrv_setup_queue(&t->drv, 0, RING_GPA, t->no_thread), 0);
 	assert_int_equal(t->drv.num, QSIZE);
 	/* Kicks go through the ioeventfd's eventfd, as under KVM. */
-	assert_true(t->drv.kick_fd >= 0);
+	assert_true(t->no_thread || t->drv.kick_fd >= 0);
 	vdrv_driver_ok(&t->drv);
 	assert_true(virtio_pci_get_vq(&t->b->vp, 0)->ready);
+	assert_int_equal(virtq_has_event_idx(virtio_pci_get_vq(&t->b->vp, 0)), t->event_idx);
 }
 
 static uint8_t *slot_data(struct t *t, unsigned int slot)
@@ -184,9 +190,8 @@ static long now_ms(void)
  * vp_interrupt: wait for the line, ack by reading ISR, until exactly n
  * more are used (more would be a completion nobody asked for); reap them.
  */
-static void wait_used(struct t *t, unsigned int n)
+static void reap_used(struct t *t, int got, unsigned int n)
 {
-	int got = vdrv_wait_used(&t->drv, n, TIMEOUT_MS);
 	unsigned int i;
 
 	if (got < 0)
@@ -197,6 +202,27 @@ static void wait_used(struct t *t, unsigned int n)
 	for (i = 0; i < n; i++)
 		assert_true(vdrv_get_used(&t->drv, &t->used[i].id, &t->used[i].len));
 	t->nr_used = n;
+}
+
+static void wait_used(struct t *t, unsigned int n)
+{
+	reap_used(t, vdrv_wait_used(&t->drv, n, TIMEOUT_MS), n);
+}
+
+static long now_ms(void);
+
+/*
+ * The same without waiting for an interrupt: a driver polling the used
+ * ring (its interrupts off), looking every 20 us for at most TIMEOUT_MS.
+ */
+static void poll_used(struct t *t, unsigned int n)
+{
+	long end = now_ms() + TIMEOUT_MS;
+	uint16_t pending;
+
+	while ((pending = vdrv_used_idx(&t->drv) - t->drv.last_used) < n && now_ms() < end)
+		usleep(20);
+	reap_used(t, pending >= n ? pending : -1, n);
 }
 
 /* The used entry for slot, somewhere in the last n used entries. */
@@ -257,7 +283,8 @@ static int dev_up(struct t *t, const char *extra)
 	assert_true(t->irq_efd >= 0);
 	virtio_pci_set_irq(&t->b->vp, &irq);
 	assert_int_equal(virtio_pci_set_notify(&t->b->vp, &fake_notify), 0);
-	assert_int_equal(blk_dev_start(t->b), 0);
+	if (!t->no_thread)
+		assert_int_equal(blk_dev_start(t->b), 0);
 	driver_setup(t);
 	return 0;
 }
@@ -756,6 +783,425 @@ static void test_kick_after_pop(void **state)
 	free(t);
 }
 
+/* ---- VIRTIO_RING_F_EVENT_IDX ---- */
+
+/* Up for the prestate's engine with EVENT_IDX negotiated. */
+static struct t *evidx_t(void **state, const char *extra)
+{
+	struct t *t = engine_t(state);
+
+	t->event_idx = true;
+	assert_int_equal(dev_up(t, extra), 0);
+	return t;
+}
+
+/* Wait (bounded) until the device published avail_event = the avail index. */
+static void wait_avail_event_caught_up(struct t *t)
+{
+	long end = now_ms() + TIMEOUT_MS;
+
+	while (__atomic_load_n(t->drv.avail_event, __ATOMIC_RELAXED) != t->drv.avail_shadow &&
+	       now_ms() < end)
+		usleep(10);
+	assert_int_equal(*t->drv.avail_event, t->drv.avail_shadow);
+}
+
+struct evidx_run {
+	unsigned int reqs, kicks, calls;
+};
+
+/* n requests at queue depth 1, each kicked as Linux decides and waited for. */
+static void evidx_qd1(struct t *t, unsigned int n, struct evidx_run *r)
+{
+	unsigned int i;
+	int kicked;
+
+	for (i = 0; i < n; i++) {
+		queue_req(t, 0, VIRTIO_BLK_T_IN, (uint64_t)(i % 2048) * 8, 4096, 1);
+		kicked = vdrv_kick(&t->drv);
+		assert_true(kicked >= 0);
+		r->kicks += kicked;
+		r->calls++;
+		wait_used(t, 1);
+		assert_int_equal(t->used[0].id, 0);
+		assert_int_equal(t->used[0].len, 4097);
+		assert_int_equal(*slot_status(t, 0), VIRTIO_BLK_S_OK);
+		r->reqs++;
+	}
+}
+
+/*
+ * rounds of MAX_REQS requests (blk-mq's batch: each published as it is
+ * added, one kick for all), every one of them back exactly once.
+ */
+static void evidx_qd32(struct t *t, unsigned int rounds, struct evidx_run *r)
+{
+	unsigned int i, k, slot;
+	uint32_t seen;
+	int kicked;
+
+	for (k = 0; k < rounds; k++) {
+		/*
+		 * The last of the batch interrupts (virtqueue_enable_cb_delayed,
+		 * set before the batch goes out, as wait_used will set it):
+		 * used_event is not left at the first one, as get_buf left it.
+		 */
+		*t->drv.used_event = t->drv.last_used + MAX_REQS - 1;
+		for (i = 0; i < MAX_REQS; i++) {
+			*slot_status(t, i) = VDRV_BLK_STATUS_NONE;
+			queue_req(t, i, VIRTIO_BLK_T_IN, (uint64_t)((k * 7 + i) % 2048) * 8, 4096, 1);
+		}
+		kicked = vdrv_kick(&t->drv);
+		assert_true(kicked >= 0);
+		r->kicks += kicked;
+		r->calls++;
+		wait_used(t, MAX_REQS);
+		for (i = 0, seen = 0; i < MAX_REQS; i++) {
+			assert_int_equal(t->used[i].id % 3, 0);
+			slot = t->used[i].id / 3;
+			assert_true(slot < MAX_REQS && !(seen & (1u << slot)));
+			seen |= 1u << slot;
+			assert_int_equal(t->used[i].len, 4097);
+			assert_int_equal(*slot_status(t, slot), VIRTIO_BLK_S_OK);
+		}
+		r->reqs += MAX_REQS;
+	}
+}
+
+/*
+ * EVENT_IDX at queue depth 1 and 32 over more than 2^17 requests: the
+ * indices wrap twice, once in the middle of a QD32 batch and once at
+ * QD1.  No request is lost or stranded (each wait gives up after 10 s),
+ * and used_event keeps interrupts to at most one per wait: it names the
+ * last entry waited for, so a QD32 round whose requests the device
+ * completes in several turns still gets one (with the flags it gets one
+ * a turn).
+ */
+static void test_event_idx_stress(void **state)
+{
+	struct t *t = evidx_t(state, NULL);
+	struct evidx_run r = { 0 };
+	unsigned int asserts;
+
+	evidx_qd1(t, 1003, &r);
+	/* 65536 - 1003 = 2016 * 32 + 21: the 2017th batch wraps. */
+	evidx_qd32(t, 2047, &r);
+	assert_true(r.reqs > 65536);
+	evidx_qd32(t, 1955, &r);
+	assert_int_equal(r.reqs, 131072 - 2005);
+	evidx_qd1(t, 4000, &r);
+	assert_true(r.reqs > 131072);
+	assert_int_equal(vdrv_used_idx(&t->drv), (uint16_t)r.reqs);
+	assert_int_equal(t->b->requests, r.reqs);
+	asserts = __atomic_load_n(&t->asserts, __ATOMIC_RELAXED);
+	fprintf(stderr, "event_idx (%s): %u requests, %u waits: %u kicks, %u interrupts\n",
+		engine_of(t), r.reqs, r.calls, r.kicks, asserts);
+	/* At most one per wait, and the first decision's. */
+	assert_true(asserts <= r.calls + 1);
+	/* Each wait had something to kick for: the device slept in between. */
+	assert_true(r.kicks <= r.calls);
+	assert_int_equal(dev_down(t), 0);
+	free(t);
+}
+
+/*
+ * used_event far from where the used index is going, interrupts off
+ * (vdrv_disable_cb: the driver polls): hundreds of completions raise no
+ * interrupt, not even an ISR bit.  Pointed at the next entry, it gets
+ * exactly one.
+ */
+static void test_event_idx_irq_suppressed(void **state)
+{
+	struct t *t = evidx_t(state, NULL);
+	unsigned int i, before;
+	long end;
+
+	/* One the usual way: the first decision (which interrupts) is behind us. */
+	queue_req(t, 0, VIRTIO_BLK_T_IN, 0, 4096, 1);
+	assert_int_equal(vdrv_kick(&t->drv), 1);
+	wait_used(t, 1);
+	vdrv_disable_cb(&t->drv);
+	*t->drv.used_event = t->drv.last_used + 0x8000;
+	vdrv_read_isr(&t->drv);
+	before = __atomic_load_n(&t->asserts, __ATOMIC_RELAXED);
+	for (i = 0; i < 300; i++) {
+		queue_req(t, i % 4, VIRTIO_BLK_T_IN, (uint64_t)i * 8, 4096, 1);
+		assert_true(vdrv_kick(&t->drv) >= 0);
+		poll_used(t, 1);
+		assert_int_equal(*slot_status(t, i % 4), VIRTIO_BLK_S_OK);
+		/* Read-to-clear: a raise since the last look would show here. */
+		assert_int_equal(vdrv_read_isr(&t->drv), 0);
+	}
+	assert_int_equal(__atomic_load_n(&t->asserts, __ATOMIC_RELAXED), before);
+	/* get_buf left used_event alone while interrupts were off. */
+	assert_int_equal(*t->drv.used_event, (uint16_t)(t->drv.last_used - 300 + 0x8000));
+
+	assert_true(vdrv_enable_cb(&t->drv));
+	assert_int_equal(*t->drv.used_event, t->drv.last_used);
+	queue_req(t, 0, VIRTIO_BLK_T_IN, 8, 4096, 1);
+	assert_true(vdrv_kick(&t->drv) >= 0);
+	wait_used(t, 1);
+	end = now_ms() + TIMEOUT_MS;
+	while (__atomic_load_n(&t->asserts, __ATOMIC_RELAXED) == before && now_ms() < end)
+		usleep(100);
+	usleep(10000);
+	assert_int_equal(__atomic_load_n(&t->asserts, __ATOMIC_RELAXED), before + 1);
+	assert_int_equal(dev_down(t), 0);
+	free(t);
+}
+
+/*
+ * While the queue thread is busy with a request (here: inside its disk
+ * submit), the driver adds another: with EVENT_IDX its kick is not
+ * needed (avail_event still names the request being served), without it
+ * (no poll=, so no NO_NOTIFY) it is.  Before each round the device,
+ * idle, has published avail_event up to the avail index, so the first
+ * request kicks.
+ */
+static struct t *busy_t;
+static int busy_stage, busy_kicked;
+
+static void busy_hook(void *opaque, enum disk_fault_event ev, const struct disk_io *io,
+		      uint64_t cookie, int result)
+{
+	(void)opaque;
+	(void)cookie;
+	(void)result;
+	if (__atomic_load_n(&busy_stage, __ATOMIC_ACQUIRE) != 1 || ev != DISK_FAULT_SUBMIT ||
+	    !io || io->op != DISK_OP_READ)
+		return;
+	queue_req(busy_t, 1, VIRTIO_BLK_T_IN, 16, 4096, 1);
+	busy_kicked = vdrv_kick(&busy_t->drv);
+	__atomic_store_n(&busy_stage, 2, __ATOMIC_RELEASE);
+}
+
+static void kick_while_busy(void **state, bool event_idx)
+{
+	struct t *t = engine_t(state);
+	unsigned int round;
+
+	busy_t = t;
+	t->trace = busy_hook;
+	t->event_idx = event_idx;
+	/* No polling: its NO_NOTIFY would suppress kicks without EVENT_IDX too. */
+	assert_int_equal(dev_up(t, "poll=0"), 0);
+	for (round = 0; round < 50; round++) {
+		if (event_idx)
+			wait_avail_event_caught_up(t);
+		else
+			usleep(200);
+		__atomic_store_n(&busy_stage, 1, __ATOMIC_RELEASE);
+		queue_req(t, 0, VIRTIO_BLK_T_IN, 8, 4096, 1);
+		assert_int_equal(vdrv_kick(&t->drv), 1);
+		wait_used(t, 2);
+		assert_int_equal(__atomic_load_n(&busy_stage, __ATOMIC_ACQUIRE), 2);
+		assert_int_equal(busy_kicked, event_idx ? 0 : 1);
+		assert_int_equal(*slot_status(t, 0), VIRTIO_BLK_S_OK);
+		assert_int_equal(*slot_status(t, 1), VIRTIO_BLK_S_OK);
+	}
+	busy_stage = 0;
+	assert_int_equal(dev_down(t), 0);
+	free(t);
+}
+
+static void test_event_idx_kick_while_busy(void **state)
+{
+	kick_while_busy(state, true);
+}
+
+static void test_no_event_idx_kick_while_busy(void **state)
+{
+	kick_while_busy(state, false);
+}
+
+/*
+ * poll= with EVENT_IDX: kicks are skipped while the device polls (its
+ * avail_event stays behind), the hand-over to kicks never strands a
+ * request, and once idle the device sleeps with avail_event caught up.
+ */
+static void test_event_idx_poll(void **state)
+{
+	struct t *t = evidx_t(state, "poll=100");
+	unsigned int skipped;
+
+	skipped = poll_run(t, 4000, 3);
+	fprintf(stderr, "poll=100, event_idx (%s): %u of 4000 requests needed no kick\n",
+		engine_of(t), skipped);
+	assert_true(skipped > 0);
+	usleep(20000);
+	assert_int_equal(*t->drv.avail_event, t->drv.avail_shadow);
+	assert_false(vdrv_no_notify(&t->drv));
+	assert_int_equal(dev_down(t), 0);
+
+	/* poll=0: nothing stranded either (some kicks are skipped all the same). */
+	t->event_idx = true;
+	assert_int_equal(dev_up(t, "poll=0"), 0);
+	poll_run(t, 2000, 7);
+	usleep(20000);
+	assert_int_equal(*t->drv.avail_event, t->drv.avail_shadow);
+	assert_int_equal(dev_down(t), 0);
+	free(t);
+}
+
+static uint16_t scribble_seed;
+static int scribbling;
+
+/* A second driver thread writing garbage into used_event, flags and avail_event. */
+static void *scribbler(void *arg)
+{
+	struct t *t = arg;
+	uint32_t x = 2463534242u;
+
+	while (__atomic_load_n(&scribbling, __ATOMIC_RELAXED)) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		__atomic_store_n(t->drv.used_event, (uint16_t)x, __ATOMIC_RELAXED);
+		__atomic_store_n(t->drv.avail_flags, (uint16_t)(x >> 16), __ATOMIC_RELAXED);
+		if (x & 1)
+			__atomic_store_n(t->drv.avail_event, (uint16_t)(x >> 8), __ATOMIC_RELAXED);
+		scribble_seed = (uint16_t)x;
+	}
+	return NULL;
+}
+
+/* rounds of 8 requests, kicked whatever the device asked, polled for. */
+static void hostile_rounds(struct t *t, unsigned int rounds)
+{
+	unsigned int k, i;
+
+	for (k = 0; k < rounds; k++) {
+		for (i = 0; i < 8; i++)
+			queue_req(t, i, VIRTIO_BLK_T_IN, (uint64_t)(k + i) % 2048 * 8, 4096, 1);
+		kick(t);
+		poll_used(t, 8);
+		for (i = 0; i < 8; i++)
+			assert_int_equal(*slot_status(t, i), VIRTIO_BLK_S_OK);
+	}
+}
+
+/*
+ * A driver that acked EVENT_IDX and then never updates used_event, or
+ * writes garbage into it (and into the flags, and the device's
+ * avail_event) while requests run: its interrupts are its own problem,
+ * but every request completes, the queue thread neither hangs nor
+ * crashes (ASan/UBSan in the sanitizer build), and it stops on destroy.
+ */
+static void test_event_idx_hostile(void **state)
+{
+	struct t *t = evidx_t(state, NULL);
+	pthread_t th;
+
+	vdrv_disable_cb(&t->drv);
+	*t->drv.used_event = t->drv.last_used - 1;
+	hostile_rounds(t, 300);
+	assert_int_equal(*t->drv.used_event, (uint16_t)-1);
+
+	__atomic_store_n(&scribbling, 1, __ATOMIC_RELAXED);
+	assert_int_equal(pthread_create(&th, NULL, scribbler, t), 0);
+	hostile_rounds(t, 300);
+	/* Interrupts wanted again, with garbage still coming: waits are bounded. */
+	vdrv_enable_cb(&t->drv);
+	hostile_rounds(t, 100);
+	__atomic_store_n(&scribbling, 0, __ATOMIC_RELAXED);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	fprintf(stderr, "event_idx hostile (%s): 5600 requests served, %u interrupts\n",
+		engine_of(t), t->asserts);
+	/*
+	 * Behaving again: the usual way works once a kick got the device to
+	 * publish avail_event over the garbage (the driver's own doing).
+	 */
+	*t->drv.avail_flags = 0;
+	assert_true(vdrv_enable_cb(&t->drv));
+	queue_req(t, 0, VIRTIO_BLK_T_IN, 0, 4096, 1);
+	kick(t);
+	wait_used(t, 1);
+	evidx_qd1(t, 10, &(struct evidx_run){ 0 });
+	assert_false(virtio_pci_get_vq(&t->b->vp, 0)->broken);
+	assert_int_equal(dev_down(t), 0);
+	free(t);
+}
+
+/*
+ * Where the ring mode comes from: the features at queue set-up, again
+ * at DRIVER_OK (a driver that acks EVENT_IDX only after setting up its
+ * queue), after a queue set up again once DRIVER_OK was written, and
+ * none after a reset.  A switch at DRIVER_OK must publish avail_event
+ * at once: requests served before it left the device asleep with
+ * avail_event 0, and the driver now waits for it to kick.
+ */
+static void test_event_idx_features(void **state)
+{
+	struct t *t = engine_t(state);
+	struct virtq *vq;
+	struct evidx_run r = { 0 };
+
+	/* No polling: the device publishes avail_event only because of the switch. */
+	assert_int_equal(dev_up(t, "poll=0"), 0);
+	vq = virtio_pci_get_vq(&t->b->vp, 0);
+	assert_true(t->drv.host_features & (1u << VDRV_F_EVENT_IDX));
+
+	/* Reset; features without EVENT_IDX, queue; then EVENT_IDX acked late. */
+	assert_int_equal(vdrv_reset(&t->drv), 0);
+	vdrv_begin(&t->drv, &t->b->vp, &t->gm, ~(1u << VDRV_F_EVENT_IDX), t->irq_efd, true);
+	assert_int_equal(vdrv_setup_queue(&t->drv, 0, RING_GPA, false), 0);
+	assert_false(virtq_has_event_idx(vq));
+	/* Served before DRIVER_OK, with kicks by the flags. */
+	evidx_qd1(t, 5, &r);
+	assert_int_equal(*t->drv.avail_event, 0);
+	bar_write(t, VIRTIO_PCI_GUEST_FEATURES, 4, t->drv.features | (1u << VDRV_F_EVENT_IDX));
+	t->drv.features = bar_read(t, VIRTIO_PCI_GUEST_FEATURES, 4);
+	t->drv.event_idx = true;
+	vdrv_driver_ok(&t->drv);
+	assert_true(virtq_has_event_idx(vq));
+	wait_avail_event_caught_up(t);
+	r.kicks = 0;
+	evidx_qd1(t, 20, &r);
+	assert_true(r.kicks > 0);
+
+	/* The queue set up again after DRIVER_OK keeps EVENT_IDX. */
+	bar_write(t, VIRTIO_PCI_QUEUE_SEL, 2, 0);
+	bar_write(t, VIRTIO_PCI_QUEUE_PFN, 4, 0);
+	assert_false(virtq_has_event_idx(vq));
+	assert_int_equal(vdrv_setup_queue(&t->drv, 0, RING_GPA, false), 0);
+	assert_true(virtq_has_event_idx(vq));
+	evidx_qd1(t, 20, &r);
+
+	/* A reset turns it off; a driver without it gets the flags. */
+	assert_int_equal(vdrv_reset(&t->drv), 0);
+	assert_false(virtq_has_event_idx(vq));
+	t->event_idx = false;
+	driver_setup(t);
+	evidx_qd1(t, 20, &r);
+	assert_int_equal(dev_down(t), 0);
+	free(t);
+}
+
+/*
+ * No queue thread (the register's notify serves the ring on the vCPU):
+ * with EVENT_IDX each drain still leaves avail_event caught up, so the
+ * driver's next request kicks and is served within that kick.
+ */
+static void test_event_idx_no_thread(void **state)
+{
+	struct t *t = engine_t(state);
+	unsigned int i;
+
+	t->event_idx = true;
+	t->no_thread = true;
+	assert_int_equal(dev_up(t, NULL), 0);
+	assert_int_equal(t->drv.kick_fd, -1);
+	for (i = 0; i < 200; i++) {
+		queue_req(t, i % 2, VIRTIO_BLK_T_IN, (uint64_t)i * 8, 4096, 1);
+		assert_int_equal(vdrv_kick(&t->drv), 1);
+		assert_int_equal(vdrv_used_idx(&t->drv), (uint16_t)(i + 1));
+		assert_int_equal(*t->drv.avail_event, t->drv.avail_shadow);
+		assert_int_equal(*slot_status(t, i % 2), VIRTIO_BLK_S_OK);
+	}
+	assert_int_equal(dev_down(t), 0);
+	free(t);
+}
+
 /* One SQE of opcode on ring (reading fd into buf, or opening path); the CQE's res. */
 static int ring_try(struct io_uring *ring, uint8_t opcode, int fd, void *buf, unsigned int len,
 		    const char *path)
@@ -1139,6 +1585,14 @@ int main(void)
 		BOTH(test_writethru_alone_inline),
 		BOTH(test_poll_kicks),
 		BOTH(test_kick_after_pop),
+		BOTH(test_event_idx_stress),
+		BOTH(test_event_idx_irq_suppressed),
+		BOTH(test_event_idx_kick_while_busy),
+		BOTH(test_no_event_idx_kick_while_busy),
+		BOTH(test_event_idx_poll),
+		BOTH(test_event_idx_hostile),
+		BOTH(test_event_idx_features),
+		BOTH(test_event_idx_no_thread),
 		cmocka_unit_test(test_default_engine),
 		cmocka_unit_test(test_ring_restricted),
 		cmocka_unit_test(test_refused),

@@ -799,6 +799,210 @@ static void test_no_interrupt(void **state)
 	assert_false(virtq_no_interrupt(&d->q));
 }
 
+/* ---- VIRTIO_RING_F_EVENT_IDX ---- */
+
+/*
+ * EVENT_IDX on at index start (both rings), and the first decision made
+ * there: it interrupts, whatever used_event says.
+ */
+static void evidx_at(struct drv *d, uint16_t start)
+{
+	drv_set_index(d, start);
+	virtq_set_event_idx(&d->q, true);
+	*d->v.used_event = start + 0x8000;
+	assert_false(virtq_no_interrupt(&d->q));
+}
+
+/* Push n more used entries, set used_event, decide: true to interrupt. */
+static bool evidx_batch(struct drv *d, unsigned int n, uint16_t used_event)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		virtq_push(&d->q, i, 1);
+	*d->v.used_event = used_event;
+	return !virtq_no_interrupt(&d->q);
+}
+
+/*
+ * The driver wants an interrupt when the used index passes used_event:
+ * exactly when the batch since the last decision holds that entry, with
+ * the batch across 65535 -> 0 and used_event on either side of it.
+ */
+static void test_event_idx_wrap(void **state)
+{
+	static const struct { uint16_t start, n, event; bool irq; } c[] = {
+		/* 65534, 65535, 0: the index goes 65534 -> 1 */
+		{ 65534, 3, 65533, false },	/* before the batch */
+		{ 65534, 3, 65534, true },
+		{ 65534, 3, 65535, true },
+		{ 65534, 3, 0, true },
+		{ 65534, 3, 1, false },		/* the next entry */
+		{ 65534, 3, 2, false },
+		{ 65534, 3, 0x7ffe, false },	/* half the index space away */
+		/* 65535, 0: 65535 -> 1 */
+		{ 65535, 2, 65534, false },
+		{ 65535, 2, 65535, true },
+		{ 65535, 2, 0, true },
+		{ 65535, 2, 1, false },
+		/* one entry, landing on 0: 65535 -> 0 */
+		{ 65535, 1, 65535, true },
+		{ 65535, 1, 0, false },
+		/* from 0: 0 -> 2 */
+		{ 0, 2, 65535, false },
+		{ 0, 2, 0, true },
+		{ 0, 2, 1, true },
+		{ 0, 2, 2, false },
+	};
+	struct drv *d = *state;
+	unsigned int i;
+
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		evidx_at(d, c[i].start);
+		if (evidx_batch(d, c[i].n, c[i].event) != c[i].irq)
+			fail_msg("start %u, %u pushed, used_event %u: expected %s", c[i].start,
+				 c[i].n, c[i].event, c[i].irq ? "an interrupt" : "none");
+	}
+
+	/* Back to back over the wrap: the old index is the last decision's. */
+	evidx_at(d, 65530);
+	for (i = 0; i < 4; i++) {
+		/* The second entry of the next batch of 3, and then the one before it. */
+		assert_true(evidx_batch(d, 3, d->q.used_idx + 1));
+		assert_false(evidx_batch(d, 3, d->q.used_idx - 1 - 3));
+	}
+	assert_int_equal(d->q.used_idx, (uint16_t)(65530 + 24));
+	/* Nothing pushed since the last decision: nothing to interrupt for. */
+	assert_false(evidx_batch(d, 0, d->q.used_idx - 1));
+	assert_false(evidx_batch(d, 0, d->q.used_idx));
+}
+
+/* The first decision after a reset, a set-up or a switch interrupts. */
+static void test_event_idx_first_decision(void **state)
+{
+	struct drv *d = *state;
+
+	evidx_at(d, 0);
+	assert_false(evidx_batch(d, 1, 500));
+	/* A switch forgets what was decided. */
+	virtq_set_event_idx(&d->q, true);
+	assert_true(evidx_batch(d, 1, 500));
+	assert_false(evidx_batch(d, 1, 500));
+	/* So does a reset, which also leaves EVENT_IDX off... */
+	virtq_reset(&d->q);
+	assert_false(virtq_has_event_idx(&d->q));
+	assert_int_equal(virtq_init_legacy(&d->q, &d->gm, QSIZE, RING_PFN), 0);
+	assert_false(virtq_has_event_idx(&d->q));
+	/* ...until the device turns it on for the new ring. */
+	virtq_set_event_idx(&d->q, true);
+	assert_true(evidx_batch(d, 1, 500));
+	assert_false(evidx_batch(d, 1, 500));
+
+	/*
+	 * 2^16 entries with no decision: the index is back where the last
+	 * one left it, which says nothing now; interrupt.
+	 */
+	evidx_at(d, 100);
+	assert_true(evidx_batch(d, 65536, 50));
+	assert_int_equal(d->q.used_idx, 100);
+}
+
+/* With EVENT_IDX, VRING_AVAIL_F_NO_INTERRUPT means nothing. */
+static void test_event_idx_ignores_flags(void **state)
+{
+	struct drv *d = *state;
+
+	evidx_at(d, 7);
+	*d->v.avail_flags = VDRV_AVAIL_F_NO_INTERRUPT;
+	assert_true(evidx_batch(d, 1, 7));
+	*d->v.avail_flags = 0;
+	assert_false(evidx_batch(d, 1, 7));
+	assert_false(evidx_batch(d, 1, 1000));
+	*d->v.avail_flags = 0xffff;
+	assert_true(evidx_batch(d, 2, 10));
+}
+
+/*
+ * Notify on publishes avail_event = what was taken, here past the wrap;
+ * notify off leaves it alone.  The flags are not touched either way, and
+ * a NO_NOTIFY left from before the switch is cleared by it.
+ */
+static void test_event_idx_avail_event(void **state)
+{
+	struct drv *d = *state;
+	unsigned int i;
+
+	drv_set_index(d, 65534);
+	virtq_set_notify(&d->q, false);
+	assert_int_equal(*d->v.used_flags, VDRV_USED_F_NO_NOTIFY);
+	virtq_set_event_idx(&d->q, true);
+	assert_int_equal(*d->v.used_flags, 0);
+	*d->v.avail_event = 0x1234;
+
+	for (i = 0; i < 3; i++) {
+		blk_chain(d, 3 * i, 3 * i + 1, 3 * i + 2);
+		publish(d, 3 * i);
+	}
+	virtq_set_notify(&d->q, true);
+	assert_int_equal(*d->v.avail_event, 65534);
+	/* The device took nothing yet: the driver's next one does not kick. */
+	assert_false(vdrv_need_event(*d->v.avail_event, *d->v.avail_idx + 1, *d->v.avail_idx));
+	for (i = 0; i < 3; i++)
+		assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
+	assert_int_equal(d->q.last_avail, 1);
+	virtq_set_notify(&d->q, false);
+	assert_int_equal(*d->v.avail_event, 65534);
+	virtq_set_notify(&d->q, true);
+	assert_int_equal(*d->v.avail_event, 1);
+	assert_int_equal(*d->v.used_flags, 0);
+	/* The driver's next request (avail index 1 -> 2) must kick... */
+	assert_true(vdrv_need_event(*d->v.avail_event, 2, 1));
+	/* ...and one of a batch that crosses it: 0 -> 3. */
+	assert_true(vdrv_need_event(*d->v.avail_event, 3, 0));
+	/* A batch that ended before it did not need to (65535 -> 1). */
+	assert_false(vdrv_need_event(*d->v.avail_event, 1, 65535));
+	/* Notify on and off again: avail_event moves only when turned on. */
+	blk_chain(d, 0, 1, 2);
+	publish(d, 0);
+	assert_int_equal(virtq_pop(&d->q, &d->e), VIRTQ_OK);
+	virtq_set_notify(&d->q, false);
+	assert_int_equal(*d->v.avail_event, 1);
+	assert_int_equal(*d->v.used_flags, 0);
+	virtq_set_notify(&d->q, true);
+	assert_int_equal(*d->v.avail_event, 2);
+}
+
+/* Without EVENT_IDX: flags only; used_event and avail_event are the driver's. */
+static void test_no_event_idx_unchanged(void **state)
+{
+	struct drv *d = *state;
+	unsigned int i;
+
+	assert_false(virtq_has_event_idx(&d->q));
+	*d->v.avail_event = 0xabcd;
+	*d->v.used_event = 0x4242;
+	for (i = 0; i < 3; i++) {
+		/* Each decision follows the flag, new entries or not. */
+		assert_true(evidx_batch(d, i, 0x4242));
+		*d->v.avail_flags = VDRV_AVAIL_F_NO_INTERRUPT;
+		assert_true(virtq_no_interrupt(&d->q));
+		*d->v.avail_flags = 0;
+	}
+	virtq_set_notify(&d->q, false);
+	assert_int_equal(*d->v.used_flags, VDRV_USED_F_NO_NOTIFY);
+	virtq_set_notify(&d->q, true);
+	assert_int_equal(*d->v.used_flags, 0);
+	/* Switched on and off again: back to the flags. */
+	virtq_set_event_idx(&d->q, true);
+	virtq_set_event_idx(&d->q, false);
+	virtq_set_notify(&d->q, false);
+	assert_int_equal(*d->v.used_flags, VDRV_USED_F_NO_NOTIFY);
+	virtq_set_notify(&d->q, true);
+	assert_int_equal(*d->v.avail_event, 0xabcd);
+	assert_int_equal(*d->v.used_event, 0x4242);
+	assert_false(virtq_no_interrupt(&d->q));
+}
+
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -835,6 +1039,11 @@ int main(void)
 		T(test_head_out_of_range),
 		cmocka_unit_test(test_len_overflow),
 		T(test_no_interrupt),
+		T(test_event_idx_wrap),
+		T(test_event_idx_first_decision),
+		T(test_event_idx_ignores_flags),
+		T(test_event_idx_avail_event),
+		T(test_no_event_idx_unchanged),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
