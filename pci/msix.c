@@ -166,23 +166,38 @@ bool msix_enabled(const struct msix *m)
 	return __atomic_load_n(&m->enabled, __ATOMIC_ACQUIRE);
 }
 
+void msix_lock(struct msix *m)
+{
+	pthread_mutex_lock(&m->lock);
+}
+
+void msix_unlock(struct msix *m)
+{
+	pthread_mutex_unlock(&m->lock);
+}
+
+int msix_notify_locked(struct msix *m, unsigned int v)
+{
+	if (!m->enabled)
+		return -ENODEV;
+	if (v >= m->nr)
+		return -EINVAL;
+	if (msix_open_locked(m, v)) {
+		msix_fire_locked(m, v);
+		return 1;
+	}
+	/* Masked: the bit holds it until the mask is lifted. */
+	msix_bit_set(m->pba, v, true);
+	m->pended++;
+	return 0;
+}
+
 int msix_notify(struct msix *m, unsigned int v)
 {
-	int ret = 0;
+	int ret;
 
 	pthread_mutex_lock(&m->lock);
-	if (!m->enabled) {
-		ret = -ENODEV;
-	} else if (v >= m->nr) {
-		ret = -EINVAL;
-	} else if (msix_open_locked(m, v)) {
-		msix_fire_locked(m, v);
-		ret = 1;
-	} else {
-		/* Masked: the bit holds it until the mask is lifted. */
-		msix_bit_set(m->pba, v, true);
-		m->pended++;
-	}
+	ret = msix_notify_locked(m, v);
 	pthread_mutex_unlock(&m->lock);
 	return ret;
 }

@@ -95,11 +95,18 @@ bool msix_enabled(const struct msix *m);
 
 /*
  * Signal vector: 1 delivered, 0 held in its pending bit (masked),
- * -EINVAL past the table, -ENODEV while MSI-X is disabled (the caller
- * uses INTx then: the check is made under the same lock as the delivery,
- * so a completion racing the enable bit is never lost).  Any thread.
+ * -EINVAL past the table, -ENODEV while MSI-X is disabled.  Any thread.
  */
 int msix_notify(struct msix *m, unsigned int vector);
+/*
+ * The same under msix_lock(), which is the lock the enable bit is written
+ * under: a caller that falls back to INTx on -ENODEV before unlocking
+ * announces a notify that races the guest's enable or disable one way or
+ * the other, never neither.  Nothing under the lock may call into m.
+ */
+void msix_lock(struct msix *m);
+void msix_unlock(struct msix *m);
+int msix_notify_locked(struct msix *m, unsigned int vector);
 /* Whether vector's pending bit is set (tests). */
 bool msix_pending(struct msix *m, unsigned int vector);
 /* Forget every pending message (a device reset: what they announced is gone). */

@@ -372,14 +372,12 @@ static bool blk_poll(struct blk_dev *b)
 }
 
 /*
- * Kicks back on before sleeping (with EVENT_IDX: avail_event moved up to
- * what was taken, every time).  True: a request came that no kick will
- * announce.
+ * Kicks back on before every sleep (avail_event moved up to what was
+ * taken, in both modes: see virtq_set_notify).  True: a request came that
+ * no kick will announce.
  */
 static bool blk_notify_on(struct blk_dev *b)
 {
-	if (!b->q.notify_off && !virtq_has_event_idx(b->q.vq))
-		return false;
 	blk_set_notify(b, true);
 	return !b->q.blocked && virtq_avail_pending(b->q.vq);
 }
@@ -476,7 +474,8 @@ void *blk_queue_thread(void *arg)
 		idle = !stop && !disk_in_flight(b->disk);
 		if (idle && q->poll_ns && blk_poll(b))
 			continue;
-		if (blk_notify_on(b))
+		/* Stopping, only the disk's completions matter (the ring is not served). */
+		if (!stop && blk_notify_on(b))
 			continue;
 		blk_sleep(b, idle && q->poll_max_ns);
 	}

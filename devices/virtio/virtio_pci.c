@@ -15,6 +15,10 @@
  *                   made with it held; only the interrupt sink is (see
  *                   struct virtio_irq for when).
  *
+ * With MSI-X, the table's lock (pci/msix.c) sits between the device's
+ * locks and vp->lock: a queue's interrupt is decided under it, and the
+ * INTx fallback (ISR, under vp->lock) is raised under it too.
+ *
  * Why it matters: ops->reset waits for in-flight requests, and their
  * completions call virtio_pci_raise_isr() (vp->lock) from worker threads
  * that may hold device locks.  Holding vp->lock across ops->reset would
@@ -612,44 +616,61 @@ bool virtio_pci_isr_pending(struct virtio_pci *vp)
 }
 
 /*
- * The interrupt for *vector as MSI-X sees it: false when MSI-X is off,
- * and the caller uses INTx.  Decided under the table's lock, so a
- * completion racing the guest's enable or disable goes one way or the
- * other, never nowhere.  NO_VECTOR (or any vector past the table) is no
- * interrupt at all, as the driver asked.
+ * vector's message while MSI-X is on (none for NO_VECTOR or a vector past
+ * the table, as the driver asked); false when MSI-X is off.  The caller
+ * holds msix_lock() and raises INTx under it when this says false, so a
+ * completion racing the guest's enable or disable is announced one way or
+ * the other, never neither.
  */
-static bool vp_msix_notify(struct virtio_pci *vp, const uint16_t *vector)
+static bool vp_msix_send_locked(struct virtio_pci *vp, const uint16_t *vector)
 {
-	return vp->has_msix &&
-	       msix_notify(&vp->msix, __atomic_load_n(vector, __ATOMIC_RELAXED)) != -ENODEV;
+	return msix_notify_locked(&vp->msix, __atomic_load_n(vector, __ATOMIC_RELAXED)) != -ENODEV;
 }
 
 void virtio_pci_notify_queue(struct virtio_pci *vp, unsigned int n)
 {
-	if (n < vp->nr_queues && !vp_msix_notify(vp, &vp->queue_vector[n]))
+	if (n >= vp->nr_queues)
+		return;
+	if (!vp->has_msix) {
 		virtio_pci_raise_isr(vp, VIRTIO_ISR_QUEUE);
+		return;
+	}
+	msix_lock(&vp->msix);
+	if (!vp_msix_send_locked(vp, &vp->queue_vector[n]))
+		virtio_pci_raise_isr(vp, VIRTIO_ISR_QUEUE);
+	msix_unlock(&vp->msix);
 }
 
-void virtio_pci_needs_reset(struct virtio_pci *vp)
+/* INTx: one hold, so that a driver that sees NEEDS_RESET finds the config bit in ISR. */
+static void vp_intx_needs_reset(struct virtio_pci *vp)
 {
 	bool fire;
 
-	/*
-	 * Status first: a driver that gets the message finds NEEDS_RESET.
-	 * With INTx, one hold, so that it also finds the config bit in ISR.
-	 */
 	pthread_mutex_lock(&vp->lock);
 	vp->status |= VIRTIO_STATUS_NEEDS_RESET;
-	if (vp->has_msix && msix_enabled(&vp->msix)) {
-		pthread_mutex_unlock(&vp->lock);
-		if (vp_msix_notify(vp, &vp->config_vector))
-			return;
-		pthread_mutex_lock(&vp->lock);
-	}
 	fire = vp_raise_locked(vp, VIRTIO_ISR_CONFIG);
 	pthread_mutex_unlock(&vp->lock);
 	if (fire)
 		vp_assert(vp);
+}
+
+void virtio_pci_needs_reset(struct virtio_pci *vp)
+{
+	if (!vp->has_msix) {
+		vp_intx_needs_reset(vp);
+		return;
+	}
+	msix_lock(&vp->msix);
+	if (msix_enabled(&vp->msix)) {
+		/* Status first: the driver that gets the message finds it set. */
+		pthread_mutex_lock(&vp->lock);
+		vp->status |= VIRTIO_STATUS_NEEDS_RESET;
+		pthread_mutex_unlock(&vp->lock);
+		vp_msix_send_locked(vp, &vp->config_vector);
+	} else {
+		vp_intx_needs_reset(vp);
+	}
+	msix_unlock(&vp->msix);
 }
 
 bool virtio_pci_has_feature(struct virtio_pci *vp, unsigned int bit)
@@ -746,7 +767,6 @@ static void virtio_pci_cfg_write(struct pci_dev *d, unsigned int off, unsigned i
 {
 	struct virtio_pci *vp = d->owner;
 	unsigned int ctrl;
-	bool was_on, dropped;
 
 	(void)val;	/* the masked result in d->cfg is what counts */
 	if (!vp || !vp->has_msix)
@@ -754,17 +774,13 @@ static void virtio_pci_cfg_write(struct pci_dev *d, unsigned int off, unsigned i
 	ctrl = vp->msix_cap + MSIX_CAP_CONTROL;
 	if (off + size <= ctrl || off >= ctrl + 2)
 		return;
-	was_on = msix_enabled(&vp->msix);
-	dropped = msix_control_write(&vp->msix, d->cfg[ctrl] | d->cfg[ctrl + 1] << 8);
-	if (!was_on && msix_enabled(&vp->msix)) {
-		/* INTx is done with: no ISR bit or level line outlives it. */
-		pthread_mutex_lock(&vp->lock);
-		vp_clear_isr_locked(vp);
-		pthread_mutex_unlock(&vp->lock);
-	} else if (dropped) {
+	/*
+	 * ISR bits raised before MSI-X came on stay for the driver's INTx
+	 * handler to read: they were announced before the switch.
+	 */
+	if (msix_control_write(&vp->msix, d->cfg[ctrl] | d->cfg[ctrl + 1] << 8))
 		/* Back on INTx with messages held: the driver hears of them there. */
 		virtio_pci_raise_isr(vp, VIRTIO_ISR_QUEUE);
-	}
 }
 
 int virtio_pci_init_msix(struct virtio_pci *vp, unsigned int nr)

@@ -379,11 +379,14 @@ void virtq_set_notify(struct virtq *q, bool enable)
 		/* used->flags is ours alone: the driver only reads it. */
 		__atomic_store_n((uint16_t *)v.used, enable ? 0 : VRING_USED_F_NO_NOTIFY,
 				 __ATOMIC_RELAXED);
-	} else if (enable) {
+	}
+	if (enable) {
 		/*
 		 * The driver kicks when its avail index passes avail_event: at
 		 * what we have taken, the next request it makes kicks.  Off, it
-		 * is left stale, so the driver kicks once more at most.
+		 * is left stale, so the driver kicks once more at most.  Kept in
+		 * flags mode too: a driver that acks EVENT_IDX after setting up
+		 * the queue uses it before DRIVER_OK switches our mode.
 		 */
 		__atomic_store_n((uint16_t *)(v.used + AVAIL_EVENT_OFF(v.num)),
 				 __atomic_load_n(&q->last_avail, __ATOMIC_RELAXED),
