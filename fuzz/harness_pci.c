@@ -7,15 +7,19 @@
  *
  *	byte 0      queues: 1 + b % 4; bit 7: a resampling interrupt sink (a KVM
  *	            irqfd: the line drops at the guest's EOI) instead of a level
- *	            line; bit 6 with it: EOIs reported at delivery (PVM)
- *	byte 1      device config length: b % 237 (0..236)
+ *	            line; bit 6 with it: EOIs reported at delivery (PVM);
+ *	            bit 5: MSI-X with a vector per queue and one for config
+ *	byte 1      device config length: b % 233 (0..232)
  *	bytes 2-5   queue sizes: 1 << (b % 11) each
  *	bytes 6-9   host features (le32)
  *	then 8-byte operations:
  *	  op[0] & 7   0-2 read, 3-4 write, 5 device raises ISR bits 1 + op[2] % 3,
- *	              6 by op[2] % 4: device sets NEEDS_RESET / the guest's EOI
+ *	              6 by op[2] % 6: device sets NEEDS_RESET / the guest's EOI
  *	              lowers a resampling line / the VMM reports that EOI /
- *	              the VMM's re-check of bits left at an early EOI,
+ *	              the VMM's re-check of bits left at an early EOI / the
+ *	              guest writes MSI-X's control word (op[4..5]) / the guest
+ *	              reads (op[3] bit 0 clear) or writes the MSI-X table BAR
+ *	              at op[1] * 4 + (op[3] >> 1) * 1024 (size as below),
  *	              7 guest stores op[4..7] at gpa (op[1] | op[2] << 8) * 4
  *	              mod 64 KiB
  *	  op[0] >> 3  access size: 1, 2, 4, 3 (odd), 8 (odd) by (b & 7) % 5
@@ -35,7 +39,9 @@
  * reported; a level line equals "ISR != 0" after every access; a
  * ready queue lies wholly in RAM with the size the device declared;
  * queue_ready/queue_notify name a ready queue; DRIVER_OK is reported on
- * the transition only.
+ * the transition only; an MSI-X message goes out only for a vector the
+ * table has, with MSI-X enabled and neither the function nor the vector
+ * masked, and only after its route carries the entry's current message.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -52,7 +58,7 @@
 #define FP_RAM_SIZE	(64 * 1024)
 #define FP_HDR_SIZE	10
 #define FP_OP_SIZE	8
-#define FP_MAX_CONFIG	(256 - VIRTIO_PCI_CONFIG_OFF)
+#define FP_MAX_CONFIG	(256 - VIRTIO_PCI_CONFIG_OFF_MSIX)
 #define FP_MAX_POPS	2048
 
 #define FP_CHECK(cond)                                                                  \
@@ -74,6 +80,9 @@ static struct {
 	bool eoi_unreported;	/* resampling: the guest's EOI, not yet told */
 	bool edge;		/* ISR went non-zero, no assert announced it yet */
 	bool in_sink;
+	bool msix;
+	uint64_t routed_addr[MSIX_MAX_VECTORS];
+	uint32_t routed_data[MSIX_MAX_VECTORS];
 	struct virtq_elem e;
 } fp;
 
@@ -153,10 +162,14 @@ static void fp_queue_notify(void *dev, unsigned int n)
 		}
 		virtq_push(q, fp.e.head, 0);
 	}
-	if (q->broken)
+	if (q->broken) {
 		fp_needs_reset();
-	else if (pops && !virtq_no_interrupt(q))
-		fp_raise(VIRTIO_ISR_QUEUE);
+	} else if (pops && !virtq_no_interrupt(q)) {
+		/* INTx unless MSI-X is on: an edge if ISR was clear. */
+		if (!fp.vp.isr && !(fp.msix && msix_enabled(&fp.vp.msix)))
+			fp.edge = true;
+		virtio_pci_notify_queue(&fp.vp, n);
+	}
 }
 
 static void fp_reset(void *dev)
@@ -229,6 +242,60 @@ static const struct virtio_irq fp_irq_early = {
 	.early_eoi = true,
 };
 
+/* Under the table's lock (the sink is called with it held). */
+static void fp_msix_fire(void *opaque, unsigned int v)
+{
+	const struct msix *m = &fp.vp.msix;
+	const struct msix_entry *e;
+
+	FP_CHECK(v < m->nr);
+	e = &m->table[v];
+	FP_CHECK(m->enabled && !m->masked && !(e->ctrl & MSIX_ENTRY_CTRL_MASK));
+	/* The route in place carries the entry's message (or it failed to change). */
+	FP_CHECK(fp.routed_addr[v] == ((uint64_t)e->addr_hi << 32 | e->addr_lo) &&
+		 fp.routed_data[v] == e->data);
+}
+
+static int fp_msix_route(void *opaque, unsigned int v, uint64_t addr, uint32_t data)
+{
+	FP_CHECK(v < fp.vp.msix.nr);
+	fp.routed_addr[v] = addr;
+	fp.routed_data[v] = data;
+	return 0;
+}
+
+static const struct msix_sink fp_msix_sink = {
+	.fire = fp_msix_fire, .route = fp_msix_route,
+};
+
+/* The guest's write of Message Control, as the PCI bus applies it (wmask) and reports it. */
+static void fp_msix_control(uint16_t val)
+{
+	uint8_t *c = fp.vp.pci.cfg + fp.vp.msix_cap + MSIX_CAP_CONTROL;
+	bool held = false;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(fp.vp.msix.pba); i++)
+		held |= fp.vp.msix.pba[i] != 0;
+	/* Disabling with messages held raises them as INTx. */
+	if (held && !(val & MSIX_CONTROL_ENABLE) && !fp.vp.isr)
+		fp.edge = true;
+	c[1] = (c[1] & 0x3f) | (val >> 8 & 0xc0);
+	fp.vp.pci.cfg_write(&fp.vp.pci, fp.vp.msix_cap + MSIX_CAP_CONTROL, 2, val);
+}
+
+static void fp_msix_table(const uint8_t *op, unsigned int asz, uint32_t val)
+{
+	unsigned int off = (op[1] * 4 + (op[3] >> 1) * 1024) % MSIX_BAR_SIZE;
+
+	if (off + asz > MSIX_BAR_SIZE || asz > 4)
+		return;
+	if (op[3] & 1)
+		msix_bar_ops.write(&fp.vp.msix, off, asz, val);
+	else
+		(void)msix_bar_ops.read(&fp.vp.msix, off, asz);
+}
+
 /* op 6: NEEDS_RESET, or the EOI of a resampling line, its report, a re-check. */
 static void fp_op_eoi(unsigned int what)
 {
@@ -279,7 +346,7 @@ static uint32_t fp_bar_size(uint32_t config_len)
 {
 	uint32_t size = 32;
 
-	while (size < VIRTIO_PCI_CONFIG_OFF + config_len)
+	while (size < VIRTIO_PCI_CONFIG_OFF_MSIX + config_len)
 		size <<= 1;
 	return size;
 }
@@ -330,6 +397,13 @@ int fuzz_pci_one(const uint8_t *data, size_t size)
 				 nr_queues, qsize, &fp.gm, &fp_ops, NULL) == 0);
 	virtio_pci_set_irq(&fp.vp, fp.early_eoi ? &fp_irq_early :
 				   fp.resample ? &fp_irq_resample : &fp_irq_level);
+	fp.msix = hdr[0] & 0x20;
+	memset(fp.routed_addr, 0, sizeof(fp.routed_addr));
+	memset(fp.routed_data, 0, sizeof(fp.routed_data));
+	if (fp.msix) {
+		FP_CHECK(virtio_pci_init_msix(&fp.vp, nr_queues + 1) == 0);
+		virtio_pci_set_msix_sink(&fp.vp, &fp_msix_sink);
+	}
 	fp_check_state();
 
 	for (pos = FP_HDR_SIZE; pos + FP_OP_SIZE <= size; pos += FP_OP_SIZE) {
@@ -349,7 +423,12 @@ int fuzz_pci_one(const uint8_t *data, size_t size)
 			fp_raise(1 + op[2] % 3);
 			break;
 		case 6:
-			fp_op_eoi(op[2] % 4);
+			if (op[2] % 6 < 4)
+				fp_op_eoi(op[2] % 6);
+			else if (fp.msix && op[2] % 6 == 4)
+				fp_msix_control(val);
+			else if (fp.msix)
+				fp_msix_table(op, asz, val);
 			break;
 		case 7:
 			FP_CHECK(gmem_write(&fp.gm, ((uint64_t)(op[1] | op[2] << 8) * 4) % FP_RAM_SIZE,
