@@ -16,7 +16,8 @@
  * Input layout (every input is valid; short ones are padded with zeros):
  *
  *	byte 0     queue size: 1 << (b % 11), so 1..1024
- *	byte 1     ring PFN: b % 17 (16 is past the 64 KiB of RAM: refused)
+ *	byte 1     ring PFN: (b & 0x7f) % 17 (16 is past the 64 KiB of RAM:
+ *	           refused); bit 7: the ring in VIRTIO_RING_F_EVENT_IDX mode
  *	byte 2     flags, see FZ_F_* below
  *	bytes 3-4  starting index (le16) of both rings, as if that many
  *	           requests had come and gone (index wrap-around)
@@ -48,7 +49,10 @@
  * RAM; if so, the request must be completed with a used length of at
  * least 1 and a status value in that last byte (a refused chain: IOERR
  * there, through the elem's tail), and otherwise a refused chain must
- * be completed with 0 and write nothing.
+ * be completed with 0 and write nothing.  With EVENT_IDX, each interrupt
+ * decision is vring_need_event() of the used_event in RAM against the
+ * used index of the decision before (the first one always interrupts),
+ * and turning notifications on leaves avail_event at what was popped.
  *
  * The disk is opened afresh for every input (its flags pick ro media and
  * which ops fail), so no input depends on the ones before it.
@@ -108,6 +112,8 @@ static struct {
 	struct iovec saved[VIRTQ_MAX_SEGS];
 	uint8_t disk_image[FZ_DISK_SIZE];	/* the media at the start of every input */
 	uint8_t flags;
+	bool evidx_valid;		/* EVENT_IDX: a decision was made ... */
+	uint16_t evidx_old;		/* ... at this used index */
 } fz;
 
 static void __attribute__((noreturn)) fz_fail(const char *file, int line, const char *what)
@@ -279,6 +285,31 @@ static void fz_check_elem(const struct virtq_elem *e, uint16_t num)
 	FZ_CHECK(out == e->out_len && in == e->in_len);
 }
 
+/*
+ * The interrupt decision after a completion, and with EVENT_IDX what it
+ * must be (Linux's vring_need_event against a model of the device's
+ * last decision), and avail_event after notifications go back on.
+ */
+static void fz_decide(void)
+{
+	uint16_t new = fz.q.used_idx, ue;
+	bool want, no_irq;
+
+	if (!virtq_has_event_idx(&fz.q)) {
+		(void)virtq_no_interrupt(&fz.q);
+		return;
+	}
+	/* Read before the decision: the device reads the same guest bytes. */
+	ue = *fz.drv.used_event;
+	want = !fz.evidx_valid || vdrv_need_event(ue, new, fz.evidx_old);
+	no_irq = virtq_no_interrupt(&fz.q);
+	FZ_CHECK(no_irq == !want);
+	fz.evidx_valid = true;
+	fz.evidx_old = new;
+	virtq_set_notify(&fz.q, true);
+	FZ_CHECK(*fz.drv.avail_event == fz.q.last_avail);
+}
+
 /* A popped good chain, handled as a worker does; returns the used length. */
 static uint32_t fz_handle(struct virtq_elem *e)
 {
@@ -405,7 +436,7 @@ int fuzz_one(const uint8_t *data, size_t size)
 	fz_init();
 	memcpy(hdr, data, MIN(size, sizeof(hdr)));
 	num = 1u << (hdr[0] % 11);
-	pfn = hdr[1] % 17;
+	pfn = (hdr[1] & 0x7f) % 17;
 	start = (uint16_t)(hdr[3] | hdr[4] << 8);
 	fz_reset_dev(hdr[2]);
 
@@ -426,6 +457,8 @@ int fuzz_one(const uint8_t *data, size_t size)
 		 fz.drv.used_gpa == fz.q.used_gpa);
 	fz.q.last_avail = start;
 	fz.q.used_idx = start;
+	virtq_set_event_idx(&fz.q, hdr[1] & 0x80);
+	fz.evidx_valid = false;
 	warned = fz.b.ioerr_warned;
 
 	for (pops = 0; pops < FZ_MAX_POPS; pops++) {
@@ -441,7 +474,7 @@ int fuzz_one(const uint8_t *data, size_t size)
 		FZ_CHECK(r == VIRTQ_OK || r == VIRTQ_BAD_CHAIN);
 		FZ_CHECK(fz.e.head < num);
 		fz_serve(r, num);
-		(void)virtq_no_interrupt(&fz.q);
+		fz_decide();
 	}
 	/* Every head popped was completed exactly once. */
 	FZ_CHECK(fz.q.used_idx == (uint16_t)(start + pops));

@@ -35,6 +35,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,6 +329,21 @@ static int blk_alloc_pool(struct blk_dev *b)
 	return 0;
 }
 
+/*
+ * poll=, or by default none when this process may run on one CPU only:
+ * the queue thread would spin on the CPU the guest's vCPU needs to post
+ * the requests it is waiting for.
+ */
+static uint32_t blk_poll_default(const struct blk_opts *o)
+{
+	cpu_set_t set;
+
+	if (o->has_poll || sched_getaffinity(0, sizeof(set), &set) || CPU_COUNT(&set) > 1)
+		return o->poll_us;
+	pr_debug("virtio-blk: '%s': one CPU to run on: no polling (poll= to override)", o->path);
+	return 0;
+}
+
 int blk_dev_create(struct blk_dev **out, const char *args, const struct guest_mem *mem)
 {
 	struct blk_dev *b;
@@ -353,7 +369,7 @@ int blk_dev_create(struct blk_dev **out, const char *args, const struct guest_me
 	blk_dev_setup_media(b);
 	/* A ring feature: the queue loop keeps avail_event (blk_queue.c). */
 	b->features |= 1ULL << VIRTIO_RING_F_EVENT_IDX;
-	b->q.poll_max_ns = (uint64_t)b->opts.poll_us * 1000;
+	b->q.poll_max_ns = blk_poll_default(&b->opts) * 1000ULL;
 	ret = virtio_pci_init(&b->vp, "virtio-blk", VIRTIO_BLK_PCI_DEVICE_ID,
 			      BLK_PCI_CLASS_STORAGE, VIRTIO_ID_BLOCK, (uint32_t)b->features,
 			      sizeof(b->cfg), 1, &b->opts.queue_size, mem, &blk_dev_ops, b);

@@ -30,7 +30,9 @@
  * thread polls the avail ring, with kicks suppressed, after it ran out
  * of work, before it sleeps until the next kick.  The window adapts (it
  * grows while requests come within it and shrinks while they do not), so
- * an idle disk costs no CPU.  0 never polls.  Any engine.
+ * an idle disk costs no CPU.  0 never polls.  Any engine.  Without poll=,
+ * a process that may run on one CPU only does not poll (the spinning
+ * thread would hold the CPU the guest needs to make its next request).
  *
  * direct (may be repeated): open the image with O_DIRECT, bypassing the
  * host's page cache (as QEMU's cache=none); sectorsize= must then be at
