@@ -48,7 +48,7 @@ assert_contains "$WORK/sig.console" 'Linux version 6\.1\.' "the guest was runnin
 assert_contains "$WORK/sig.stderr" 'VM stopped: signal Terminated \(exit status 143\)' \
 	"clean stop on SIGTERM"
 # The snapshot came before the stop, and the VM ran on after it.
-if ! awk '/stats: snapshot \(SIGUSR2\)/ { s = NR } /stats: exits to user space/ && s && NR > s { e++ }
+if ! awk '/stats: snapshot \(SIGUSR2\)/ { s = NR } /stats: exits to user space:/ && s && NR > s { e++ }
 	/VM stopped: signal Terminated/ { t = NR } END { exit !(s && e >= 2 && t > s) }' "$WORK/sig.stderr"; then
 	fail "SIGUSR2 with --stats: no snapshot before the SIGTERM stop (or it stopped the VM)"
 fi
