@@ -274,12 +274,16 @@ static void vp_reset(struct virtio_pci *vp)
 	for (i = 0; i < vp->nr_queues; i++)
 		virtq_reset(&vp->vq[i]);
 	vp_vectors_reset_locked(vp);
-	/* Messages held for the old driver announce nothing to the next one. */
-	if (vp->has_msix)
-		msix_clear_pending(&vp->msix);
 	/* Completions that raced the reset must not leave the line up. */
 	vp_clear_isr_locked(vp);
 	pthread_mutex_unlock(&vp->lock);
+	/*
+	 * Messages held for the old driver announce nothing to the next one.
+	 * Not under vp->lock: the table's lock comes first (a completion
+	 * raises INTx under it).
+	 */
+	if (vp->has_msix)
+		msix_clear_pending(&vp->msix);
 }
 
 static void vp_write_status(struct virtio_pci *vp, uint8_t val)
