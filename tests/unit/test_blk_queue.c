@@ -1148,7 +1148,11 @@ static void test_event_idx_features(void **state)
 	assert_false(virtq_has_event_idx(vq));
 	/* Served before DRIVER_OK, with kicks by the flags. */
 	evidx_qd1(t, 5, &r);
-	/* Published in flags mode too, before each sleep: a driver acking late is not stranded. */
+	/*
+	 * Published in flags mode too, before each sleep: a driver acking
+	 * late is not stranded.
+	 */
+	wait_avail_event_caught_up(t);
 	assert_int_equal(*t->drv.avail_event, 5);
 	bar_write(t, VIRTIO_PCI_GUEST_FEATURES, 4, t->drv.features | (1u << VDRV_F_EVENT_IDX));
 	t->drv.features = bar_read(t, VIRTIO_PCI_GUEST_FEATURES, 4);
