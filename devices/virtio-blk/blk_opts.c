@@ -166,15 +166,36 @@ static int opts_aio(struct blk_opts *o, const char *opt, const char *val)
 	return -EINVAL;
 }
 
+/* val as a decimal in [min, max], else one error line naming opt and the unit. */
+static int opts_ranged(const char *opt, const char *val, uint64_t min, uint64_t max,
+		       const char *unit, uint64_t *out)
+{
+	if (opts_parse_dec(val, strlen(val), out) || *out < min || *out > max) {
+		pr_err("virtio-blk: %s: expected %s from %llu to %llu", opt, unit,
+		       (unsigned long long)min, (unsigned long long)max);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* name=a or name=b: *is_b says which; else one error line naming opt. */
+static int opts_either(const char *opt, const char *val, const char *name, const char *a,
+		       const char *b, bool *is_b)
+{
+	if (!strcmp(val, a) || !strcmp(val, b)) {
+		*is_b = !strcmp(val, b);
+		return 0;
+	}
+	pr_err("virtio-blk: %s: expected %s=%s or %s=%s", opt, name, a, name, b);
+	return -EINVAL;
+}
+
 static int opts_poll(struct blk_opts *o, const char *opt, const char *val)
 {
 	uint64_t n;
 
-	if (opts_parse_dec(val, strlen(val), &n) || n > BLK_MAX_POLL_US) {
-		pr_err("virtio-blk: %s: expected microseconds from 0 to %u", opt,
-		       BLK_MAX_POLL_US);
+	if (opts_ranged(opt, val, 0, BLK_MAX_POLL_US, "microseconds", &n))
 		return -EINVAL;
-	}
 	o->poll_us = n;
 	o->has_poll = true;
 	return 0;
@@ -182,24 +203,15 @@ static int opts_poll(struct blk_opts *o, const char *opt, const char *val)
 
 static int opts_discard(struct blk_opts *o, const char *opt, const char *val)
 {
-	if (!strcmp(val, "unmap") || !strcmp(val, "ignore")) {
-		o->discard_ignore = !strcmp(val, "ignore");
-		return 0;
-	}
-	pr_err("virtio-blk: %s: expected discard=unmap or discard=ignore", opt);
-	return -EINVAL;
+	return opts_either(opt, val, "discard", "unmap", "ignore", &o->discard_ignore);
 }
 
 static int opts_reconnect(struct blk_opts *o, const char *opt, const char *val)
 {
 	uint64_t n;
 
-	if (opts_parse_dec(val, strlen(val), &n) || n < BLK_MIN_RECONNECT_MS ||
-	    n > BLK_MAX_RECONNECT_MS) {
-		pr_err("virtio-blk: %s: expected milliseconds from %u to %u", opt,
-		       BLK_MIN_RECONNECT_MS, BLK_MAX_RECONNECT_MS);
+	if (opts_ranged(opt, val, BLK_MIN_RECONNECT_MS, BLK_MAX_RECONNECT_MS, "milliseconds", &n))
 		return -EINVAL;
-	}
 	o->reconnect_ms = n;
 	return 0;
 }
@@ -208,24 +220,15 @@ static int opts_timeout(struct blk_opts *o, const char *opt, const char *val)
 {
 	uint64_t n;
 
-	if (opts_parse_dec(val, strlen(val), &n) || n < BLK_MIN_TIMEOUT_S ||
-	    n > BLK_MAX_TIMEOUT_S) {
-		pr_err("virtio-blk: %s: expected seconds from %u to %u", opt, BLK_MIN_TIMEOUT_S,
-		       BLK_MAX_TIMEOUT_S);
+	if (opts_ranged(opt, val, BLK_MIN_TIMEOUT_S, BLK_MAX_TIMEOUT_S, "seconds", &n))
 		return -EINVAL;
-	}
 	o->timeout_s = n;
 	return 0;
 }
 
 static int opts_msix(struct blk_opts *o, const char *opt, const char *val)
 {
-	if (!strcmp(val, "on") || !strcmp(val, "off")) {
-		o->no_msix = !strcmp(val, "off");
-		return 0;
-	}
-	pr_err("virtio-blk: %s: expected msix=on or msix=off", opt);
-	return -EINVAL;
+	return opts_either(opt, val, "msix", "on", "off", &o->no_msix);
 }
 
 static const struct {
