@@ -573,80 +573,76 @@ static double per(uint64_t n, uint64_t requests)
 	return requests ? (double)n / requests : 0;
 }
 
-/*
- * What each request cost: per disk its kicks, interrupts (INTx or MSI-X)
- * and the exits its registers took, and for the whole VM the exits of
- * each reason over all disks' requests.
- */
-static void vm_print_per_request(struct vm *vm, const uint64_t *total)
+/* The VM's exits to user space by reason: counts, or per request when requests is set. */
+static void vm_print_exits(const uint64_t *total, uint64_t requests)
 {
-	uint64_t all = 0;
 	char line[1024];
-	unsigned int i, r;
+	unsigned int r;
 	int n = 0;
 
-	for (i = 0; i < vm->nr_disks; i++) {
-		const struct vm_disk *d = &vm->disk[i];
-		struct virtio_pci *vp = blk_dev_transport(d->blk);
-		uint64_t msix = __atomic_load_n(&d->msix.sent, __ATOMIC_RELAXED);
-		struct blk_stats st;
-
-		blk_dev_stats(d->blk, &st);
-		all += st.requests;
-		pr_info("stats: virtio-blk slot %u per request: kicks %.3f, interrupts %.3f (%s), BAR0 exits %.3f, MSI-X table exits %.3f",
-			d->slot, per(st.kicks, st.requests),
-			per(d->irq.asserts + msix, st.requests),
-			msix ? (d->irq.asserts ? "MSI-X and INTx" : "MSI-X") : "INTx",
-			per(vm_bus_accesses(&vm->pio, vp), st.requests),
-			per(vm_bus_accesses(&vm->mmio, &vp->msix), st.requests));
-	}
 	line[0] = 0;
-	for (r = 0; r < VM_EXIT_REASONS; r++)
-		if (total[r] && n < (int)sizeof(line))
+	for (r = 0; r < VM_EXIT_REASONS; r++) {
+		if (!total[r] || n >= (int)sizeof(line))
+			continue;
+		if (requests)
 			n += snprintf(line + n, sizeof(line) - n, " %s=%.3f", vcpu_exit_name(r),
-				      per(total[r], all));
-	if (all)
+				      per(total[r], requests));
+		else
+			n += snprintf(line + n, sizeof(line) - n, " %s=%llu", vcpu_exit_name(r),
+				      (unsigned long long)total[r]);
+	}
+	if (requests)
 		pr_info("stats: exits to user space per request (%llu requests):%s",
-			(unsigned long long)all, n ? line : " none");
+			(unsigned long long)requests, n ? line : " none");
+	else
+		pr_info("stats: exits to user space:%s", n ? line : " none");
+}
+
+/*
+ * One disk's counters, then what they come to per request: kicks,
+ * interrupts (INTx or MSI-X) and the exits its registers took.  Returns
+ * its requests.
+ */
+static uint64_t vm_print_disk(struct vm *vm, const struct vm_disk *d)
+{
+	struct virtio_pci *vp = blk_dev_transport(d->blk);
+	uint64_t msix = __atomic_load_n(&d->msix.sent, __ATOMIC_RELAXED);
+	struct blk_stats st;
+
+	blk_dev_stats(d->blk, &st);
+	pr_info("stats: virtio-blk slot %u: requests=%llu kicks=%llu "
+		"notify-exits=%llu notify-exits-after-driver-ok=%llu "
+		"irq-asserts=%llu irq-resamples=%llu irq-reasserts=%llu msix-messages=%llu",
+		d->slot, (unsigned long long)st.requests, (unsigned long long)st.kicks,
+		(unsigned long long)st.notify_exits,
+		(unsigned long long)st.notify_exits_after_driver_ok,
+		(unsigned long long)d->irq.asserts, (unsigned long long)d->irq.resamples,
+		(unsigned long long)d->irq.reasserts, (unsigned long long)msix);
+	pr_info("stats: virtio-blk slot %u per request: kicks %.3f, interrupts %.3f (%s), BAR0 exits %.3f, MSI-X table exits %.3f",
+		d->slot, per(st.kicks, st.requests), per(d->irq.asserts + msix, st.requests),
+		msix ? (d->irq.asserts ? "MSI-X and INTx" : "MSI-X") : "INTx",
+		per(vm_bus_accesses(&vm->pio, vp), st.requests),
+		per(vm_bus_accesses(&vm->mmio, &vp->msix), st.requests));
+	return st.requests;
 }
 
 void vm_print_stats(struct vm *vm)
 {
-	uint64_t total[VM_EXIT_REASONS] = { 0 };
-	char line[1024];
+	uint64_t total[VM_EXIT_REASONS] = { 0 }, requests = 0;
 	unsigned int i, r;
-	int n = 0;
 
 	for (i = 0; i < vm->nr_vcpus; i++)
 		for (r = 0; r < VM_EXIT_REASONS; r++)
 			total[r] += vm->vcpu[i].exits[r];
-
-	line[0] = 0;
-	for (r = 0; r < VM_EXIT_REASONS; r++)
-		if (total[r] && n < (int)sizeof(line))
-			n += snprintf(line + n, sizeof(line) - n, " %s=%llu",
-				      vcpu_exit_name(r), (unsigned long long)total[r]);
-	pr_info("stats: exits to user space:%s", n ? line : " none");
+	vm_print_exits(total, 0);
 
 	vm_print_bus_stats("port I/O", &vm->pio);
 	vm_print_bus_stats("MMIO", &vm->mmio);
 
-	for (i = 0; i < vm->nr_disks; i++) {
-		const struct vm_disk *d = &vm->disk[i];
-		struct blk_stats st;
-
-		blk_dev_stats(d->blk, &st);
-		pr_info("stats: virtio-blk slot %u: requests=%llu kicks=%llu "
-			"notify-exits=%llu notify-exits-after-driver-ok=%llu "
-			"irq-asserts=%llu irq-resamples=%llu irq-reasserts=%llu msix-messages=%llu",
-			d->slot, (unsigned long long)st.requests, (unsigned long long)st.kicks,
-			(unsigned long long)st.notify_exits,
-			(unsigned long long)st.notify_exits_after_driver_ok,
-			(unsigned long long)d->irq.asserts, (unsigned long long)d->irq.resamples,
-			(unsigned long long)d->irq.reasserts,
-			(unsigned long long)__atomic_load_n(&d->msix.sent, __ATOMIC_RELAXED));
-	}
-	vm_print_per_request(vm, total);
+	for (i = 0; i < vm->nr_disks; i++)
+		requests += vm_print_disk(vm, &vm->disk[i]);
+	if (requests)
+		vm_print_exits(total, requests);
 
 	vm_print_costs(vm);
 
