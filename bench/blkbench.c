@@ -702,7 +702,7 @@ int main(int argc, char **argv)
 	ret = gmem_init(&bn->mem, RAM_SIZE);
 	if (ret)
 		die("gmem_init failed");
-	ret = blk_dev_create(&bn->b, disk, &bn->mem);
+	ret = blk_dev_create(&bn->b, disk, &bn->mem, 1);
 	if (ret) {
 		fprintf(stderr, "blkbench: the device refused '%s': %s\n", disk, strerror(-ret));
 		return 1;

@@ -13,9 +13,11 @@
  * the bounce buffer) until it is reaped.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "disk/engine.h"
 #include "disk/file.h"
@@ -42,6 +44,10 @@ struct disk {
 	unsigned int in_flight;		/* DISK_SUBMITTED, not yet reaped */
 	struct disk_slot *slots, *free_slots;	/* direct only */
 	unsigned int nr_slots;
+	/* What disk_open_queue() needs to make another engine on the same media. */
+	const struct disk_file *file;	/* the first engine's (it owns it); NULL: none */
+	enum disk_engine_kind kind;	/* the file engine made (never DEFAULT) */
+	unsigned int depth;
 };
 
 int disk_assemble(struct disk **out, struct disk_engine *e, const struct disk_props *p,
@@ -291,17 +297,23 @@ static int disk_slots_init(struct disk *d, unsigned int depth)
 	return 0;
 }
 
-/* io_uring unless refused; a refused default falls back to the thread pool. */
+/*
+ * io_uring unless refused; a refused default falls back to the thread
+ * pool.  *kind: the engine made.
+ */
 static int disk_make_engine(struct disk_engine **e, struct disk_file *f,
-			    const struct disk_conf *c)
+			    const struct disk_conf *c, enum disk_engine_kind *kind)
 {
 	int ret;
 
+	*kind = DISK_ENGINE_THREADS;
 	if (c->engine == DISK_ENGINE_THREADS)
 		return disk_threads_create(e, f, c->depth);
 	ret = disk_uring_create(e, f, c->depth);
-	if (!ret)
+	if (!ret) {
+		*kind = DISK_ENGINE_IO_URING;
 		return 0;
+	}
 	if (c->engine == DISK_ENGINE_IO_URING) {
 		pr_err("%s: aio=io_uring: the kernel refuses io_uring: %s", c->who,
 		       strerror(-ret));
@@ -312,9 +324,31 @@ static int disk_make_engine(struct disk_engine **e, struct disk_file *f,
 	return disk_threads_create(e, f, c->depth);
 }
 
+/* d's engine made over f, which it then owns; the slots for direct. */
+static int disk_finish(struct disk **out, struct disk_engine *e, const struct disk_props *p,
+		       uint64_t start, struct disk_file *f, enum disk_engine_kind kind,
+		       unsigned int depth)
+{
+	int ret = disk_assemble(out, e, p, start);
+
+	if (ret)
+		return ret;
+	(*out)->file = f;
+	(*out)->kind = kind;
+	(*out)->depth = depth;
+	if (p->direct)
+		ret = disk_slots_init(*out, depth);
+	if (ret) {
+		disk_close(*out);
+		*out = NULL;
+	}
+	return ret;
+}
+
 int disk_open(struct disk **out, const struct disk_conf *c)
 {
 	struct disk_props p = { 0 };
+	enum disk_engine_kind kind;
 	struct disk_engine *e;
 	struct disk_file *f;
 	uint64_t start = 0;
@@ -334,18 +368,50 @@ int disk_open(struct disk **out, const struct disk_conf *c)
 		return ret;
 	}
 	/* The engine owns f from here: its destroy closes and frees it. */
-	ret = disk_make_engine(&e, f, c);
+	ret = disk_make_engine(&e, f, c, &kind);
 	if (ret) {
 		disk_file_close(f);
 		free(f);
 		return ret;
 	}
-	ret = disk_assemble(out, e, &p, start);
-	if (!ret && c->direct)
-		ret = disk_slots_init(*out, c->depth);
-	if (ret && *out) {
-		disk_close(*out);
-		*out = NULL;
+	return disk_finish(out, e, &p, start, f, kind, c->depth);
+}
+
+bool disk_has_queues(const struct disk *d)
+{
+	return d->file != NULL;
+}
+
+int disk_open_queue(struct disk **out, const struct disk *d)
+{
+	struct disk_engine *e;
+	struct disk_file *f;
+	int ret;
+
+	*out = NULL;
+	if (!d->file)
+		return -EOPNOTSUPP;
+	f = malloc(sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	/*
+	 * The same open file (and so its lock): a flush through either fd
+	 * covers every write completed through both, as fdatasync() works on
+	 * the file, not the descriptor.
+	 */
+	*f = *d->file;
+	f->fd = fcntl(d->file->fd, F_DUPFD_CLOEXEC, 0);
+	if (f->fd < 0) {
+		ret = -errno;
+		free(f);
+		return ret;
 	}
-	return ret;
+	ret = d->kind == DISK_ENGINE_IO_URING ? disk_uring_create(&e, f, d->depth) :
+					       disk_threads_create(&e, f, d->depth);
+	if (ret) {
+		close(f->fd);
+		free(f);
+		return ret;
+	}
+	return disk_finish(out, e, &d->props, d->start, f, d->kind, d->depth);
 }

@@ -224,8 +224,8 @@ static void fz_init(void)
 		fz_fail(__FILE__, __LINE__, "guest RAM set-up");
 	fz.ram = fz.gm.region[0].hva;
 	fz.b.disk = NULL;
-	fz.b.wake_efd = -1;
-	fz.b.q.kick_fd = -1;
+	fz.b.q[0].wake_efd = -1;
+	fz.b.q[0].kick_fd = -1;
 	if (blk_opts_parse("mem", &fz.b.opts))
 		fz_fail(__FILE__, __LINE__, "device options");
 	/* Not zeros: a read should bring something recognisable in. */

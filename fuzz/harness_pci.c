@@ -378,7 +378,8 @@ int fuzz_pci_one(const uint8_t *data, size_t size)
 	memcpy(hdr, data, MIN(size, sizeof(hdr)));
 	nr_queues = 1 + hdr[0] % 4;
 	fp.config_len = hdr[1] % (FP_MAX_CONFIG + 1);
-	for (i = 0; i < VIRTIO_MAX_QUEUES; i++)
+	/* hdr[2..5]: the sizes of up to 4 queues. */
+	for (i = 0; i < nr_queues; i++)
 		qsize[i] = 1u << (hdr[2 + i] % 11);
 	memcpy(&host_features, hdr + 6, sizeof(host_features));
 	bar_size = fp_bar_size(fp.config_len);

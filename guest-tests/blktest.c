@@ -993,6 +993,53 @@ static void case_notify_bad_queue(void)
 	valid_rw(&dev, 161, 1, 0x18);
 }
 
+/*
+ * Two queues (mq=2): MQ offered and num_queues 2; queues past it do not
+ * exist; a kick for queue 1 before it is set up does nothing; once set
+ * up, a write on queue 1 reads back on queue 0; a reset takes both down.
+ */
+static void case_mq_misuse(void)
+{
+	static const uint16_t qs[] = { 2, 3, 16, 0x7fff, 0xffff };
+	struct vdev dev1;
+	unsigned int i;
+
+	vdev_find(&dev);
+	CHECK(dev.host_features & F_MQ);
+	CHECK_EQ(inw(dev.io + VIRTIO_CONFIG + 34), 2);		/* num_queues */
+	vdev_init(&dev, ALL_F | F_MQ, RING0_ADDR);
+	for (i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+		outw(dev.io + VIRTIO_QUEUE_SEL, qs[i]);
+		CHECK_EQ(inw(dev.io + VIRTIO_QUEUE_NUM), 0);	/* no such queue */
+		outl(dev.io + VIRTIO_QUEUE_PFN, RING1_ADDR >> 12);
+		CHECK_EQ(inl(dev.io + VIRTIO_QUEUE_PFN), 0);
+		outw(dev.io + VIRTIO_QUEUE_NOTIFY, qs[i]);
+	}
+	/* Queue 1 exists but was never set up: its kick finds no ring. */
+	outw(dev.io + VIRTIO_QUEUE_SEL, 1);
+	CHECK_EQ(inl(dev.io + VIRTIO_QUEUE_PFN), 0);
+	outw(dev.io + VIRTIO_QUEUE_NOTIFY, 1);
+	CHECK_EQ(inb(dev.io + VIRTIO_STATUS), S_ACK | S_DRIVER | S_DRIVER_OK);
+	valid_rw(&dev, 217, 1, 0x2d);
+
+	dev1 = dev;
+	vdev_setup_queue(&dev1, 1, RING1_ADDR);
+	pat_fill(DATA_ADDR, 1, 0x2e);
+	CHECK_EQ(blk_req(&dev1, T_OUT, 218, DATA_ADDR, 512), ST_OK);
+	memset(P(DATA2_ADDR), DATA_FILL, 512);
+	CHECK_EQ(blk_req(&dev, T_IN, 218, DATA2_ADDR, 512), ST_OK);
+	CHECK(pat_ok(DATA2_ADDR, 1, 0x2e));
+	CHECK_EQ(blk_req(&dev1, T_FLUSH, 0, 0, 0), ST_OK);
+	CHECK_EQ(vq_used_idx(&dev), 3);	/* valid_rw's two, and the read */
+	CHECK_EQ(vq_used_idx(&dev1), 2);
+
+	vdev_reset(&dev);
+	for (i = 0; i < 2; i++) {
+		outw(dev.io + VIRTIO_QUEUE_SEL, i);
+		CHECK_EQ(inl(dev.io + VIRTIO_QUEUE_PFN), 0);
+	}
+}
+
 static void case_avail_jump(void)
 {
 	uint64_t t0;
@@ -1549,6 +1596,7 @@ static const struct {
 	{ "addr_straddle", case_addr_straddle },
 	{ "pfn_outside", case_pfn_outside },
 	{ "notify_bad_queue", case_notify_bad_queue },
+	{ "mq_misuse", case_mq_misuse },
 	{ "avail_jump", case_avail_jump },
 	{ "reset_inflight", case_reset_inflight },
 	{ "any_layout", case_any_layout },

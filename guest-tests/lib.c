@@ -287,15 +287,22 @@ static void zero64(uint64_t pa, size_t bytes)
 
 void vdev_init(struct vdev *d, uint32_t want, uint64_t ring_pa)
 {
-	uint16_t num;
-	uint64_t size;
-
 	vdev_reset(d);
 	outb(d->io + VIRTIO_STATUS, S_ACK);
 	outb(d->io + VIRTIO_STATUS, S_ACK | S_DRIVER);
 	outl(d->io + VIRTIO_GUEST_FEATURES, d->host_features & want);
 	CHECK_EQ(inl(d->io + VIRTIO_GUEST_FEATURES), d->host_features & want);
-	outw(d->io + VIRTIO_QUEUE_SEL, 0);
+	vdev_setup_queue(d, 0, ring_pa);
+	outb(d->io + VIRTIO_STATUS, S_ACK | S_DRIVER | S_DRIVER_OK);
+	CHECK_EQ(inb(d->io + VIRTIO_STATUS), S_ACK | S_DRIVER | S_DRIVER_OK);
+}
+
+void vdev_setup_queue(struct vdev *d, uint16_t q, uint64_t ring_pa)
+{
+	uint16_t num;
+	uint64_t size;
+
+	outw(d->io + VIRTIO_QUEUE_SEL, q);
 	num = inw(d->io + VIRTIO_QUEUE_NUM);
 	CHECK(num >= 2 && num <= 1024 && !(num & (num - 1)));
 	CHECK_EQ(inl(d->io + VIRTIO_QUEUE_PFN), 0);
@@ -303,6 +310,7 @@ void vdev_init(struct vdev *d, uint32_t want, uint64_t ring_pa)
 	size = ((16ULL * num + 6 + 2ULL * num + 4095) & ~4095ULL) + ((6 + 8ULL * num + 4095) & ~4095ULL);
 	CHECK(size <= 0x10000);
 	zero64(ring_pa, size);
+	d->queue = q;
 	d->num = num;
 	d->ring = ring_pa;
 	d->desc = P(ring_pa);
@@ -311,8 +319,6 @@ void vdev_init(struct vdev *d, uint32_t want, uint64_t ring_pa)
 	d->avail_idx = d->used_idx = 0;
 	outl(d->io + VIRTIO_QUEUE_PFN, (uint32_t)(ring_pa >> 12));
 	CHECK_EQ(inl(d->io + VIRTIO_QUEUE_PFN), ring_pa >> 12);
-	outb(d->io + VIRTIO_STATUS, S_ACK | S_DRIVER | S_DRIVER_OK);
-	CHECK_EQ(inb(d->io + VIRTIO_STATUS), S_ACK | S_DRIVER | S_DRIVER_OK);
 }
 
 uint16_t vq_used_idx(struct vdev *d)
@@ -330,7 +336,7 @@ void vq_post(struct vdev *d, uint16_t head)
 
 void vq_kick(struct vdev *d)
 {
-	outw(d->io + VIRTIO_QUEUE_NOTIFY, 0);
+	outw(d->io + VIRTIO_QUEUE_NOTIFY, d->queue);
 }
 
 bool vq_wait(struct vdev *d, uint64_t cycles)

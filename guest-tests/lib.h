@@ -95,6 +95,7 @@ void pci_write(unsigned int slot, unsigned int off, unsigned int size, uint32_t 
 #define F_FLUSH		(1u << 9)
 #define F_TOPOLOGY	(1u << 10)
 #define F_CONFIG_WCE	(1u << 11)
+#define F_MQ		(1u << 12)
 #define F_DISCARD	(1u << 13)
 #define F_WRITE_ZEROES	(1u << 14)
 #define F_INDIRECT	(1u << 28)
@@ -130,6 +131,7 @@ struct vdev {
 	uint16_t io;
 	uint8_t irq_line;
 	uint32_t host_features;
+	uint16_t queue;			/* the queue this ring is */
 	uint16_t num;
 	uint64_t ring;
 	volatile struct vring_desc *desc;
@@ -143,6 +145,8 @@ struct vdev {
 void vdev_find(struct vdev *d);
 /* Reset, ACK, DRIVER, features & want, ring at ring_pa, DRIVER_OK. */
 void vdev_init(struct vdev *d, uint32_t want, uint64_t ring_pa);
+/* Queue q (its size checked, its PFN 0) zeroed and set up at ring_pa, as d. */
+void vdev_setup_queue(struct vdev *d, uint16_t q, uint64_t ring_pa);
 void vdev_reset(struct vdev *d);
 uint64_t vdev_capacity(struct vdev *d);
 uint16_t vq_used_idx(struct vdev *d);

@@ -151,7 +151,7 @@ static int vm_create_pci_devices(struct vm *vm)
 		/* options_device_known() let only these through */
 		d = &vm->disk[vm->nr_disks];
 		d->slot = s->slot;
-		ret = blk_dev_create(&d->blk, s->args ? s->args : "", &vm->mem);
+		ret = blk_dev_create(&d->blk, s->args ? s->args : "", &vm->mem, vm->opt->nr_cpus);
 		if (ret)
 			return ret;
 		vm->nr_disks++;
@@ -609,11 +609,18 @@ static uint64_t vm_print_disk(struct vm *vm, const struct vm_disk *d)
 	uint64_t msix = __atomic_load_n(&d->msix.sent, __ATOMIC_RELAXED);
 	struct blk_stats st;
 
+	char per_queue[BLK_MAX_QUEUES * 21] = "";
+	size_t len = 0;
+	unsigned int i;
+
 	blk_dev_stats(d->blk, &st);
-	pr_info("stats: virtio-blk slot %u: requests=%llu kicks=%llu "
+	for (i = 0; i < st.nr_queues; i++)
+		len += snprintf(per_queue + len, sizeof(per_queue) - len, "%s%llu", i ? "," : "",
+				(unsigned long long)st.queue_requests[i]);
+	pr_info("stats: virtio-blk slot %u: requests=%llu queue-requests=%s kicks=%llu "
 		"notify-exits=%llu notify-exits-after-driver-ok=%llu "
 		"irq-asserts=%llu irq-resamples=%llu irq-reasserts=%llu msix-messages=%llu",
-		d->slot, (unsigned long long)st.requests, (unsigned long long)st.kicks,
+		d->slot, (unsigned long long)st.requests, per_queue, (unsigned long long)st.kicks,
 		(unsigned long long)st.notify_exits,
 		(unsigned long long)st.notify_exits_after_driver_ok,
 		(unsigned long long)d->irq.asserts, (unsigned long long)d->irq.resamples,

@@ -7,12 +7,12 @@
  * Locking.  The transport calls our ops one at a time under its
  * ctrl_lock (never under vp.lock, a leaf that raise_isr and friends
  * take), so:
- *  - b->lock guards the ioreq pool, in_flight, paused, stopping,
- *    running and cfg, and serialises virtq_pop (one popper at a time,
- *    and a reset sees a quiet avail ring);
- *  - complete_lock guards the used ring (virtq_push) and the interrupt
- *    decision; it is a leaf (taken under b->lock only to switch the ring
- *    mode, blk_apply_ring_features);
+ *  - b->lock guards every queue's ioreq pool, in_flight, paused,
+ *    stopping, running and cfg, and serialises virtq_pop (one popper at
+ *    a time, and a reset sees quiet avail rings);
+ *  - each queue's complete_lock guards its used ring (virtq_push) and
+ *    its interrupt decision; it is a leaf (taken under b->lock only to
+ *    switch the ring mode, blk_apply_ring_features);
  *  - neither is held while calling into the transport, except b->lock
  *    for virtio_pci_needs_reset() on a broken ring (it takes only the
  *    transport's inner locks: vp.lock, the MSI-X table's, and what the
@@ -116,36 +116,39 @@ static void blk_config_write(void *dev, uint32_t off, const void *buf, uint32_t 
  * never published (it was not in use): it is woken to publish it, since
  * until then the driver might not kick.
  */
-static void blk_apply_ring_features(struct blk_dev *b)
+static void blk_apply_ring_features(struct blk_queue *q)
 {
+	struct blk_dev *b = q->b;
 	bool on = virtio_pci_has_feature(&b->vp, VIRTIO_RING_F_EVENT_IDX);
 	bool running, switched;
 
 	pthread_mutex_lock(&b->lock);
-	pthread_mutex_lock(&b->complete_lock);
-	switched = virtq_has_event_idx(b->q.vq) != on;
+	pthread_mutex_lock(&q->complete_lock);
+	switched = virtq_has_event_idx(q->vq) != on;
 	if (switched)
-		virtq_set_event_idx(b->q.vq, on);
-	pthread_mutex_unlock(&b->complete_lock);
+		virtq_set_event_idx(q->vq, on);
+	pthread_mutex_unlock(&q->complete_lock);
 	running = b->running;
 	pthread_mutex_unlock(&b->lock);
 	if (!switched || !on)
 		return;
 	if (running)
-		blk_efd_signal(b->wake_efd);
+		blk_efd_signal(q->wake_efd);
 	else
-		blk_queue_drain_sync(b);	/* publishes avail_event */
+		blk_queue_drain_sync(q);	/* publishes avail_event */
 }
 
 static void blk_driver_ok(void *dev)
 {
 	struct blk_dev *b = dev;
+	unsigned int i;
 
 	/*
 	 * Features are final from here on.  The queue may have been set up
 	 * before the features were (blk_queue_ready applied those of then).
 	 */
-	blk_apply_ring_features(b);
+	for (i = 0; i < b->nr_queues; i++)
+		blk_apply_ring_features(&b->q[i]);
 
 	/*
 	 * Without CONFIG_WCE, Linux assumes writeback exactly when FLUSH was
@@ -158,14 +161,16 @@ static void blk_driver_ok(void *dev)
 
 static void blk_queue_ready(void *dev, unsigned int n)
 {
+	struct blk_dev *b = dev;
+
 	pr_debug("virtio-blk: queue %u ready", n);
 	/*
 	 * Setting the queue up reset its mode (virtq_init_legacy): take the
 	 * one of the features acked so far, which a queue set up again after
 	 * DRIVER_OK needs; DRIVER_OK applies the final ones.
 	 */
-	if (n == 0)
-		blk_apply_ring_features(dev);
+	if (n < b->nr_queues)
+		blk_apply_ring_features(&b->q[n]);
 }
 
 static void blk_queue_notify(void *dev, unsigned int n)
@@ -173,34 +178,38 @@ static void blk_queue_notify(void *dev, unsigned int n)
 	struct blk_dev *b = dev;
 	bool running;
 
-	if (n != 0)
+	if (n >= b->nr_queues)
 		return;
 	pthread_mutex_lock(&b->lock);
 	running = b->running;
 	pthread_mutex_unlock(&b->lock);
-	/* Keep disk I/O off the vCPU whenever the queue thread exists. */
+	/* Keep disk I/O off the vCPU whenever the queue threads exist. */
 	if (running)
-		blk_efd_signal(b->wake_efd);
+		blk_efd_signal(b->q[n].wake_efd);
 	else
-		blk_queue_drain_sync(b);
+		blk_queue_drain_sync(&b->q[n]);
 }
 
 static void blk_reset(void *dev)
 {
 	struct blk_dev *b = dev;
+	unsigned int i;
 	uint8_t old;
 
 	pthread_mutex_lock(&b->lock);
 	b->paused = true;
 	while (b->in_flight)
 		pthread_cond_wait(&b->idle_cond, &b->lock);
-	/*
-	 * A polling queue thread may have left kicks off in the ring; do not
-	 * leave that in memory the driver may set up as a ring again.
-	 */
-	virtq_set_notify(b->q.vq, true);
-	/* Not ready until the driver sets it up again: nothing to pop. */
-	virtq_reset(b->q.vq);
+	for (i = 0; i < b->nr_queues; i++) {
+		/*
+		 * A polling queue thread may have left kicks off in the ring;
+		 * do not leave that in memory the driver may set up as a ring
+		 * again.
+		 */
+		virtq_set_notify(b->q[i].vq, true);
+		/* Not ready until the driver sets it up again: nothing to pop. */
+		virtq_reset(b->q[i].vq);
+	}
 	old = b->cfg.wce;
 	__atomic_store_n(&b->cfg.wce, b->opts.writeback, __ATOMIC_RELAXED);
 	b->paused = false;
@@ -221,8 +230,9 @@ static const struct virtio_dev_ops blk_dev_ops = {
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-static void blk_stop_thread(struct blk_dev *b)
+static void blk_stop_threads(struct blk_dev *b)
 {
+	unsigned int i;
 	bool running;
 
 	pthread_mutex_lock(&b->lock);
@@ -231,9 +241,11 @@ static void blk_stop_thread(struct blk_dev *b)
 	pthread_mutex_unlock(&b->lock);
 	if (!running)
 		return;
-	/* The queue thread reaps all it submitted before it returns. */
-	blk_efd_signal(b->wake_efd);
-	pthread_join(b->queue_thread, NULL);
+	/* Each queue thread reaps all it submitted before it returns. */
+	for (i = 0; i < b->nr_queues; i++)
+		blk_efd_signal(b->q[i].wake_efd);
+	for (i = 0; i < b->nr_queues; i++)
+		pthread_join(b->q[i].thread, NULL);
 	pthread_mutex_lock(&b->lock);
 	b->running = false;
 	pthread_mutex_unlock(&b->lock);
@@ -241,36 +253,63 @@ static void blk_stop_thread(struct blk_dev *b)
 
 int blk_dev_start(struct blk_dev *b)
 {
-	int ret;
+	char name[16];
+	unsigned int i;
+	int ret = 0;
 
 	if (b->running)
 		return -EBUSY;
-	b->q.kick_fd = virtio_pci_kick_fd(&b->vp, 0);
 	pthread_mutex_lock(&b->lock);
 	b->running = true;
 	pthread_mutex_unlock(&b->lock);
-	ret = pthread_create(&b->queue_thread, NULL, blk_queue_thread, b);
-	if (!ret) {
-		pthread_setname_np(b->queue_thread, "blk-q");
+	for (i = 0; i < b->nr_queues; i++) {
+		b->q[i].kick_fd = virtio_pci_kick_fd(&b->vp, i);
+		ret = pthread_create(&b->q[i].thread, NULL, blk_queue_thread, &b->q[i]);
+		if (ret)
+			break;
+		snprintf(name, sizeof(name), "blk-q%u", i);
+		pthread_setname_np(b->q[i].thread, name);
+	}
+	if (!ret)
 		return 0;
+	pr_err("virtio-blk: '%s': cannot start queue thread %u: %s", b->opts.path, i,
+	       strerror(ret));
+	/* Stop the ones started (nr_queues is back to what the device has after). */
+	pthread_mutex_lock(&b->lock);
+	b->stopping = true;
+	pthread_mutex_unlock(&b->lock);
+	while (i-- > 0) {
+		blk_efd_signal(b->q[i].wake_efd);
+		pthread_join(b->q[i].thread, NULL);
 	}
 	pthread_mutex_lock(&b->lock);
 	b->running = false;
+	b->stopping = false;
 	pthread_mutex_unlock(&b->lock);
-	pr_err("virtio-blk: '%s': cannot start the queue thread: %s", b->opts.path, strerror(ret));
 	return -ret;
 }
 
-/* Everything but the transport and the thread. */
+/* A queue's pool, wake eventfd and disk; the rest of it is zeroed by calloc. */
+static void blk_queue_free(struct blk_dev *b, struct blk_queue *q)
+{
+	if (q->disk && q->disk != b->disk)
+		disk_close(q->disk);
+	if (q->wake_efd >= 0)
+		close(q->wake_efd);
+	pthread_mutex_destroy(&q->complete_lock);
+	free(q->ioreqs);
+}
+
+/* Everything but the transport and the threads. */
 static void blk_dev_free(struct blk_dev *b)
 {
+	unsigned int i;
+
+	for (i = 0; i < BLK_MAX_QUEUES; i++)
+		blk_queue_free(b, &b->q[i]);
 	disk_close(b->disk);
-	if (b->wake_efd >= 0)
-		close(b->wake_efd);
 	pthread_cond_destroy(&b->idle_cond);
-	pthread_mutex_destroy(&b->complete_lock);
 	pthread_mutex_destroy(&b->lock);
-	free(b->ioreqs);
 	blk_opts_free(&b->opts);
 	free(b);
 }
@@ -305,28 +344,58 @@ static int blk_open_disk(struct blk_dev *b)
 	return disk_open(&b->disk, &c);
 }
 
-static int blk_alloc_pool(struct blk_dev *b)
+/* Queue n's request pool, wake eventfd and disk (queue 0: the device's). */
+static int blk_queue_init(struct blk_dev *b, unsigned int n)
 {
+	struct blk_queue *q = &b->q[n];
 	unsigned int i;
+	int ret;
 
-	b->ioreqs = calloc(b->opts.queue_size, sizeof(*b->ioreqs));
-	if (!b->ioreqs) {
+	q->ioreqs = calloc(b->opts.queue_size, sizeof(*q->ioreqs));
+	if (!q->ioreqs) {
 		pr_err("virtio-blk: '%s': out of memory for %u requests", b->opts.path,
 		       b->opts.queue_size);
 		return -ENOMEM;
 	}
 	for (i = b->opts.queue_size; i-- > 0;) {
-		b->ioreqs[i].next = b->free_list;
-		b->free_list = &b->ioreqs[i];
+		q->ioreqs[i].next = q->free_list;
+		q->free_list = &q->ioreqs[i];
 	}
-	b->wake_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (b->wake_efd < 0) {
-		int err = errno;
+	q->wake_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (q->wake_efd < 0) {
+		ret = -errno;
+		pr_err("virtio-blk: '%s': eventfd: %s", b->opts.path, strerror(-ret));
+		return ret;
+	}
+	if (n == 0) {
+		q->disk = b->disk;
+		return 0;
+	}
+	ret = disk_open_queue(&q->disk, b->disk);
+	if (ret)
+		pr_err("virtio-blk: '%s': queue %u: cannot open another %s engine: %s",
+		       b->opts.path, n, disk_props(b->disk)->engine, strerror(-ret));
+	return ret;
+}
 
-		pr_err("virtio-blk: '%s': eventfd: %s", b->opts.path, strerror(err));
-		return -err;
+/*
+ * mq=, or one queue per vCPU; one where the media cannot have a second
+ * engine (an NBD connection), which an explicit mq= above 1 is told.
+ */
+static int blk_nr_queues(struct blk_dev *b, unsigned int default_queues)
+{
+	unsigned int n = b->opts.mq ? b->opts.mq : MIN(MAX(default_queues, 1u), BLK_MAX_QUEUES);
+
+	if (n == 1 || disk_has_queues(b->disk))
+		return n;
+	if (!b->opts.mq) {
+		pr_debug("virtio-blk: '%s': the %s engine serves one queue", b->opts.path,
+			 disk_props(b->disk)->engine);
+		return 1;
 	}
-	return 0;
+	pr_err("virtio-blk: '%s': mq=%u: the %s engine serves one queue only", b->opts.path, n,
+	       disk_props(b->disk)->engine);
+	return -EINVAL;
 }
 
 /*
@@ -344,44 +413,87 @@ static uint32_t blk_poll_default(const struct blk_opts *o)
 	return 0;
 }
 
-int blk_dev_create(struct blk_dev **out, const char *args, const struct guest_mem *mem)
+/* The queues: pools, engines, MQ in features and config. */
+static int blk_queues_init(struct blk_dev *b, unsigned int default_queues)
+{
+	uint64_t poll_ns = blk_poll_default(&b->opts) * 1000ULL;
+	unsigned int i;
+	int ret = blk_nr_queues(b, default_queues);
+
+	if (ret < 0)
+		return ret;
+	b->nr_queues = ret;
+	for (i = 0; i < b->nr_queues; i++) {
+		b->q[i].poll_max_ns = poll_ns;
+		ret = blk_queue_init(b, i);
+		if (ret)
+			return ret;
+	}
+	if (b->nr_queues > 1) {
+		b->features |= 1ULL << VIRTIO_BLK_F_MQ;
+		b->cfg.num_queues = b->nr_queues;
+	}
+	return 0;
+}
+
+/* The transport: queues, and MSI-X with a vector per queue plus config's. */
+static int blk_transport_init(struct blk_dev *b, const struct guest_mem *mem)
+{
+	uint16_t sizes[BLK_MAX_QUEUES];
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < b->nr_queues; i++)
+		sizes[i] = b->opts.queue_size;
+	ret = virtio_pci_init(&b->vp, "virtio-blk", VIRTIO_BLK_PCI_DEVICE_ID,
+			      BLK_PCI_CLASS_STORAGE, VIRTIO_ID_BLOCK, (uint32_t)b->features,
+			      sizeof(b->cfg), b->nr_queues, sizes, mem, &blk_dev_ops, b);
+	if (!ret && !b->opts.no_msix)
+		ret = virtio_pci_init_msix(&b->vp, b->nr_queues + 1);
+	if (ret) {
+		pr_err("virtio-blk: '%s': transport set-up failed: %s", b->opts.path,
+		       strerror(-ret));
+		return ret;
+	}
+	for (i = 0; i < b->nr_queues; i++)
+		b->q[i].vq = virtio_pci_get_vq(&b->vp, i);
+	return 0;
+}
+
+int blk_dev_create(struct blk_dev **out, const char *args, const struct guest_mem *mem,
+		   unsigned int default_queues)
 {
 	struct blk_dev *b;
+	unsigned int i;
 	int ret;
 
 	*out = NULL;
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	b->wake_efd = -1;
-	b->q.kick_fd = -1;
+	for (i = 0; i < BLK_MAX_QUEUES; i++) {
+		b->q[i].b = b;
+		b->q[i].idx = i;
+		b->q[i].wake_efd = -1;
+		b->q[i].kick_fd = -1;
+		pthread_mutex_init(&b->q[i].complete_lock, NULL);
+	}
 	pthread_mutex_init(&b->lock, NULL);
-	pthread_mutex_init(&b->complete_lock, NULL);
 	pthread_cond_init(&b->idle_cond, NULL);
 
 	ret = blk_opts_parse(args, &b->opts);
 	if (!ret)
 		ret = blk_open_disk(b);
-	if (!ret)
-		ret = blk_alloc_pool(b);
 	if (ret)
 		goto err;
 	blk_dev_setup_media(b);
 	/* A ring feature: the queue loop keeps avail_event (blk_queue.c). */
 	b->features |= 1ULL << VIRTIO_RING_F_EVENT_IDX;
-	b->q.poll_max_ns = blk_poll_default(&b->opts) * 1000ULL;
-	ret = virtio_pci_init(&b->vp, "virtio-blk", VIRTIO_BLK_PCI_DEVICE_ID,
-			      BLK_PCI_CLASS_STORAGE, VIRTIO_ID_BLOCK, (uint32_t)b->features,
-			      sizeof(b->cfg), 1, &b->opts.queue_size, mem, &blk_dev_ops, b);
-	/* A vector for config changes and one for the queue. */
-	if (!ret && !b->opts.no_msix)
-		ret = virtio_pci_init_msix(&b->vp, 2);
-	if (ret) {
-		pr_err("virtio-blk: '%s': transport set-up failed: %s", b->opts.path,
-		       strerror(-ret));
+	ret = blk_queues_init(b, default_queues);
+	if (!ret)
+		ret = blk_transport_init(b, mem);
+	if (ret)
 		goto err;
-	}
-	b->q.vq = virtio_pci_get_vq(&b->vp, 0);
 	*out = b;
 	return 0;
 err:
@@ -395,7 +507,7 @@ int blk_dev_destroy(struct blk_dev *b)
 
 	if (!b)
 		return 0;
-	blk_stop_thread(b);
+	blk_stop_threads(b);
 	if (b->cfg.wce)
 		ret = blk_flush_media(b, "final flush");
 	if (!ret)
@@ -420,7 +532,14 @@ struct virtio_pci *blk_dev_transport(struct blk_dev *b)
 
 void blk_dev_stats(const struct blk_dev *b, struct blk_stats *s)
 {
-	s->requests = __atomic_load_n(&b->requests, __ATOMIC_RELAXED);
-	s->kicks = __atomic_load_n(&b->kicks, __ATOMIC_RELAXED);
+	unsigned int i;
+
+	memset(s, 0, sizeof(*s));
+	s->nr_queues = b->nr_queues;
+	for (i = 0; i < b->nr_queues; i++) {
+		s->queue_requests[i] = __atomic_load_n(&b->q[i].requests, __ATOMIC_RELAXED);
+		s->requests += s->queue_requests[i];
+		s->kicks += __atomic_load_n(&b->q[i].kicks, __ATOMIC_RELAXED);
+	}
 	virtio_pci_notify_exits(&b->vp, &s->notify_exits, &s->notify_exits_after_driver_ok);
 }

@@ -3,14 +3,14 @@
 #define TINYVMM_BLK_H
 
 /*
- * The virtio-blk device model (after ACRN's back end): one virtqueue,
- * features SEG_MAX, BLK_SIZE, TOPOLOGY, INDIRECT_DESC, EVENT_IDX, FLUSH,
+ * The virtio-blk device model (after ACRN's back end): up to
+ * BLK_MAX_QUEUES virtqueues (MQ), features SEG_MAX, BLK_SIZE, TOPOLOGY, INDIRECT_DESC, EVENT_IDX, FLUSH,
  * CONFIG_WCE (+ RO, DISCARD, WRITE_ZEROES), requests IN, OUT,
  * FLUSH/FLUSH_OUT, GET_ID (+ DISCARD, WRITE_ZEROES).
  *
  * How a request travels (blk_queue.c): a kick (the queue's eventfd,
  * signalled by KVM through an ioeventfd) or a disk completion wakes the
- * device's queue thread, which pops requests, parses each (blk_req.c),
+ * queue's thread, which pops requests, parses each (blk_req.c),
  * submits its I/O to the disk layer (disk/), reaps what the disk
  * finished, and completes the finished requests in batches: used ring
  * entries, then one interrupt through the transport.  Which engine does
@@ -36,6 +36,7 @@
 #define VIRTIO_BLK_F_FLUSH		9
 #define VIRTIO_BLK_F_TOPOLOGY		10
 #define VIRTIO_BLK_F_CONFIG_WCE		11
+#define VIRTIO_BLK_F_MQ			12
 #define VIRTIO_BLK_F_DISCARD		13
 #define VIRTIO_BLK_F_WRITE_ZEROES	14
 #define VIRTIO_RING_F_INDIRECT_DESC	28
@@ -126,10 +127,27 @@ struct blk_ioreq {
 	struct virtq_elem elem;
 };
 
-/* What the queue thread alone touches. */
+/*
+ * One virtqueue and the thread that serves it.  The thread alone
+ * touches the fields from done_head on.
+ */
 struct blk_queue {
-	struct virtq *vq;		/* the transport's queue 0 */
+	struct blk_dev *b;
+	unsigned int idx;		/* the transport's queue number */
+	struct virtq *vq;
+	/*
+	 * Queue 0: the device's disk; the others: an engine of their own on
+	 * the same media (disk_open_queue), so no two threads share one.
+	 */
+	struct disk *disk;
 	int kick_fd;			/* its ioeventfd, -1: register notifies only */
+	int wake_efd;			/* stop, or a notify that came through the register */
+	pthread_t thread;
+	pthread_mutex_t complete_lock;	/* its used ring writes and interrupt decision */
+	struct blk_ioreq *ioreqs;	/* its request pool (b->lock) */
+	struct blk_ioreq *free_list;
+	uint64_t requests, kicks;	/* for --stats */
+
 	struct blk_ioreq *done_head, *done_tail;
 	uint64_t poll_max_ns;		/* poll=, 0: never poll */
 	uint64_t poll_ns;		/* the adaptive window now */
@@ -146,6 +164,8 @@ struct blk_stats {
 	uint64_t kicks;			/* kick eventfd wake-ups */
 	uint64_t notify_exits;		/* QUEUE_NOTIFY writes that reached user space */
 	uint64_t notify_exits_after_driver_ok;
+	unsigned int nr_queues;
+	uint64_t queue_requests[BLK_MAX_QUEUES];	/* popped, per queue */
 };
 
 struct blk_dev {
@@ -156,19 +176,18 @@ struct blk_dev {
 	uint64_t features;
 	char serial[BLK_ID_BYTES];
 
-	/* request pool */
-	pthread_mutex_t lock;		/* pool, in_flight, paused, stopping, running, cfg */
+	/*
+	 * Device-wide: the queues' pools and pops, in_flight, paused,
+	 * stopping, running, cfg.
+	 */
+	pthread_mutex_t lock;
 	pthread_cond_t idle_cond;	/* in_flight reached 0 */
-	struct blk_ioreq *ioreqs;
-	struct blk_ioreq *free_list;
-	unsigned int in_flight;		/* popped, not yet completed */
+	unsigned int in_flight;		/* popped, not yet completed, all queues */
 	bool stopping;
 	bool paused;			/* reset in progress: pop nothing */
-	bool running;			/* the queue thread exists */
-	pthread_mutex_t complete_lock;	/* used ring writes */
-	pthread_t queue_thread;
-	int wake_efd;			/* stop, or a notify that came through the register */
-	struct blk_queue q;
+	bool running;			/* the queue threads exist */
+	unsigned int nr_queues;
+	struct blk_queue q[BLK_MAX_QUEUES];
 
 	/*
 	 * Sticky: a flush (or a synchronous write) failed.  fdatasync reports
@@ -181,19 +200,20 @@ struct blk_dev {
 	/* warnings a guest (or a dying disk) could repeat forever: per device */
 	unsigned int ioerr_warned;
 	bool broken_warned, unanswered_warned;
-
-	uint64_t requests, kicks;
 };
 
 /*
  * Parse args, open the media, build config space and the transport.
- * Starts no thread.  Errors print one line naming the option; -errno.
+ * Starts no thread.  default_queues: how many queues without mq= (one
+ * per vCPU; capped at BLK_MAX_QUEUES, and 1 where the media serves one
+ * only).  Errors print one line naming the option; -errno.
  */
-int blk_dev_create(struct blk_dev **out, const char *args, const struct guest_mem *mem);
-/* Start the queue thread (after the notify fds exist). */
+int blk_dev_create(struct blk_dev **out, const char *args, const struct guest_mem *mem,
+		   unsigned int default_queues);
+/* Start the queue threads (after the notify fds exist). */
 int blk_dev_start(struct blk_dev *b);
 /*
- * Stop the queue thread (in-flight requests finish), flush the media,
+ * Stop the queue threads (in-flight requests finish), flush the media,
  * close it.  Returns 0, or -errno when the media may not hold every
  * completed write (a failed final or earlier flush).
  */
@@ -267,10 +287,10 @@ uint8_t blk_req_status(struct blk_dev *b, const struct blk_req *r, int err);
 void blk_dwz_setup(struct blk_dev *b);
 void blk_dwz_parse(struct blk_dev *b, struct virtq_elem *e, struct blk_req *r, uint32_t type);
 
-/* blk_queue.c: the queue thread (arg: the blk_dev). */
+/* blk_queue.c: a queue's thread (arg: its struct blk_queue). */
 void *blk_queue_thread(void *arg);
 /* Serve the queue on the caller's thread until it is empty (no queue thread). */
-void blk_queue_drain_sync(struct blk_dev *b);
+void blk_queue_drain_sync(struct blk_queue *q);
 void blk_efd_signal(int fd);
 
 #endif

@@ -31,6 +31,7 @@ enum {
 	SEEN_RECONNECT = 1 << 7,
 	SEEN_TIMEOUT = 1 << 8,
 	SEEN_MSIX = 1 << 9,
+	SEEN_MQ = 1 << 10,
 };
 
 /*
@@ -231,6 +232,16 @@ static int opts_msix(struct blk_opts *o, const char *opt, const char *val)
 	return opts_either(opt, val, "msix", "on", "off", &o->no_msix);
 }
 
+static int opts_mq(struct blk_opts *o, const char *opt, const char *val)
+{
+	uint64_t n;
+
+	if (opts_ranged(opt, val, 1, BLK_MAX_QUEUES, "queues", &n))
+		return -EINVAL;
+	o->mq = n;
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	unsigned int seen;
@@ -246,6 +257,7 @@ static const struct {
 	{ "reconnect-delay", SEEN_RECONNECT, opts_reconnect },
 	{ "timeout", SEEN_TIMEOUT, opts_timeout },
 	{ "msix", SEEN_MSIX, opts_msix },
+	{ "mq", SEEN_MQ, opts_mq },
 };
 
 static int opts_one(struct blk_opts *o, char *opt, unsigned int *seen)

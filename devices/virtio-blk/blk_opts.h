@@ -6,7 +6,7 @@
  * "-s N,virtio-blk,PATH[,opt...]" after the device name:
  *   writethru | writeback | ro | direct | sectorsize=L[/P] | range=LBA/SIZE |
  *   qsize=N | serial=STR | aio=threads|io_uring | poll=US | discard=unmap|ignore |
- *   reconnect-delay=MS | timeout=SECONDS | msix=on|off
+ *   reconnect-delay=MS | timeout=SECONDS | msix=on|off | mq=N
  * range= follows ACRN: LBA and SIZE are counted in logical sectors
  * (sectorsize L, default 512), so the window is bytes
  * [LBA*L, (LBA+SIZE)*L) of the file.
@@ -48,6 +48,12 @@
  * not enable it (Linux with pci=nomsi) gets INTx either way; off is for
  * comparing the two and for guests whose MSI-X support is broken.
  *
+ * mq=N (given once, 1..16): how many request queues the device offers
+ * (VIRTIO_BLK_F_MQ when more than one), each served by its own thread
+ * with its own kick eventfd, MSI-X vector and disk engine instance on the
+ * same image.  Default: one per vCPU (at most 16).  An NBD export is
+ * served through one connection, so one queue (mq= above 1 is an error).
+ *
  * PATH may be an NBD URI: nbd://HOST[:PORT]/EXPORT or
  * nbd+unix:///EXPORT?socket=SOCKET (disk_path_is_nbd()).  The export's
  * size, read-only flag and block size come from the server; direct and
@@ -69,6 +75,7 @@
 #define BLK_ID_BYTES		20	/* VIRTIO_BLK_ID_BYTES */
 #define BLK_DEFAULT_POLL_US	32
 #define BLK_MAX_POLL_US		1000
+#define BLK_MAX_QUEUES		16	/* mq= at most */
 
 enum blk_aio {
 	BLK_AIO_DEFAULT = 0,	/* io_uring if the kernel has it, else threads */
@@ -96,6 +103,7 @@ struct blk_opts {
 	uint32_t reconnect_ms;		/* NBD: reconnect-delay=, 0: the default */
 	uint32_t timeout_s;		/* NBD: timeout=, 0: the default */
 	bool no_msix;			/* msix=off */
+	uint32_t mq;			/* mq=, 0: the default */
 };
 
 /*

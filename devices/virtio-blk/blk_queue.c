@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The queue loop: one thread per device that
+ * The queue loop: one thread per queue that
  *   0. when the disk's notify fd ended its sleep, reaps and completes
  *      what finished meanwhile first (that interrupt goes out before new
  *      work is taken on, so the driver refills the ring while the thread
@@ -105,8 +105,9 @@ enum blk_pop {
  * virtq_pop() sets for a broken ring, and only the reset clears it
  * (virtq_reset, once in_flight is 0).
  */
-static void blk_stop_unanswered(struct blk_dev *b, const struct blk_ioreq *list)
+static void blk_stop_unanswered(struct blk_queue *q, const struct blk_ioreq *list)
 {
+	struct blk_dev *b = q->b;
 	const struct blk_ioreq *io;
 
 	for (io = list; io; io = io->next)
@@ -117,7 +118,7 @@ static void blk_stop_unanswered(struct blk_dev *b, const struct blk_ioreq *list)
 	/* First: from now on no PFN write can revive the queue. */
 	virtio_pci_needs_reset(&b->vp);
 	pthread_mutex_lock(&b->lock);
-	__atomic_store_n(&b->q.vq->broken, true, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->vq->broken, true, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&b->lock);
 	/* A guest can do this and reset forever: say it once. */
 	if (!__atomic_exchange_n(&b->unanswered_warned, true, __ATOMIC_RELAXED))
@@ -132,22 +133,22 @@ static void blk_stop_unanswered(struct blk_dev *b, const struct blk_ioreq *list)
  * status byte could be written, so the driver cannot learn what became
  * of the request: the queue stops and the device needs a reset.
  */
-static void blk_complete_list(struct blk_dev *b, struct blk_ioreq *list)
+static void blk_complete_list(struct blk_queue *q, struct blk_ioreq *list)
 {
-	struct virtq *q = b->q.vq;
+	struct blk_dev *b = q->b;
 	struct blk_ioreq *io, *next;
 	unsigned int n = 0;
 	bool irq;
 
 	if (!list)
 		return;
-	blk_stop_unanswered(b, list);
-	pthread_mutex_lock(&b->complete_lock);
+	blk_stop_unanswered(q, list);
+	pthread_mutex_lock(&q->complete_lock);
 	for (io = list; io; io = io->next)
-		virtq_push(q, io->elem.head, io->used_len);
+		virtq_push(q->vq, io->elem.head, io->used_len);
 	/* One look at the flag (and its fence) for the whole batch. */
-	irq = !virtq_no_interrupt(q);
-	pthread_mutex_unlock(&b->complete_lock);
+	irq = !virtq_no_interrupt(q->vq);
+	pthread_mutex_unlock(&q->complete_lock);
 
 	/*
 	 * Interrupt before in_flight drops: a reset waits for in_flight == 0
@@ -156,15 +157,15 @@ static void blk_complete_list(struct blk_dev *b, struct blk_ioreq *list)
 	 * the resetting vCPU holds while it waits.
 	 */
 	if (irq)
-		virtio_pci_notify_queue(&b->vp, 0);
+		virtio_pci_notify_queue(&b->vp, q->idx);
 
 	pthread_mutex_lock(&b->lock);
 	for (io = list; io; io = next) {
 		next = io->next;
 		assert(io->busy && b->in_flight > n);
 		io->busy = false;
-		io->next = b->free_list;
-		b->free_list = io;
+		io->next = q->free_list;
+		q->free_list = io;
 		n++;
 	}
 	b->in_flight -= n;
@@ -187,37 +188,39 @@ static void blk_queue_broken(struct blk_dev *b)
  * Pop one request into a free ioreq (busy, in_flight++); -1: the ring
  * broke.  b->lock held.
  */
-static int blk_pop_locked(struct blk_dev *b, struct blk_ioreq **out)
+static int blk_pop_locked(struct blk_queue *q, struct blk_ioreq **out)
 {
-	struct virtq *q = b->q.vq;
+	struct blk_dev *b = q->b;
+	struct virtq *vq = q->vq;
 	enum virtq_pop_result r;
-	struct blk_ioreq *io = b->free_list;
+	struct blk_ioreq *io = q->free_list;
 
 	if (b->paused || !io)
 		return BLK_POP_BLOCKED;
-	if (b->stopping || !__atomic_load_n(&q->ready, __ATOMIC_ACQUIRE) || q->broken)
+	if (b->stopping || !__atomic_load_n(&vq->ready, __ATOMIC_ACQUIRE) || vq->broken)
 		return BLK_POP_NONE;
-	r = virtq_pop(q, &io->elem);
+	r = virtq_pop(vq, &io->elem);
 	if (r == VIRTQ_BROKEN)
 		return -1;
 	if (r != VIRTQ_OK && r != VIRTQ_BAD_CHAIN)
 		return BLK_POP_NONE;
-	b->free_list = io->next;
+	q->free_list = io->next;
 	io->next = NULL;
 	io->busy = true;
 	b->in_flight++;
 	/* Written under b->lock only: no locked add, just a store readers see whole. */
-	__atomic_store_n(&b->requests, b->requests + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->requests, q->requests + 1, __ATOMIC_RELAXED);
 	*out = io;
 	return r == VIRTQ_OK ? BLK_POP_OK : BLK_POP_BAD;
 }
 
-static enum blk_pop blk_queue_pop(struct blk_dev *b, struct blk_ioreq **io)
+static enum blk_pop blk_queue_pop(struct blk_queue *q, struct blk_ioreq **io)
 {
+	struct blk_dev *b = q->b;
 	int r;
 
 	pthread_mutex_lock(&b->lock);
-	r = blk_pop_locked(b, io);
+	r = blk_pop_locked(q, io);
 	/* Under b->lock: a reset cannot come between and leave NEEDS_RESET set. */
 	if (r < 0)
 		blk_queue_broken(b);
@@ -236,23 +239,23 @@ static void blk_done(struct blk_queue *q, struct blk_ioreq *io, uint32_t used)
 	q->done_tail = io;
 }
 
-static void blk_submit(struct blk_dev *b, struct blk_ioreq *io, bool alone);
+static void blk_submit(struct blk_queue *q, struct blk_ioreq *io, bool alone);
 
 /*
  * io's disk operation ended with err: on to its next segment (DISCARD,
  * WRITE_ZEROES), or finished.
  */
-static void blk_disk_done(struct blk_dev *b, struct blk_ioreq *io, int err)
+static void blk_disk_done(struct blk_queue *q, struct blk_ioreq *io, int err)
 {
 	if (!err && blk_req_next(&io->req)) {
-		blk_submit(b, io, false);
+		blk_submit(q, io, false);
 		return;
 	}
-	blk_done(&b->q, io, blk_req_finish(&io->req, blk_req_status(b, &io->req, err)));
+	blk_done(q, io, blk_req_finish(&io->req, blk_req_status(q->b, &io->req, err)));
 }
 
 /* Hand io's (next) operation to the disk; alone: nothing else in hand. */
-static void blk_submit(struct blk_dev *b, struct blk_ioreq *io, bool alone)
+static void blk_submit(struct blk_queue *q, struct blk_ioreq *io, bool alone)
 {
 	struct disk_io dio;
 	int ret;
@@ -262,11 +265,11 @@ static void blk_submit(struct blk_dev *b, struct blk_ioreq *io, bool alone)
 		dio.cookie = (uintptr_t)io;
 		if (alone)
 			dio.flags |= DISK_F_ALONE;
-		ret = disk_submit(b->disk, &dio);
+		ret = disk_submit(q->disk, &dio);
 		if (ret == DISK_SUBMITTED)
 			return;
 	} while (!ret && blk_req_next(&io->req));
-	blk_done(&b->q, io, blk_req_finish(&io->req, blk_req_status(b, &io->req, ret)));
+	blk_done(q, io, blk_req_finish(&io->req, blk_req_status(q->b, &io->req, ret)));
 }
 
 /*
@@ -277,69 +280,69 @@ static void blk_submit(struct blk_dev *b, struct blk_ioreq *io, bool alone)
  * is done on the queue thread waits for it, as behind any synchronous
  * block back end).
  */
-static void blk_start(struct blk_dev *b, struct blk_ioreq *io, bool first)
+static void blk_start(struct blk_queue *q, struct blk_ioreq *io, bool first)
 {
 	struct blk_req *r = &io->req;
 
-	blk_req_parse(b, &io->elem, r);
+	blk_req_parse(q->b, &io->elem, r);
 	if (r->kind == BLK_REQ_DONE) {
-		blk_done(&b->q, io, blk_req_finish(r, r->status));
+		blk_done(q, io, blk_req_finish(r, r->status));
 		return;
 	}
-	blk_submit(b, io, first && !b->q.done_head && !virtq_avail_pending(b->q.vq));
+	blk_submit(q, io, first && !q->done_head && !virtq_avail_pending(q->vq));
 }
 
 /*
  * Pop and start up to a batch of what is available (nothing while paused
  * or stopping).  True: the batch is full and more may be waiting.
  */
-static bool blk_pop_batch(struct blk_dev *b)
+static bool blk_pop_batch(struct blk_queue *q)
 {
 	struct blk_ioreq *io = NULL;
 	unsigned int n;
 	enum blk_pop r;
 
-	b->q.blocked = false;
+	q->blocked = false;
 	for (n = 0; n < BLK_BATCH; n++) {
-		r = blk_queue_pop(b, &io);
+		r = blk_queue_pop(q, &io);
 		/*
 		 * Blocked with requests on the ring (a driver that re-posts
 		 * heads, or a reset under way): polling or waking for the ring
 		 * would spin; completions (or the reset) end it.
 		 */
-		b->q.blocked = r == BLK_POP_BLOCKED;
+		q->blocked = r == BLK_POP_BLOCKED;
 		if (r == BLK_POP_NONE || r == BLK_POP_BLOCKED)
 			return false;
 		if (r == BLK_POP_BAD)
-			blk_done(&b->q, io, blk_req_refuse(&io->elem));
+			blk_done(q, io, blk_req_refuse(&io->elem));
 		else
-			blk_start(b, io, n == 0);
+			blk_start(q, io, n == 0);
 	}
 	return true;
 }
 
-static void blk_reap(struct blk_dev *b)
+static void blk_reap(struct blk_queue *q)
 {
 	struct disk_done done[BLK_BATCH];
 	unsigned int i, n;
 
 	do {
-		n = disk_reap(b->disk, done, ARRAY_SIZE(done));
+		n = disk_reap(q->disk, done, ARRAY_SIZE(done));
 		for (i = 0; i < n; i++)
-			blk_disk_done(b, (struct blk_ioreq *)(uintptr_t)done[i].cookie,
+			blk_disk_done(q, (struct blk_ioreq *)(uintptr_t)done[i].cookie,
 				      done[i].result);
 	} while (n == ARRAY_SIZE(done));
 	/* Next segments submitted above go out before the thread sleeps. */
-	b->q.commit_stuck = disk_commit(b->disk) < 0;
+	q->commit_stuck = disk_commit(q->disk) < 0;
 }
 
 /* True when it completed something. */
-static bool blk_complete_batch(struct blk_dev *b)
+static bool blk_complete_batch(struct blk_queue *q)
 {
-	struct blk_ioreq *list = b->q.done_head;
+	struct blk_ioreq *list = q->done_head;
 
-	b->q.done_head = b->q.done_tail = NULL;
-	blk_complete_list(b, list);
+	q->done_head = q->done_tail = NULL;
+	blk_complete_list(q, list);
 	return list != NULL;
 }
 
@@ -348,23 +351,23 @@ static bool blk_complete_batch(struct blk_dev *b)
  * from under the flag write, or the write could land in guest memory
  * that is no longer a ring.
  */
-static void blk_set_notify(struct blk_dev *b, bool enable)
+static void blk_set_notify(struct blk_queue *q, bool enable)
 {
-	pthread_mutex_lock(&b->lock);
-	virtq_set_notify(b->q.vq, enable);
-	pthread_mutex_unlock(&b->lock);
-	b->q.notify_off = !enable;
+	pthread_mutex_lock(&q->b->lock);
+	virtq_set_notify(q->vq, enable);
+	pthread_mutex_unlock(&q->b->lock);
+	q->notify_off = !enable;
 }
 
 /* Spin for up to the poll window for a new request; kicks stay off. */
-static bool blk_poll(struct blk_dev *b)
+static bool blk_poll(struct blk_queue *q)
 {
-	uint64_t end = blk_now_ns() + b->q.poll_ns;
+	uint64_t end = blk_now_ns() + q->poll_ns;
 
-	if (!b->q.notify_off)
-		blk_set_notify(b, false);
+	if (!q->notify_off)
+		blk_set_notify(q, false);
 	do {
-		if (!b->q.blocked && virtq_avail_pending(b->q.vq))
+		if (!q->blocked && virtq_avail_pending(q->vq))
 			return true;
 		__builtin_ia32_pause();
 	} while (blk_now_ns() < end);
@@ -376,10 +379,10 @@ static bool blk_poll(struct blk_dev *b)
  * taken, in both modes: see virtq_set_notify).  True: a request came that
  * no kick will announce.
  */
-static bool blk_notify_on(struct blk_dev *b)
+static bool blk_notify_on(struct blk_queue *q)
 {
-	blk_set_notify(b, true);
-	return !b->q.blocked && virtq_avail_pending(b->q.vq);
+	blk_set_notify(q, true);
+	return !q->blocked && virtq_avail_pending(q->vq);
 }
 
 /* An idle sleep of slept_ns ended: grow the window if polling would have caught it. */
@@ -397,14 +400,14 @@ static void blk_poll_adapt(struct blk_queue *q, uint64_t slept_ns)
 }
 
 /* Until a kick, a disk completion, a stop or a register notify. */
-static void blk_sleep(struct blk_dev *b, bool adapt)
+static void blk_sleep(struct blk_queue *q, bool adapt)
 {
-	struct blk_queue *q = &b->q;
+	struct blk_dev *b = q->b;
 	struct pollfd pfd[3] = {
-		{ .fd = b->wake_efd, .events = POLLIN },
+		{ .fd = q->wake_efd, .events = POLLIN },
 		{ .fd = q->kick_fd, .events = POLLIN },		/* -1: ignored */
 		/* Nothing in flight: nothing to wait for there (a stale wake-up would spin). */
-		{ .fd = disk_in_flight(b->disk) ? disk_notify_fd(b->disk) : -1, .events = POLLIN },
+		{ .fd = disk_in_flight(q->disk) ? disk_notify_fd(q->disk) : -1, .events = POLLIN },
 	};
 	uint64_t t0 = adapt ? blk_now_ns() : 0;
 
@@ -420,14 +423,14 @@ static void blk_sleep(struct blk_dev *b, bool adapt)
 	q->disk_woke = pfd[2].revents & POLLIN;
 	if (pfd[1].revents & POLLIN) {
 		blk_efd_drain(q->kick_fd);
-		__atomic_add_fetch(&b->kicks, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&q->kicks, 1, __ATOMIC_RELAXED);
 	} else if (pfd[1].revents & (POLLERR | POLLNVAL)) {
 		/* Do not spin on a dead fd; register notifies still wake us. */
 		pr_warn("virtio-blk: '%s': kick eventfd unusable", b->opts.path);
 		q->kick_fd = -1;
 	}
 	if (pfd[0].revents & POLLIN)
-		blk_efd_drain(b->wake_efd);
+		blk_efd_drain(q->wake_efd);
 }
 
 static bool blk_stopping(struct blk_dev *b)
@@ -442,8 +445,8 @@ static bool blk_stopping(struct blk_dev *b)
 
 void *blk_queue_thread(void *arg)
 {
-	struct blk_dev *b = arg;
-	struct blk_queue *q = &b->q;
+	struct blk_queue *q = arg;
+	struct blk_dev *b = q->b;
 	bool stop, idle, more;
 
 	for (;;) {
@@ -457,60 +460,60 @@ void *blk_queue_thread(void *arg)
 		 */
 		if (q->disk_woke) {
 			q->disk_woke = false;
-			blk_reap(b);
-			blk_complete_batch(b);
+			blk_reap(q);
+			blk_complete_batch(q);
 		}
 		/* Requests may have been posted before the first kick we see. */
-		more = !stop && blk_pop_batch(b);
-		q->commit_stuck = disk_commit(b->disk) < 0;
-		blk_reap(b);
+		more = !stop && blk_pop_batch(q);
+		q->commit_stuck = disk_commit(q->disk) < 0;
+		blk_reap(q);
 		/* Finished ones go out before we sleep: one interrupt for the lot. */
-		if (blk_complete_batch(b) && !stop && virtq_avail_pending(q->vq))
+		if (blk_complete_batch(q) && !stop && virtq_avail_pending(q->vq))
 			more = true;	/* the pool may have run dry while we popped */
-		if (stop && !disk_in_flight(b->disk))
+		if (stop && !disk_in_flight(q->disk))
 			break;
 		if (more)
 			continue;
-		idle = !stop && !disk_in_flight(b->disk);
-		if (idle && q->poll_ns && blk_poll(b))
+		idle = !stop && !disk_in_flight(q->disk);
+		if (idle && q->poll_ns && blk_poll(q))
 			continue;
 		/* Stopping, only the disk's completions matter (the ring is not served). */
-		if (!stop && blk_notify_on(b))
+		if (!stop && blk_notify_on(q))
 			continue;
-		blk_sleep(b, idle && q->poll_max_ns);
+		blk_sleep(q, idle && q->poll_max_ns);
 	}
 	return NULL;
 }
 
 /* Serve what is on the ring now; how many were taken. */
-static unsigned int blk_drain_once(struct blk_dev *b)
+static unsigned int blk_drain_once(struct blk_queue *q)
 {
 	struct blk_ioreq *io = NULL;
 	unsigned int n = 0;
 	enum blk_pop r;
 
-	while ((r = blk_queue_pop(b, &io)) == BLK_POP_OK || r == BLK_POP_BAD) {
+	while ((r = blk_queue_pop(q, &io)) == BLK_POP_OK || r == BLK_POP_BAD) {
 		io->next = NULL;
-		io->used_len = r == BLK_POP_OK ? blk_req_handle(b, &io->elem) :
+		io->used_len = r == BLK_POP_OK ? blk_req_handle(q->b, &io->elem) :
 			       blk_req_refuse(&io->elem);
-		blk_complete_list(b, io);
+		blk_complete_list(q, io);
 		n++;
 	}
 	return n;
 }
 
-void blk_queue_drain_sync(struct blk_dev *b)
+void blk_queue_drain_sync(struct blk_queue *q)
 {
-	blk_drain_once(b);
+	blk_drain_once(q);
 	/*
 	 * EVENT_IDX: the driver's next kick waits for avail_event, so it is
 	 * moved up to what was taken, and what came meanwhile is served; a
 	 * ring that stays non-empty with nothing to take (a stop, a broken
 	 * ring) ends it.
 	 */
-	while (virtq_has_event_idx(b->q.vq)) {
-		blk_set_notify(b, true);
-		if (!virtq_avail_pending(b->q.vq) || !blk_drain_once(b))
+	while (virtq_has_event_idx(q->vq)) {
+		blk_set_notify(q, true);
+		if (!virtq_avail_pending(q->vq) || !blk_drain_once(q))
 			break;
 	}
 }

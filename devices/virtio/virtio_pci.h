@@ -57,7 +57,7 @@
 #define VIRTIO_ISR_CONFIG		2
 
 #define VIRTIO_PCI_VENDOR		0x1af4
-#define VIRTIO_MAX_QUEUES		4
+#define VIRTIO_MAX_QUEUES		16
 
 struct virtio_pci;
 

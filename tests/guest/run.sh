@@ -61,6 +61,7 @@ addr_outside|||131:1:0x15|
 addr_straddle|||141:1:0x16|
 pfn_outside|||151:1:0x17|
 notify_bad_queue|||161:1:0x18|
+mq_misuse|,mq=2||217:1:0x2d 218:1:0x2e|
 avail_jump|||171:1:0x1b|
 reset_inflight|||199:1:0x5a|$(for i in $(seq 0 15); do printf '%d:1:%#x ' $((180 + i)) $((0x20 + i)); done)
 any_layout|||5:2:0x1c|

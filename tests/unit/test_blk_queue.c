@@ -272,7 +272,7 @@ static int dev_up(struct t *t, const char *extra)
 		 t->aio == BLK_AIO_IO_URING ? ",aio=io_uring" :
 		 t->aio == BLK_AIO_THREADS ? ",aio=threads" : "", extra ? "," : "",
 		 extra ? extra : "");
-	ret = blk_dev_create(&t->b, args, &t->gm);
+	ret = blk_dev_create(&t->b, args, &t->gm, 1);
 	if (ret)
 		return ret;
 	if (t->trace) {
@@ -438,6 +438,150 @@ static void write_flush(void **state, const char *mode)
 	}
 	close(fd);
 	free(buf);
+	assert_int_equal(dev_down(t), 0);
+	free(t);
+}
+
+/* ---- multiple queues ---- */
+
+#define RING1_GPA	0x40000ULL		/* queue 1's ring */
+#define MQ_ROUNDS	200
+#define MQ_SLOTS	(MAX_REQS / 2)		/* queue q uses slots q * MQ_SLOTS.. */
+
+struct mq_driver {
+	struct t *t;
+	struct vdrv *d;
+	unsigned int q;
+	const char *err;		/* set: what went wrong (no cmocka off the main thread) */
+};
+
+/* Wait (polling, as the interrupt is shared) for n used entries of d; false on timeout. */
+static bool mq_reap(struct vdrv *d, unsigned int n)
+{
+	long end = now_ms() + TIMEOUT_MS;
+	uint32_t id, len;
+
+	while ((uint16_t)(vdrv_used_idx(d) - d->last_used) < n)
+		if (now_ms() > end)
+			return false;
+	while (n--)
+		vdrv_get_used(d, &id, &len);
+	return true;
+}
+
+/* A request of slot on d (descriptors 3 * slot..), data seeded, not kicked. */
+static void mq_req(struct t *t, struct vdrv *d, unsigned int slot, uint32_t type,
+		   uint64_t sector, uint64_t seed)
+{
+	const struct vdrv_blk_req r = {
+		.type = type, .sector = sector,
+		.hdr_gpa = HDR_GPA + 16ULL * slot, .status_gpa = STATUS_GPA + slot,
+		.data_gpa = DATA_GPA + (uint64_t)slot * SLOT_DATA, .data_len = 4096, .nseg = 1,
+	};
+
+	if (type == VIRTIO_BLK_T_OUT)
+		fill(slot_data(t, slot), 4096, seed);
+	else
+		memset(slot_data(t, slot), 0, 4096);
+	vdrv_blk_add(d, 3 * (slot % MQ_SLOTS), &r);
+}
+
+/*
+ * One queue's driver: rounds of MQ_SLOTS 4 KiB writes in its own half
+ * of the image, then reads of them, checked.  Runs beside the other
+ * queue's, each with its own ring, thread and engine on the device side.
+ */
+static void *mq_driver_run(void *arg)
+{
+	struct mq_driver *m = arg;
+	uint8_t expect[4096];
+	unsigned int round, i, slot;
+	uint64_t sector;
+
+	for (round = 0; round < MQ_ROUNDS && !m->err; round++) {
+		for (i = 0; i < MQ_SLOTS; i++) {
+			slot = m->q * MQ_SLOTS + i;
+			sector = (m->q * (IMG_SIZE / 2) + (uint64_t)i * 4096) / 512;
+			mq_req(m->t, m->d, slot, round % 2 ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT,
+			       sector, round * 1000 + slot);
+		}
+		vdrv_notify(m->d);
+		if (!mq_reap(m->d, MQ_SLOTS)) {
+			m->err = "a request was not completed in time";
+			break;
+		}
+		for (i = 0; i < MQ_SLOTS && round % 2; i++) {
+			slot = m->q * MQ_SLOTS + i;
+			fill(expect, sizeof(expect), (round - 1) * 1000 + slot);
+			if (*slot_status(m->t, slot) != VIRTIO_BLK_S_OK ||
+			    memcmp(slot_data(m->t, slot), expect, sizeof(expect)))
+				m->err = "a read did not return what this queue wrote";
+		}
+	}
+	return NULL;
+}
+
+/*
+ * mq=2: MQ and num_queues offered, an engine per queue on the same
+ * image; both queues driven at once from two threads, each request
+ * served by its own queue (per-queue counts), a write on one queue read
+ * back and flushed on the other, and a reset takes both queues down.
+ */
+static void test_mq(void **state)
+{
+	struct t *t = engine_t(state);
+	struct mq_driver m[2];
+	struct vdrv d1;
+	pthread_t th;
+	uint16_t nq;
+	int fd;
+
+	assert_int_equal(dev_up(t, "mq=2"), 0);
+	assert_true(t->drv.host_features & (1u << VIRTIO_BLK_F_MQ));
+	vdrv_cfg_get(&t->drv, offsetof(struct blk_config, num_queues), &nq, 2);
+	assert_int_equal(nq, 2);
+	assert_int_equal(t->b->nr_queues, 2);
+	assert_ptr_not_equal(t->b->q[1].disk, t->b->disk);
+	assert_string_equal(disk_props(t->b->q[1].disk)->engine, engine_of(t));
+	d1 = t->drv;
+	assert_int_equal(vdrv_setup_queue(&d1, 1, RING1_GPA, false), 0);
+	assert_true(d1.kick_fd >= 0 && d1.kick_fd != t->drv.kick_fd);
+
+	m[0] = (struct mq_driver){ .t = t, .d = &t->drv, .q = 0 };
+	m[1] = (struct mq_driver){ .t = t, .d = &d1, .q = 1 };
+	assert_int_equal(pthread_create(&th, NULL, mq_driver_run, &m[1]), 0);
+	mq_driver_run(&m[0]);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	if (m[0].err || m[1].err)
+		fail_msg("queue 0: %s; queue 1: %s", m[0].err ?: "ok", m[1].err ?: "ok");
+	assert_int_equal(t->b->q[0].requests, MQ_ROUNDS * MQ_SLOTS);
+	assert_int_equal(t->b->q[1].requests, MQ_ROUNDS * MQ_SLOTS);
+
+	/* Written on queue 1, read on queue 0, flushed on queue 1, in the file. */
+	mq_req(t, &d1, MQ_SLOTS, VIRTIO_BLK_T_OUT, 8, 77);
+	vdrv_notify(&d1);
+	assert_true(mq_reap(&d1, 1));
+	mq_req(t, &t->drv, 0, VIRTIO_BLK_T_IN, 8, 0);
+	vdrv_notify(&t->drv);
+	assert_true(mq_reap(&t->drv, 1));
+	assert_int_equal(*slot_status(t, 0), VIRTIO_BLK_S_OK);
+	assert_memory_equal(slot_data(t, 0), slot_data(t, MQ_SLOTS), 4096);
+	queue_req(t, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0);
+	t->drv.last_used = vdrv_used_idx(&t->drv);
+	vdrv_blk_add(&d1, 0, &(struct vdrv_blk_req){ .type = VIRTIO_BLK_T_FLUSH,
+		.hdr_gpa = HDR_GPA, .status_gpa = STATUS_GPA });
+	vdrv_notify(&d1);
+	assert_true(mq_reap(&d1, 1));
+	assert_int_equal(*slot_status(t, 0), VIRTIO_BLK_S_OK);
+	fd = open(t->path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, slot_data(t, 1), 4096, 4096), 4096);
+	close(fd);
+	assert_memory_equal(slot_data(t, 1), slot_data(t, MQ_SLOTS), 4096);
+
+	assert_int_equal(vdrv_reset(&t->drv), 0);
+	assert_false(virtio_pci_get_vq(&t->b->vp, 0)->ready);
+	assert_false(virtio_pci_get_vq(&t->b->vp, 1)->ready);
 	assert_int_equal(dev_down(t), 0);
 	free(t);
 }
@@ -892,7 +1036,7 @@ static void test_event_idx_stress(void **state)
 	evidx_qd1(t, 4000, &r);
 	assert_true(r.reqs > 131072);
 	assert_int_equal(vdrv_used_idx(&t->drv), (uint16_t)r.reqs);
-	assert_int_equal(t->b->requests, r.reqs);
+	assert_int_equal(t->b->q[0].requests, r.reqs);
 	asserts = __atomic_load_n(&t->asserts, __ATOMIC_RELAXED);
 	fprintf(stderr, "event_idx (%s): %u requests, %u waits: %u kicks, %u interrupts\n",
 		engine_of(t), r.reqs, r.calls, r.kicks, asserts);
@@ -1422,7 +1566,7 @@ static void test_reset_in_flight(void **state)
 	uint64_t popped;
 
 	for (round = 0; round < 20; round++) {
-		uint64_t before = t->b->requests;
+		uint64_t before = t->b->q[0].requests;
 		uint16_t used_before = vdrv_used_idx(&t->drv);
 
 		for (i = 0; i < MAX_REQS; i++)
@@ -1436,7 +1580,7 @@ static void test_reset_in_flight(void **state)
 		assert_int_equal(t->b->in_flight, 0);
 		/* Every request that was popped was completed, exactly once. */
 		used = vdrv_used_idx(&t->drv);
-		popped = t->b->requests - before;
+		popped = t->b->q[0].requests - before;
 		assert_int_equal((uint16_t)(used - used_before), popped);
 		total += popped;
 		partial += popped > 0 && popped < MAX_REQS;
@@ -1598,6 +1742,7 @@ int main(void)
 		BOTH(test_event_idx_hostile),
 		BOTH(test_event_idx_features),
 		BOTH(test_event_idx_no_thread),
+		BOTH(test_mq),
 		cmocka_unit_test(test_default_engine),
 		cmocka_unit_test(test_ring_restricted),
 		cmocka_unit_test(test_refused),

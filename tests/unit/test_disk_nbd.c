@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices/virtio-blk/blk.h"
 #include "disk/disk.h"
 #include "lib/util.h"
 #include "tests/peer/nbd_fake.h"
@@ -325,6 +326,8 @@ static void basic(bool tcp)
 	assert_false(p->ro);
 	assert_true(p->discard && p->write_zeroes && p->zeroes_unmap);
 	assert_true(disk_notify_fd(d) >= 0);
+	/* One connection serves one queue (flushes on another need not cover its writes). */
+	assert_false(disk_has_queues(d));
 
 	fill(w, 256 * KIB, 1);
 	assert_int_equal(do_rw(d, DISK_OP_WRITE, 0, w, 256 * KIB, 0), 0);
@@ -359,6 +362,34 @@ static void test_unix(void **state)
 static void test_tcp(void **state)
 {
 	basic(true);
+}
+
+/*
+ * The device over an export: one queue by default whatever the vCPUs,
+ * and mq= above 1 refused with one line saying why.
+ */
+static void test_blk_one_queue(void **state)
+{
+	struct nbd_server s;
+	struct guest_mem gm;
+	struct blk_dev *b;
+	char args[sizeof(s.uri) + 8];
+
+	(void)state;
+	start_memory(&s, false, "size=4M", NULL, NULL, NULL);
+	assert_int_equal(gmem_init(&gm, 1 << 20), 0);
+	assert_int_equal(blk_dev_create(&b, s.uri, &gm, 4), 0);
+	assert_int_equal(b->nr_queues, 1);
+	assert_false(virtio_pci_has_feature(&b->vp, VIRTIO_BLK_F_MQ));
+	assert_int_equal(blk_dev_destroy(b), 0);
+	snprintf(args, sizeof(args), "%s,mq=2", s.uri);
+	capture_start();
+	assert_int_equal(blk_dev_create(&b, args, &gm, 1), -EINVAL);
+	capture_end();
+	if (!strstr(errbuf, "mq=2: the nbd engine serves one queue only"))
+		fail_msg("mq=2 over NBD: got '%s'", errbuf);
+	gmem_free(&gm);
+	nbd_server_stop(&s);
 }
 
 /* disk_open() must fail with want and one error line containing what. */
@@ -1086,6 +1117,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unix),
 		cmocka_unit_test(test_tcp),
+		cmocka_unit_test(test_blk_one_queue),
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_server_errors),
 		cmocka_unit_test(test_short_read),

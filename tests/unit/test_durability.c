@@ -527,7 +527,7 @@ static int dev_up(bool writeback)
 	close(fd);
 	snprintf(args, sizeof(args), "%s,%s,aio=%s", t.path,
 		 writeback ? "writeback" : "writethru", t.aio);
-	assert_int_equal(blk_dev_create(&t.b, args, &t.gm), 0);
+	assert_int_equal(blk_dev_create(&t.b, args, &t.gm, 1), 0);
 	assert_int_equal(disk_fault_wrap(t.b->disk, NULL, 0), 0);
 	disk_fault_set_trace(t.b->disk, trace, NULL);
 	virtio_pci_set_irq(&t.b->vp, &fake_irq);

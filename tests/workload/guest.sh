@@ -133,7 +133,35 @@ wl_verify() {
 	[ -n "$(data_disks)" ] || { echo "verify: no data disk"; rc=1; }
 	# How the completions came: MSI-X vectors, or the IOAPIC (pci=nomsi).
 	grep virtio /proc/interrupts | sed 's/^ */verify: irq: /'
+	dmesg | grep -o 'virtio_blk virtio[0-9]*: [0-9/]* default/read/poll queues' |
+		sed 's/^/verify: /'
+	mq_jobs vdb || rc=1
 	return $rc
+}
+
+# Interrupts so far on each of a virtio device's queue vectors: "N COUNT" lines.
+queue_irqs() {	# queue_irqs virtioN
+	awk -v dev="$1" '$NF ~ "^" dev "-req\\." {
+		n = 0; for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) n += $i; else break
+		q = $NF; sub(".*-req\\.", "", q); print q, n }' /proc/interrupts
+}
+
+# Two fio jobs pinned to vCPUs 0 and 1 on DISK: with a queue per vCPU, each
+# submits on its own queue, whose vector must then fire.
+mq_jobs() {	# mq_jobs DISK
+	nq=$(ls -d "/sys/block/$1/mq/"* 2>/dev/null | wc -l)
+	dev=$(basename "$(readlink -f "/sys/block/$1/device")")
+	echo "verify: mq: /dev/$1 ($dev) has $nq queue(s), $(nproc) vCPU(s)"
+	[ "$nq" -ge 2 ] && [ "$(nproc)" -ge 2 ] || return 0
+	queue_irqs "$dev" > /tmp/irq.before
+	fio --filename="/dev/$1" --rw=randread --bs=4k --direct=1 --ioengine=libaio \
+		--iodepth=8 --size=32m --io_size=8m --output-format=terse --terse-version=3 \
+		--name=cpu0 --cpus_allowed=0 --name=cpu1 --cpus_allowed=1 > /tmp/mq.out 2>&1 ||
+		{ cat /tmp/mq.out; echo "verify: mq: fio failed"; return 1; }
+	awk -F';' '/^3;/ { printf "verify: mq: job %s read %s KiB err=%s\n", $3, $6, $5 }' /tmp/mq.out
+	queue_irqs "$dev" | awk 'FNR == NR { b[$1] = $2; next }
+		{ printf "verify: mq: %s-req.%s interrupts +%d\n", dev, $1, $2 - b[$1] }' \
+		dev="$dev" /tmp/irq.before -
 }
 
 wl_ext4_write() {

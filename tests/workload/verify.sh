@@ -7,7 +7,8 @@
 # the bytes around the window unchanged.  The guest's /proc/interrupts must show
 # MSI-X for every disk, and tinyvmm's --stats no INTx at all for the data disks;
 # with VERIFY_NOMSI=1 (verify-nomsi.sh) the guest boots pci=nomsi and it is the
-# other way round.
+# other way round.  Two vCPUs and two queues per disk (MQ): two fio jobs pinned
+# to the two vCPUs must use both of vdb's queues.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/common.sh"
 
@@ -21,8 +22,10 @@ rand_file "$WORK/vde.img" 56
 head_sum=$(head -c $((WIN_LBA * 512)) "$WORK/vde.img" | sha256sum)
 tail_sum=$(tail -c +$(((WIN_LBA + WIN_SECTORS) * 512 + 1)) "$WORK/vde.img" | sha256sum)
 
-wl_boot verify "wl=verify${VERIFY_NOMSI:+ pci=nomsi}" \
-	-s 3,virtio-blk,"$WORK/vdb.img",writethru \
+# Two vCPUs, so every disk has two queues (mq= defaults to one per vCPU); vdb
+# says so explicitly.
+wl_boot verify "wl=verify${VERIFY_NOMSI:+ pci=nomsi}" -c 2 \
+	-s 3,virtio-blk,"$WORK/vdb.img",writethru,mq=2 \
 	-s 4,virtio-blk,"$WORK/vdc.img",writeback \
 	-s 5,virtio-blk,"$WORK/vdd.img",sectorsize=4096 \
 	-s 6,virtio-blk,"$WORK/vde.img",range=$WIN_LBA/$WIN_SECTORS
@@ -36,16 +39,40 @@ assert_contains "$WORK/verify.console" "^verify: /dev/vdd, 40 MiB, logical block
 assert_contains "$WORK/verify.console" "^verify: /dev/vde, 40 MiB," "the range= window is 40 MiB"
 
 # Interrupts: Linux names a legacy virtio-blk's vectors virtioN-config and
-# virtioN-req.0 (MSI-X), or the whole device virtioN (INTx, one line for all).
+# virtioN-req.Q (MSI-X), or the whole device virtioN (INTx, one line for all).
 for n in 0 1 2 3 4; do
 	if [ -z "${VERIFY_NOMSI:-}" ]; then
-		assert_contains "$WORK/verify.console" "^verify: irq: .*PCI-MSI.* virtio$n-req\\.0[[:space:]]*\$" \
-			"virtio$n completes through its MSI-X vector"
+		for q in 0 1; do
+			assert_contains "$WORK/verify.console" "^verify: irq: .*PCI-MSI.* virtio$n-req\\.$q[[:space:]]*\$" \
+				"virtio$n queue $q completes through its MSI-X vector"
+		done
 	else
 		assert_contains "$WORK/verify.console" "^verify: irq: .*IO-APIC.* virtio$n[[:space:]]*\$" \
 			"virtio$n completes through INTx (pci=nomsi)"
 	fi
 done
+# Multiple queues: Linux took two on every disk, and fio's two jobs pinned to
+# the two vCPUs made requests on both of vdb's (the guest's count of each
+# queue's vector, and tinyvmm's of requests per queue).
+for n in 0 1 2 3 4; do
+	assert_contains "$WORK/verify.console" "^verify: virtio_blk virtio$n: 2/0/0 default/read/poll queues" \
+		"virtio$n has two queues"
+done
+assert_contains "$WORK/verify.console" "^verify: mq: /dev/vdb \\(virtio1\\) has 2 queue\\(s\\), 2 vCPU\\(s\\)" \
+	"vdb: two queues, two vCPUs"
+for j in cpu0 cpu1; do
+	assert_contains "$WORK/verify.console" "^verify: mq: job $j read 8192 KiB err=0" "fio job $j on vdb"
+done
+if [ -z "${VERIFY_NOMSI:-}" ]; then
+	for q in 0 1; do
+		assert_contains "$WORK/verify.console" "^verify: mq: virtio1-req\\.$q interrupts \\+[1-9]" \
+			"vdb's queue $q interrupted during the pinned fio jobs"
+	done
+fi
+qreq=$(sed -n 's/.*stats: virtio-blk slot 3: .* queue-requests=\([0-9,]*\) .*/\1/p' "$WORK/verify.stderr")
+echo "slot 3: requests per queue $qreq"
+[[ $qreq =~ ^[1-9][0-9]*,[1-9][0-9]*$ ]] || fail "slot 3: expected requests on both queues, got '$qreq'"
+
 for slot in 3 4 5 6; do
 	line=$(grep "stats: virtio-blk slot $slot:" "$WORK/verify.stderr")
 	asserts=$(sed -n 's/.* irq-asserts=\([0-9]*\).*/\1/p' <<<"$line")
