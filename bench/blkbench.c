@@ -33,11 +33,15 @@
  *    Documentation/virt/kvm/halt-polling.rst).  blkbench does the same,
  *    up to --halt-poll-us (default 200), watching the flag its interrupt
  *    sink sets before it writes the irq eventfd (KVM's pending interrupt);
- *    --halt-poll-us 0 always sleeps in poll().
+ *    --halt-poll-us 0 always sleeps in poll();
+ *  - --poll-driver drives a poll queue instead (Linux's
+ *    virtio_blk.poll_queues= with io_uring IOPOLL): callbacks off from
+ *    the start, completions found by spinning on the used ring, no
+ *    interrupt, no ISR read.
  *
  * Prints one summary line:
  *   blkbench: rw=.. bs=.. qd=.. ios=N secs=S iops=X mbps=Y p50_us=.. p99_us=..
- *             cpu_pct=.. kicks=.. irqs=.. device_kicks=..
+ *             cpu_pct=.. kicks=.. irqs=.. device_kicks=.. device_irqs=..
  * mbps is MB/s (10^6 bytes), as fio's "bw" in MB/s.
  */
 #include <dirent.h>
@@ -102,6 +106,8 @@ struct bench {
 	uint64_t halt_poll_ns;		/* the maximum (KVM's halt_poll_ns) */
 	uint64_t vcpu_poll_ns;		/* the adaptive window now */
 	bool irq_pending;		/* KVM's view: an interrupt to take */
+	bool poll_driver;		/* --poll-driver: reap by polling, interrupts off */
+	uint64_t device_irqs;		/* interrupts the device sent */
 
 	/* driver side of the ring: a batch is published by its kick */
 	struct vdrv drv;
@@ -150,6 +156,7 @@ static void irq_assert(void *opaque)
 	 * what a halt-polling vCPU looks at, so it is set first.
 	 */
 	__atomic_store_n(&bn->irq_pending, true, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&bn->device_irqs, 1, __ATOMIC_RELAXED);
 	if (write(bn->irq_efd, &one, sizeof(one)) < 0)
 		perror("blkbench: irq eventfd");
 }
@@ -199,6 +206,8 @@ static void driver_probe(struct bench *bn, bool want_indirect, bool want_event_i
 		die("queue too large for the layout");
 	vdrv_driver_ok(d);
 	d->hold_avail = true;
+	if (bn->poll_driver)
+		vdrv_disable_cb(d);
 
 	bn->descs_per_req = bn->indirect ? 1 : 2 + bn->segs;
 	if ((uint64_t)bn->qd * bn->descs_per_req > d->num)
@@ -481,6 +490,47 @@ static void wait_irq(struct bench *bn)
 	}
 }
 
+/*
+ * A poll queue's driver (io_uring IOPOLL, blk_mq_poll -> virtblk_poll):
+ * no interrupt wanted, the used ring looked at until something came.
+ * Callbacks stay off, as Linux leaves a queue without a callback (with
+ * EVENT_IDX, used_event is never moved: the device sends nothing).
+ */
+static unsigned int poll_reap(struct bench *bn)
+{
+	unsigned int n;
+	uint64_t end = now_ns() + 10000000000ULL;
+
+	while (!(n = reap_used(bn))) {
+		if (now_ns() > end)
+			die("no completion within 10 s");
+		__builtin_ia32_pause();
+	}
+	return n;
+}
+
+/* The interrupt driven reap: vp_interrupt, with the vCPU halted until it comes. */
+static unsigned int irq_reap(struct bench *bn)
+{
+	unsigned int n = 0;
+	uint8_t isr;
+
+	/* The irqfd fires; vp_interrupt reads ISR (clearing it). */
+	wait_irq(bn);
+	bn->irqs++;
+	isr = vdrv_read_isr(&bn->drv);
+	if (isr & VIRTIO_ISR_QUEUE)
+		n = reap(bn);
+	if (!n)
+		bn->spurious++;
+	/*
+	 * The EOI: KVM lowers the line and signals the resample fd;
+	 * completions since the ISR read get their interrupt now.
+	 */
+	virtio_pci_irq_eoi(bn->vp);
+	return n;
+}
+
 static void run(struct bench *bn, double runtime)
 {
 	struct tstat ts0[MAX_THREADS], ts1[MAX_THREADS];
@@ -515,24 +565,7 @@ static void run(struct bench *bn, double runtime)
 		if (!inflight)
 			break;
 
-		/* The irqfd fires; vp_interrupt reads ISR (clearing it). */
-		wait_irq(bn);
-		bn->irqs++;
-		{
-			uint8_t isr = vdrv_read_isr(&bn->drv);
-			unsigned int n = 0;
-
-			if (isr & VIRTIO_ISR_QUEUE)
-				n = reap(bn);
-			if (!n)
-				bn->spurious++;
-			inflight -= n;
-		}
-		/*
-		 * The EOI: KVM lowers the line and signals the resample fd;
-		 * completions since the ISR read get their interrupt now.
-		 */
-		virtio_pci_irq_eoi(bn->vp);
+		inflight -= bn->poll_driver ? poll_reap(bn) : irq_reap(bn);
 		if (!stopping && now_ns() >= t_end)
 			stopping = true;
 	}
@@ -550,14 +583,15 @@ static void run(struct bench *bn, double runtime)
 
 		printf("blkbench: rw=%s bs=%u qd=%u ios=%llu secs=%.2f iops=%.0f mbps=%.1f "
 		       "p50_us=%.1f p99_us=%.1f cpu_pct=%.0f kicks=%llu irqs=%llu spurious=%llu "
-		       "device_kicks=%llu errors=%llu halt_poll_us=%llu\n",
+		       "device_kicks=%llu device_irqs=%llu errors=%llu halt_poll_us=%llu%s\n",
 		       rwname[bn->rw], bn->bs, bn->qd, (unsigned long long)bn->ios, secs, iops,
 		       iops * bn->bs / 1e6, pct(bn->lat, bn->nr_lat, 50), pct(bn->lat, bn->nr_lat, 99),
 		       100.0 * cpu / secs, (unsigned long long)bn->kicks,
 		       (unsigned long long)bn->irqs, (unsigned long long)bn->spurious,
-		       (unsigned long long)st.kicks,
+		       (unsigned long long)st.kicks, (unsigned long long)bn->device_irqs,
 		       (unsigned long long)bn->errors,
-		       (unsigned long long)(bn->halt_poll_ns / 1000));
+		       (unsigned long long)(bn->halt_poll_ns / 1000),
+		       bn->poll_driver ? " driver=poll" : "");
 		print_thread_stats(ts0, nts0, ts1, nts1, secs, bn->ios);
 	}
 }
@@ -626,7 +660,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: blkbench --disk 'PATH[,virtio-blk opts]' [--rw randread|randwrite|read|write]\n"
 		"                [--bs BYTES] [--qd N] [--runtime SECS] [--segs N] [--no-indirect]\n"
-		"                [--halt-poll-us N] [--no-event-idx]\n"
+		"                [--halt-poll-us N] [--no-event-idx] [--poll-driver]\n"
 		"       blkbench --probe 'PATH[,opts]'   (exit 0 when the device accepts the options)\n"
 		"       blkbench --host-costs            (system call and wake-up costs here)\n");
 	exit(2);
@@ -646,6 +680,7 @@ int main(int argc, char **argv)
 		{ "probe", required_argument, NULL, 'p' },
 		{ "halt-poll-us", required_argument, NULL, 'h' },
 		{ "host-costs", no_argument, NULL, 'c' },
+		{ "poll-driver", no_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct virtio_notify notify = { notify_attach, notify_detach, NULL };
@@ -689,6 +724,7 @@ int main(int argc, char **argv)
 		case 'e': want_event_idx = false; break;
 		case 'h': bn->halt_poll_ns = strtoull(optarg, NULL, 0) * 1000; break;
 		case 'c': host_costs(); return 0;
+		case 'P': bn->poll_driver = true; break;
 		default: usage();
 		}
 	}

@@ -8,8 +8,11 @@
 # Environment: TINYVMM, KERNEL (vmlinux), GIMG (test image), BENCH_VMMS (default
 # "tinyvmm qemu-legacy qemu-modern"), BENCH_DATA_DIR (data disk folder, default
 # TMPDIR or /tmp), BENCH_DATA_MB (default 256).
+# Each VMM boots twice: plain (1 vCPU, one queue: wl=bench) and poll (2 vCPUs, two
+# queues on the data disk, one a poll queue: wl=bench-poll).
 # Writes OUTDIR/results: "VMM boot-vda-ms N", "VMM TEST iops=N kibs=N status=N", and
-# for tinyvmm "tinyvmm TEST exits=N requests=N bar-exits=N" (--stats around the test).
+# for tinyvmm "tinyvmm TEST exits=N requests=N bar-exits=N irqs=N" (--stats around
+# the test).
 set -uo pipefail
 out=$1 rt=$2
 : "${TINYVMM:?}" "${KERNEL:?}" "${GIMG:?}"
@@ -28,29 +31,38 @@ cmdline="console=ttyS0 root=/dev/vda ro panic=-1 wl=bench rt=$rt"
 head -c $((${BENCH_DATA_MB:-256} * 1048576)) /dev/urandom >"$data" ||
 	{ echo "bench-guest: cannot write the data disk $data"; exit 1; }
 
-vm_cmd() {	# the command line of VMM, in VM_CMD
-	local qemu=(qemu-system-x86_64 -machine pc,accel=kvm -cpu host -smp 1 -m 256M
+# The poll boot: two vCPUs and two queues on the data disk, one of them a poll
+# queue (virtio_blk.poll_queues=1: Linux gives a poll queue only beside a
+# default one), where fio's --hipri requests go.
+poll_cmdline="console=ttyS0 root=/dev/vda ro panic=-1 wl=bench-poll rt=$rt virtio_blk.poll_queues=1"
+
+vm_cmd() {	# the command line of VMM for MODE (plain or poll), in VM_CMD
+	local cl=$cmdline smp=1 nq=1
+	[ "$2" = plain ] || cl=$poll_cmdline smp=2 nq=2
+	local qemu=(qemu-system-x86_64 -machine pc,accel=kvm -cpu host -smp "$smp" -m 256M
 		-nodefaults -no-user-config -display none -serial stdio -monitor none
 		-device isa-debug-exit,iobase=0x501,iosize=1
-		-kernel "$KERNEL" -append "$cmdline"
+		-kernel "$KERNEL" -append "$cl"
 		-drive file="$GIMG",format=raw,if=none,id=root,readonly=on
 		-drive file="$data",format=raw,if=none,id=data)
 	case $1 in
-	tinyvmm) VM_CMD=("$TINYVMM" --stats -m 256M -s 2,virtio-blk,"$GIMG",ro
-			-s 3,virtio-blk,"$data" --cmdline "$cmdline" "$KERNEL") ;;
-	qemu-legacy) VM_CMD=("${qemu[@]}" -device virtio-blk-pci,drive=root,disable-modern=on
-			-device virtio-blk-pci,drive=data,disable-modern=on) ;;
+	tinyvmm) VM_CMD=("$TINYVMM" --stats -m 256M -c "$smp" -s 2,virtio-blk,"$GIMG",ro,mq=1
+			-s 3,virtio-blk,"$data",mq=$nq --cmdline "$cl" "$KERNEL") ;;
+	qemu-legacy) VM_CMD=("${qemu[@]}" -device virtio-blk-pci,drive=root,disable-modern=on,num-queues=1
+			-device virtio-blk-pci,drive=data,disable-modern=on,num-queues=$nq) ;;
 	qemu-modern) VM_CMD=("${qemu[@]}" -object iothread,id=io0
-			-device virtio-blk-pci,drive=root -device virtio-blk-pci,drive=data,iothread=io0) ;;
+			-device virtio-blk-pci,drive=root,num-queues=1
+			-device virtio-blk-pci,drive=data,iothread=io0,num-queues=$nq) ;;
 	*) echo "bench-guest: unknown VMM '$1'"; return 1 ;;
 	esac
 }
 
-# run_vm VMM: boot it, time-stamp its console lines, take tinyvmm's counters around
-# each test (SIGUSR2), and append its results.
+# run_vm VMM MODE: boot it, time-stamp its console lines, take tinyvmm's counters
+# around each test (SIGUSR2), and append its results (the boot time: plain only).
 run_vm() {
-	local vmm=$1 fifo=$fifos/$1.fifo con=$out/$1.console err=$out/$1.stderr pid t0 ts line
-	vm_cmd "$vmm" || return 1
+	local vmm=$1 mode=$2 fifo=$fifos/$1.fifo con=$out/$1-$2.console err=$out/$1-$2.stderr
+	local pid t0 ts line
+	vm_cmd "$vmm" "$mode" || return 1
 	rm -f "$fifo"
 	mkfifo "$fifo"
 	t0=$EPOCHREALTIME
@@ -69,11 +81,11 @@ run_vm() {
 	done <"$fifo"
 	wait "$pid"
 	# (QEMU's isa-debug-exit makes the guest's status 0 an exit status of 1.)
-	echo "bench-guest: $vmm exited with status $? ($(grep -c bench-result "$con") results)"
+	echo "bench-guest: $vmm ($mode) exited with status $? ($(grep -c bench-result "$con") results)"
 	# The first boot only: a guest that rebooted (panic=-1) reports nothing after it.
-	awk -v vmm="$vmm" -v t0="$t0" '
+	awk -v vmm="$vmm" -v t0="$t0" -v mode="$mode" '
 		/\] Command line: / && boots++ { printf "bench-guest: %s: the guest rebooted\n", vmm > "/dev/stderr"; exit }
-		/\[vda\]/ && !done { printf "%s boot-vda-ms %d\n", vmm, ($1 - t0) * 1000; done = 1 }
+		/\[vda\]/ && !done && mode == "plain" { printf "%s boot-vda-ms %d\n", vmm, ($1 - t0) * 1000; done = 1 }
 		$2 == "bench-result" { $1 = ""; sub(/^ bench-result /, ""); print vmm, $0 }' \
 		"$con" >>"$res"
 	[ "$vmm" = tinyvmm ] && stats_deltas "$con" "$err" >>"$res"
@@ -93,14 +105,19 @@ stats_deltas() {
 		n = 0; for (i = 1; i <= NF; i++) if ($i ~ /^virtio-blk@/ && split($i, kv, "=") == 2) n += kv[2]
 		bar[s] = n }
 	f == 2 && /stats: virtio-blk slot 3:/ {
-		for (i = 1; i <= NF; i++) if ($i ~ /^requests=/) { split($i, kv, "="); rq[s] = kv[2] } }
+		n = 0
+		for (i = 1; i <= NF; i++) if (split($i, kv, "=") == 2) {
+			if (kv[1] == "requests") rq[s] = kv[2]
+			if (kv[1] == "irq-asserts" || kv[1] == "msix-messages") n += kv[2] }
+		irq[s] = n }
 	END { for (t = 1; t <= nt; t++) { a = 2 * t - 1; b = 2 * t
 		if (b > s) break
-		printf "tinyvmm %s exits=%d requests=%d bar-exits=%d\n", name[t],
-			ex[b] - ex[a], rq[b] - rq[a], bar[b] - bar[a] } }' "$1" "$2"
+		printf "tinyvmm %s exits=%d requests=%d bar-exits=%d irqs=%d\n", name[t],
+			ex[b] - ex[a], rq[b] - rq[a], bar[b] - bar[a], irq[b] - irq[a] } }' "$1" "$2"
 }
 
 for vmm in $vmms; do
-	run_vm "$vmm"
+	run_vm "$vmm" plain
+	run_vm "$vmm" poll
 done
 cat "$res"

@@ -62,8 +62,9 @@ END {
 		tv = ((t, "tinyvmm") in r) ? r[t, "tinyvmm"] : -1
 		line = line sprintf(" ratio=%s", (best > 0 && tv >= 0) ? sprintf("%.2f", tv / best) : "n/a")
 		if ((t, "requests") in st && st[t, "requests"] > 0)
-			line = line sprintf(" tinyvmm-exits-per-request=%.3f (bar-reads %.3f)",
-				st[t, "exits"] / st[t, "requests"], st[t, "bar-exits"] / st[t, "requests"])
+			line = line sprintf(" tinyvmm-exits-per-request=%.3f (bar-reads %.3f) interrupts-per-request=%.3f",
+				st[t, "exits"] / st[t, "requests"], st[t, "bar-exits"] / st[t, "requests"],
+				st[t, "irqs"] / st[t, "requests"])
 		print line }
 	printf "RESULT guest-boot-to-vda-ms"
 	n = split("tinyvmm qemu-legacy qemu-modern", vm, " ")

@@ -96,7 +96,10 @@ fi
 # --direct=1, the device's direct option; the page cache is out of the
 # picture, the disk is in); mode "nbd": both sides talk to one nbdkit file
 # export of the test file on a unix socket (fio's nbd engine, the device's
-# NBD engine), so the server and its page cache are the same for both.
+# NBD engine), so the server and its page cache are the same for both; mode
+# "polldrv": blkbench's driver polls the used ring with interrupts off, as a
+# Linux poll queue (virtio_blk.poll_queues=, io_uring IOPOLL) does, against
+# the same fio.
 TESTS="randread-4k-qd1 randread 4096 1 - -
 randread-4k-qd32 randread 4096 32 - -
 randwrite-4k-qd1-writethru randwrite 4096 1 writethru -
@@ -109,6 +112,8 @@ seqwrite-128k-qd1-writethru write 131072 1 writethru -
 seqwrite-128k-qd32-writethru write 131072 32 writethru -
 seqwrite-128k-qd1-writeback write 131072 1 writeback -
 seqwrite-128k-qd32-writeback write 131072 32 writeback -
+randread-4k-qd1-polldrv randread 4096 1 - polldrv
+randwrite-4k-qd1-writeback-polldrv randwrite 4096 1 writeback polldrv
 randread-4k-qd1-direct randread 4096 1 - direct
 randread-4k-qd32-direct randread 4096 32 - direct
 randwrite-4k-qd32-writeback-direct randwrite 4096 32 writeback direct
@@ -188,7 +193,7 @@ bb_run() {
 	case $2 in default|nbd) ;; *) aio=",aio=$2" ;; esac
 	sync
 	"$1" --disk "$disk,qsize=$QSIZE$devcache$aio${EXTRA_OPTS:+,$EXTRA_OPTS}" \
-		--rw="$rw" --bs="$bs" --qd="$qd" --runtime="$RUNTIME" \
+		--rw="$rw" --bs="$bs" --qd="$qd" --runtime="$RUNTIME" $bbflags \
 		--halt-poll-us="$HALT_POLL_US" >"$WORK/bb.out" 2>"$WORK/bb.err" ||
 		{ cat "$WORK/bb.err" "$WORK/bb.out" >&2; die "$1 failed for $name ($2)"; }
 	set -- $(bb_parse "$WORK/bb.out")
@@ -234,6 +239,8 @@ echo "$TESTS" | while read -r name rw bs qd cache direct; do
 	devcache=
 	[ "$cache" != - ] && devcache=",$cache"
 	fdirect=0
+	bbflags=
+	[ "$direct" = polldrv ] && bbflags=--poll-driver
 	if [ "$direct" = direct ]; then
 		fdirect=1
 		devcache="$devcache,direct"

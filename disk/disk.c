@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -75,6 +76,8 @@ struct disk_engine *disk_engine(struct disk *d)
 
 void disk_set_engine(struct disk *d, struct disk_engine *e)
 {
+	/* A queue of its own would bypass the filter. */
+	d->file = NULL;
 	d->eng = e;
 	d->props.engine = e->ops->name;
 }
@@ -377,6 +380,26 @@ int disk_open(struct disk **out, const struct disk_conf *c)
 	return disk_finish(out, e, &p, start, f, kind, c->depth);
 }
 
+/*
+ * The same file, opened again with the same flags: a file of its own
+ * (not a dup), as the kernel reports a write-back error once per open
+ * file -- through a shared one, a flush on one queue could take the error
+ * a concurrent flush on another needed to see.  A flush through either
+ * covers every write completed through both (fdatasync works on the
+ * inode); the first open's OFD lock covers the image for both.
+ */
+static int disk_reopen(int fd)
+{
+	char path[32];
+	int flags = fcntl(fd, F_GETFL), nfd;
+
+	if (flags < 0)
+		return -errno;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	nfd = open(path, (flags & (O_ACCMODE | O_DIRECT)) | O_CLOEXEC);
+	return nfd < 0 ? -errno : nfd;
+}
+
 bool disk_has_queues(const struct disk *d)
 {
 	return d->file != NULL;
@@ -394,18 +417,13 @@ int disk_open_queue(struct disk **out, const struct disk *d)
 	f = malloc(sizeof(*f));
 	if (!f)
 		return -ENOMEM;
-	/*
-	 * The same open file (and so its lock): a flush through either fd
-	 * covers every write completed through both, as fdatasync() works on
-	 * the file, not the descriptor.
-	 */
-	*f = *d->file;
-	f->fd = fcntl(d->file->fd, F_DUPFD_CLOEXEC, 0);
-	if (f->fd < 0) {
-		ret = -errno;
+	ret = disk_reopen(d->file->fd);
+	if (ret < 0) {
 		free(f);
 		return ret;
 	}
+	*f = *d->file;
+	f->fd = ret;
 	ret = d->kind == DISK_ENGINE_IO_URING ? disk_uring_create(&e, f, d->depth) :
 					       disk_threads_create(&e, f, d->depth);
 	if (ret) {

@@ -136,11 +136,12 @@ bool disk_path_is_nbd(const char *path);
 int disk_open(struct disk **out, const struct disk_conf *c);
 /*
  * Another disk on d's media, with an engine of its own (for a device's
- * second queue, served by another thread): same properties, window and
- * lock; a flush through either covers the writes completed through
- * both.  Only for files opened by disk_open() (-EOPNOTSUPP for NBD,
- * memory, and what a filter wraps: the new disk has d's file engine).
- * d may be closed first.  0 or -errno.
+ * second queue, served by another thread): the image opened again (an
+ * open file of its own, so each sees a write-back error), same
+ * properties, window and lock; a flush through either covers the writes
+ * completed through both.  Only for files opened by disk_open()
+ * (-EOPNOTSUPP for NBD, memory, and a disk a filter wraps).  d may be
+ * closed first.  0 or -errno.
  */
 int disk_open_queue(struct disk **out, const struct disk *d);
 /* Whether disk_open_queue() can be asked for d. */

@@ -289,15 +289,23 @@ int blk_dev_start(struct blk_dev *b)
 	return -ret;
 }
 
-/* A queue's pool, wake eventfd and disk; the rest of it is zeroed by calloc. */
-static void blk_queue_free(struct blk_dev *b, struct blk_queue *q)
+/* A queue's pool, wake eventfd and disk, as blk_queue_init() found them. */
+static void blk_queue_release(struct blk_dev *b, struct blk_queue *q)
 {
 	if (q->disk && q->disk != b->disk)
 		disk_close(q->disk);
+	q->disk = NULL;
 	if (q->wake_efd >= 0)
 		close(q->wake_efd);
-	pthread_mutex_destroy(&q->complete_lock);
+	q->wake_efd = -1;
 	free(q->ioreqs);
+	q->ioreqs = q->free_list = NULL;
+}
+
+static void blk_queue_free(struct blk_dev *b, struct blk_queue *q)
+{
+	blk_queue_release(b, q);
+	pthread_mutex_destroy(&q->complete_lock);
 }
 
 /* Everything but the transport and the threads. */
@@ -371,11 +379,8 @@ static int blk_queue_init(struct blk_dev *b, unsigned int n)
 		q->disk = b->disk;
 		return 0;
 	}
-	ret = disk_open_queue(&q->disk, b->disk);
-	if (ret)
-		pr_err("virtio-blk: '%s': queue %u: cannot open another %s engine: %s",
-		       b->opts.path, n, disk_props(b->disk)->engine, strerror(-ret));
-	return ret;
+	/* The caller says so: an error with mq=, a note without. */
+	return disk_open_queue(&q->disk, b->disk);
 }
 
 /*
@@ -426,8 +431,21 @@ static int blk_queues_init(struct blk_dev *b, unsigned int default_queues)
 	for (i = 0; i < b->nr_queues; i++) {
 		b->q[i].poll_max_ns = poll_ns;
 		ret = blk_queue_init(b, i);
-		if (ret)
+		if (ret && (i == 0 || b->opts.mq)) {
+			if (i)
+				pr_err("virtio-blk: '%s': mq=%u: cannot open queue %u's %s engine: %s",
+				       b->opts.path, b->nr_queues, i, disk_props(b->disk)->engine,
+				       strerror(-ret));
 			return ret;
+		}
+		if (ret) {
+			/* The default is a wish: serve with the queues there are. */
+			blk_queue_release(b, &b->q[i]);
+			pr_info("virtio-blk: '%s': %u queue(s), not one per vCPU (%u): queue %u's %s engine: %s",
+				b->opts.path, i, b->nr_queues, i, disk_props(b->disk)->engine,
+				strerror(-ret));
+			b->nr_queues = i;
+		}
 	}
 	if (b->nr_queues > 1) {
 		b->features |= 1ULL << VIRTIO_BLK_F_MQ;

@@ -89,6 +89,8 @@ expect 1 "qsize=100" -- -s 9,virtio-blk,"$WORK/disk.img",qsize=100 "$WORK/fake-b
 expect 1 "unknown option 'turbo'" -- -s 9,virtio-blk,"$WORK/disk.img",turbo "$WORK/fake-bzImage"
 expect 1 "discard=on: expected discard=unmap or discard=ignore" -- \
 	-s 9,virtio-blk,"$WORK/disk.img",discard=on "$WORK/fake-bzImage"
+expect 1 "mq=17: expected queues from 1 to 16" -- -s 9,virtio-blk,"$WORK/disk.img",mq=17 \
+	"$WORK/fake-bzImage"
 expect 1 "unknown option 'direct=yes'" -- -s 9,virtio-blk,"$WORK/disk.img",direct=yes "$WORK/fake-bzImage"
 # NBD exports: options that belong to image files, and a server that is not there.
 expect 1 "direct: not for an NBD export" -- \

@@ -306,6 +306,27 @@ static void test_msix(void **state)
 	expect_error("img,msix=on,msix=off", "msix=off: msix= given twice");
 }
 
+static void test_mq(void **state)
+{
+	struct blk_opts o;
+
+	assert_int_equal(parse("img", &o), 0);
+	assert_int_equal(o.mq, 0);		/* the device's default: one per vCPU */
+	blk_opts_free(&o);
+	assert_int_equal(parse("img,mq=1", &o), 0);
+	assert_int_equal(o.mq, 1);
+	blk_opts_free(&o);
+	assert_int_equal(parse("img,mq=16", &o), 0);
+	assert_int_equal(o.mq, BLK_MAX_QUEUES);
+	blk_opts_free(&o);
+
+	expect_error("img,mq=0", "virtio-blk: mq=0: expected queues from 1 to 16");
+	expect_error("img,mq=17", "mq=17: expected queues from 1 to 16");
+	expect_error("img,mq=two", "mq=two: expected queues from 1 to 16");
+	expect_error("img,mq", "unknown option 'mq'");
+	expect_error("img,mq=2,mq=4", "mq=4: mq= given twice");
+}
+
 static void test_duplicates(void **state)
 {
 	expect_error("img,qsize=64,qsize=128", "qsize=128: qsize= given twice");
@@ -366,6 +387,7 @@ int main(void)
 		cmocka_unit_test(test_missing_path),
 		cmocka_unit_test(test_direct_discard),
 		cmocka_unit_test(test_msix),
+		cmocka_unit_test(test_mq),
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_aio),
 		cmocka_unit_test(test_poll),

@@ -39,6 +39,9 @@
 #include "disk/fault.h"
 #include "disk/uring.h"
 #include "lib/guest_mem.h"
+#include "lib/io_bus.h"
+#include "lib/util.h"
+#include "pci/pci.h"
 #include "tests/driver/vdriver.h"
 
 #define RAM_SIZE	(32ULL << 20)
@@ -521,28 +524,115 @@ static void *mq_driver_run(void *arg)
 	return NULL;
 }
 
+/* MSI-X for test_mq: the function on a PCI bus, each message recorded. */
+struct mq_msix {
+	struct io_bus pio, mmio;
+	struct pci_bus bus;
+	unsigned int fires[3];		/* config, queue 0, queue 1 */
+};
+
+static void mq_fire(void *opaque, unsigned int v)
+{
+	struct mq_msix *x = opaque;
+
+	if (v < ARRAY_SIZE(x->fires))
+		__atomic_add_fetch(&x->fires[v], 1, __ATOMIC_RELAXED);
+}
+
+static int mq_route(void *opaque, unsigned int v, uint64_t addr, uint32_t data)
+{
+	return 0;
+}
+
+/*
+ * As vp_find_vqs_msix: MSI-X on, vector 0 for config, 1 + q for queue q,
+ * the table programmed through BAR 1.
+ */
+static void mq_msix_on(struct t *t, struct mq_msix *x)
+{
+	const struct msix_sink sink = { .fire = mq_fire, .route = mq_route, .opaque = x };
+	struct virtio_pci *vp = &t->b->vp;
+	uint32_t table, val, v, f;
+
+	virtio_pci_set_msix_sink(vp, &sink);
+	io_bus_init(&x->pio);
+	io_bus_init(&x->mmio);
+	assert_int_equal(pci_bus_init(&x->bus, &x->pio, &x->mmio), 0);
+	assert_int_equal(pci_bus_add(&x->bus, &vp->pci, 3), 0);
+	pci_cfg_write(&x->bus, 3, vp->msix_cap + MSIX_CAP_CONTROL, 2, MSIX_CONTROL_ENABLE);
+	table = pci_cfg_read(&x->bus, 3, PCI_BASE_ADDRESS_0 + 4, 4) & ~0xfu;
+	for (v = 0; v < 3; v++) {
+		for (f = 0; f < 4; f++) {
+			val = f == 0 ? 0xfee00000 : f == 2 ? 0x40 + v : 0;
+			assert_true(io_bus_access(&x->mmio, table + v * MSIX_ENTRY_SIZE + 4 * f,
+						  true, &val, 4));
+		}
+	}
+	bar_write(t, VIRTIO_MSI_CONFIG_VECTOR, 2, 0);
+	for (v = 0; v < 2; v++) {
+		bar_write(t, VIRTIO_PCI_QUEUE_SEL, 2, v);
+		bar_write(t, VIRTIO_MSI_QUEUE_VECTOR, 2, 1 + v);
+		assert_int_equal(bar_read(t, VIRTIO_MSI_QUEUE_VECTOR, 2), 1 + v);
+	}
+}
+
+static void mq_msix_off(struct mq_msix *x)
+{
+	pci_bus_destroy(&x->bus);
+	io_bus_destroy(&x->pio);
+	io_bus_destroy(&x->mmio);
+}
+
+/* Until every popped request is completed, its interrupt sent. */
+static void mq_idle(struct t *t)
+{
+	long end = now_ms() + TIMEOUT_MS;
+
+	while (__atomic_load_n(&t->b->in_flight, __ATOMIC_ACQUIRE))
+		if (now_ms() > end)
+			fail_msg("%u request(s) still in flight", t->b->in_flight);
+}
+
+/* One request of slot on d, kicked (through the register when d has no kick fd). */
+static void mq_one(struct t *t, struct vdrv *d, unsigned int slot, uint32_t type,
+		   uint64_t sector, uint64_t seed)
+{
+	mq_req(t, d, slot, type, sector, seed);
+	*slot_status(t, slot) = VDRV_BLK_STATUS_NONE;
+	assert_int_equal(vdrv_notify(d), 0);
+	if (!mq_reap(d, 1))
+		fail_msg("queue %u: slot %u not completed", d->queue, slot);
+	assert_int_equal(*slot_status(t, slot), VIRTIO_BLK_S_OK);
+	mq_idle(t);
+}
+
 /*
  * mq=2: MQ and num_queues offered, an engine per queue on the same
  * image; both queues driven at once from two threads, each request
- * served by its own queue (per-queue counts), a write on one queue read
- * back and flushed on the other, and a reset takes both queues down.
+ * served by its own queue (per-queue counts) and announced on its own
+ * MSI-X vector; a kick through the notify register reaches the queue it
+ * names (poll=0: no thread finds work by polling); a write on one queue
+ * read back and flushed on the other; after a reset both queues are set
+ * up again and serve.
  */
 static void test_mq(void **state)
 {
 	struct t *t = engine_t(state);
 	struct mq_driver m[2];
+	struct mq_msix x = { .fires = { 0 } };
 	struct vdrv d1;
 	pthread_t th;
 	uint16_t nq;
-	int fd;
+	unsigned int f1, f2;
 
-	assert_int_equal(dev_up(t, "mq=2"), 0);
+	assert_int_equal(dev_up(t, "mq=2,poll=0"), 0);
 	assert_true(t->drv.host_features & (1u << VIRTIO_BLK_F_MQ));
 	vdrv_cfg_get(&t->drv, offsetof(struct blk_config, num_queues), &nq, 2);
 	assert_int_equal(nq, 2);
 	assert_int_equal(t->b->nr_queues, 2);
 	assert_ptr_not_equal(t->b->q[1].disk, t->b->disk);
 	assert_string_equal(disk_props(t->b->q[1].disk)->engine, engine_of(t));
+	mq_msix_on(t, &x);
 	d1 = t->drv;
 	assert_int_equal(vdrv_setup_queue(&d1, 1, RING1_GPA, false), 0);
 	assert_true(d1.kick_fd >= 0 && d1.kick_fd != t->drv.kick_fd);
@@ -556,32 +646,41 @@ static void test_mq(void **state)
 		fail_msg("queue 0: %s; queue 1: %s", m[0].err ?: "ok", m[1].err ?: "ok");
 	assert_int_equal(t->b->q[0].requests, MQ_ROUNDS * MQ_SLOTS);
 	assert_int_equal(t->b->q[1].requests, MQ_ROUNDS * MQ_SLOTS);
+	assert_true(x.fires[1] > 0 && x.fires[2] > 0);
+	assert_int_equal(x.fires[0], 0);
 
-	/* Written on queue 1, read on queue 0, flushed on queue 1, in the file. */
-	mq_req(t, &d1, MQ_SLOTS, VIRTIO_BLK_T_OUT, 8, 77);
-	vdrv_notify(&d1);
-	assert_true(mq_reap(&d1, 1));
-	mq_req(t, &t->drv, 0, VIRTIO_BLK_T_IN, 8, 0);
-	vdrv_notify(&t->drv);
-	assert_true(mq_reap(&t->drv, 1));
-	assert_int_equal(*slot_status(t, 0), VIRTIO_BLK_S_OK);
+	/*
+	 * Queue 1 alone, kicked through the register: its thread, its vector.
+	 * (A request's interrupt goes out after its used entry, before
+	 * in_flight drops: wait for that, or the last one could come late.)
+	 */
+	mq_idle(t);
+	f1 = x.fires[1];
+	f2 = x.fires[2];
+	d1.kick_fd = -1;
+	mq_one(t, &d1, MQ_SLOTS, VIRTIO_BLK_T_OUT, 8, 77);
+	assert_int_equal(x.fires[1], f1);
+	assert_int_equal(x.fires[2], f2 + 1);
+	assert_int_equal(t->b->q[1].requests, MQ_ROUNDS * MQ_SLOTS + 1);
+	/* Read back on queue 0 (its vector), flushed on queue 1. */
+	mq_one(t, &t->drv, 0, VIRTIO_BLK_T_IN, 8, 0);
 	assert_memory_equal(slot_data(t, 0), slot_data(t, MQ_SLOTS), 4096);
-	queue_req(t, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0);
-	t->drv.last_used = vdrv_used_idx(&t->drv);
-	vdrv_blk_add(&d1, 0, &(struct vdrv_blk_req){ .type = VIRTIO_BLK_T_FLUSH,
-		.hdr_gpa = HDR_GPA, .status_gpa = STATUS_GPA });
-	vdrv_notify(&d1);
-	assert_true(mq_reap(&d1, 1));
-	assert_int_equal(*slot_status(t, 0), VIRTIO_BLK_S_OK);
-	fd = open(t->path, O_RDONLY);
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, slot_data(t, 1), 4096, 4096), 4096);
-	close(fd);
-	assert_memory_equal(slot_data(t, 1), slot_data(t, MQ_SLOTS), 4096);
+	assert_int_equal(x.fires[1], f1 + 1);
+	mq_one(t, &d1, MQ_SLOTS + 1, VIRTIO_BLK_T_FLUSH, 0, 0);
+	assert_int_equal(t->b->flush_err, 0);
 
+	/* A reset, then both queues again. */
 	assert_int_equal(vdrv_reset(&t->drv), 0);
-	assert_false(virtio_pci_get_vq(&t->b->vp, 0)->ready);
-	assert_false(virtio_pci_get_vq(&t->b->vp, 1)->ready);
+	assert_int_equal(t->b->in_flight, 0);
+	vdrv_begin(&t->drv, &t->b->vp, &t->gm, ~(1u << VDRV_F_EVENT_IDX), t->irq_efd, true);
+	assert_int_equal(vdrv_setup_queue(&t->drv, 0, RING_GPA, false), 0);
+	d1 = t->drv;
+	assert_int_equal(vdrv_setup_queue(&d1, 1, RING1_GPA, true), 0);
+	vdrv_driver_ok(&t->drv);
+	mq_one(t, &d1, MQ_SLOTS, VIRTIO_BLK_T_IN, 8, 0);
+	mq_one(t, &t->drv, 0, VIRTIO_BLK_T_IN, 8, 0);
+	assert_memory_equal(slot_data(t, 0), slot_data(t, MQ_SLOTS), 4096);
+	mq_msix_off(&x);
 	assert_int_equal(dev_down(t), 0);
 	free(t);
 }

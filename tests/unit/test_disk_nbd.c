@@ -380,7 +380,8 @@ static void test_blk_one_queue(void **state)
 	assert_int_equal(gmem_init(&gm, 1 << 20), 0);
 	assert_int_equal(blk_dev_create(&b, s.uri, &gm, 4), 0);
 	assert_int_equal(b->nr_queues, 1);
-	assert_false(virtio_pci_has_feature(&b->vp, VIRTIO_BLK_F_MQ));
+	assert_false(b->features & (1ULL << VIRTIO_BLK_F_MQ));
+	assert_int_equal(b->cfg.num_queues, 0);
 	assert_int_equal(blk_dev_destroy(b), 0);
 	snprintf(args, sizeof(args), "%s,mq=2", s.uri);
 	capture_start();

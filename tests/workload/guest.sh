@@ -255,6 +255,16 @@ wl_bench() {
 	bench_one rand-write-4k-fsync --ioengine=psync --direct=0 --rw=randwrite --bs=4k --fsync=1
 }
 
+# Booted with two vCPUs and virtio_blk.poll_queues=1: the same QD1 read through
+# io_uring, interrupt-driven and then polled (--hipri: IOPOLL on the poll queue).
+wl_bench_poll() {
+	rt=$(cmdline_arg rt) || rt=5
+	dmesg | grep -o 'virtio_blk virtio1: [0-9/]* default/read/poll queues' | sed 's/^/bench: /'
+	bench_one rand-read-4k-qd1-uring --ioengine=io_uring --direct=1 --rw=randread --bs=4k --iodepth=1
+	bench_one rand-read-4k-qd1-hipri --ioengine=io_uring --hipri --direct=1 --rw=randread --bs=4k \
+		--iodepth=1
+}
+
 # Whether LEN MiB of DEV from MiB OFF read back as zeros.
 zeros_at() {	# zeros_at DEV OFF LEN
 	[ "$(dd if="$1" bs=1M skip="$2" count="$3" iflag=direct status=none | sha256sum)" = \
@@ -303,6 +313,7 @@ crash-dsync) wl_crash dsync ;;
 crash-fsync) wl_crash fsync ;;
 ext4-stress) wl_ext4_stress ;;
 bench) wl_bench ;;
+bench-poll) wl_bench_poll ;;
 discard) wl_discard ;;
 *) echo "guest.sh: unknown wl=$wl"; exit 2 ;;
 esac
