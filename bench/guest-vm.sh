@@ -8,8 +8,8 @@
 # Environment: TINYVMM, KERNEL (vmlinux), GIMG (test image), BENCH_VMMS (default
 # "tinyvmm qemu-legacy qemu-modern"), BENCH_DATA_DIR (data disk folder, default
 # TMPDIR or /tmp), BENCH_DATA_MB (default 256).
-# Each VMM boots twice: plain (1 vCPU, one queue: wl=bench) and poll (2 vCPUs, two
-# queues on the data disk, one a poll queue: wl=bench-poll).
+# Each VMM boots twice: plain (1 vCPU, one queue: wl=bench) and poll (3 vCPUs,
+# three queues on the data disk, one a poll queue: wl=bench-poll).
 # Writes OUTDIR/results: "VMM boot-vda-ms N", "VMM TEST iops=N kibs=N status=N", and
 # for tinyvmm "tinyvmm TEST exits=N requests=N bar-exits=N irqs=N" (--stats around
 # the test).
@@ -31,14 +31,14 @@ cmdline="console=ttyS0 root=/dev/vda ro panic=-1 wl=bench rt=$rt"
 head -c $((${BENCH_DATA_MB:-256} * 1048576)) /dev/urandom >"$data" ||
 	{ echo "bench-guest: cannot write the data disk $data"; exit 1; }
 
-# The poll boot: two vCPUs and two queues on the data disk, one of them a poll
-# queue (virtio_blk.poll_queues=1: Linux gives a poll queue only beside a
-# default one), where fio's --hipri requests go.
+# The queues boot: three vCPUs and three queues on the data disk, one of them a
+# poll queue (virtio_blk.poll_queues=1), where fio's --hipri requests go, and two
+# default ones, which two fio jobs on two vCPUs share out.
 poll_cmdline="console=ttyS0 root=/dev/vda ro panic=-1 wl=bench-poll rt=$rt virtio_blk.poll_queues=1"
 
 vm_cmd() {	# the command line of VMM for MODE (plain or poll), in VM_CMD
 	local cl=$cmdline smp=1 nq=1
-	[ "$2" = plain ] || cl=$poll_cmdline smp=2 nq=2
+	[ "$2" = plain ] || cl=$poll_cmdline smp=3 nq=3
 	local qemu=(qemu-system-x86_64 -machine pc,accel=kvm -cpu host -smp "$smp" -m 256M
 		-nodefaults -no-user-config -display none -serial stdio -monitor none
 		-device isa-debug-exit,iobase=0x501,iosize=1

@@ -252,7 +252,9 @@ echo "$TESTS" | while read -r name rw bs qd cache direct; do
 	for eng in $engines; do : >"$WORK/bb.$eng.runs"; : >"$WORK/base.$eng.runs"; done
 	base_ok=
 	if [ -n "$BASE" ]; then
-		if "$BASE" --probe "$disk,qsize=$QSIZE$devcache${EXTRA_OPTS:+,$EXTRA_OPTS}" >/dev/null 2>&1; then
+		if [ -n "$bbflags" ] && ! "$BASE" --help 2>&1 | grep -q -- "$bbflags"; then
+			echo "bench: the base blkbench has no $bbflags: no base numbers for $name"
+		elif "$BASE" --probe "$disk,qsize=$QSIZE$devcache${EXTRA_OPTS:+,$EXTRA_OPTS}" >/dev/null 2>&1; then
 			base_ok=1
 		else
 			echo "bench: the base device refuses 'qsize=$QSIZE$devcache${EXTRA_OPTS:+,$EXTRA_OPTS}': no base numbers for $name"

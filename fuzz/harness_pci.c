@@ -5,12 +5,12 @@
  *
  * Input layout (short inputs are padded with zeros):
  *
- *	byte 0      queues: 1 + b % 4; bit 7: a resampling interrupt sink (a KVM
+ *	byte 0      queues: 1 + (b & 0x1f) % 16; bit 7: a resampling interrupt sink (a KVM
  *	            irqfd: the line drops at the guest's EOI) instead of a level
  *	            line; bit 6 with it: EOIs reported at delivery (PVM);
  *	            bit 5: MSI-X with a vector per queue and one for config
  *	byte 1      device config length: b % 233 (0..232)
- *	bytes 2-5   queue sizes: 1 << (b % 11) each
+ *	bytes 2-5   queue sizes: 1 << (b % 11) each, queue n taking byte 2 + n % 4
  *	bytes 6-9   host features (le32)
  *	then 8-byte operations:
  *	  op[0] & 7   0-2 read, 3-4 write, 5 device raises ISR bits 1 + op[2] % 3,
@@ -376,11 +376,10 @@ int fuzz_pci_one(const uint8_t *data, size_t size)
 		fp.init = true;
 	}
 	memcpy(hdr, data, MIN(size, sizeof(hdr)));
-	nr_queues = 1 + hdr[0] % 4;
+	nr_queues = 1 + (hdr[0] & 0x1f) % VIRTIO_MAX_QUEUES;
 	fp.config_len = hdr[1] % (FP_MAX_CONFIG + 1);
-	/* hdr[2..5]: the sizes of up to 4 queues. */
 	for (i = 0; i < nr_queues; i++)
-		qsize[i] = 1u << (hdr[2 + i] % 11);
+		qsize[i] = 1u << (hdr[2 + i % 4] % 11);
 	memcpy(&host_features, hdr + 6, sizeof(host_features));
 	bar_size = fp_bar_size(fp.config_len);
 

@@ -603,24 +603,33 @@ static void vm_print_exits(const uint64_t *total, uint64_t requests)
  * interrupts (INTx or MSI-X) and the exits its registers took.  Returns
  * its requests.
  */
+/* "a,b,c" of n counters into buf. */
+static void vm_print_list(char *buf, size_t size, const uint64_t *v, unsigned int n)
+{
+	size_t len = 0;
+	unsigned int i;
+
+	for (i = 0; i < n && len < size; i++)
+		len += snprintf(buf + len, size - len, "%s%llu", i ? "," : "",
+				(unsigned long long)v[i]);
+}
+
 static uint64_t vm_print_disk(struct vm *vm, const struct vm_disk *d)
 {
 	struct virtio_pci *vp = blk_dev_transport(d->blk);
 	uint64_t msix = __atomic_load_n(&d->msix.sent, __ATOMIC_RELAXED);
 	struct blk_stats st;
 
-	char per_queue[BLK_MAX_QUEUES * 21] = "";
-	size_t len = 0;
-	unsigned int i;
+	char per_queue[BLK_MAX_QUEUES * 21] = "", per_queue_irq[BLK_MAX_QUEUES * 21] = "";
 
 	blk_dev_stats(d->blk, &st);
-	for (i = 0; i < st.nr_queues; i++)
-		len += snprintf(per_queue + len, sizeof(per_queue) - len, "%s%llu", i ? "," : "",
-				(unsigned long long)st.queue_requests[i]);
-	pr_info("stats: virtio-blk slot %u: requests=%llu queue-requests=%s kicks=%llu "
+	vm_print_list(per_queue, sizeof(per_queue), st.queue_requests, st.nr_queues);
+	vm_print_list(per_queue_irq, sizeof(per_queue_irq), st.queue_interrupts, st.nr_queues);
+	pr_info("stats: virtio-blk slot %u: requests=%llu queue-requests=%s queue-interrupts=%s kicks=%llu "
 		"notify-exits=%llu notify-exits-after-driver-ok=%llu "
 		"irq-asserts=%llu irq-resamples=%llu irq-reasserts=%llu msix-messages=%llu",
-		d->slot, (unsigned long long)st.requests, per_queue, (unsigned long long)st.kicks,
+		d->slot, (unsigned long long)st.requests, per_queue, per_queue_irq,
+		(unsigned long long)st.kicks,
 		(unsigned long long)st.notify_exits,
 		(unsigned long long)st.notify_exits_after_driver_ok,
 		(unsigned long long)d->irq.asserts, (unsigned long long)d->irq.resamples,

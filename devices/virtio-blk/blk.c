@@ -556,6 +556,7 @@ void blk_dev_stats(const struct blk_dev *b, struct blk_stats *s)
 	s->nr_queues = b->nr_queues;
 	for (i = 0; i < b->nr_queues; i++) {
 		s->queue_requests[i] = __atomic_load_n(&b->q[i].requests, __ATOMIC_RELAXED);
+		s->queue_interrupts[i] = __atomic_load_n(&b->q[i].interrupts, __ATOMIC_RELAXED);
 		s->requests += s->queue_requests[i];
 		s->kicks += __atomic_load_n(&b->q[i].kicks, __ATOMIC_RELAXED);
 	}

@@ -147,6 +147,7 @@ struct blk_queue {
 	struct blk_ioreq *ioreqs;	/* its request pool (b->lock) */
 	struct blk_ioreq *free_list;
 	uint64_t requests, kicks;	/* for --stats */
+	uint64_t interrupts;		/* completion batches that asked for one */
 
 	struct blk_ioreq *done_head, *done_tail;
 	uint64_t poll_max_ns;		/* poll=, 0: never poll */
@@ -166,6 +167,7 @@ struct blk_stats {
 	uint64_t notify_exits_after_driver_ok;
 	unsigned int nr_queues;
 	uint64_t queue_requests[BLK_MAX_QUEUES];	/* popped, per queue */
+	uint64_t queue_interrupts[BLK_MAX_QUEUES];	/* interrupts raised, per queue */
 };
 
 struct blk_dev {

@@ -156,8 +156,10 @@ static void blk_complete_list(struct blk_queue *q, struct blk_ioreq *list)
 	 * takes only the transport's innermost lock, never ctrl_lock, which
 	 * the resetting vCPU holds while it waits.
 	 */
-	if (irq)
+	if (irq) {
 		virtio_pci_notify_queue(&b->vp, q->idx);
+		__atomic_add_fetch(&q->interrupts, 1, __ATOMIC_RELAXED);
+	}
 
 	pthread_mutex_lock(&b->lock);
 	for (io = list; io; io = next) {

@@ -147,16 +147,22 @@ queue_irqs() {	# queue_irqs virtioN
 }
 
 # Two fio jobs pinned to vCPUs 0 and 1 on DISK: with a queue per vCPU, each
-# submits on its own queue, whose vector must then fire.
+# submits on its own queue, whose vector must then fire.  With a poll queue
+# (virtio_blk.poll_queues=), the second job polls (io_uring --hipri): its
+# requests go to the poll queue instead.
 mq_jobs() {	# mq_jobs DISK
 	nq=$(ls -d "/sys/block/$1/mq/"* 2>/dev/null | wc -l)
 	dev=$(basename "$(readlink -f "/sys/block/$1/device")")
-	echo "verify: mq: /dev/$1 ($dev) has $nq queue(s), $(nproc) vCPU(s)"
+	pollq=$(dmesg | sed -n "s/.*virtio_blk $dev: [0-9]*\/[0-9]*\/\([0-9]*\) default.*/\1/p")
+	echo "verify: mq: /dev/$1 ($dev) has $nq queue(s), $(nproc) vCPU(s), ${pollq:-0} poll queue(s)"
 	[ "$nq" -ge 2 ] && [ "$(nproc)" -ge 2 ] || return 0
+	hipri=
+	[ "${pollq:-0}" -eq 0 ] || hipri="--ioengine=io_uring --hipri"
 	queue_irqs "$dev" > /tmp/irq.before
+	# shellcheck disable=SC2086  # $hipri: two options or none
 	fio --filename="/dev/$1" --rw=randread --bs=4k --direct=1 --ioengine=libaio \
 		--iodepth=8 --size=32m --io_size=8m --output-format=terse --terse-version=3 \
-		--name=cpu0 --cpus_allowed=0 --name=cpu1 --cpus_allowed=1 > /tmp/mq.out 2>&1 ||
+		--name=cpu0 --cpus_allowed=0 --name=cpu1 --cpus_allowed=1 $hipri > /tmp/mq.out 2>&1 ||
 		{ cat /tmp/mq.out; echo "verify: mq: fio failed"; return 1; }
 	awk -F';' '/^3;/ { printf "verify: mq: job %s read %s KiB err=%s\n", $3, $6, $5 }' /tmp/mq.out
 	queue_irqs "$dev" | awk 'FNR == NR { b[$1] = $2; next }
@@ -255,11 +261,14 @@ wl_bench() {
 	bench_one rand-write-4k-fsync --ioengine=psync --direct=0 --rw=randwrite --bs=4k --fsync=1
 }
 
-# Booted with two vCPUs and virtio_blk.poll_queues=1: the same QD1 read through
-# io_uring, interrupt-driven and then polled (--hipri: IOPOLL on the poll queue).
+# Booted with three vCPUs, three queues and virtio_blk.poll_queues=1: two jobs
+# on two vCPUs (two default queues), then the same QD1 read through io_uring,
+# interrupt-driven and then polled (--hipri: IOPOLL on the poll queue).
 wl_bench_poll() {
 	rt=$(cmdline_arg rt) || rt=5
 	dmesg | grep -o 'virtio_blk virtio1: [0-9/]* default/read/poll queues' | sed 's/^/bench: /'
+	bench_one rand-read-4k-qd8-2jobs --ioengine=libaio --direct=1 --rw=randread --bs=4k \
+		--iodepth=8 --numjobs=2 --cpus_allowed=0,1 --cpus_allowed_policy=split --group_reporting
 	bench_one rand-read-4k-qd1-uring --ioengine=io_uring --direct=1 --rw=randread --bs=4k --iodepth=1
 	bench_one rand-read-4k-qd1-hipri --ioengine=io_uring --hipri --direct=1 --rw=randread --bs=4k \
 		--iodepth=1
