@@ -182,6 +182,7 @@ struct disk_nbd {
 	pthread_mutex_t lock;
 	struct nbd_op *ops, *free;
 	struct nbd_op *done_head, *done_tail;
+	bool done_set;			/* done_fd is readable: done_head != NULL */
 };
 
 static struct disk_nbd *nbd_of(struct disk_engine *e)
@@ -282,8 +283,6 @@ static void nbd_account(struct disk_nbd *n, struct nbd_op *op)
 /* op is over: hand its result to disk_flush_sync() or to the done list. */
 static void nbd_finish(struct disk_nbd *n, struct nbd_op *op)
 {
-	bool was_empty;
-
 	nbd_account(n, op);
 	if (op->live) {
 		op->lprev->lnext = op->lnext;
@@ -302,11 +301,19 @@ static void nbd_finish(struct disk_nbd *n, struct nbd_op *op)
 		pthread_mutex_unlock(&n->lock);
 		return;
 	}
-	was_empty = !n->done_head;
 	nbd_list_add(&n->done_head, &n->done_tail, op);
-	pthread_mutex_unlock(&n->lock);
-	if (was_empty)
+	/*
+	 * Signalled in the same hold of the lock as the list change, as
+	 * nbd_take_done() drains it: signalled after unlocking (this may be
+	 * the engine thread or a disk_flush_sync() caller), a reap could
+	 * take op first, and the late signal would leave the fd readable
+	 * with nothing to reap.
+	 */
+	if (!n->done_set) {
 		nbd_efd_signal(n->done_fd);
+		n->done_set = true;
+	}
+	pthread_mutex_unlock(&n->lock);
 }
 
 static void nbd_fail(struct disk_nbd *n, struct nbd_op *op)
@@ -852,9 +859,13 @@ static int nbd_submit(struct disk_engine *e, const struct disk_io *io)
 	return DISK_SUBMITTED;
 }
 
-/* Up to max of the done list; *empty: nothing is left on it. */
-static unsigned int nbd_take_done(struct disk_nbd *n, struct disk_done *out, unsigned int max,
-				  bool *empty)
+/*
+ * Up to max of the done list.  done_fd is drained with the list emptied,
+ * in the same hold of the lock as nbd_finish() signals it: so it is
+ * readable exactly while the list holds ops, a drain never eats the
+ * signal of an op left on the list, and none comes late for one taken.
+ */
+static unsigned int nbd_take_done(struct disk_nbd *n, struct disk_done *out, unsigned int max)
 {
 	unsigned int k = 0;
 	struct nbd_op *op;
@@ -869,7 +880,10 @@ static unsigned int nbd_take_done(struct disk_nbd *n, struct disk_done *out, uns
 		op->next = n->free;
 		n->free = op;
 	}
-	*empty = !n->done_head;
+	if (!n->done_head && n->done_set) {
+		nbd_efd_drain(n->done_fd);
+		n->done_set = false;
+	}
 	pthread_mutex_unlock(&n->lock);
 	return k;
 }
@@ -877,26 +891,11 @@ static unsigned int nbd_take_done(struct disk_nbd *n, struct disk_done *out, uns
 static unsigned int nbd_reap(struct disk_engine *e, struct disk_done *out, unsigned int max)
 {
 	struct disk_nbd *n = nbd_of(e);
-	unsigned int k;
-	bool empty;
 
 	pthread_mutex_lock(&n->hlock);
 	nbd_pump(n);
 	pthread_mutex_unlock(&n->hlock);
-	k = nbd_take_done(n, out, max, &empty);
-	/*
-	 * Full: leave the eventfd alone, since a drain now could eat the
-	 * signal of an op posted since, which nothing would take here.
-	 */
-	if (!empty || k == max)
-		return k;
-	/* Empty: quiet the eventfd, then look again for one posted meanwhile. */
-	nbd_efd_drain(n->done_fd);
-	k += nbd_take_done(n, out + k, max - k, &empty);
-	/* Ops posted after the drain behind one that signalled: still readable. */
-	if (!empty)
-		nbd_efd_signal(n->done_fd);
-	return k;
+	return nbd_take_done(n, out, max);
 }
 
 static bool nbd_sync_done(struct disk_nbd *n, const struct nbd_sync *s)

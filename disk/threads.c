@@ -5,10 +5,14 @@
  * a list; an eventfd tells the reaper.  For kernels without io_uring, and
  * as a second engine that the conformance suite holds the first to.
  *
- * The eventfd is written when a completion lands on an empty list and
- * drained only when a reap leaves the list empty, and then the list is
- * looked at again: so while the list holds anything the fd is readable,
- * and once everything was reaped it is not (a poller must not spin on it).
+ * The eventfd is readable exactly while the done list holds anything
+ * (a poller must not spin on it, nor miss a completion): it is written
+ * when a completion lands on an empty list and drained when a reap
+ * empties the list, each in the same hold of the lock as the list
+ * change.  Both are non-blocking eventfd calls.  A worker that wrote it
+ * after unlocking could be preempted there while the reaper took its op
+ * and found the list empty; the late write then left the fd readable
+ * with nothing to reap, after the reap that should have quieted it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -39,6 +43,7 @@ struct disk_threads {
 	struct thr_op *pend_head, *pend_tail;
 	struct thr_op *done_head, *done_tail;
 	unsigned int busy;		/* taken from free, not yet reaped */
+	bool signalled;			/* the eventfd is readable: done_head != NULL */
 	bool stopping;
 	unsigned int nr_workers;
 	pthread_t workers[THREADS_MAX_WORKERS];
@@ -59,12 +64,35 @@ static void thr_list_add(struct thr_op **head, struct thr_op **tail, struct thr_
 	*tail = op;
 }
 
+/* Make the eventfd readable, if it is not.  Under t->lock. */
+static void thr_signal(struct disk_threads *t)
+{
+	uint64_t one = 1;
+
+	if (t->signalled)
+		return;
+	/* Fails only when the counter is saturated: readable already. */
+	if (write(t->e.notify_fd, &one, sizeof(one)) < 0)
+		pr_debug("disk: eventfd write: %s", strerror(errno));
+	t->signalled = true;
+}
+
+/* Make the eventfd quiet, if it is readable.  Under t->lock. */
+static void thr_unsignal(struct disk_threads *t)
+{
+	uint64_t v;
+
+	if (!t->signalled)
+		return;
+	if (read(t->e.notify_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		pr_debug("disk: eventfd read: %s", strerror(errno));
+	t->signalled = false;
+}
+
 static void *thr_worker(void *arg)
 {
 	struct disk_threads *t = arg;
-	uint64_t one = 1;
 	struct thr_op *op;
-	bool was_empty;
 
 	for (;;) {
 		pthread_mutex_lock(&t->lock);
@@ -82,12 +110,9 @@ static void *thr_worker(void *arg)
 			return NULL;
 		op->result = disk_file_exec(t->f, &op->io, 0);
 		pthread_mutex_lock(&t->lock);
-		was_empty = !t->done_head;
 		thr_list_add(&t->done_head, &t->done_tail, op);
+		thr_signal(t);
 		pthread_mutex_unlock(&t->lock);
-		/* Fails only when the counter is saturated: readable already. */
-		if (was_empty && write(t->e.notify_fd, &one, sizeof(one)) < 0)
-			pr_debug("disk: eventfd write: %s", strerror(errno));
 	}
 }
 
@@ -118,11 +143,13 @@ static int thr_submit(struct disk_engine *e, const struct disk_io *io)
 
 /*
  * Move up to max of the done list to out; the ops go back to the free
- * list.  *empty: the list is empty now.
+ * list.  The eventfd is drained with the list emptied, in the same hold
+ * of the lock, so a worker's signal is either drained with its op taken
+ * here or written after, for an op still on the list.
  */
-static unsigned int thr_take(struct disk_threads *t, struct disk_done *out, unsigned int max,
-			     bool *empty)
+static unsigned int thr_reap(struct disk_engine *e, struct disk_done *out, unsigned int max)
 {
+	struct disk_threads *t = thr_of(e);
 	unsigned int n = 0;
 	struct thr_op *op;
 
@@ -138,31 +165,9 @@ static unsigned int thr_take(struct disk_threads *t, struct disk_done *out, unsi
 		t->busy--;
 		n++;
 	}
-	*empty = !t->done_head;
+	if (!t->done_head)
+		thr_unsignal(t);
 	pthread_mutex_unlock(&t->lock);
-	return n;
-}
-
-static unsigned int thr_reap(struct disk_engine *e, struct disk_done *out, unsigned int max)
-{
-	struct disk_threads *t = thr_of(e);
-	bool empty;
-	unsigned int n = thr_take(t, out, max, &empty);
-	uint64_t v;
-
-	/*
-	 * Full: leave the eventfd alone, since a drain now could eat the
-	 * signal of an op posted since, which nothing would take here.
-	 */
-	if (!empty || n == max)
-		return n;
-	/* Empty: quiet the fd, then look again for one posted meanwhile. */
-	if (read(e->notify_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		pr_debug("disk: eventfd read: %s", strerror(errno));
-	n += thr_take(t, out + n, max - n, &empty);
-	/* Posted after the drain behind one whose signal it ate: readable again. */
-	if (!empty && write(e->notify_fd, &(uint64_t){ 1 }, sizeof(uint64_t)) < 0)
-		pr_debug("disk: eventfd write: %s", strerror(errno));
 	return n;
 }
 

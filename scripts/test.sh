@@ -19,6 +19,9 @@ summary() {	# summary DIR: add up automake's per-test results
 	cat "$1"/tests/unit/*.trs "$1"/tests/*/*.trs 2>/dev/null |
 		awk '/^:test-result:/ { n[$2]++ } END { printf "%d %d %d\n", n["PASS"], n["FAIL"] + n["ERROR"] + n["XPASS"], n["SKIP"] }'
 }
+# Failure lines: cmocka's (a fail_msg()'s text is the line before "[  ERROR   ]", a failed
+# assert's is "FILE:LINE: error: ..."), and automake's "FAIL " ones.
+fail_re='\[  FAILED  \]|\[  ERROR   \]|Failure!|error:|FAIL '
 run_check() {	# run_check NAME DIR CONFIGURE-ARGS...
 	local name=$1 dir=$2
 	shift 2
@@ -29,7 +32,13 @@ run_check() {	# run_check NAME DIR CONFIGURE-ARGS...
 	for log in "$dir"/tests/*/*.log; do
 		case $log in */test-suite.log) continue ;; esac
 		if grep -q '^:test-result: \(FAIL\|ERROR\)' "${log%.log}.trs" 2>/dev/null; then
-			echo "--- $log"
+			# A unit test runs several cmocka groups and the tail shows only
+			# the last: the failure lines come from the whole log first.
+			if grep -q -E "$fail_re" "$log"; then
+				echo "--- $log: failure lines, 8 before each (whole log, numbered)"
+				grep -n -B8 -E "$fail_re" "$log" | head -n 60
+			fi
+			echo "--- $log: last 40 lines"
 			tail -n 40 "$log"
 		fi
 		grep -h '^SKIP ' "$log" 2>/dev/null || true

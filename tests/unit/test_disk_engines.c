@@ -51,6 +51,7 @@
 #define MAX_OPS		64
 #define WAIT_MS		10000	/* only a broken engine takes this long */
 #define QUIET_MS	50	/* how long a held completion must stay unseen */
+#define QUIET_ROUNDS	500	/* test_notify_quiet: a late signal shows in a few */
 #define GAP		16	/* canary bytes around every iovec */
 #define CANARY		0xa5
 #define MANY_IOVS	1100	/* past IOV_MAX (1024): the engine must split */
@@ -1329,6 +1330,59 @@ static void test_fault_hold(void **state)
 }
 
 /*
+ * Rounds of 1 to 4 small reads, reaped by calling disk_reap() without
+ * waiting on the notify fd, so that a reap takes each completion the
+ * moment it is posted; once every one was reaped, the notify fd must not
+ * be readable (a poll of 0 ms: a quiet engine is quiet now, no waiting).
+ * Fails if an engine signals a completion after a reap already took it:
+ * the threads engine did (its workers wrote the eventfd after unlocking
+ * the done list), which left the fd readable with nothing to reap, a
+ * wake-up for nothing, and made test_fault_hold's quiet check fail only
+ * when a worker was preempted in that window (a loaded CI machine).
+ */
+static void test_notify_quiet(void **state)
+{
+	struct t *t = t_plain(state, __func__);
+	struct batch b = { .n = 0 };
+	struct disk_done dd[4];
+	struct pollfd p;
+	unsigned int round, i, k;
+	int64_t deadline;
+
+	rnd_seed(16);
+	for (round = 0; round < QUIET_ROUNDS; round++) {
+		for (i = 0; i <= round % 4; i++)
+			batch_rw(&b, DISK_OP_READ, i * MIB, 4 * KIB, 1 + i, SG_RANDOM, 0);
+		batch_submit(t, &b);
+		deadline = now_ms() + WAIT_MS;
+		while (b.pending) {
+			k = disk_reap(t->d, dd, ARRAY_SIZE(dd));
+			assert_true(k <= ARRAY_SIZE(dd));
+			for (i = 0; i < k; i++)
+				batch_complete(t, &b, &dd[i]);
+			if (!k && now_ms() > deadline)
+				fail_msg("%s: round %u: %u op(s) still in flight after %d ms",
+					 t->k->name, round, b.pending, WAIT_MS);
+		}
+		assert_int_equal(disk_in_flight(t->d), 0);
+		/* Memory answers everything at submit and has no notify fd. */
+		if (disk_notify_fd(t->d) >= 0) {
+			p = (struct pollfd){ .fd = disk_notify_fd(t->d), .events = POLLIN };
+			if (poll(&p, 1, 0) != 0)
+				fail_msg("%s: round %u: the notify fd is readable, all reaped",
+					 t->k->name, round);
+		}
+		for (i = 0; i < b.n; i++) {
+			assert_int_equal(b.op[i].result, 0);
+			op_apply(t, &b.op[i]);
+		}
+		batch_free(&b);
+		b = (struct batch){ .n = 0 };
+	}
+	t_free(t);
+}
+
+/*
  * disk_close() with 32 ops in flight, none reaped, and again with
  * completions the filter holds.  Fails, under ASan/LSan, if an engine
  * leaks, uses freed memory or the caller's buffers after close
@@ -1631,7 +1685,8 @@ static bool probe_uring(void)
 	CASE(test_rw_many_iovecs, k), CASE(test_discard, k), CASE(test_write_zeroes, k), \
 	CASE(test_refused, k), CASE(test_refused_ro, k), CASE(test_fault_refuse_read, k), \
 	CASE(test_fault_after_write, k), CASE(test_fault_skip_count, k), \
-	CASE(test_fault_flush, k), CASE(test_fault_hold, k), CASE(test_close_in_flight, k)
+	CASE(test_fault_flush, k), CASE(test_fault_hold, k), CASE(test_notify_quiet, k), \
+	CASE(test_close_in_flight, k)
 #define FILE_CASES(k) \
 	COMMON_CASES(k), CASE(test_fua_durable, k), CASE(test_flush_durable, k), \
 	CASE(test_range_window, k)
