@@ -973,19 +973,26 @@ static void case_pfn_outside(void)
 	valid_rw(&dev, 151, 1, 0x17);
 }
 
-static void case_notify_bad_queue(void)
+/* Queues the device does not have: size 0, a PFN that does not stick, a kick. */
+static void no_such_queues(const uint16_t *qs, unsigned int n)
 {
-	static const uint16_t qs[] = { 1, 2, 7, 0x7fff, 0xffff };
 	unsigned int i;
 
-	setup(ALL_F);
-	for (i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+	for (i = 0; i < n; i++) {
 		outw(dev.io + VIRTIO_QUEUE_SEL, qs[i]);
-		CHECK_EQ(inw(dev.io + VIRTIO_QUEUE_NUM), 0);	/* no such queue */
+		CHECK_EQ(inw(dev.io + VIRTIO_QUEUE_NUM), 0);
 		outl(dev.io + VIRTIO_QUEUE_PFN, RING1_ADDR >> 12);
 		CHECK_EQ(inl(dev.io + VIRTIO_QUEUE_PFN), 0);
 		outw(dev.io + VIRTIO_QUEUE_NOTIFY, qs[i]);
 	}
+}
+
+static void case_notify_bad_queue(void)
+{
+	static const uint16_t qs[] = { 1, 2, 7, 0x7fff, 0xffff };
+
+	setup(ALL_F);
+	no_such_queues(qs, sizeof(qs) / sizeof(qs[0]));
 	outw(dev.io + VIRTIO_QUEUE_SEL, 0);
 	CHECK_EQ(inl(dev.io + VIRTIO_QUEUE_PFN), RING0_ADDR >> 12);
 	CHECK_EQ(inb(dev.io + VIRTIO_STATUS), S_ACK | S_DRIVER | S_DRIVER_OK);
@@ -1008,13 +1015,7 @@ static void case_mq_misuse(void)
 	CHECK(dev.host_features & F_MQ);
 	CHECK_EQ(inw(dev.io + VIRTIO_CONFIG + 34), 2);		/* num_queues */
 	vdev_init(&dev, ALL_F | F_MQ, RING0_ADDR);
-	for (i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
-		outw(dev.io + VIRTIO_QUEUE_SEL, qs[i]);
-		CHECK_EQ(inw(dev.io + VIRTIO_QUEUE_NUM), 0);	/* no such queue */
-		outl(dev.io + VIRTIO_QUEUE_PFN, RING1_ADDR >> 12);
-		CHECK_EQ(inl(dev.io + VIRTIO_QUEUE_PFN), 0);
-		outw(dev.io + VIRTIO_QUEUE_NOTIFY, qs[i]);
-	}
+	no_such_queues(qs, sizeof(qs) / sizeof(qs[0]));
 	/* Queue 1 exists but was never set up: its kick finds no ring. */
 	outw(dev.io + VIRTIO_QUEUE_SEL, 1);
 	CHECK_EQ(inl(dev.io + VIRTIO_QUEUE_PFN), 0);

@@ -308,17 +308,18 @@ static void test_msix(void **state)
 
 static void test_mq(void **state)
 {
+	/* mq 0: the device's default, one per vCPU */
+	static const struct { const char *args; uint32_t mq; } ok[] = {
+		{ "img", 0 }, { "img,mq=1", 1 }, { "img,mq=16", BLK_MAX_QUEUES },
+	};
 	struct blk_opts o;
+	size_t i;
 
-	assert_int_equal(parse("img", &o), 0);
-	assert_int_equal(o.mq, 0);		/* the device's default: one per vCPU */
-	blk_opts_free(&o);
-	assert_int_equal(parse("img,mq=1", &o), 0);
-	assert_int_equal(o.mq, 1);
-	blk_opts_free(&o);
-	assert_int_equal(parse("img,mq=16", &o), 0);
-	assert_int_equal(o.mq, BLK_MAX_QUEUES);
-	blk_opts_free(&o);
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_int_equal(parse(ok[i].args, &o), 0);
+		assert_int_equal(o.mq, ok[i].mq);
+		blk_opts_free(&o);
+	}
 
 	expect_error("img,mq=0", "virtio-blk: mq=0: expected queues from 1 to 16");
 	expect_error("img,mq=17", "mq=17: expected queues from 1 to 16");

@@ -206,6 +206,11 @@ wl_crash() {	# wl_crash dsync|fsync
 		if [ "$1" = dsync ]; then
 			dd if=/tmp/rec of=/dev/vdb bs=4096 seek=$n count=1 \
 				oflag=direct,dsync conv=notrunc status=none || break
+		elif [ "$1" = xq ]; then
+			# Written on vCPU 0's queue, flushed on vCPU 1's.
+			taskset -c 0 dd if=/tmp/rec of=/dev/vdb bs=4096 seek=$n count=1 \
+				oflag=direct conv=notrunc status=none || break
+			taskset -c 1 sync /dev/vdb || break
 		else
 			dd if=/tmp/rec of=/dev/vdb bs=4096 seek=$n count=1 \
 				conv=notrunc,fsync status=none || break
@@ -267,6 +272,11 @@ wl_bench() {
 wl_bench_poll() {
 	rt=$(cmdline_arg rt) || rt=5
 	dmesg | grep -o 'virtio_blk virtio1: [0-9/]* default/read/poll queues' | sed 's/^/bench: /'
+	pq=$(dmesg | sed -n 's/.*virtio_blk virtio1: [0-9]*\/[0-9]*\/\([0-9]*\) default.*/\1/p')
+	if [ "${pq:-0}" -eq 0 ] || [ "$(nproc)" -lt 3 ]; then
+		echo "bench: no poll queue on virtio1 or fewer than 3 vCPUs ($(nproc) online): no results from this boot"
+		return 0
+	fi
 	bench_one rand-read-4k-qd8-2jobs --ioengine=libaio --direct=1 --rw=randread --bs=4k \
 		--iodepth=8 --numjobs=2 --cpus_allowed=0,1 --cpus_allowed_policy=split --group_reporting
 	bench_one rand-read-4k-qd1-uring --ioengine=io_uring --direct=1 --rw=randread --bs=4k --iodepth=1
@@ -320,6 +330,7 @@ ext4-write) wl_ext4_write ;;
 ext4-check) wl_ext4_check ;;
 crash-dsync) wl_crash dsync ;;
 crash-fsync) wl_crash fsync ;;
+crash-xq) wl_crash xq ;;
 ext4-stress) wl_ext4_stress ;;
 bench) wl_bench ;;
 bench-poll) wl_bench_poll ;;

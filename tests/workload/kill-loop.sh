@@ -13,6 +13,8 @@
 #        cut-dsync, cut-fsync   one power cut of the nested runner's L1 instead of a
 #                kill (CUT_DISK, CUT_MARK: tests/workload/powercut.sh); "check" then
 #                checks NAME's records in DISK on the host
+#        cut-xq  the same with 2 vCPUs and 2 queues on a writeback disk: each record
+#                written (O_DIRECT) on vCPU 0's queue, then flushed on vCPU 1's
 #   POINTS kill points; SEED seeds the points (printed, so a run can be repeated)
 # Environment: TINYVMM, KERNEL (vmlinux), GIMG (test image), GUEST_SH.
 # Exit status: 0 when every point passed.
@@ -38,7 +40,7 @@ rm -f "$tick"
 # start_vm NAME DISK-ARGS CMDLINE-WORDS: tinyvmm in the background, pid in VM_PID.
 start_vm() {
 	: >"$out/$1.console"
-	"$TINYVMM" -m 256M -s 2,virtio-blk,"$GIMG",ro -s 3,virtio-blk,"$2" \
+	"$TINYVMM" -m 256M ${VM_CPUS:+-c "$VM_CPUS"} -s 2,virtio-blk,"$GIMG",ro -s 3,virtio-blk,"$2" \
 		--cmdline "console=ttyS0 root=/dev/vda ro panic=-1 quiet $3" "$KERNEL" \
 		</dev/null >"$out/$1.console" 2>"$out/$1.stderr" &
 	VM_PID=$!
@@ -133,7 +135,8 @@ cut_point() {
 	local m=${mode#cut-} s=$((seed * 100 + 99)) t=$((5 + RANDOM % 30)) d=$((RANDOM % 300))
 	local cache=writethru rc=0
 	: "${CUT_DISK:?}" "${CUT_MARK:?}"
-	[ "$m" = fsync ] && cache=writeback
+	[ "$m" = dsync ] || cache=writeback
+	[ "$m" = xq ] && VM_CPUS=2
 	# No background writeback in L1: only what tinyvmm flushes reaches the disk.
 	echo 0 >/proc/sys/vm/dirty_writeback_centisecs
 	echo 360000 >/proc/sys/vm/dirty_expire_centisecs
@@ -192,7 +195,7 @@ check)	# kill-loop.sh check NAME SEED OUTDIR DISK: the host's side of cut-*
 	mode=$2 out=$4
 	check_records "$2" "$3" "$5" && echo "crash $2: $CHECKED"
 	exit $failures ;;
-cut-dsync|cut-fsync) cut_point ;;
+cut-dsync|cut-fsync|cut-xq) cut_point ;;
 dsync|fsync) for ((p = 1; p <= points; p++)); do records_point $p; done ;;
 ext4)	"$(dirname "$0")/../../images/make-ext4-image.sh" "$out/ext4.img" 64 >/dev/null ||
 		{ echo "FAIL: cannot make the ext4 image"; exit 1; }

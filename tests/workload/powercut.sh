@@ -5,7 +5,9 @@
 # tinyvmm's data disk is L1's own virtio disk, so what tinyvmm did not flush out of
 # L1's page cache is lost, as on real hardware. Every record the guest saw
 # acknowledged must then be whole in the file behind that disk: write + fsync on a
-# writeback disk (a FLUSH that does nothing fails here), O_DIRECT|O_DSYNC on writethru.
+# writeback disk (a FLUSH that does nothing fails here), O_DIRECT|O_DSYNC on writethru,
+# and (once) O_DIRECT on vCPU 0's queue then fsync on vCPU 1's (a FLUSH that covers
+# only its own queue's writes fails there).
 # TINYVMM_CRASH_SEED repeats a run (the seed is printed); TINYVMM_POWERCUT_POINTS
 # sets the cuts per mode (default 2).
 . "$(dirname "$0")/../lib.sh"
@@ -26,8 +28,11 @@ echo "powercut: seed $seed (TINYVMM_CRASH_SEED=$seed repeats this run)"
 loop=$top_srcdir/tests/workload/kill-loop.sh
 points=${TINYVMM_POWERCUT_POINTS:-2}
 cuts=0
+# cut-xq once: a record written on one queue, flushed on another (mq).
 for ((p = 1; p <= points; p++)); do
-	for m in cut-fsync cut-dsync; do
+	modes="cut-fsync cut-dsync"
+	[ "$p" -gt 1 ] || modes="$modes cut-xq"
+	for m in $modes; do
 		disk=$WORK/$m.disk
 		rm -f "$disk"
 		truncate -s 16M "$disk"
@@ -51,5 +56,5 @@ for ((p = 1; p <= points; p++)); do
 		fi
 	done
 done
-[ "$cuts" -eq $((2 * points)) ] || fail "$cuts of $((2 * points)) power cuts checked out"
+[ "$cuts" -eq $((2 * points + 1)) ] || fail "$cuts of $((2 * points + 1)) power cuts checked out"
 finish
