@@ -274,7 +274,7 @@ int blk_dev_start(struct blk_dev *b)
 		return 0;
 	pr_err("virtio-blk: '%s': cannot start queue thread %u: %s", b->opts.path, i,
 	       strerror(ret));
-	/* Stop the ones started (nr_queues is back to what the device has after). */
+	/* Stop the ones started: the device is left as it was before the call. */
 	pthread_mutex_lock(&b->lock);
 	b->stopping = true;
 	pthread_mutex_unlock(&b->lock);
