@@ -598,11 +598,6 @@ static void vm_print_exits(const uint64_t *total, uint64_t requests)
 		pr_info("stats: exits to user space:%s", n ? line : " none");
 }
 
-/*
- * One disk's counters, then what they come to per request: kicks,
- * interrupts (INTx or MSI-X) and the exits its registers took.  Returns
- * its requests.
- */
 /* "a,b,c" of n counters into buf. */
 static void vm_print_list(char *buf, size_t size, const uint64_t *v, unsigned int n)
 {
@@ -614,13 +609,17 @@ static void vm_print_list(char *buf, size_t size, const uint64_t *v, unsigned in
 				(unsigned long long)v[i]);
 }
 
+/*
+ * One disk's counters (requests and interrupts per queue too), then what
+ * they come to per request: kicks, interrupts (INTx or MSI-X) and the
+ * exits its registers took.  Returns its requests.
+ */
 static uint64_t vm_print_disk(struct vm *vm, const struct vm_disk *d)
 {
+	char per_queue[BLK_MAX_QUEUES * 21] = "", per_queue_irq[BLK_MAX_QUEUES * 21] = "";
 	struct virtio_pci *vp = blk_dev_transport(d->blk);
 	uint64_t msix = __atomic_load_n(&d->msix.sent, __ATOMIC_RELAXED);
 	struct blk_stats st;
-
-	char per_queue[BLK_MAX_QUEUES * 21] = "", per_queue_irq[BLK_MAX_QUEUES * 21] = "";
 
 	blk_dev_stats(d->blk, &st);
 	vm_print_list(per_queue, sizeof(per_queue), st.queue_requests, st.nr_queues);
