@@ -10,27 +10,18 @@
 #include <unistd.h>
 
 #include "devices/virtio-blk/blk_opts.h"
+#include "tests/driver/capture.h"
 
-static char errbuf[4096];
+static struct capture cap;
 
-/* Parse with stderr captured into errbuf, so messages can be checked. */
+/* Parse with stderr captured into cap.buf, so messages can be checked. */
 static int parse(const char *args, struct blk_opts *o)
 {
-	FILE *f = tmpfile();
-	int saved, ret;
-	size_t n;
+	int ret;
 
-	assert_non_null(f);
-	saved = dup(STDERR_FILENO);
-	assert_true(saved >= 0);
-	assert_true(dup2(fileno(f), STDERR_FILENO) >= 0);
+	assert_int_equal(capture_start(&cap, false), 0);
 	ret = blk_opts_parse(args, o);
-	assert_true(dup2(saved, STDERR_FILENO) >= 0);
-	close(saved);
-	rewind(f);
-	n = fread(errbuf, 1, sizeof(errbuf) - 1, f);
-	errbuf[n] = 0;
-	fclose(f);
+	assert_non_null(capture_end(&cap));
 	return ret;
 }
 
@@ -40,10 +31,10 @@ static void expect_error(const char *args, const char *msg)
 	struct blk_opts o;
 
 	assert_int_equal(parse(args, &o), -EINVAL);
-	if (!strstr(errbuf, msg))
-		fail_msg("'%s': got \"%s\", want \"%s\"", args ? args : "(null)", errbuf, msg);
-	assert_non_null(strchr(errbuf, '\n'));
-	assert_ptr_equal(strchr(errbuf, '\n'), errbuf + strlen(errbuf) - 1);
+	if (!strstr(cap.buf, msg))
+		fail_msg("'%s': got \"%s\", want \"%s\"", args ? args : "(null)", cap.buf, msg);
+	assert_non_null(strchr(cap.buf, '\n'));
+	assert_ptr_equal(strchr(cap.buf, '\n'), cap.buf + strlen(cap.buf) - 1);
 	assert_null(o.path);
 }
 
@@ -65,7 +56,7 @@ static void test_defaults(void **state)
 	assert_false(o.has_poll);
 	assert_false(o.direct);
 	assert_false(o.discard_ignore);
-	assert_string_equal(errbuf, "");
+	assert_string_equal(cap.buf, "");
 	blk_opts_free(&o);
 	assert_null(o.path);
 }
@@ -215,7 +206,7 @@ static void test_aio(void **state)
 
 	assert_int_equal(parse("img,aio=threads", &o), 0);
 	assert_int_equal(o.aio, BLK_AIO_THREADS);
-	assert_string_equal(errbuf, "");
+	assert_string_equal(cap.buf, "");
 	blk_opts_free(&o);
 	assert_int_equal(parse("img,ro,aio=io_uring,qsize=128", &o), 0);
 	assert_int_equal(o.aio, BLK_AIO_IO_URING);

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -42,6 +43,7 @@
 #include "lib/io_bus.h"
 #include "lib/util.h"
 #include "pci/pci.h"
+#include "tests/driver/capture.h"
 #include "tests/driver/vdriver.h"
 
 #define RAM_SIZE	(32ULL << 20)
@@ -682,6 +684,84 @@ static void test_mq(void **state)
 	assert_memory_equal(slot_data(t, 0), slot_data(t, MQ_SLOTS), 4096);
 	mq_msix_off(&x);
 	assert_int_equal(dev_down(t), 0);
+	free(t);
+}
+
+/*
+ * One queue per vCPU is a wish: when queue k's engine cannot be opened
+ * (here: no descriptor left under RLIMIT_NOFILE), the device serves k
+ * queues, says so in one line, and its config and features say k;
+ * mq= asking for them all fails instead.  From a tight limit to a loose
+ * one the queues grow from 1 through some to all 4, each device whole.
+ */
+static void mq_fallback_try(struct t *t, const char *args, rlim_t limit, unsigned int *prev,
+			    unsigned int *partial)
+{
+	struct rlimit old, lim;
+	struct capture cap;
+	unsigned int i, got;
+	char mq[320];
+	int ret;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	lim = old;
+	lim.rlim_cur = limit;
+	assert_int_equal(capture_start(&cap, false), 0);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	ret = blk_dev_create(&t->b, args, &t->gm, 4);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_non_null(capture_end(&cap));
+	if (ret)
+		return;		/* too tight for queue 0 or the transport */
+	got = t->b->nr_queues;
+	assert_true(got >= *prev && got >= 1 && got <= 4);
+	assert_int_equal(!!(t->b->features & (1ULL << VIRTIO_BLK_F_MQ)), got > 1);
+	assert_int_equal(t->b->cfg.num_queues, got > 1 ? got : 0);
+	for (i = 1; i < got; i++)
+		assert_true(t->b->q[i].disk && t->b->q[i].disk != t->b->disk);
+	if (got < 4 && !strstr(cap.buf, "queue(s), not one per vCPU (4)"))
+		fail_msg("%u of 4 queues without saying so: '%s'", got, cap.buf);
+	assert_int_equal(blk_dev_destroy(t->b), 0);
+	*prev = got;
+	if (got == 1 || got == 4)
+		return;
+	(*partial)++;
+	/* Asked for, the queues that cannot be had are an error. */
+	snprintf(mq, sizeof(mq), "%s,mq=4", args);
+	assert_int_equal(capture_start(&cap, false), 0);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	ret = blk_dev_create(&t->b, mq, &t->gm, 4);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_non_null(capture_end(&cap));
+	assert_true(ret < 0);
+	if (!strstr(cap.buf, "mq=4: cannot open queue"))
+		fail_msg("mq=4 short of descriptors: '%s'", cap.buf);
+}
+
+static void test_mq_fallback(void **state)
+{
+	struct t *t = engine_t(state);
+	unsigned int k, prev = 0, partial = 0;
+	char args[128];
+	int fd, low;
+
+	strcpy(t->path, "/tmp/tvmm-mq-XXXXXX");
+	fd = mkstemp(t->path);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, IMG_SIZE), 0);
+	close(fd);
+	assert_int_equal(gmem_init(&t->gm, RAM_SIZE), 0);
+	snprintf(args, sizeof(args), "%s,poll=0,aio=%s", t->path,
+		 t->aio == BLK_AIO_IO_URING ? "io_uring" : "threads");
+	low = open("/dev/null", O_RDONLY | O_CLOEXEC);	/* the lowest free descriptor */
+	assert_true(low >= 0);
+	close(low);
+	for (k = 0; k < 128 && prev < 4; k++)
+		mq_fallback_try(t, args, (rlim_t)low + k, &prev, &partial);
+	assert_int_equal(prev, 4);
+	assert_true(partial > 0);
+	gmem_free(&t->gm);
+	unlink(t->path);
 	free(t);
 }
 
@@ -1842,6 +1922,7 @@ int main(void)
 		BOTH(test_event_idx_features),
 		BOTH(test_event_idx_no_thread),
 		BOTH(test_mq),
+		BOTH(test_mq_fallback),
 		cmocka_unit_test(test_default_engine),
 		cmocka_unit_test(test_ring_restricted),
 		cmocka_unit_test(test_refused),

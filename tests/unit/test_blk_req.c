@@ -19,6 +19,7 @@
 #include "devices/virtio-blk/blk.h"
 #include "disk/fault.h"
 #include "disk/mem.h"
+#include "tests/driver/capture.h"
 
 struct outhdr {
 	uint32_t type;
@@ -763,33 +764,16 @@ static void test_framing(void **state)
 
 /* ---- a disk that fails on demand (disk/fault.h) ---- */
 
-/* The warnings on stderr while fn(b) runs, in log (NUL-terminated). */
-static void capture_log(char *log, size_t size, void (*fn)(struct blk_dev *), struct blk_dev *b)
+/* The warnings on stderr while fn(b) runs. */
+static const char *capture_log(struct capture *c, void (*fn)(struct blk_dev *), struct blk_dev *b)
 {
-	FILE *f = tmpfile();
-	int saved;
-	size_t n;
+	const char *log;
 
-	assert_non_null(f);
-	saved = dup(STDERR_FILENO);
-	assert_true(saved >= 0);
-	assert_true(dup2(fileno(f), STDERR_FILENO) >= 0);
+	assert_int_equal(capture_start(c, false), 0);
 	fn(b);
-	assert_true(dup2(saved, STDERR_FILENO) >= 0);
-	close(saved);
-	rewind(f);
-	n = fread(log, 1, size - 1, f);
-	log[n] = 0;
-	fclose(f);
-}
-
-static unsigned int count_lines(const char *s)
-{
-	unsigned int n = 0;
-
-	for (; (s = strchr(s, '\n')); s++)
-		n++;
-	return n;
+	log = capture_end(c);
+	assert_non_null(log);
+	return log;
 }
 
 static void disk_errors_run(struct blk_dev *b)
@@ -866,11 +850,12 @@ static void one_ioerr_run(struct blk_dev *b)
 static void test_disk_errors(void **state)
 {
 	struct blk_dev *b = dev_new("mem", 4096), *b2 = dev_new("other", 4096);
-	char log[8192];
+	struct capture cap;
+	const char *log;
 
 	/* Capture the warnings: a failing disk must not flood the log. */
-	capture_log(log, sizeof(log), disk_errors_run, b);
-	assert_int_equal(count_lines(log), 10);
+	log = capture_log(&cap, disk_errors_run, b);
+	assert_int_equal(str_count(log, "\n"), 10);
 	assert_non_null(strstr(log, "warning: virtio-blk: 'mem': read of 1024 bytes at sector 0 "
 				    "failed: Input/output error\n"));
 	assert_non_null(strstr(log, "'mem': write of 1024 bytes at sector 0 "
@@ -880,8 +865,8 @@ static void test_disk_errors(void **state)
 	assert_true(b->ioerr_warned > 10);
 
 	/* The limit is the device's: another one still says what failed on it. */
-	capture_log(log, sizeof(log), one_ioerr_run, b2);
-	assert_int_equal(count_lines(log), 1);
+	log = capture_log(&cap, one_ioerr_run, b2);
+	assert_int_equal(str_count(log, "\n"), 1);
 	assert_non_null(strstr(log, "warning: virtio-blk: 'other': read of 512 bytes at sector 3 failed: "));
 	assert_null(strstr(log, "further I/O errors not reported"));
 	assert_int_equal(b2->ioerr_warned, 1);

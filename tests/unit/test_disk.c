@@ -26,6 +26,7 @@
 
 #include "disk/disk.h"
 #include "disk/mem.h"
+#include "tests/driver/capture.h"
 
 /* How long one operation may take before the test fails rather than hang. */
 #define IO_TIMEOUT_MS	10000
@@ -33,39 +34,7 @@
 static const enum disk_engine_kind eng_threads = DISK_ENGINE_THREADS;
 static const enum disk_engine_kind eng_uring = DISK_ENGINE_IO_URING;
 
-static char errbuf[4096];
-static int saved_stderr = -1;
-static FILE *errfile;
-
-static void capture_start(void)
-{
-	errfile = tmpfile();
-	assert_non_null(errfile);
-	saved_stderr = dup(STDERR_FILENO);
-	assert_true(saved_stderr >= 0);
-	assert_true(dup2(fileno(errfile), STDERR_FILENO) >= 0);
-}
-
-static void capture_end(void)
-{
-	size_t n;
-
-	assert_true(dup2(saved_stderr, STDERR_FILENO) >= 0);
-	close(saved_stderr);
-	rewind(errfile);
-	n = fread(errbuf, 1, sizeof(errbuf) - 1, errfile);
-	errbuf[n] = 0;
-	fclose(errfile);
-}
-
-static unsigned int lines(const char *s)
-{
-	unsigned int n = 0;
-
-	for (; (s = strchr(s, '\n')); s++)
-		n++;
-	return n;
-}
+static struct capture cap;
 
 static uint8_t pattern(uint64_t i)
 {
@@ -117,14 +86,14 @@ static struct disk_conf conf_range(const char *path, enum disk_engine_kind engin
 	return c;
 }
 
-/* disk_open() with its stderr in errbuf. */
+/* disk_open() with its stderr in cap.buf. */
 static int open_conf(struct disk **d, const struct disk_conf *c)
 {
 	int ret;
 
-	capture_start();
+	assert_int_equal(capture_start(&cap, false), 0);
 	ret = disk_open(d, c);
-	capture_end();
+	assert_non_null(capture_end(&cap));
 	if (ret)
 		assert_null(*d);
 	return ret;
@@ -140,15 +109,15 @@ static struct disk *open_ok(const struct disk_conf *c)
 	int ret = open_conf(&d, c);
 
 	if (ret && c->engine == DISK_ENGINE_IO_URING &&
-	    strstr(errbuf, "aio=io_uring: the kernel refuses io_uring")) {
+	    strstr(cap.buf, "aio=io_uring: the kernel refuses io_uring")) {
 		fprintf(stderr, "*** SKIPPED: io_uring refused by this kernel (%s) ***\n",
 			strerror(-ret));
 		skip();
 	}
 	if (ret)
-		fprintf(stderr, "disk_open('%s') failed: %s\n", c->path, errbuf);
+		fprintf(stderr, "disk_open('%s') failed: %s\n", c->path, cap.buf);
 	assert_int_equal(ret, 0);
-	assert_int_equal(lines(errbuf), 0);
+	assert_int_equal(str_count(cap.buf, "\n"), 0);
 	assert_string_equal(disk_props(d)->engine,
 			    c->engine == DISK_ENGINE_THREADS ? "threads" : "io_uring");
 	return d;
@@ -268,12 +237,12 @@ static void test_default_engine(void **state)
 	c = conf(path, DISK_ENGINE_DEFAULT);
 	assert_int_equal(open_conf(&d, &c), 0);
 	if (!strcmp(disk_props(d)->engine, "threads")) {
-		assert_non_null(strstr(errbuf, "io_uring unavailable"));
-		assert_non_null(strstr(errbuf, "using aio=threads"));
-		assert_int_equal(lines(errbuf), 1);
+		assert_non_null(strstr(cap.buf, "io_uring unavailable"));
+		assert_non_null(strstr(cap.buf, "using aio=threads"));
+		assert_int_equal(str_count(cap.buf, "\n"), 1);
 	} else {
 		assert_string_equal(disk_props(d)->engine, "io_uring");
-		assert_int_equal(lines(errbuf), 0);
+		assert_int_equal(str_count(cap.buf, "\n"), 0);
 	}
 	disk_close(d);
 	unlink(path);
@@ -339,10 +308,10 @@ static void open_fails(const struct disk_conf *c, int ret, const char *want)
 
 	assert_int_equal(open_conf(&d, c), ret);
 	assert_null(d);
-	if (!strstr(errbuf, want))
-		fail_msg("'%s' not in: %s", want, errbuf);
-	assert_int_equal(lines(errbuf), 1);
-	assert_non_null(strstr(errbuf, "error: "));
+	if (!strstr(cap.buf, want))
+		fail_msg("'%s' not in: %s", want, cap.buf);
+	assert_int_equal(str_count(cap.buf, "\n"), 1);
+	assert_non_null(strstr(cap.buf, "error: "));
 }
 
 static void test_open_errors(void **state)
@@ -363,8 +332,8 @@ static void test_open_errors(void **state)
 	/* A directory cannot even be opened O_RDWR; read-only it opens, then fails fstat's test. */
 	c = conf(dir, DISK_ENGINE_THREADS);
 	assert_true(open_conf(&d, &c) < 0);
-	assert_non_null(strstr(errbuf, dir));
-	assert_int_equal(lines(errbuf), 1);
+	assert_non_null(strstr(cap.buf, dir));
+	assert_int_equal(str_count(cap.buf, "\n"), 1);
 	c.ro = true;
 	snprintf(want, sizeof(want), "virtio-blk: '%s' is neither a regular file nor a block device",
 		 dir);
@@ -377,7 +346,7 @@ static void test_open_errors(void **state)
 	make_file(path, 1000);
 	c = conf(path, DISK_ENGINE_THREADS);
 	open_fails(&c, -EINVAL, "size 1000 is not a multiple of sectorsize 512");
-	assert_non_null(strstr(errbuf, path));
+	assert_non_null(strstr(cap.buf, path));
 	unlink(path);
 
 	make_file(path, 6144);
@@ -387,13 +356,13 @@ static void test_open_errors(void **state)
 	/* A ragged tail is fine when the window stays clear of it. */
 	c = conf_range(path, DISK_ENGINE_THREADS, 4096, 0, 1);
 	assert_int_equal(open_conf(&d, &c), 0);
-	assert_int_equal(lines(errbuf), 0);
+	assert_int_equal(str_count(cap.buf, "\n"), 0);
 	assert_int_equal(disk_props(d)->size, 4096);
 	disk_close(d);
 	c = conf_range(path, DISK_ENGINE_THREADS, 512, 10, 3);
 	open_fails(&c, -EINVAL, "virtio-blk: range=10/3: the window runs past the end of '");
-	assert_non_null(strstr(errbuf, path));
-	assert_non_null(strstr(errbuf, "(6144 bytes)"));
+	assert_non_null(strstr(cap.buf, path));
+	assert_non_null(strstr(cap.buf, "(6144 bytes)"));
 	/* A start past the end is no better, nor are sizes that wrap. */
 	c = conf_range(path, DISK_ENGINE_THREADS, 512, 13, 0);
 	open_fails(&c, -EINVAL, "past the end of '");
@@ -616,7 +585,7 @@ static void assert_locked_msg(const char *path, const char *kind)
 
 	snprintf(want, sizeof(want),
 		 "virtio-blk: '%s' is in use by another process (locked for %s)\n", path, kind);
-	assert_string_equal(errbuf + strlen("tinyvmm: error: "), want);
+	assert_string_equal(cap.buf + strlen("tinyvmm: error: "), want);
 }
 
 static int open_lock(struct disk **d, const char *path, enum disk_engine_kind eng, bool ro,

@@ -35,6 +35,7 @@
 #include "devices/virtio-blk/blk.h"
 #include "disk/disk.h"
 #include "lib/util.h"
+#include "tests/driver/capture.h"
 #include "tests/peer/nbd_fake.h"
 #include "tests/peer/nbd_server.h"
 #include "vmm/seccomp.h"
@@ -64,33 +65,7 @@ static void sleep_ms(long ms)
 
 /* ---- stderr, captured ------------------------------------------------------ */
 
-static char errbuf[8192];
-static int saved_stderr = -1;
-static FILE *errfile;
-
-static void capture_start(void)
-{
-	fflush(stderr);
-	errfile = tmpfile();
-	assert_non_null(errfile);
-	saved_stderr = dup(STDERR_FILENO);
-	assert_true(saved_stderr >= 0);
-	assert_true(dup2(fileno(errfile), STDERR_FILENO) >= 0);
-}
-
-/* Stop capturing; what was written is in errbuf, and is shown again. */
-static void capture_end(void)
-{
-	size_t n;
-
-	assert_true(dup2(saved_stderr, STDERR_FILENO) >= 0);
-	close(saved_stderr);
-	rewind(errfile);
-	n = fread(errbuf, 1, sizeof(errbuf) - 1, errfile);
-	errbuf[n] = 0;
-	fclose(errfile);
-	fputs(errbuf, stderr);
-}
+static struct capture cap;
 
 /*
  * While capturing: wait up to ms for what to be written (a line printed
@@ -99,28 +74,14 @@ static void capture_end(void)
 static bool capture_wait(const char *what, int64_t ms)
 {
 	int64_t end = now_ms() + ms;
-	char buf[sizeof(errbuf)];
-	ssize_t n;
 
 	for (;;) {
-		n = pread(fileno(errfile), buf, sizeof(buf) - 1, 0);
-		buf[n > 0 ? n : 0] = 0;
-		if (strstr(buf, what))
+		if (strstr(capture_peek(&cap), what))
 			return true;
 		if (now_ms() >= end)
 			return false;
 		sleep_ms(10);
 	}
-}
-
-static unsigned int count_lines(const char *buf, const char *what)
-{
-	unsigned int n = 0;
-	const char *p;
-
-	for (p = buf; (p = strstr(p, what)); p++)
-		n++;
-	return n;
 }
 
 /* ---- operations ------------------------------------------------------------ */
@@ -384,11 +345,11 @@ static void test_blk_one_queue(void **state)
 	assert_int_equal(b->cfg.num_queues, 0);
 	assert_int_equal(blk_dev_destroy(b), 0);
 	snprintf(args, sizeof(args), "%s,mq=2", s.uri);
-	capture_start();
+	assert_int_equal(capture_start(&cap, true), 0);
 	assert_int_equal(blk_dev_create(&b, args, &gm, 1), -EINVAL);
-	capture_end();
-	if (!strstr(errbuf, "mq=2: the nbd engine serves one queue only"))
-		fail_msg("mq=2 over NBD: got '%s'", errbuf);
+	assert_non_null(capture_end(&cap));
+	if (!strstr(cap.buf, "mq=2: the nbd engine serves one queue only"))
+		fail_msg("mq=2 over NBD: got '%s'", cap.buf);
 	gmem_free(&gm);
 	nbd_server_stop(&s);
 }
@@ -399,17 +360,17 @@ static void open_fails(struct disk_conf *c, int want, const char *what)
 	struct disk *d = NULL;
 	int ret;
 
-	capture_start();
+	assert_int_equal(capture_start(&cap, true), 0);
 	ret = disk_open(&d, c);
-	capture_end();
+	assert_non_null(capture_end(&cap));
 	if (!ret)
 		disk_close(d);
 	if (ret != want)
 		fail_msg("disk_open(%s): %d (%s), want %d (%s)", c->path, ret,
 			 ret ? strerror(-ret) : "opened", want, strerror(-want));
 	assert_null(d);
-	if (!strstr(errbuf, what) || count_lines(errbuf, "\n") != 1)
-		fail_msg("disk_open(%s): want one line with '%s', got '%s'", c->path, what, errbuf);
+	if (!strstr(cap.buf, what) || str_count(cap.buf, "\n") != 1)
+		fail_msg("disk_open(%s): want one line with '%s', got '%s'", c->path, what, cap.buf);
 }
 
 /*
@@ -478,11 +439,11 @@ static void test_open_errors(void **state)
 	nbd_server_init(&s, false);
 	snprintf(path, sizeof(path), "%s", s.uri);
 	c.path = path;
-	capture_start();
+	assert_int_equal(capture_start(&cap, true), 0);
 	assert_true(disk_open(&d, &c) < 0);
-	capture_end();
-	assert_non_null(strstr(errbuf, "cannot connect"));
-	assert_int_equal(count_lines(errbuf, "\n"), 1);
+	assert_non_null(capture_end(&cap));
+	assert_non_null(strstr(cap.buf, "cannot connect"));
+	assert_int_equal(str_count(cap.buf, "\n"), 1);
 	nbd_server_stop(&s);
 	assert_true(disk_path_is_nbd("nbd+unix:///?socket=/x"));
 	assert_true(disk_path_is_nbd("nbds+unix:///e"));
@@ -550,9 +511,9 @@ static void test_short_read(void **state)
 	nbd_server_init(&s, false);
 	s.pid = nbd_fake_start(s.sock, NBD_FAKE_SHORT_READS);
 	d = open_disk(&s, true);
-	capture_start();
+	assert_int_equal(capture_start(&cap, true), 0);
 	assert_int_equal(do_rw(d, DISK_OP_READ, 0, buf, sizeof(buf), 0), -EIO);
-	capture_end();
+	assert_non_null(capture_end(&cap));
 	disk_close(d);
 	nbd_server_stop(&s);
 }
@@ -576,11 +537,11 @@ static void lying_server(enum nbd_fake_mode mode)
 	nbd_server_init(&s, false);
 	s.pid = nbd_fake_start(s.sock, mode);
 	d = open_disk(&s, true);
-	capture_start();
+	assert_int_equal(capture_start(&cap, true), 0);
 	t0 = now_ms();
 	ret = do_rw(d, DISK_OP_READ, 0, buf, sizeof(buf), 0);
 	said = capture_wait("connection lost", LOST_MS);
-	capture_end();
+	assert_non_null(capture_end(&cap));
 	fprintf(stderr, "the lie was refused after %lld ms\n", (long long)(now_ms() - t0));
 	/* The fake server is stopped whatever the outcome. */
 	disk_close(d);
@@ -631,17 +592,17 @@ static void test_slow_server(void **state)
 	nbd_server_stop(&s);
 }
 
-/* The whole of a small text file, NUL-terminated, into errbuf. */
+/* The whole of a small text file, NUL-terminated, into cap.buf. */
 static const char *slurp(const char *path)
 {
 	ssize_t k;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	assert_true(fd >= 0);
-	k = read(fd, errbuf, sizeof(errbuf) - 1);
-	errbuf[k > 0 ? k : 0] = 0;
+	k = read(fd, cap.buf, sizeof(cap.buf) - 1);
+	cap.buf[k > 0 ? k : 0] = 0;
 	close(fd);
-	return errbuf;
+	return cap.buf;
 }
 
 /*
@@ -670,11 +631,11 @@ static void test_fua_emulated(void **state)
 	assert_int_equal(do_rw(d, DISK_OP_WRITE, 0, buf, sizeof(buf), DISK_F_FUA), 0);
 	disk_close(d);
 	slurp(log);
-	w = strstr(errbuf, "Write");
+	w = strstr(cap.buf, "Write");
 	f = w ? strstr(w, "Flush") : NULL;
-	if (!w || !f || strstr(errbuf, "fua=1"))
+	if (!w || !f || strstr(cap.buf, "fua=1"))
 		fail_msg("a FUA write to a server without FUA: want Write (fua=0), then Flush; "
-			 "the server saw:\n%s", errbuf);
+			 "the server saw:\n%s", cap.buf);
 	nbd_server_stop(&s);
 }
 
@@ -738,17 +699,17 @@ static void kill_restart(bool tcp)
 	submit_all(d, q, 16);
 	sleep_ms(200);
 	assert_int_equal(disk_in_flight(d), 16);
-	capture_start();
+	assert_int_equal(capture_start(&cap, true), 0);
 	t0 = now_ms();
 	nbd_server_kill(&s);
 	if (!reap_all(d, q, 16, LOST_MS)) {
-		capture_end();
+		assert_non_null(capture_end(&cap));
 		fail_msg("%u request(s) still in flight %d ms after the server died",
 			 disk_in_flight(d), LOST_MS);
 	}
 	for (i = 0; i < 16; i++)
 		if (q[i].result != -EIO) {
-			capture_end();
+			assert_non_null(capture_end(&cap));
 			fail_msg("read %u in flight at the kill: %d, want -EIO", i, q[i].result);
 		}
 	fprintf(stderr, "16 requests failed %lld ms after the kill\n", (long long)(now_ms() - t0));
@@ -763,12 +724,12 @@ static void kill_restart(bool tcp)
 	assert_int_equal(disk_flush_sync(d), 0);
 	nbd_server_start(&s, plain);
 	wait_service(d, r, 64 * KIB);
-	capture_end();
+	assert_non_null(capture_end(&cap));
 	assert_memory_equal(r, w, 64 * KIB);
-	if (count_lines(errbuf, "connection lost") != 1 ||
-	    count_lines(errbuf, "; reconnecting\n") != 1 || !strstr(errbuf, s.uri))
+	if (str_count(cap.buf, "connection lost") != 1 ||
+	    str_count(cap.buf, "; reconnecting\n") != 1 || !strstr(cap.buf, s.uri))
 		fail_msg("want one 'connection lost: ...; reconnecting' line for %s, got '%s'",
-			 s.uri, errbuf);
+			 s.uri, cap.buf);
 	fill(w, 64 * KIB, 4);
 	assert_int_equal(do_rw(d, DISK_OP_WRITE, 0, w, 64 * KIB, DISK_F_FUA), 0);
 	assert_int_equal(disk_flush_sync(d), 0);
@@ -809,22 +770,22 @@ static void test_unflushed_lost(void **state)
 	fill(buf, sizeof(buf), 6);
 	assert_int_equal(do_rw(d, DISK_OP_WRITE, 0, buf, sizeof(buf), DISK_F_FUA), 0);
 	/* Idle: the engine notices the close and reconnects before the next request. */
-	capture_start();
+	assert_int_equal(capture_start(&cap, true), 0);
 	nbd_server_kill(&s);
 	nbd_server_start(&s, args);
 	sleep_ms(1500);
-	capture_end();
-	if (!strstr(errbuf, "connection lost") || !strstr(errbuf, "reconnected"))
+	assert_non_null(capture_end(&cap));
+	if (!strstr(cap.buf, "connection lost") || !strstr(cap.buf, "reconnected"))
 		fail_msg("an idle disk whose server restarted: want 'connection lost' and "
-			 "'reconnected' lines, got '%s'", errbuf);
+			 "'reconnected' lines, got '%s'", cap.buf);
 	assert_int_equal(do_rw(d, DISK_OP_READ, 0, buf, sizeof(buf), 0), 0);
 	assert_int_equal(disk_flush_sync(d), 0);
 	assert_int_equal(do_rw(d, DISK_OP_WRITE, 0, buf, sizeof(buf), 0), 0);
-	capture_start();
+	assert_int_equal(capture_start(&cap, true), 0);
 	nbd_server_kill(&s);
 	nbd_server_start(&s, args);
 	wait_service(d, buf, sizeof(buf));
-	capture_end();
+	assert_non_null(capture_end(&cap));
 	assert_int_equal(disk_flush_sync(d), -EIO);
 	assert_int_equal(do_plain(d, DISK_OP_FLUSH, 0, 0, 0), 0);
 	assert_int_equal(disk_flush_sync(d), 0);
@@ -835,12 +796,12 @@ static void test_unflushed_lost(void **state)
 /* Kill the server; an idle disk notices at once (its one line). */
 static void kill_noticed(struct nbd_server *s)
 {
-	capture_start();
+	assert_int_equal(capture_start(&cap, true), 0);
 	nbd_server_kill(s);
 	sleep_ms(300);
-	capture_end();
-	if (count_lines(errbuf, "connection lost") != 1)
-		fail_msg("want one 'connection lost' line, got '%s'", errbuf);
+	assert_non_null(capture_end(&cap));
+	if (str_count(cap.buf, "connection lost") != 1)
+		fail_msg("want one 'connection lost' line, got '%s'", cap.buf);
 }
 
 /* The fake server in the temp dir, bound to the relative path "sock". */
@@ -872,9 +833,9 @@ static void test_reconnect_unix_path(void **state)
 	assert_int_equal(do_rw(d, DISK_OP_READ, 0, buf, sizeof(buf), 0), 0);
 	kill_noticed(&s);
 	start_relative(&s);
-	capture_start();
+	assert_int_equal(capture_start(&cap, true), 0);
 	wait_service(d, buf, sizeof(buf));
-	capture_end();
+	assert_non_null(capture_end(&cap));
 	assert_int_equal(do_plain(d, DISK_OP_FLUSH, 0, 0, 0), 0);
 	disk_close(d);
 	nbd_server_stop(&s);
@@ -900,7 +861,7 @@ static void test_timeout(void **state)
 	c.timeout_ms = 1000;
 	assert_int_equal(disk_open(&d, &c), 0);
 	fill(buf, sizeof(buf), 10);
-	capture_start();
+	assert_int_equal(capture_start(&cap, true), 0);
 	t0 = now_ms();
 	assert_int_equal(do_rw(d, DISK_OP_READ, 0, buf, sizeof(buf), 0), -EIO);
 	took = now_ms() - t0;
@@ -918,12 +879,12 @@ static void test_timeout(void **state)
 	t0 = now_ms();
 	while (do_rw(d, DISK_OP_WRITE, 0, buf, sizeof(buf), DISK_F_FUA) && now_ms() - t0 < WAIT_MS)
 		sleep_ms(20);
-	capture_end();
+	assert_non_null(capture_end(&cap));
 	fprintf(stderr, "a read to a stopped server failed after %lld ms\n", (long long)took);
 	if (took < 900 || took > 2000)
 		fail_msg("the read failed after %lld ms, want about 1000", (long long)took);
-	if (count_lines(errbuf, "connection lost: no answer within 1000 ms") != 1)
-		fail_msg("want one 'connection lost: no answer' line, got '%s'", errbuf);
+	if (str_count(cap.buf, "connection lost: no answer within 1000 ms") != 1)
+		fail_msg("want one 'connection lost: no answer' line, got '%s'", cap.buf);
 	assert_int_equal(do_rw(d, DISK_OP_WRITE, 0, buf, sizeof(buf), 0), 0);
 	assert_int_equal(disk_flush_sync(d), 0);
 	disk_close(d);
@@ -1093,14 +1054,14 @@ static void seccomp_reconnect(bool tcp)
 		assert_int_equal(write(sc.down[1], "g", 1), 1);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
-	memset(errbuf, 0, sizeof(errbuf));
-	assert_true(pread(errfd, errbuf, sizeof(errbuf) - 1, 0) >= 0);
+	memset(cap.buf, 0, sizeof(cap.buf));
+	assert_true(pread(errfd, cap.buf, sizeof(cap.buf) - 1, 0) >= 0);
 	close(errfd);
 	close(sc.up[0]);
 	close(sc.down[1]);
 	nbd_server_stop(&s);
 	if (!WIFEXITED(status) || WEXITSTATUS(status))
-		fail_msg("child under seccomp: status 0x%x, stderr '%s'", status, errbuf);
+		fail_msg("child under seccomp: status 0x%x, stderr '%s'", status, cap.buf);
 }
 
 static void test_seccomp_unix(void **state)
