@@ -15,11 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "disk/engine.h"
 #include "disk/fault.h"
+#include "lib/efd.h"
 
 struct fault_slot {
 	struct disk_io io;	/* as submitted, with the caller's cookie */
@@ -43,8 +43,7 @@ struct fault {
 	struct disk_fault_rule *rules;
 	unsigned int *seen;		/* ops each rule matched */
 	unsigned int nr_rules;
-	int efd;			/* readable while an unheld answer waits */
-	bool efd_set;
+	struct efd_level ready;		/* readable while an unheld answer waits */
 	/* Everything below: under lock (hold/release/trace come from any thread). */
 	pthread_mutex_t lock;
 	struct fault_slot *slots;
@@ -81,17 +80,6 @@ static void fault_trace(struct fault *f, enum disk_fault_event ev, const struct 
 {
 	if (f->trace)
 		f->trace(f->opaque, ev, io, io->cookie, result);
-}
-
-/* Keep the eventfd readable exactly while an unheld answer waits. */
-static void fault_signal(struct fault *f)
-{
-	uint64_t v = 1;
-
-	if (f->q_ready && !f->efd_set)
-		f->efd_set = write(f->efd, &v, sizeof(v)) == sizeof(v);
-	else if (!f->q_ready && f->efd_set)
-		f->efd_set = read(f->efd, &v, sizeof(v)) != sizeof(v);
 }
 
 static bool fault_rule_hits(const struct disk_fault_rule *r, const struct disk_io *io)
@@ -192,7 +180,7 @@ static void fault_queue(struct fault *f, const struct disk_io *io, int result)
 	a->held = fault_holds(f, io);
 	if (!a->held) {
 		f->q_ready++;
-		fault_signal(f);
+		efd_level_update(&f->ready, f->q_ready > 0);
 	}
 }
 
@@ -268,7 +256,7 @@ static unsigned int fault_take(struct fault *f, struct disk_done *out, unsigned 
 	}
 	f->q_len = kept;
 	f->q_ready -= n;
-	fault_signal(f);
+	efd_level_update(&f->ready, f->q_ready > 0);
 	return n;
 }
 
@@ -352,8 +340,8 @@ static void fault_free(struct fault *f)
 {
 	if (f->e.notify_fd >= 0)
 		close(f->e.notify_fd);
-	if (f->efd >= 0)
-		close(f->efd);
+	if (f->ready.fd >= 0)
+		close(f->ready.fd);
 	pthread_mutex_destroy(&f->lock);
 	free(f->slots);
 	free(f->q);
@@ -384,11 +372,13 @@ static int fault_fds(struct fault *f)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 
-	f->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	f->ready.fd = efd_open();
+	if (f->ready.fd < 0)
+		return f->ready.fd;
 	f->e.notify_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (f->efd < 0 || f->e.notify_fd < 0)
+	if (f->e.notify_fd < 0)
 		return -errno;
-	if (epoll_ctl(f->e.notify_fd, EPOLL_CTL_ADD, f->efd, &ev) < 0)
+	if (epoll_ctl(f->e.notify_fd, EPOLL_CTL_ADD, f->ready.fd, &ev) < 0)
 		return -errno;
 	if (f->inner->notify_fd >= 0 &&
 	    epoll_ctl(f->e.notify_fd, EPOLL_CTL_ADD, f->inner->notify_fd, &ev) < 0)
@@ -403,7 +393,7 @@ int disk_fault_wrap(struct disk *d, const struct disk_fault_rule *rules, unsigne
 
 	if (!f)
 		return -ENOMEM;
-	f->efd = f->e.notify_fd = -1;
+	f->ready.fd = f->e.notify_fd = -1;
 	pthread_mutex_init(&f->lock, NULL);
 	f->inner = disk_engine(d);
 	f->rules = calloc(n ? n : 1, sizeof(*rules));
@@ -465,7 +455,7 @@ void disk_fault_release(struct disk *d)
 			f->q_ready++;
 		}
 	}
-	fault_signal(f);
+	efd_level_update(&f->ready, f->q_ready > 0);
 	pthread_mutex_unlock(&f->lock);
 }
 

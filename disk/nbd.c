@@ -87,12 +87,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "disk/engine.h"
+#include "lib/efd.h"
 #include "lib/util.h"
 
 /* iovecs that go out as they are; more than this go through a bounce buffer */
@@ -177,12 +177,11 @@ struct disk_nbd {
 	bool sock_out;			/* registered for EPOLLOUT too */
 	pthread_t thread;
 	int kick_fd;			/* eventfd: wakes the engine thread */
-	int done_fd;			/* eventfd: readable while the done list holds ops */
 	/* Under lock (taken inside hlock, never around it). */
 	pthread_mutex_t lock;
 	struct nbd_op *ops, *free;
 	struct nbd_op *done_head, *done_tail;
-	bool done_set;			/* done_fd is readable: done_head != NULL */
+	struct efd_level done;		/* readable while done_head != NULL */
 };
 
 static struct disk_nbd *nbd_of(struct disk_engine *e)
@@ -206,23 +205,6 @@ static void nbd_list_add(struct nbd_op **head, struct nbd_op **tail, struct nbd_
 	else
 		*head = op;
 	*tail = op;
-}
-
-static void nbd_efd_signal(int fd)
-{
-	uint64_t one = 1;
-
-	/* Fails only when the counter is saturated: readable already. */
-	if (write(fd, &one, sizeof(one)) < 0)
-		pr_debug("disk: nbd: eventfd write: %s", strerror(errno));
-}
-
-static void nbd_efd_drain(int fd)
-{
-	uint64_t v;
-
-	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		pr_debug("disk: nbd: eventfd read: %s", strerror(errno));
 }
 
 static const char *nbd_why(void)
@@ -302,17 +284,8 @@ static void nbd_finish(struct disk_nbd *n, struct nbd_op *op)
 		return;
 	}
 	nbd_list_add(&n->done_head, &n->done_tail, op);
-	/*
-	 * Signalled in the same hold of the lock as the list change, as
-	 * nbd_take_done() drains it: signalled after unlocking (this may be
-	 * the engine thread or a disk_flush_sync() caller), a reap could
-	 * take op first, and the late signal would leave the fd readable
-	 * with nothing to reap.
-	 */
-	if (!n->done_set) {
-		nbd_efd_signal(n->done_fd);
-		n->done_set = true;
-	}
+	/* This may be the engine thread or a disk_flush_sync() caller. */
+	efd_level_update(&n->done, true);
 	pthread_mutex_unlock(&n->lock);
 }
 
@@ -705,7 +678,7 @@ static void nbd_issued(struct disk_nbd *n)
 {
 	nbd_run_ready(n);
 	if (n->state == NBD_UP && (nbd_aio_is_dead(n->h) || nbd_aio_is_closed(n->h)))
-		nbd_efd_signal(n->kick_fd);
+		efd_signal(n->kick_fd);
 	nbd_epoll_sync(n);
 }
 
@@ -789,7 +762,7 @@ static void nbd_wait(struct disk_nbd *n, int64_t until)
 		return;
 	ret = 0;
 	if (p[0].revents)
-		nbd_efd_drain(n->kick_fd);
+		efd_drain(n->kick_fd);
 	if (nfds < 2 || !p[1].revents || n->state == NBD_DOWN)
 		return;
 	if (n->state == NBD_UP) {
@@ -860,10 +833,8 @@ static int nbd_submit(struct disk_engine *e, const struct disk_io *io)
 }
 
 /*
- * Up to max of the done list.  done_fd is drained with the list emptied,
- * in the same hold of the lock as nbd_finish() signals it: so it is
- * readable exactly while the list holds ops, a drain never eats the
- * signal of an op left on the list, and none comes late for one taken.
+ * Up to max of the done list; its eventfd quietened when the list is
+ * emptied, in the same hold of the lock, as nbd_finish() rings it.
  */
 static unsigned int nbd_take_done(struct disk_nbd *n, struct disk_done *out, unsigned int max)
 {
@@ -880,10 +851,7 @@ static unsigned int nbd_take_done(struct disk_nbd *n, struct disk_done *out, uns
 		op->next = n->free;
 		n->free = op;
 	}
-	if (!n->done_head && n->done_set) {
-		nbd_efd_drain(n->done_fd);
-		n->done_set = false;
-	}
+	efd_level_update(&n->done, n->done_head != NULL);
 	pthread_mutex_unlock(&n->lock);
 	return k;
 }
@@ -958,8 +926,8 @@ static void nbd_free(struct disk_nbd *n)
 		nbd_close(n->h);
 	if (n->kick_fd >= 0)
 		close(n->kick_fd);
-	if (n->done_fd >= 0)
-		close(n->done_fd);
+	if (n->done.fd >= 0)
+		close(n->done.fd);
 	if (n->e.notify_fd >= 0)
 		close(n->e.notify_fd);
 	pthread_mutex_destroy(&n->lock);
@@ -977,7 +945,7 @@ static void nbd_destroy(struct disk_engine *e)
 	pthread_mutex_lock(&n->hlock);
 	n->stopping = true;
 	pthread_mutex_unlock(&n->hlock);
-	nbd_efd_signal(n->kick_fd);
+	efd_signal(n->kick_fd);
 	pthread_join(n->thread, NULL);
 	nbd_free(n);
 }
@@ -1117,7 +1085,7 @@ static int nbd_init(struct disk_nbd *n, const struct disk_conf *c)
 	struct epoll_event ev = { .events = EPOLLIN };
 
 	n->who = c->who;
-	n->kick_fd = n->done_fd = n->e.notify_fd = n->sock_fd = -1;
+	n->kick_fd = n->done.fd = n->e.notify_fd = n->sock_fd = -1;
 	n->live.lnext = n->live.lprev = &n->live;
 	pthread_mutex_init(&n->lock, NULL);
 	pthread_mutex_init(&n->hlock, NULL);
@@ -1131,12 +1099,12 @@ static int nbd_init(struct disk_nbd *n, const struct disk_conf *c)
 		n->ops[i].next = n->free;
 		n->free = &n->ops[i];
 	}
-	n->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	n->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	n->kick_fd = efd_open();
+	n->done.fd = efd_open();
 	n->e.notify_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (n->kick_fd < 0 || n->done_fd < 0 || n->e.notify_fd < 0)
+	if (n->kick_fd < 0 || n->done.fd < 0 || n->e.notify_fd < 0)
 		return -errno;
-	return epoll_ctl(n->e.notify_fd, EPOLL_CTL_ADD, n->done_fd, &ev) < 0 ? -errno : 0;
+	return epoll_ctl(n->e.notify_fd, EPOLL_CTL_ADD, n->done.fd, &ev) < 0 ? -errno : 0;
 }
 
 int disk_nbd_create(struct disk_engine **out, const struct disk_conf *c, struct disk_props *p,

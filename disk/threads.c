@@ -6,24 +6,19 @@
  * as a second engine that the conformance suite holds the first to.
  *
  * The eventfd is readable exactly while the done list holds anything
- * (a poller must not spin on it, nor miss a completion): it is written
- * when a completion lands on an empty list and drained when a reap
- * empties the list, each in the same hold of the lock as the list
- * change.  Both are non-blocking eventfd calls.  A worker that wrote it
- * after unlocking could be preempted there while the reaper took its op
- * and found the list empty; the late write then left the fd readable
- * with nothing to reap, after the reap that should have quieted it.
+ * (a poller must not spin on it, nor miss a completion): an efd_level
+ * updated in the same hold of the lock as each change to the list.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "disk/engine.h"
 #include "disk/file.h"
+#include "lib/efd.h"
 #include "lib/util.h"
 
 #define THREADS_MAX_WORKERS	8
@@ -43,7 +38,7 @@ struct disk_threads {
 	struct thr_op *pend_head, *pend_tail;
 	struct thr_op *done_head, *done_tail;
 	unsigned int busy;		/* taken from free, not yet reaped */
-	bool signalled;			/* the eventfd is readable: done_head != NULL */
+	struct efd_level done;		/* e.notify_fd: done_head != NULL */
 	bool stopping;
 	unsigned int nr_workers;
 	pthread_t workers[THREADS_MAX_WORKERS];
@@ -62,31 +57,6 @@ static void thr_list_add(struct thr_op **head, struct thr_op **tail, struct thr_
 	else
 		*head = op;
 	*tail = op;
-}
-
-/* Make the eventfd readable, if it is not.  Under t->lock. */
-static void thr_signal(struct disk_threads *t)
-{
-	uint64_t one = 1;
-
-	if (t->signalled)
-		return;
-	/* Fails only when the counter is saturated: readable already. */
-	if (write(t->e.notify_fd, &one, sizeof(one)) < 0)
-		pr_debug("disk: eventfd write: %s", strerror(errno));
-	t->signalled = true;
-}
-
-/* Make the eventfd quiet, if it is readable.  Under t->lock. */
-static void thr_unsignal(struct disk_threads *t)
-{
-	uint64_t v;
-
-	if (!t->signalled)
-		return;
-	if (read(t->e.notify_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		pr_debug("disk: eventfd read: %s", strerror(errno));
-	t->signalled = false;
 }
 
 static void *thr_worker(void *arg)
@@ -111,7 +81,7 @@ static void *thr_worker(void *arg)
 		op->result = disk_file_exec(t->f, &op->io, 0);
 		pthread_mutex_lock(&t->lock);
 		thr_list_add(&t->done_head, &t->done_tail, op);
-		thr_signal(t);
+		efd_level_update(&t->done, true);
 		pthread_mutex_unlock(&t->lock);
 	}
 }
@@ -165,8 +135,7 @@ static unsigned int thr_reap(struct disk_engine *e, struct disk_done *out, unsig
 		t->busy--;
 		n++;
 	}
-	if (!t->done_head)
-		thr_unsignal(t);
+	efd_level_update(&t->done, t->done_head != NULL);
 	pthread_mutex_unlock(&t->lock);
 	return n;
 }
@@ -237,10 +206,10 @@ int disk_threads_create(struct disk_engine **out, struct disk_file *f, unsigned 
 	t->f = f;
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->work, NULL);
-	t->e.notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	t->e.notify_fd = t->done.fd = efd_open();
 	t->ops = calloc(depth ? depth : 1, sizeof(*t->ops));
 	if (t->e.notify_fd < 0 || !t->ops) {
-		ret = t->e.notify_fd < 0 ? -errno : -ENOMEM;
+		ret = t->e.notify_fd < 0 ? t->e.notify_fd : -ENOMEM;
 		thr_free(t);
 		return ret;
 	}

@@ -2,10 +2,10 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "lib/efd.h"
 #include "lib/util.h"
 #include "vmm/virtio_kvm.h"
 
@@ -49,21 +49,21 @@ const struct virtio_notify virtio_kvm_notify_template = {
 static void irqfd_assert(void *opaque)
 {
 	struct virtio_kvm_irq *vi = opaque;
-	uint64_t one = 1;
+	int err;
 
 	__atomic_add_fetch(&vi->asserts, 1, __ATOMIC_RELAXED);
 	/* The pin stays up until the guest's EOI; see virtio_kvm.h. */
-	if (write(vi->irq_efd, &one, sizeof(one)) < 0)
-		pr_warn("irqfd for GSI %u: %s", vi->gsi, strerror(errno));
+	err = efd_signal(vi->irq_efd);
+	if (err)
+		pr_warn("irqfd for GSI %u: %s", vi->gsi, strerror(-err));
 }
 
 /* Consume an EOI that KVM signalled and the main loop has not read yet. */
 static bool irqfd_eoi_seen(void *opaque)
 {
 	struct virtio_kvm_irq *vi = opaque;
-	uint64_t v;
 
-	if (read(vi->resample_efd, &v, sizeof(v)) != sizeof(v))
+	if (!efd_drain(vi->resample_efd))
 		return false;
 	__atomic_add_fetch(&vi->resamples, 1, __ATOMIC_RELAXED);
 	return true;
@@ -98,12 +98,14 @@ int virtio_kvm_irq_init(struct virtio_kvm_irq *vi, struct kvm *kvm, struct virti
 
 	vi->use_irqfd = ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQFD_RESAMPLE) > 0;
 	if (vi->use_irqfd) {
-		vi->irq_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		vi->resample_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		vi->irq_efd = efd_open();
+		vi->resample_efd = efd_open();
 		if (vi->irq_efd < 0 || vi->resample_efd < 0) {
-			pr_err("eventfd for GSI %u: %s", vi->gsi, strerror(errno));
+			int err = vi->irq_efd < 0 ? vi->irq_efd : vi->resample_efd;
+
+			pr_err("eventfd for GSI %u: %s", vi->gsi, strerror(-err));
 			virtio_kvm_irq_exit(vi);
-			return -errno;
+			return err;
 		}
 		irqfd.fd = vi->irq_efd;
 		irqfd.gsi = vi->gsi;
@@ -188,11 +190,12 @@ int virtio_kvm_irq_timeout(struct virtio_kvm_irq *vi, uint64_t now_ns)
 static void msix_send(void *opaque, unsigned int v)
 {
 	struct virtio_kvm_msix *vm = opaque;
-	uint64_t one = 1;
+	int err;
 
 	__atomic_add_fetch(&vm->sent, 1, __ATOMIC_RELAXED);
-	if (write(vm->efd[v], &one, sizeof(one)) < 0)
-		pr_warn("irqfd for MSI-X GSI %d: %s", vm->gsi[v], strerror(errno));
+	err = efd_signal(vm->efd[v]);
+	if (err)
+		pr_warn("irqfd for MSI-X GSI %d: %s", vm->gsi[v], strerror(-err));
 }
 
 static int msix_route(void *opaque, unsigned int v, uint64_t addr, uint32_t data)
@@ -224,8 +227,8 @@ int virtio_kvm_msix_init(struct virtio_kvm_msix *vm, struct kvm *kvm, struct vir
 		vm->efd[v] = vm->gsi[v] = -1;
 	for (v = 0; v < vp->msix.nr; v++, vm->nr++) {
 		vm->gsi[v] = kvm_irq_msi_gsi(&kvm->routes);
-		vm->efd[v] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		ret = vm->gsi[v] < 0 ? vm->gsi[v] : vm->efd[v] < 0 ? -errno : msix_irqfd(vm, v, true);
+		vm->efd[v] = efd_open();
+		ret = vm->gsi[v] < 0 ? vm->gsi[v] : vm->efd[v] < 0 ? vm->efd[v] : msix_irqfd(vm, v, true);
 		if (ret) {
 			pr_err("%s: MSI-X vector %u: irqfd: %s", vp->pci.name, v, strerror(-ret));
 			if (vm->efd[v] >= 0)

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <time.h>
@@ -18,6 +17,7 @@
 #include "devices/platform/ioport_sink.h"
 #include "devices/serial/uart16550.h"
 #include "devices/virtio-blk/blk.h"
+#include "lib/efd.h"
 #include "lib/util.h"
 #include "vmm/console.h"
 #include "vmm/layout.h"
@@ -48,8 +48,8 @@ static void vm_irq_cb(void *opaque, unsigned int gsi, int level)
 
 void vm_request_stop(struct vm *vm, int status, const char *why)
 {
-	uint64_t one = 1;
 	unsigned int i;
+	int err;
 
 	pthread_mutex_lock(&vm->stop_lock);
 	if (vm->stopping) {
@@ -64,8 +64,9 @@ void vm_request_stop(struct vm *vm, int status, const char *why)
 	for (i = 0; i < vm->nr_vcpus; i++)
 		if (!pthread_equal(vm->vcpu[i].thread, pthread_self()))
 			vcpu_kick(&vm->vcpu[i]);
-	if (write(vm->stop_efd, &one, sizeof(one)) < 0)
-		pr_warn("cannot wake the main loop: %s", strerror(errno));
+	err = efd_signal(vm->stop_efd);
+	if (err)
+		pr_warn("cannot wake the main loop: %s", strerror(-err));
 }
 
 bool vm_stopping(struct vm *vm)
@@ -284,9 +285,9 @@ int vm_create(struct vm *vm, const struct options *opt, uint64_t t_main_ns)
 	if (vm->host == HOST_PVM && opt->nr_cpus > 1)
 		pr_warn("%s host: secondary vCPUs are not known to start in KVM's instruction emulator (Linux 6.1 waits at \"Booting SMP configuration\"); -c 1 boots",
 			host_kind_name(vm->host));
-	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	vm->stop_efd = efd_open();
 	if (vm->stop_efd < 0) {
-		pr_err("eventfd: %s", strerror(errno));
+		pr_err("eventfd: %s", strerror(-vm->stop_efd));
 		return EXIT_SETUP_ERROR;
 	}
 

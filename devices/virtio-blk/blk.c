@@ -40,10 +40,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "devices/virtio-blk/blk.h"
+#include "lib/efd.h"
 #include "lib/util.h"
 
 #define BLK_PCI_CLASS_STORAGE	0x01
@@ -53,15 +53,6 @@ _Static_assert(sizeof(struct blk_config) == 60, "virtio_blk_config layout");
 _Static_assert(offsetof(struct blk_config, wce) == 32, "wce at offset 32");
 _Static_assert(offsetof(struct blk_config, max_discard_sectors) == 36, "discard at 36");
 _Static_assert(offsetof(struct blk_config, write_zeroes_may_unmap) == 56, "unmap at 56");
-
-void blk_efd_signal(int fd)
-{
-	uint64_t one = 1;
-
-	/* Only fails when the counter is saturated: already signalled. */
-	if (write(fd, &one, sizeof(one)) < 0)
-		pr_debug("virtio-blk: eventfd write: %s", strerror(errno));
-}
 
 /* Switch the cache mode; leaving writeback makes what it wrote durable. */
 static void blk_set_wce(struct blk_dev *b, uint8_t wce)
@@ -133,7 +124,7 @@ static void blk_apply_ring_features(struct blk_queue *q)
 	if (!switched || !on)
 		return;
 	if (running)
-		blk_efd_signal(q->wake_efd);
+		efd_signal(q->wake_efd);
 	else
 		blk_queue_drain_sync(q);	/* publishes avail_event */
 }
@@ -185,7 +176,7 @@ static void blk_queue_notify(void *dev, unsigned int n)
 	pthread_mutex_unlock(&b->lock);
 	/* Keep disk I/O off the vCPU whenever the queue threads exist. */
 	if (running)
-		blk_efd_signal(b->q[n].wake_efd);
+		efd_signal(b->q[n].wake_efd);
 	else
 		blk_queue_drain_sync(&b->q[n]);
 }
@@ -243,7 +234,7 @@ static void blk_stop_threads(struct blk_dev *b)
 		return;
 	/* Each queue thread reaps all it submitted before it returns. */
 	for (i = 0; i < b->nr_queues; i++)
-		blk_efd_signal(b->q[i].wake_efd);
+		efd_signal(b->q[i].wake_efd);
 	for (i = 0; i < b->nr_queues; i++)
 		pthread_join(b->q[i].thread, NULL);
 	pthread_mutex_lock(&b->lock);
@@ -279,7 +270,7 @@ int blk_dev_start(struct blk_dev *b)
 	b->stopping = true;
 	pthread_mutex_unlock(&b->lock);
 	while (i-- > 0) {
-		blk_efd_signal(b->q[i].wake_efd);
+		efd_signal(b->q[i].wake_efd);
 		pthread_join(b->q[i].thread, NULL);
 	}
 	pthread_mutex_lock(&b->lock);
@@ -369,9 +360,9 @@ static int blk_queue_init(struct blk_dev *b, unsigned int n)
 		q->ioreqs[i].next = q->free_list;
 		q->free_list = &q->ioreqs[i];
 	}
-	q->wake_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	q->wake_efd = efd_open();
 	if (q->wake_efd < 0) {
-		ret = -errno;
+		ret = q->wake_efd;
 		pr_err("virtio-blk: '%s': eventfd: %s", b->opts.path, strerror(-ret));
 		return ret;
 	}

@@ -293,6 +293,5 @@ void blk_dwz_parse(struct blk_dev *b, struct virtq_elem *e, struct blk_req *r, u
 void *blk_queue_thread(void *arg);
 /* Serve the queue on the caller's thread until it is empty (no queue thread). */
 void blk_queue_drain_sync(struct blk_queue *q);
-void blk_efd_signal(int fd);
 
 #endif

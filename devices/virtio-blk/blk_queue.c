@@ -60,6 +60,7 @@
 #include <unistd.h>
 
 #include "devices/virtio-blk/blk.h"
+#include "lib/efd.h"
 #include "lib/util.h"
 
 /*
@@ -78,14 +79,6 @@ static uint64_t blk_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
-static void blk_efd_drain(int fd)
-{
-	uint64_t v;
-
-	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		pr_debug("virtio-blk: eventfd read: %s", strerror(errno));
 }
 
 enum blk_pop {
@@ -424,7 +417,7 @@ static void blk_sleep(struct blk_queue *q, bool adapt)
 		blk_poll_adapt(q, blk_now_ns() - t0);
 	q->disk_woke = pfd[2].revents & POLLIN;
 	if (pfd[1].revents & POLLIN) {
-		blk_efd_drain(q->kick_fd);
+		efd_drain(q->kick_fd);
 		__atomic_add_fetch(&q->kicks, 1, __ATOMIC_RELAXED);
 	} else if (pfd[1].revents & (POLLERR | POLLNVAL)) {
 		/* Do not spin on a dead fd; register notifies still wake us. */
@@ -432,7 +425,7 @@ static void blk_sleep(struct blk_queue *q, bool adapt)
 		q->kick_fd = -1;
 	}
 	if (pfd[0].revents & POLLIN)
-		blk_efd_drain(q->wake_efd);
+		efd_drain(q->wake_efd);
 }
 
 static bool blk_stopping(struct blk_dev *b)
