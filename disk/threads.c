@@ -38,6 +38,8 @@ struct disk_threads {
 	struct thr_op *pend_head, *pend_tail;
 	struct thr_op *done_head, *done_tail;
 	unsigned int busy;		/* taken from free, not yet reaped */
+	unsigned int idle;		/* workers waiting for work */
+	unsigned int queued;		/* submitted since the last commit */
 	struct efd_level done;		/* e.notify_fd: done_head != NULL */
 	bool stopping;
 	unsigned int nr_workers;
@@ -66,8 +68,11 @@ static void *thr_worker(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&t->lock);
-		while (!t->pend_head && !t->stopping)
+		while (!t->pend_head && !t->stopping) {
+			t->idle++;
 			pthread_cond_wait(&t->work, &t->lock);
+			t->idle--;
+		}
 		/* Stopping still drains pending: every submitted op completes. */
 		op = t->pend_head;
 		if (op) {
@@ -106,9 +111,28 @@ static int thr_submit(struct disk_engine *e, const struct disk_io *io)
 	t->busy++;
 	op->io = *io;
 	thr_list_add(&t->pend_head, &t->pend_tail, op);
-	pthread_cond_signal(&t->work);
+	t->queued++;
 	pthread_mutex_unlock(&t->lock);
 	return DISK_SUBMITTED;
+}
+
+/*
+ * Wake a worker for each op of the batch that no running one will take.
+ * Waking them as each op came in let a woken worker preempt the
+ * submitter (on a busy host) halfway through its batch, which left the
+ * rest of the batch and the completions waiting behind it.
+ */
+static int thr_commit(struct disk_engine *e)
+{
+	struct disk_threads *t = thr_of(e);
+	unsigned int n;
+
+	pthread_mutex_lock(&t->lock);
+	for (n = MIN(t->queued, t->idle); n; n--)
+		pthread_cond_signal(&t->work);
+	t->queued = 0;
+	pthread_mutex_unlock(&t->lock);
+	return 0;
 }
 
 /*
@@ -174,6 +198,7 @@ static void thr_destroy(struct disk_engine *e)
 static const struct disk_engine_ops thr_ops = {
 	.name = "threads",
 	.submit = thr_submit,
+	.commit = thr_commit,
 	.reap = thr_reap,
 	.flush_sync = thr_flush_sync,
 	.destroy = thr_destroy,
