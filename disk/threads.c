@@ -117,10 +117,11 @@ static int thr_submit(struct disk_engine *e, const struct disk_io *io)
 }
 
 /*
- * Wake a worker for each op of the batch that no running one will take.
- * Waking them as each op came in let a woken worker preempt the
- * submitter (on a busy host) halfway through its batch, which left the
- * rest of the batch and the completions waiting behind it.
+ * Wake an idle worker for each op of the batch, while there are idle
+ * ones (a running worker takes the next op itself).  Waking them as each
+ * op came in let a woken worker preempt the submitter halfway through
+ * its batch on a busy host, leaving the rest of the batch, and the
+ * completions the submitter hands back, waiting behind it.
  */
 static int thr_commit(struct disk_engine *e)
 {
