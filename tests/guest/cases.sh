@@ -7,6 +7,7 @@
 # For each: WORK/img/NAME.img is the disk; WORK/out/NAME.log gets tinyvmm's
 # output (guest console and stderr), WORK/out/NAME.status its exit status
 # (124 when it ran past CASE_TIMEOUT seconds, default 60).
+. "$(dirname "$0")/../punch.sh"
 set -u
 tinyvmm=$1 guest=$2 work=$3
 limit=${CASE_TIMEOUT:-60}
@@ -15,16 +16,7 @@ mkdir -p "$work/out"
 # tinyvmm offers DISCARD/WRITE_ZEROES only on media that punch holes (9p,
 # the nested runner's work directory, does not): the dwz_* cases run on a
 # copy in the first directory that does, copied back for the host's check.
-punch_dir=
-for d in "$work/img" "${TMPDIR:-/tmp}" /dev/shm; do
-	probe=$d/.punch-probe.$$
-	if : >"$probe" 2>/dev/null && fallocate -p -o 0 -l 4096 "$probe" 2>/dev/null; then
-		punch_dir=$d
-		rm -f "$probe"
-		break
-	fi
-	rm -f "$probe"
-done
+punch_dir=$(first_punch_dir "$work/img" "${TMPDIR:-/tmp}" /dev/shm)
 while IFS='|' read -r name opts cmdline; do
 	[ -n "$name" ] || continue
 	start=$(date +%s.%N)

@@ -57,3 +57,30 @@ wl_boot() {
 rand_file() {
 	head -c $(($2 * 1048576)) /dev/urandom >"$1"
 }
+
+# wl_check_tree CONSOLE IMAGE WHAT: guest.sh's ext4-write tree, checked from the
+# host.  The checksums the guest printed on CONSOLE must cover the whole tree;
+# e2fsck -fn must find IMAGE (called WHAT in messages) clean; every file
+# debugfs reads out of it must match.  Leaves the count in nsums.
+wl_check_tree() {
+	sed -n 's/^ext4-sum: //p' "$1" | tr -d '\r' >"$WORK/sums"
+	nsums=$(wc -l <"$WORK/sums")
+	[ "$nsums" -ge 210 ] ||
+		fail "the guest printed $nsums checksums, expected the whole tree (210 or more)"
+	if e2fsck -fn "$2" >"$WORK/e2fsck.out" 2>&1; then
+		echo "host: e2fsck -fn on $3: clean ($(tail -n 1 "$WORK/e2fsck.out"))"
+	else
+		cat "$WORK/e2fsck.out"
+		fail "host e2fsck -fn found problems in the file system in $3"
+	fi
+	rm -rf "$WORK/out"
+	mkdir -p "$WORK/out"
+	debugfs -R "rdump /tree $WORK/out" "$2" >"$WORK/debugfs.out" 2>&1 ||
+		fail "debugfs rdump /tree failed: $(tail -n 2 "$WORK/debugfs.out")"
+	if (cd "$WORK/out" && sha256sum -c --quiet "$WORK/sums") >"$WORK/sumcheck.out" 2>&1; then
+		echo "host: $nsums files read out of $3 match the guest's checksums"
+	else
+		head -n 10 "$WORK/sumcheck.out"
+		fail "files read out of $3 on the host differ from what the guest wrote"
+	fi
+}

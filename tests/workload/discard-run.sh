@@ -6,19 +6,12 @@
 # Usage: discard-run.sh TINYVMM VMLINUX GUEST_IMAGE WORK CMDLINE RANGE
 # Writes WORK/blocks ("NAME before|after BLOCKS" lines) and the console
 # and stderr to WORK/discard.{console,stderr}; exits with tinyvmm's status.
+. "$(dirname "$0")/../punch.sh"
 set -u
 tinyvmm=$1 kernel=$2 gimg=$3 work=$4 cmdline=$5 range=$6
 
-dir=
-for d in "$work" "${TMPDIR:-/tmp}" /dev/shm; do
-	probe=$d/.punch-probe.$$
-	if : >"$probe" 2>/dev/null && fallocate -p -o 0 -l 4096 "$probe" 2>/dev/null; then
-		dir=$d
-	fi
-	rm -f "$probe"
-	[ -z "$dir" ] || break
-done
-[ -n "$dir" ] || { echo "discard-run: no directory here punches holes" >&2; exit 3; }
+dir=$(first_punch_dir "$work" "${TMPDIR:-/tmp}" /dev/shm) ||
+	{ echo "discard-run: no directory here punches holes" >&2; exit 3; }
 if [ "$dir" != "$work" ]; then
 	dir=$(mktemp -d "$dir/tinyvmm-discard.XXXXXX")
 	cp --sparse=always "$work"/vd[bcd].img "$dir/"
