@@ -1100,9 +1100,13 @@ static int nbd_init(struct disk_nbd *n, const struct disk_conf *c)
 		n->free = &n->ops[i];
 	}
 	n->kick_fd = efd_open();
+	if (n->kick_fd < 0)
+		return n->kick_fd;
 	n->done.fd = efd_open();
+	if (n->done.fd < 0)
+		return n->done.fd;
 	n->e.notify_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (n->kick_fd < 0 || n->done.fd < 0 || n->e.notify_fd < 0)
+	if (n->e.notify_fd < 0)
 		return -errno;
 	return epoll_ctl(n->e.notify_fd, EPOLL_CTL_ADD, n->done.fd, &ev) < 0 ? -errno : 0;
 }

@@ -688,54 +688,97 @@ static void test_mq(void **state)
 }
 
 /*
+ * blk_dev_create() under RLIMIT_NOFILE = limit, its stderr in fb_cap.
+ * What it changes is put back by fb_unlimit(), also from the teardown
+ * when an assertion (or a crash cmocka caught) jumps out in between.
+ */
+static struct rlimit fb_old;
+static struct capture fb_cap;
+static bool fb_limited;
+
+static bool fb_unlimit(void)
+{
+	bool ok = true;
+
+	if (fb_limited) {
+		ok = setrlimit(RLIMIT_NOFILE, &fb_old) == 0;
+		ok = capture_end(&fb_cap) && ok;
+		fb_limited = false;
+	}
+	return ok;
+}
+
+static int fb_create(struct t *t, const char *args, rlim_t limit)
+{
+	struct rlimit lim;
+	int ret;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &fb_old), 0);
+	lim = fb_old;
+	lim.rlim_cur = limit;
+	assert_int_equal(capture_start(&fb_cap, false), 0);
+	fb_limited = true;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	ret = blk_dev_create(&t->b, args, &t->gm, 4);
+	assert_true(fb_unlimit());
+	return ret;
+}
+
+static int fb_teardown(void **state)
+{
+	return fb_unlimit() ? 0 : -1;
+}
+
+/* The lowest descriptor free: what a leak would move. */
+static int fd_lowest_free(void)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	close(fd);
+	return fd;
+}
+
+/*
  * One queue per vCPU is a wish: when queue k's engine cannot be opened
  * (here: no descriptor left under RLIMIT_NOFILE), the device serves k
  * queues, says so in one line, and its config and features say k;
  * mq= asking for them all fails instead.  From a tight limit to a loose
- * one the queues grow from 1 through some to all 4, each device whole.
+ * one the queues grow from 1 through some to all 4, each device whole,
+ * and no try leaks a descriptor.
  */
 static void mq_fallback_try(struct t *t, const char *args, rlim_t limit, unsigned int *prev,
 			    unsigned int *partial)
 {
-	struct rlimit old, lim;
-	struct capture cap;
+	int ret, low = fd_lowest_free();
 	unsigned int i, got;
 	char mq[320];
-	int ret;
 
-	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-	lim = old;
-	lim.rlim_cur = limit;
-	assert_int_equal(capture_start(&cap, false), 0);
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
-	ret = blk_dev_create(&t->b, args, &t->gm, 4);
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
-	assert_non_null(capture_end(&cap));
-	if (ret)
+	ret = fb_create(t, args, limit);
+	if (ret) {
+		assert_int_equal(fd_lowest_free(), low);
 		return;		/* too tight for queue 0 or the transport */
+	}
 	got = t->b->nr_queues;
 	assert_true(got >= *prev && got >= 1 && got <= 4);
 	assert_int_equal(!!(t->b->features & (1ULL << VIRTIO_BLK_F_MQ)), got > 1);
 	assert_int_equal(t->b->cfg.num_queues, got > 1 ? got : 0);
 	for (i = 1; i < got; i++)
 		assert_true(t->b->q[i].disk && t->b->q[i].disk != t->b->disk);
-	if (got < 4 && !strstr(cap.buf, "queue(s), not one per vCPU (4)"))
-		fail_msg("%u of 4 queues without saying so: '%s'", got, cap.buf);
+	if (got < 4 && !strstr(fb_cap.buf, "queue(s), not one per vCPU (4)"))
+		fail_msg("%u of 4 queues without saying so: '%s'", got, fb_cap.buf);
 	assert_int_equal(blk_dev_destroy(t->b), 0);
+	assert_int_equal(fd_lowest_free(), low);
 	*prev = got;
 	if (got == 1 || got == 4)
 		return;
 	(*partial)++;
 	/* Asked for, the queues that cannot be had are an error. */
 	snprintf(mq, sizeof(mq), "%s,mq=4", args);
-	assert_int_equal(capture_start(&cap, false), 0);
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
-	ret = blk_dev_create(&t->b, mq, &t->gm, 4);
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
-	assert_non_null(capture_end(&cap));
-	assert_true(ret < 0);
-	if (!strstr(cap.buf, "mq=4: cannot open queue"))
-		fail_msg("mq=4 short of descriptors: '%s'", cap.buf);
+	assert_true(fb_create(t, mq, limit) < 0);
+	if (!strstr(fb_cap.buf, "mq=4: cannot open queue"))
+		fail_msg("mq=4 short of descriptors: '%s'", fb_cap.buf);
+	assert_int_equal(fd_lowest_free(), low);
 }
 
 static void test_mq_fallback(void **state)
@@ -753,9 +796,8 @@ static void test_mq_fallback(void **state)
 	assert_int_equal(gmem_init(&t->gm, RAM_SIZE), 0);
 	snprintf(args, sizeof(args), "%s,poll=0,aio=%s", t->path,
 		 t->aio == BLK_AIO_IO_URING ? "io_uring" : "threads");
-	low = open("/dev/null", O_RDONLY | O_CLOEXEC);	/* the lowest free descriptor */
-	assert_true(low >= 0);
-	close(low);
+	/* The capture takes two descriptors of its own before each try. */
+	low = fd_lowest_free();
 	for (k = 0; k < 128 && prev < 4; k++)
 		mq_fallback_try(t, args, (rlim_t)low + k, &prev, &partial);
 	assert_int_equal(prev, 4);
@@ -1940,7 +1982,10 @@ int main(void)
 		BOTH(test_event_idx_features),
 		BOTH(test_event_idx_no_thread),
 		BOTH(test_mq),
-		BOTH(test_mq_fallback),
+		cmocka_unit_test_prestate_setup_teardown(test_mq_fallback, NULL, fb_teardown,
+							 &aio_uring),
+		cmocka_unit_test_prestate_setup_teardown(test_mq_fallback, NULL, fb_teardown,
+							 &aio_threads),
 		cmocka_unit_test(test_default_engine),
 		cmocka_unit_test(test_ring_restricted),
 		cmocka_unit_test(test_refused),
