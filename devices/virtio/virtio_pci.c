@@ -43,10 +43,10 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "devices/virtio/virtio_pci.h"
+#include "lib/efd.h"
 #include "lib/util.h"
 
 #define VP_REGS_MAX		VIRTIO_PCI_CONFIG_OFF_MSIX
@@ -527,9 +527,10 @@ int virtio_pci_set_notify(struct virtio_pci *vp, const struct virtio_notify *nt)
 	for (n = 0; n < vp->nr_queues; n++) {
 		if (vp->kick_efd[n] >= 0)
 			continue;
-		vp->kick_efd[n] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		vp->kick_efd[n] = efd_open();
 		if (vp->kick_efd[n] < 0) {
-			ret = -errno;
+			ret = vp->kick_efd[n];
+			vp->kick_efd[n] = -1;
 			goto out;
 		}
 	}

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/efd.h"
 #include "tests/driver/vdriver.h"
 
 /* The driver's copy of the ABI (include/uapi/linux/virtio_blk.h). */
@@ -256,8 +257,6 @@ bool vdrv_no_notify(const struct vdrv *d)
 
 int vdrv_notify(struct vdrv *d)
 {
-	uint64_t one = 1;
-
 	if (!d->vp)
 		return -ENODEV;
 	if (d->kick_fd < 0) {
@@ -266,9 +265,7 @@ int vdrv_notify(struct vdrv *d)
 		return 0;
 	}
 	/* The same write through KVM: its ioeventfd signals this eventfd. */
-	if (write(d->kick_fd, &one, sizeof(one)) != sizeof(one))
-		return -errno;
-	return 0;
+	return efd_signal(d->kick_fd);
 }
 
 /* virtqueue_kick_prepare(), after the fence. */
