@@ -227,7 +227,7 @@ static void blk_stop_threads(struct blk_dev *b)
 	bool running;
 
 	pthread_mutex_lock(&b->lock);
-	b->stopping = true;
+	__atomic_store_n(&b->stopping, true, __ATOMIC_RELEASE);
 	running = b->running;
 	pthread_mutex_unlock(&b->lock);
 	if (!running)
@@ -267,7 +267,7 @@ int blk_dev_start(struct blk_dev *b)
 	       strerror(ret));
 	/* Stop the ones started: the device is left as it was before the call. */
 	pthread_mutex_lock(&b->lock);
-	b->stopping = true;
+	__atomic_store_n(&b->stopping, true, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&b->lock);
 	while (i-- > 0) {
 		efd_signal(b->q[i].wake_efd);
@@ -275,7 +275,7 @@ int blk_dev_start(struct blk_dev *b)
 	}
 	pthread_mutex_lock(&b->lock);
 	b->running = false;
-	b->stopping = false;
+	__atomic_store_n(&b->stopping, false, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&b->lock);
 	return -ret;
 }

@@ -82,6 +82,9 @@ int virtq_init_legacy(struct virtq *q, const struct guest_mem *mem, uint16_t num
 	q->desc_gpa = base;
 	q->avail_gpa = base + 16ULL * num;
 	q->used_gpa = ALIGN_UP(q->avail_gpa + avail_bytes(num), (uint64_t)VIRTQ_ALIGN);
+	q->desc = gmem_ptr(mem, q->desc_gpa, 16ULL * num);
+	q->avail = gmem_ptr(mem, q->avail_gpa, avail_bytes(num));
+	q->used = gmem_ptr(mem, q->used_gpa, used_bytes(num));
 	/* Pairs with the acquire in virtq_pop()/virtq_push(): geometry first. */
 	__atomic_store_n(&q->ready, true, __ATOMIC_RELEASE);
 	return 0;
@@ -93,6 +96,7 @@ void virtq_reset(struct virtq *q)
 	q->mem = NULL;
 	q->num = 0;
 	q->desc_gpa = q->avail_gpa = q->used_gpa = 0;
+	q->desc = q->avail = q->used = NULL;
 	q->last_avail = 0;
 	q->used_idx = 0;
 	q->broken = false;
@@ -118,9 +122,9 @@ static bool ring_view_get(const struct virtq *q, struct ring_view *v)
 	v->num = q->num;
 	if (!v->mem || !IS_POW2(v->num) || v->num > VIRTQ_MAX_SIZE)
 		return false;
-	v->desc = gmem_ptr(v->mem, q->desc_gpa, 16ULL * v->num);
-	v->avail = gmem_ptr(v->mem, q->avail_gpa, avail_bytes(v->num));
-	v->used = gmem_ptr(v->mem, q->used_gpa, used_bytes(v->num));
+	v->desc = q->desc;
+	v->avail = q->avail;
+	v->used = q->used;
 	return v->desc && v->avail && v->used;
 }
 

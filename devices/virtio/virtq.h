@@ -4,10 +4,11 @@
 
 /*
  * The split virtqueue (legacy layout, 4096 alignment) seen from the
- * device.  Every descriptor, ring entry and buffer is reached through
- * guest_mem, so a chain that points outside guest RAM, loops, nests
- * indirect tables or runs past the queue is refused here and never turns
- * into a host access.  Nothing here knows about KVM or about virtio-blk.
+ * device.  The ring is reached through guest_mem, checked whole when it
+ * is set up, and every descriptor and buffer on each pop, so a chain that
+ * points outside guest RAM, loops, nests indirect tables or runs past the
+ * queue is refused here and never turns into a host access.  Nothing here
+ * knows about KVM or about virtio-blk.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -36,6 +37,14 @@ struct virtq {
 	uint64_t desc_gpa;
 	uint64_t avail_gpa;
 	uint64_t used_gpa;
+	/*
+	 * The three parts in host memory, translated once when the ring is
+	 * set up (guest RAM stays mapped at one place for the VM's life), so
+	 * that each look at the ring costs no guest_mem walk.
+	 */
+	uint8_t *desc;
+	uint8_t *avail;
+	uint8_t *used;
 	uint16_t last_avail;		/* next avail ring index to take */
 	uint16_t used_idx;		/* our copy of used->idx */
 	bool ready;
