@@ -8,8 +8,9 @@
  * ctrl_lock (never under vp.lock, a leaf that raise_isr and friends
  * take), so:
  *  - b->lock guards every queue's ioreq pool, in_flight, paused,
- *    stopping, running and cfg, and serialises virtq_pop (one popper at
- *    a time, and a reset sees quiet avail rings);
+ *    stopping (written under it; the queue threads also read it with an
+ *    atomic load), running and cfg, and serialises virtq_pop (one popper
+ *    at a time, and a reset sees quiet avail rings);
  *  - each queue's complete_lock guards its used ring (virtq_push) and
  *    its interrupt decision; it is a leaf (taken under b->lock only to
  *    switch the ring mode, blk_apply_ring_features);

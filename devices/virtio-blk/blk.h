@@ -180,7 +180,7 @@ struct blk_dev {
 
 	/*
 	 * Device-wide: the queues' pools and pops, in_flight, paused,
-	 * stopping, running, cfg.
+	 * stopping (also read without it, atomically), running, cfg.
 	 */
 	pthread_mutex_t lock;
 	pthread_cond_t idle_cond;	/* in_flight reached 0 */

@@ -270,10 +270,9 @@ static void blk_submit(struct blk_queue *q, struct blk_ioreq *io, bool alone)
 /*
  * A freshly popped request: finish it now or hand it to the disk.  It is
  * alone when it is the turn's first, no finished request waits for its
- * interrupt and the avail ring holds nothing more (one look a turn: the
- * ring is read through guest memory; a request that comes while this one
- * is done on the queue thread waits for it, as behind any synchronous
- * block back end).
+ * interrupt and the avail ring holds nothing more (a request that comes
+ * while this one is done on the queue thread waits for it, as behind any
+ * synchronous block back end).
  */
 static void blk_start(struct blk_queue *q, struct blk_ioreq *io, bool first)
 {

@@ -5,10 +5,16 @@
  * The ring lives in guest RAM and a running guest (or a hostile one) may
  * rewrite any of it while we look.  So every index and descriptor is read
  * exactly once into a local, validated there, and only the local is used
- * afterwards; every guest address goes through gmem_ptr() with the full
- * length accessed (for a refused chain's tail, the one byte written).  The ring geometry in struct virtq is also read once per call,
- * so a queue being torn down by another vCPU (PFN 0, reset) at worst makes
- * us serve garbage to that guest, never touch host memory outside its RAM.
+ * afterwards; every descriptor's address goes through gmem_ptr() with the
+ * full length accessed (for a refused chain's tail, the one byte
+ * written).  The ring itself is checked whole, for its size, when it is
+ * set up, and its host pointers kept in struct virtq; they are read once
+ * per call.  A queue torn down by another vCPU meanwhile (PFN 0, reset)
+ * at worst makes us serve garbage to that guest, never touch host memory
+ * outside its RAM, because a queue's size and guest memory never change
+ * while a device can look at it (the transport fixes the size, guest RAM
+ * is unmapped only after the devices are gone): any pointer read was
+ * checked for the size read with it, and a reset leaves both at zero.
  *
  * Legacy virtio is guest-native endian; tinyvmm only runs x86-64 guests on
  * x86-64 hosts, so ring fields are used as they are.

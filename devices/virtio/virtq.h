@@ -78,7 +78,11 @@ struct virtq_elem {
 	struct iovec iov[VIRTQ_MAX_SEGS];
 };
 
-/* Legacy set-up from QUEUE_PFN: -EFAULT unless the whole ring is RAM. */
+/*
+ * Legacy set-up from QUEUE_PFN: -EFAULT unless the whole ring is RAM.  A
+ * queue another thread may be looking at is set up again (or reset) only
+ * with the num and mem it had (see virtq.c).
+ */
 int virtq_init_legacy(struct virtq *q, const struct guest_mem *mem, uint16_t num, uint32_t pfn);
 void virtq_reset(struct virtq *q);
 /* Bytes a legacy ring of num entries occupies. */
