@@ -154,6 +154,33 @@ cut_point() {
 	bad "$mode: L1 still runs 60 s after sysrq-b"
 }
 
+# ext4_check_churn P NAME COPY T D: the guest printed "progress N" after it copied
+# and synced c$N, and removes c$((N - 2)) only after "progress $((N - 1))", so the
+# directory of the last whole "progress N" line is whole, however far past T the
+# guest got before the kill.  A last line cut short may be "progress $((N + 1))",
+# after which c$N may be going: then c$((N + 1)) (synced before it) must be whole.
+ext4_check_churn() {
+	local p=$1 name=$2 copy=$3 t=$4 d=$5 n want got cut=
+	local console=$out/$name.console
+	[ -n "$(tail -c 1 "$console")" ] && cut=1	# no newline at the end
+	n=$(tr -d '\r' <"$console" | { if [ -n "$cut" ]; then sed '$d'; else cat; fi; } |
+		grep -aE '^progress [0-9]+$' | tail -n 1 | cut -d' ' -f2)
+	[ -n "$n" ] || n=$t
+	want=$(debugfs -R "ls -p /usr/sbin" "$GIMG" 2>/dev/null | grep -c '^/')
+	got=$(debugfs -R "ls -p /churn/c$n" "$copy" 2>/dev/null | grep -c '^/')
+	if [ "$got" != "$want" ] && [ -n "$cut" ]; then
+		n=$((n + 1))
+		got=$(debugfs -R "ls -p /churn/c$n" "$copy" 2>/dev/null | grep -c '^/')
+	fi
+	if [ "$got" != "$want" ]; then
+		bad "ext4 point $p: /churn/c$n, synced before 'progress $n', has $got entries after recovery, not $want"
+		return
+	fi
+	echo "crash ext4 point $p/$points: kill $d ms after progress $t, last progress $n:" \
+		"$(grep -c 'recovering journal' "$out/$name.replay" || true) journal recovery," \
+		"then e2fsck -fn clean; /churn/c$n (synced) has all $got entries"
+}
+
 ext4_point() {	# ext4_point P: the same image from point to point
 	local p=$1 t=$((1 + RANDOM % 3)) d=$((RANDOM % 1000)) name=ext4-$p rc=0
 	local disk=$out/ext4.img copy=$out/ext4-copy.img
@@ -174,17 +201,7 @@ ext4_point() {	# ext4_point P: the same image from point to point
 		head -n 20 "$out/$name.fsck"
 		bad "ext4 point $p: damage beyond what the journal repairs (e2fsck -fn after recovery)"
 	else
-		# "progress t" came after c$t was copied and synced (sync -f): it must be whole.
-		local want got
-		want=$(debugfs -R "ls -p /usr/sbin" "$GIMG" 2>/dev/null | grep -c '^/')
-		got=$(debugfs -R "ls -p /churn/c$t" "$copy" 2>/dev/null | grep -c '^/')
-		if [ "$got" != "$want" ]; then
-			bad "ext4 point $p: /churn/c$t, synced before 'progress $t', has $got entries after recovery, not $want"
-		else
-			echo "crash ext4 point $p/$points: kill $d ms after progress $t:" \
-				"$(grep -c 'recovering journal' "$out/$name.replay" || true) journal recovery," \
-				"then e2fsck -fn clean; /churn/c$t (synced) has all $got entries"
-		fi
+		ext4_check_churn "$p" "$name" "$copy" "$t" "$d"
 	fi
 	rm -f "$copy"
 }
