@@ -62,35 +62,43 @@ static uint64_t used_bytes(uint16_t num)
 	return USED_RING_OFF + 8ULL * num + 2;
 }
 
+/* Where the used ring starts: after the table and the avail ring, aligned. */
+static uint64_t used_off(uint16_t num)
+{
+	return ALIGN_UP(16ULL * num + avail_bytes(num), (uint64_t)VIRTQ_ALIGN);
+}
+
 uint64_t virtq_legacy_size(uint16_t num)
 {
-	return ALIGN_UP(16ULL * num + avail_bytes(num), (uint64_t)VIRTQ_ALIGN) +
-	       ALIGN_UP(used_bytes(num), (uint64_t)VIRTQ_ALIGN);
+	return used_off(num) + ALIGN_UP(used_bytes(num), (uint64_t)VIRTQ_ALIGN);
 }
 
 int virtq_init_legacy(struct virtq *q, const struct guest_mem *mem, uint16_t num, uint32_t pfn)
 {
 	/* 64-bit shift: a 32-bit one would wrap a PFN >= 1M to low RAM. */
 	uint64_t base = (uint64_t)pfn << 12;
+	uint8_t *ring;
 
 	virtq_reset(q);
 	if (!mem || !IS_POW2(num) || num > VIRTQ_MAX_SIZE)
 		return -EINVAL;
 	/*
 	 * Checking the whole ring once here is what lets virtq_push() write
-	 * the used ring without a failure path.
+	 * the used ring without a failure path, and the three parts be kept
+	 * as host pointers into it.
 	 */
-	if (!gmem_ptr(mem, base, virtq_legacy_size(num)))
+	ring = gmem_ptr(mem, base, virtq_legacy_size(num));
+	if (!ring)
 		return -EFAULT;
 
 	q->mem = mem;
 	q->num = num;
 	q->desc_gpa = base;
 	q->avail_gpa = base + 16ULL * num;
-	q->used_gpa = ALIGN_UP(q->avail_gpa + avail_bytes(num), (uint64_t)VIRTQ_ALIGN);
-	q->desc = gmem_ptr(mem, q->desc_gpa, 16ULL * num);
-	q->avail = gmem_ptr(mem, q->avail_gpa, avail_bytes(num));
-	q->used = gmem_ptr(mem, q->used_gpa, used_bytes(num));
+	q->used_gpa = base + used_off(num);
+	q->desc = ring;
+	q->avail = ring + 16ULL * num;
+	q->used = ring + used_off(num);
 	/* Pairs with the acquire in virtq_pop()/virtq_push(): geometry first. */
 	__atomic_store_n(&q->ready, true, __ATOMIC_RELEASE);
 	return 0;
