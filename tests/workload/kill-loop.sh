@@ -154,6 +154,10 @@ cut_point() {
 	bad "$mode: L1 still runs 60 s after sysrq-b"
 }
 
+dir_entries() {	# dir_entries IMAGE DIR: how many entries DIR has in the ext4 IMAGE
+	debugfs -R "ls -p $2" "$1" 2>/dev/null | grep -c '^/'
+}
+
 # ext4_check_churn P NAME COPY T D: the guest printed "progress N" after it copied
 # and synced c$N, and removes c$((N - 2)) only after "progress $((N - 1))", so the
 # directory of the last whole "progress N" line is whole, however far past T the
@@ -166,11 +170,11 @@ ext4_check_churn() {
 	n=$(tr -d '\r' <"$console" | { if [ -n "$cut" ]; then sed '$d'; else cat; fi; } |
 		grep -aE '^progress [0-9]+$' | tail -n 1 | cut -d' ' -f2)
 	[ -n "$n" ] || n=$t
-	want=$(debugfs -R "ls -p /usr/sbin" "$GIMG" 2>/dev/null | grep -c '^/')
-	got=$(debugfs -R "ls -p /churn/c$n" "$copy" 2>/dev/null | grep -c '^/')
+	want=$(dir_entries "$GIMG" /usr/sbin)
+	got=$(dir_entries "$copy" "/churn/c$n")
 	if [ "$got" != "$want" ] && [ -n "$cut" ]; then
 		n=$((n + 1))
-		got=$(debugfs -R "ls -p /churn/c$n" "$copy" 2>/dev/null | grep -c '^/')
+		got=$(dir_entries "$copy" "/churn/c$n")
 	fi
 	if [ "$got" != "$want" ]; then
 		bad "ext4 point $p: /churn/c$n, synced before 'progress $n', has $got entries after recovery, not $want"
