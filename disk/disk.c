@@ -10,7 +10,11 @@
  * are not aligned (a guest's iovecs can be anything) go through an
  * aligned bounce buffer of the layer's, so every engine gets I/O the
  * kernel takes.  Each operation then holds a slot (the caller's cookie,
- * the bounce buffer) until it is reaped.
+ * the bounce buffer) until it is reaped.  What bounce buffers may hold is
+ * bounded (DISK_BOUNCE_BUDGET): one request of a guest's can name 4 GiB
+ * of buffers over a few pages of its RAM, and a queue holds depth of
+ * them.  An operation that does not fit is done on the spot instead, a
+ * chunk at a time through one buffer of the disk's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +29,8 @@
 #include "lib/util.h"
 
 #define DISK_SECTOR	512
+/* direct: the chunk of an operation done on the spot (a multiple of any O_DIRECT block) */
+#define DISK_BOUNCE_CHUNK	(1u << 20)
 
 /* direct: one operation between submit and reap. */
 struct disk_slot {
@@ -45,8 +51,13 @@ struct disk {
 	unsigned int in_flight;		/* DISK_SUBMITTED, not yet reaped */
 	struct disk_slot *slots, *free_slots;	/* direct only */
 	unsigned int nr_slots;
-	/* What disk_open_queue() needs to make another engine on the same media. */
-	const struct disk_file *file;	/* the first engine's (it owns it); NULL: none */
+	uint64_t bounce_held;		/* bytes the slots' bounce buffers hold */
+	void *chunk;			/* DISK_BOUNCE_CHUNK bytes, made when first needed */
+	/*
+	 * The engine's file (it owns it), NULL: none or a filter in the way.
+	 * For disk_open_queue(), and for an operation done on the spot.
+	 */
+	struct disk_file *file;
 	enum disk_engine_kind kind;	/* the file engine made (never DEFAULT) */
 	unsigned int depth;
 };
@@ -82,7 +93,6 @@ void disk_set_engine(struct disk *d, struct disk_engine *e)
 	d->props.engine = e->ops->name;
 }
 
-/* Flags only where they mean something: FUA on writes, UNMAP on zeroing. */
 /* Sum of the iov lengths, or -EINVAL past SSIZE_MAX. */
 static int64_t disk_iov_len(const struct iovec *iov, unsigned int cnt)
 {
@@ -97,6 +107,7 @@ static int64_t disk_iov_len(const struct iovec *iov, unsigned int cnt)
 	return total;
 }
 
+/* Flags only where they mean something: FUA on writes, UNMAP on zeroing. */
 static bool disk_flags_ok(const struct disk_io *io)
 {
 	uint32_t allowed = DISK_F_ALONE;
@@ -144,16 +155,26 @@ static bool disk_iov_aligned(const struct disk *d, const struct iovec *iov, unsi
 	return true;
 }
 
-/* Copy between the caller's iovecs and a flat buffer. */
-static void disk_iov_copy(const struct iovec *iov, unsigned int cnt, uint8_t *buf, bool to_iov)
+/* Copy len bytes between the caller's iovecs, from byte pos on, and a flat buffer. */
+static void disk_iov_copy(const struct iovec *iov, unsigned int cnt, uint64_t pos,
+			  uint8_t *buf, uint64_t len, bool to_iov)
 {
 	unsigned int i;
+	uint64_t n;
 
-	for (i = 0; i < cnt; i++, buf += iov[i - 1].iov_len) {
+	for (i = 0; i < cnt && len; i++) {
+		if (pos >= iov[i].iov_len) {
+			pos -= iov[i].iov_len;
+			continue;
+		}
+		n = MIN(iov[i].iov_len - pos, len);
 		if (to_iov)
-			memcpy(iov[i].iov_base, buf, iov[i].iov_len);
+			memcpy((uint8_t *)iov[i].iov_base + pos, buf, n);
 		else
-			memcpy(buf, iov[i].iov_base, iov[i].iov_len);
+			memcpy(buf, (uint8_t *)iov[i].iov_base + pos, n);
+		buf += n;
+		len -= n;
+		pos = 0;
 	}
 }
 
@@ -162,35 +183,44 @@ static int disk_slot_done(struct disk *d, struct disk_slot *s, int result)
 {
 	if (s->bounce) {
 		if (s->read && !result)
-			disk_iov_copy(s->iov, s->cnt, s->bounce, true);
+			disk_iov_copy(s->iov, s->cnt, 0, s->bounce, s->len, true);
 		free(s->bounce);
 		s->bounce = NULL;
+		d->bounce_held -= s->len;
 	}
 	s->next = d->free_slots;
 	d->free_slots = s;
 	return result;
 }
 
-/* direct: take a slot for m, bouncing its buffers if they are not aligned. */
-static int disk_slot_take(struct disk *d, struct disk_io *m, struct disk_slot **out)
+/* direct: a READ or WRITE whose buffers O_DIRECT does not take as they are. */
+static bool disk_bounces(const struct disk *d, const struct disk_io *m)
+{
+	return (m->op == DISK_OP_READ || m->op == DISK_OP_WRITE) &&
+	       !disk_iov_aligned(d, m->iov, m->cnt);
+}
+
+/* direct: take a slot for m, bouncing its buffers if bounce is set. */
+static int disk_slot_take(struct disk *d, struct disk_io *m, bool bounce,
+			  struct disk_slot **out)
 {
 	struct disk_slot *s = d->free_slots;
-	bool data = m->op == DISK_OP_READ || m->op == DISK_OP_WRITE;
 
-	if (m->op != DISK_OP_FLUSH && ((m->offset | m->len) & (d->props.dio_off_align - 1)))
-		return -EINVAL;
 	if (!s)
 		return -EBUSY;
-	if (data && !disk_iov_aligned(d, m->iov, m->cnt)) {
+	if (bounce) {
 		if (posix_memalign(&s->bounce, MAX(d->props.dio_mem_align, d->props.dio_off_align),
-				   m->len))
+				   m->len)) {
+			s->bounce = NULL;
 			return -ENOMEM;
+		}
+		d->bounce_held += m->len;
 		s->read = m->op == DISK_OP_READ;
 		s->iov = m->iov;
 		s->cnt = m->cnt;
 		s->len = m->len;
 		if (!s->read)
-			disk_iov_copy(m->iov, m->cnt, s->bounce, false);
+			disk_iov_copy(m->iov, m->cnt, 0, s->bounce, m->len, false);
 		s->biov = (struct iovec){ .iov_base = s->bounce, .iov_len = m->len };
 		m->iov = &s->biov;
 		m->cnt = 1;
@@ -200,6 +230,56 @@ static int disk_slot_take(struct disk *d, struct disk_io *m, struct disk_slot **
 	m->cookie = (uintptr_t)s;
 	*out = s;
 	return 0;
+}
+
+/*
+ * direct: a bounced READ or WRITE past the budget, done here and now
+ * through the disk's chunk buffer (a FUA write's every chunk durable
+ * before the next).  0 or -errno.
+ */
+static int disk_bounce_sync(struct disk *d, const struct disk_io *m)
+{
+	struct disk_io c = *m;
+	struct iovec v;
+	uint64_t pos, n;
+	int ret = 0;
+
+	/* A filter in the way: the engine's is the only way to the file. */
+	if (!d->file)
+		return -ENOMEM;
+	if (!d->chunk && posix_memalign(&d->chunk, MAX(d->props.dio_mem_align,
+						       d->props.dio_off_align),
+					DISK_BOUNCE_CHUNK)) {
+		d->chunk = NULL;
+		return -ENOMEM;
+	}
+	c.iov = &v;
+	c.cnt = 1;
+	for (pos = 0; pos < m->len && !ret; pos += n) {
+		n = MIN(m->len - pos, DISK_BOUNCE_CHUNK);
+		v = (struct iovec){ .iov_base = d->chunk, .iov_len = n };
+		c.offset = m->offset + pos;
+		c.len = n;
+		if (m->op == DISK_OP_WRITE)
+			disk_iov_copy(m->iov, m->cnt, pos, d->chunk, n, false);
+		ret = disk_file_exec(d->file, &c, 0);
+		if (!ret && m->op == DISK_OP_READ)
+			disk_iov_copy(m->iov, m->cnt, pos, d->chunk, n, true);
+	}
+	return ret;
+}
+
+/* direct: m as O_DIRECT takes it, in a slot; or done now (not DISK_SUBMITTED). */
+static int disk_direct_prepare(struct disk *d, struct disk_io *m, struct disk_slot **s)
+{
+	bool bounce;
+
+	if (m->op != DISK_OP_FLUSH && ((m->offset | m->len) & (d->props.dio_off_align - 1)))
+		return -EINVAL;
+	bounce = disk_bounces(d, m);
+	if (bounce && m->len > DISK_BOUNCE_BUDGET - d->bounce_held)
+		return disk_bounce_sync(d, m);
+	return disk_slot_take(d, m, bounce, s);
 }
 
 int disk_submit(struct disk *d, const struct disk_io *io)
@@ -215,8 +295,8 @@ int disk_submit(struct disk *d, const struct disk_io *io)
 	else
 		m.offset += d->start;
 	if (d->slots) {
-		ret = disk_slot_take(d, &m, &s);
-		if (ret)
+		ret = disk_direct_prepare(d, &m, &s);
+		if (!s)
 			return ret;
 	}
 	ret = d->eng->ops->submit(d->eng, &m);
@@ -280,6 +360,7 @@ void disk_close(struct disk *d)
 	for (i = 0; i < d->nr_slots; i++)
 		free(d->slots[i].bounce);
 	free(d->slots);
+	free(d->chunk);
 	free(d);
 }
 

@@ -1663,6 +1663,111 @@ static void test_direct_bypass(void **state)
 	t_free(t);
 }
 
+/* Bytes of this process resident in memory (/proc/self/statm). */
+static uint64_t rss_bytes(void)
+{
+	unsigned long long size, res = 0;
+	FILE *f = fopen("/proc/self/statm", "re");
+
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%llu %llu", &size, &res), 2);
+	fclose(f);
+	return res * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Submit io, failing if that left more than slack bytes more resident. */
+static void submit_lean(struct t *t, struct batch *b, const struct disk_io *io,
+			uint64_t slack)
+{
+	uint64_t before = rss_bytes(), after;
+
+	batch_add(b, io);
+	batch_submit(t, b);
+	after = rss_bytes();
+	if (after > before + slack)
+		fail_msg("%s: %llu MiB more resident after submitting a %s of %llu MiB "
+			 "(buffers not aligned): the bounce buffers are not bounded",
+			 t->k->name, (unsigned long long)((after - before) / MIB),
+			 io->op == DISK_OP_WRITE ? "WRITE" : "READ",
+			 (unsigned long long)(io->len / MIB));
+}
+
+/*
+ * direct: what bounce buffers hold is bounded (DISK_BOUNCE_BUDGET).  A
+ * guest can name the same few pages of its RAM as a request's buffers
+ * over and over: 3 budgets written from one unaligned 1 MiB buffer named
+ * again and again, then read into one unaligned buffer, must not make the
+ * layer allocate their length (fails if it does), and must move the right
+ * bytes.  Then three WRITEs of half a budget each, in flight together:
+ * the third, past the budget, is done at submit, and once the first two
+ * are reaped the budget is back (fails if the layer miscounts either way).
+ */
+static void test_direct_bounce_bounded(void **state)
+{
+	const uint64_t big = 3 * (uint64_t)DISK_BOUNCE_BUDGET, half = DISK_BOUNCE_BUDGET / 2;
+	const struct opts o = { .size = big + MIB };
+	struct t *t = t_new(state, &o, __func__);
+	unsigned int i, n = big / MIB;
+	struct batch b = { .n = 0 };
+	struct iovec *iov = calloc(n, sizeof(*iov));
+	uint8_t *one = malloc(MIB + 1), *all = calloc(1, big + 1), *part[4];
+
+	assert_true(iov && one && all);
+	memset(all, 0xee, big + 1);	/* resident before the READ is measured */
+	rnd_fill(one + 1, MIB);
+	for (i = 0; i < n; i++)
+		iov[i] = (struct iovec){ .iov_base = one + 1, .iov_len = MIB };
+	submit_lean(t, &b, &(struct disk_io){ .op = DISK_OP_WRITE, .len = big, .iov = iov,
+					      .cnt = n }, 4 * MIB);
+	batch_wait(t, &b);
+	assert_int_equal(b.op[0].result, 0);
+	for (i = 0; i < n; i++)
+		memcpy(t->model + i * MIB, one + 1, MIB);
+	b.n = 0;
+	iov[0] = (struct iovec){ .iov_base = all + 1, .iov_len = big };
+	submit_lean(t, &b, &(struct disk_io){ .op = DISK_OP_READ, .len = big, .iov = iov,
+					      .cnt = 1 }, 4 * MIB);
+	batch_wait(t, &b);
+	assert_int_equal(b.op[0].result, 0);
+	if (memcmp(all + 1, t->model, big))
+		fail_msg("%s: a bounced %llu MiB READ differs from what was written", t->k->name,
+			 (unsigned long long)(big / MIB));
+
+	b.n = 0;
+	for (i = 0; i < 4; i++) {
+		part[i] = malloc(half + 1);
+		assert_non_null(part[i]);
+		rnd_fill(part[i] + 1, half);
+		iov[i] = (struct iovec){ .iov_base = part[i] + 1, .iov_len = half };
+		if (i < 3)
+			batch_add(&b, &(struct disk_io){ .op = DISK_OP_WRITE, .offset = i * half,
+							 .len = half, .iov = &iov[i], .cnt = 1 });
+	}
+	batch_submit(t, &b);
+	assert_int_equal(b.op[0].state, OP_IN_FLIGHT);
+	assert_int_equal(b.op[1].state, OP_IN_FLIGHT);
+	if (b.op[2].state != OP_DONE_NOW)
+		fail_msg("%s: a WRITE past the bounce budget went in flight", t->k->name);
+	batch_wait(t, &b);
+	batch_add(&b, &(struct disk_io){ .op = DISK_OP_WRITE, .offset = 3 * half, .len = half,
+					 .iov = &iov[3], .cnt = 1 });
+	batch_submit(t, &b);
+	if (b.op[3].state != OP_IN_FLIGHT)
+		fail_msg("%s: the bounce budget was not given back by the reaped WRITEs",
+			 t->k->name);
+	batch_wait(t, &b);
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(b.op[i].result, 0);
+		memcpy(t->model + i * half, part[i] + 1, half);
+		free(part[i]);
+	}
+	t_verify(t, 0, t->size);
+	free(iov);
+	free(one);
+	free(all);
+	t_free(t);
+}
+
 /* ---- the suite ------------------------------------------------------------- */
 
 static bool probe_uring(void)
@@ -1692,7 +1797,8 @@ static bool probe_uring(void)
 	CASE(test_range_window, k)
 /* Durability by page-cache dirt means nothing without a page cache. */
 #define DIRECT_CASES(k) \
-	COMMON_CASES(k), CASE(test_range_window, k), CASE(test_direct_bypass, k)
+	COMMON_CASES(k), CASE(test_range_window, k), CASE(test_direct_bypass, k), \
+	CASE(test_direct_bounce_bounded, k)
 
 int main(void)
 {
