@@ -734,7 +734,7 @@ static void nbd_wait(struct disk_nbd *n, int64_t until)
 {
 	struct pollfd p[2] = { { .fd = n->kick_fd, .events = POLLIN } };
 	int64_t now = nbd_now_ms(), t = until;
-	unsigned int dir, nfds = 1;
+	unsigned int dir = 0, nfds = 1;
 	int ret = 0;
 
 	if (n->state != NBD_UP)
@@ -769,9 +769,16 @@ static void nbd_wait(struct disk_nbd *n, int64_t until)
 		nbd_pump(n);
 		return;
 	}
-	if (p[1].revents & (POLLIN | POLLHUP | POLLERR))
+	/*
+	 * Connecting: only the direction libnbd waits for may be notified
+	 * (the other is an error there, and changes nothing).  A refused
+	 * connect() is POLLERR/POLLHUP while it waits to write: that must
+	 * reach it as a write, or poll() returns at once, again and again.
+	 */
+	if ((dir & LIBNBD_AIO_DIRECTION_READ) && (p[1].revents & (POLLIN | POLLHUP | POLLERR)))
 		ret = nbd_aio_notify_read(n->h);
-	if (ret >= 0 && (p[1].revents & POLLOUT))
+	if (ret >= 0 && (dir & LIBNBD_AIO_DIRECTION_WRITE) &&
+	    (p[1].revents & (POLLOUT | POLLHUP | POLLERR)))
 		ret = nbd_aio_notify_write(n->h);
 	if (ret < 0)
 		nbd_note(n);

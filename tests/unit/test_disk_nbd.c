@@ -663,13 +663,38 @@ static void wait_service(struct disk *d, uint8_t *buf, uint64_t len)
 	}
 }
 
+/* CPU time of this process, in ms. */
+static int64_t cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Sleep ms with nothing to do but retry a lost connection (every
+ * reconnect_ms); how many ms of CPU the process used meanwhile, and in
+ * *wall how long it took.
+ */
+static int64_t cpu_while_away(int ms, int64_t *wall)
+{
+	int64_t c0 = cpu_ms(), t0 = now_ms();
+
+	sleep_ms(ms);
+	*wall = now_ms() - t0;
+	return cpu_ms() - c0;
+}
+
 /*
  * The server is killed with 16 slow reads in flight: all of them fail
  * -EIO within LOST_MS (well before their delay would end), with one
  * "connection lost ...; reconnecting" line; a request while it is away
- * fails -EIO at once; restarted on the same socket or port, the disk
- * serves again, and the write flushed before the kill is there.  Fails
- * on a hang, a crash, a 0 result for a lost request, or lost data.
+ * fails -EIO at once; while it is away, retrying costs next to no CPU
+ * (a refused TCP connect must not spin the engine thread); restarted on
+ * the same socket or port, the disk serves again, and the write flushed
+ * before the kill is there.  Fails on a hang, a crash, a 0 result for a
+ * lost request, lost data, or a spin.
  */
 static void kill_restart(bool tcp)
 {
@@ -681,8 +706,8 @@ static void kill_restart(bool tcp)
 	struct req q[16];
 	struct nbd_server s;
 	struct disk *d;
+	int64_t t0, cpu, wall;
 	unsigned int i;
-	int64_t t0;
 	int fd;
 
 	assert_true(w && r);
@@ -722,6 +747,13 @@ static void kill_restart(bool tcp)
 	assert_int_equal(do_rw(d, DISK_OP_READ, 0, r, 4096, 0), -EIO);
 	/* Disconnected, but every write was flushed: nothing to report. */
 	assert_int_equal(disk_flush_sync(d), 0);
+	/* A quarter of a CPU would be a thread spinning. */
+	cpu = cpu_while_away(1000, &wall);
+	if (cpu * 4 > wall) {
+		assert_non_null(capture_end(&cap));
+		fail_msg("%lld ms of CPU in %lld ms with the server away: a thread spins",
+			 (long long)cpu, (long long)wall);
+	}
 	nbd_server_start(&s, plain);
 	wait_service(d, r, 64 * KIB);
 	assert_non_null(capture_end(&cap));
