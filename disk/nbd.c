@@ -593,6 +593,31 @@ static int nbd_connect_again(struct disk_nbd *n, struct nbd_handle *h)
 	return nbd_aio_connect(h, (struct sockaddr *)&n->addr, n->addrlen);
 }
 
+/* How long one connect, handshake included, may take. */
+static int64_t nbd_connect_ms(const struct disk_nbd *n)
+{
+	return MIN(NBD_CONNECT_MS, n->timeout_ms);
+}
+
+/*
+ * Tell a connecting handle what poll() saw, for the direction dir it
+ * waits for: only that one (the other is an error there, and changes
+ * nothing).  A refused connect() is POLLERR/POLLHUP while it waits to
+ * write: that must reach it as a write, or poll() returns at once, again
+ * and again.  libnbd's return.
+ */
+static int nbd_connect_notify(struct nbd_handle *h, unsigned int dir, short revents)
+{
+	int ret = 0;
+
+	if ((dir & LIBNBD_AIO_DIRECTION_READ) && (revents & (POLLIN | POLLHUP | POLLERR)))
+		ret = nbd_aio_notify_read(h);
+	if (ret >= 0 && (dir & LIBNBD_AIO_DIRECTION_WRITE) &&
+	    (revents & (POLLOUT | POLLHUP | POLLERR)))
+		ret = nbd_aio_notify_write(h);
+	return ret;
+}
+
 static void nbd_try_connect(struct disk_nbd *n)
 {
 	struct nbd_handle *h = nbd_create();
@@ -606,7 +631,7 @@ static void nbd_try_connect(struct disk_nbd *n)
 	}
 	n->h = h;
 	n->state = NBD_CONNECTING;
-	n->next_ms = nbd_now_ms() + NBD_CONNECT_MS;
+	n->next_ms = nbd_now_ms() + nbd_connect_ms(n);
 }
 
 /* A connecting handle moved on: serve, or give up this attempt. */
@@ -769,18 +794,7 @@ static void nbd_wait(struct disk_nbd *n, int64_t until)
 		nbd_pump(n);
 		return;
 	}
-	/*
-	 * Connecting: only the direction libnbd waits for may be notified
-	 * (the other is an error there, and changes nothing).  A refused
-	 * connect() is POLLERR/POLLHUP while it waits to write: that must
-	 * reach it as a write, or poll() returns at once, again and again.
-	 */
-	if ((dir & LIBNBD_AIO_DIRECTION_READ) && (p[1].revents & (POLLIN | POLLHUP | POLLERR)))
-		ret = nbd_aio_notify_read(n->h);
-	if (ret >= 0 && (dir & LIBNBD_AIO_DIRECTION_WRITE) &&
-	    (p[1].revents & (POLLOUT | POLLHUP | POLLERR)))
-		ret = nbd_aio_notify_write(n->h);
-	if (ret < 0)
+	if (nbd_connect_notify(n->h, dir, p[1].revents) < 0)
 		nbd_note(n);
 }
 
@@ -980,11 +994,42 @@ bool disk_path_is_nbd(const char *path)
 	return !strncmp(p, "://", 3);
 }
 
+/*
+ * nbd_connect_uri() within nbd_connect_ms(): a server that accepts and
+ * never answers must not hang start-up.  0, -ETIMEDOUT, or -1 (libnbd's
+ * error).
+ */
+static int nbd_connect_bounded(struct disk_nbd *n, struct nbd_handle *h, const char *uri)
+{
+	int64_t left, end = nbd_now_ms() + nbd_connect_ms(n);
+	struct pollfd p;
+	unsigned int dir;
+	int ret;
+
+	if (nbd_aio_connect_uri(h, uri) < 0)
+		return -1;
+	while (nbd_aio_is_connecting(h)) {
+		left = end - nbd_now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		dir = nbd_aio_get_direction(h);
+		p = (struct pollfd){ .fd = nbd_aio_get_fd(h),
+				     .events = (dir & LIBNBD_AIO_DIRECTION_READ ? POLLIN : 0) |
+					       (dir & LIBNBD_AIO_DIRECTION_WRITE ? POLLOUT : 0) };
+		ret = poll(&p, 1, (int)left);
+		if (ret < 0 && errno != EINTR)
+			return -1;
+		if (ret > 0 && nbd_connect_notify(h, dir, p.revents) < 0)
+			return -1;
+	}
+	return nbd_aio_is_ready(h) ? 0 : -1;
+}
+
 /* The URI's connection, refusing what this engine cannot reconnect to. */
 static int nbd_connect_first(struct disk_nbd *n, const struct disk_conf *c)
 {
 	struct nbd_handle *h;
-	int err;
+	int err, ret;
 
 	if (strncmp(c->path, "nbd://", 6) && strncmp(c->path, "nbd+unix://", 11)) {
 		pr_err("%s: '%s': only nbd:// and nbd+unix:// URIs are supported (no TLS, no vsock)",
@@ -996,11 +1041,18 @@ static int nbd_connect_first(struct disk_nbd *n, const struct disk_conf *c)
 		pr_err("%s: %s: %s", c->who, c->path, nbd_why());
 		return -ENOMEM;
 	}
-	if (nbd_settings(h) < 0 || nbd_connect_uri(h, c->path) < 0) {
+	ret = nbd_settings(h) < 0 ? -1 : nbd_connect_bounded(n, h, c->path);
+	if (ret == -ETIMEDOUT) {
+		pr_err("%s: %s: cannot connect: no handshake within %lld ms", c->who, c->path,
+		       (long long)nbd_connect_ms(n));
+	} else if (ret < 0) {
 		err = nbd_get_errno();
 		pr_err("%s: %s: cannot connect: %s", c->who, c->path, nbd_why());
+		ret = err > 0 ? -err : -EIO;
+	}
+	if (ret < 0) {
 		nbd_close(h);
-		return err > 0 ? -err : -EIO;
+		return ret;
 	}
 	n->h = h;
 	n->addrlen = sizeof(n->addr);

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -449,6 +450,60 @@ static void test_open_errors(void **state)
 	assert_true(disk_path_is_nbd("nbds+unix:///e"));
 	assert_false(disk_path_is_nbd("nbd.img"));
 	assert_false(disk_path_is_nbd("./nbd://x"));
+}
+
+/*
+ * A server that accepts and never says a word (a socket listening that
+ * nobody serves): disk_open() gives up after the timeout (1 s here) with
+ * -ETIMEDOUT.  In a child, so that an open that waits for ever fails the
+ * case (after WAIT_MS) instead of hanging it.
+ */
+static void test_silent_server(void **state)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct nbd_server s;
+	struct disk_conf c;
+	struct disk *d;
+	int64_t t0;
+	int fd, st;
+	pid_t pid;
+
+	nbd_server_init(&s, false);
+	assert_true(strlen(s.sock) < sizeof(a.sun_path));
+	memcpy(a.sun_path, s.sock, strlen(s.sock) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	c = conf(&s, false);
+	c.timeout_ms = 1000;
+	t0 = now_ms();
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		int ret = disk_open(&d, &c);
+
+		_exit(ret == -ETIMEDOUT ? 0 : ret ? 1 : 2);
+	}
+	while (waitpid(pid, &st, WNOHANG) == 0) {
+		if (now_ms() - t0 > WAIT_MS) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			close(fd);
+			nbd_server_stop(&s);
+			fail_msg("disk_open() still waiting for a silent server after %d ms",
+				 WAIT_MS);
+		}
+		sleep_ms(20);
+	}
+	fprintf(stderr, "disk_open() gave up on the silent server after %lld ms\n",
+		(long long)(now_ms() - t0));
+	close(fd);
+	nbd_server_stop(&s);
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st))
+		fail_msg("disk_open() of a silent server: %s, want -ETIMEDOUT",
+			 WEXITSTATUS(st) == 2 ? "opened" : "another error");
 }
 
 /*
@@ -1113,6 +1168,7 @@ int main(void)
 		cmocka_unit_test(test_tcp),
 		cmocka_unit_test(test_blk_one_queue),
 		cmocka_unit_test(test_open_errors),
+		cmocka_unit_test(test_silent_server),
 		cmocka_unit_test(test_server_errors),
 		cmocka_unit_test(test_short_read),
 		cmocka_unit_test(test_wrong_handle),
