@@ -40,8 +40,8 @@
  * NO_HOLE unless DISK_F_UNMAP.  libnbd takes one flat buffer per command,
  * so an operation's iovecs go as one command each (consecutive offsets,
  * no copy) when each is a multiple of the server's minimum block, else
- * through one bounce buffer; commands longer than the server takes are
- * split.  An error from the server, a short read, or a lost connection
+ * through one bounce buffer (within NBD_BOUNCE_BUDGET); commands longer
+ * than the server takes are split.  An error from the server, a short read, or a lost connection
  * is -EIO, never 0.
  *
  * Every handle is opened without structured replies.  With them a server
@@ -97,6 +97,12 @@
 
 /* iovecs that go out as they are; more than this go through a bounce buffer */
 #define NBD_MAX_PIECES		64
+/*
+ * Bytes of bounce buffers the operations in flight may hold: a guest's
+ * request can name 4 GiB of buffers over a few pages of its RAM.  Past
+ * it, whole-block iovecs go out as they are however many; others fail.
+ */
+#define NBD_BOUNCE_BUDGET	(8u << 20)
 /* a command's payload unless the server says less (the protocol's advice) */
 #define NBD_MAX_PAYLOAD		(32u << 20)
 /* a TRIM or WRITE_ZEROES command (their length is 32 bits on the wire) */
@@ -163,6 +169,7 @@ struct disk_nbd {
 	enum nbd_state state;
 	bool can_fua, can_flush;
 	uint32_t min_block, max_payload;
+	uint64_t bounce_held;		/* bytes the ops' bounce buffers hold */
 	unsigned int delay_ms, next_delay_ms;
 	unsigned int timeout_ms;
 	int64_t next_ms;
@@ -276,6 +283,7 @@ static void nbd_finish(struct disk_nbd *n, struct nbd_op *op)
 			nbd_scatter(&op->io, op->bounce);
 		free(op->bounce);
 		op->bounce = NULL;
+		n->bounce_held -= op->io.len;
 	}
 	pthread_mutex_lock(&n->lock);
 	if (op->sync) {
@@ -364,17 +372,38 @@ static void nbd_issue_span(struct disk_nbd *n, struct nbd_op *op, enum nbd_cmd c
 	}
 }
 
-/* iovecs the server takes as they are: few, each whole minimum blocks. */
-static bool nbd_iov_as_is(const struct disk_nbd *n, const struct disk_io *io)
+/* iovecs the server takes as they are: each whole minimum blocks. */
+static bool nbd_iov_whole(const struct disk_nbd *n, const struct disk_io *io)
 {
 	unsigned int i;
 
-	if (io->cnt > NBD_MAX_PIECES)
-		return false;
 	for (i = 0; i < io->cnt; i++)
 		if (io->iov[i].iov_len % n->min_block)
 			return false;
 	return true;
+}
+
+/*
+ * A flat copy of io's iovecs, held by op, when they are not whole blocks
+ * or too many to send one by one, and the budget has room.  0 (bounced,
+ * or sent as they are), or -ENOMEM.
+ */
+static int nbd_bounce(struct disk_nbd *n, struct nbd_op *op)
+{
+	const struct disk_io *io = &op->io;
+	bool whole = nbd_iov_whole(n, io);
+
+	if (whole && io->cnt <= NBD_MAX_PIECES)
+		return 0;
+	if (io->len > NBD_BOUNCE_BUDGET - n->bounce_held)
+		return whole ? 0 : -ENOMEM;
+	op->bounce = malloc(io->len);
+	if (!op->bounce)
+		return whole ? 0 : -ENOMEM;
+	n->bounce_held += io->len;
+	if (io->op == DISK_OP_WRITE)
+		nbd_gather(io, op->bounce);
+	return 0;
 }
 
 static void nbd_issue_rw(struct disk_nbd *n, struct nbd_op *op)
@@ -385,14 +414,10 @@ static void nbd_issue_rw(struct disk_nbd *n, struct nbd_op *op)
 	uint64_t off = io->offset;
 	unsigned int i;
 
-	if (!nbd_iov_as_is(n, io)) {
-		op->bounce = malloc(io->len);
-		if (!op->bounce) {
-			op->result = -ENOMEM;
-			return;
-		}
-		if (cmd == NBD_WRITE)
-			nbd_gather(io, op->bounce);
+	op->result = nbd_bounce(n, op);
+	if (op->result)
+		return;
+	if (op->bounce) {
 		nbd_issue_span(n, op, cmd, op->bounce, io->len, off, flags, n->max_payload);
 		return;
 	}

@@ -506,6 +506,104 @@ static void test_silent_server(void **state)
 			 WEXITSTATUS(st) == 2 ? "opened" : "another error");
 }
 
+/* Bytes of this process resident in memory (/proc/self/statm). */
+static uint64_t rss_bytes(void)
+{
+	unsigned long long size, res = 0;
+	FILE *f = fopen("/proc/self/statm", "re");
+
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%llu %llu", &size, &res), 2);
+	fclose(f);
+	return res * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* One request; its result, failing if submitting it left 4 MiB more resident. */
+static int one_lean(struct disk *d, struct req *r)
+{
+	uint64_t before = rss_bytes(), after;
+
+	submit_all(d, r, 1);
+	after = rss_bytes();
+	if (!reap_all(d, r, 1, WAIT_MS))
+		fail_msg("a request still in flight after %d ms", WAIT_MS);
+	if (after > before + 4 * MIB)
+		fail_msg("%llu MiB more resident after submitting a %llu MiB request in %u "
+			 "iovecs: the bounce buffers are not bounded",
+			 (unsigned long long)((after - before) / MIB),
+			 (unsigned long long)(r->io.len / MIB), r->io.cnt);
+	return r->result;
+}
+
+/*
+ * What bounce buffers hold is bounded.  A guest can name the same few
+ * pages of its RAM as a request's buffers over and over: on an export
+ * with 4 KiB blocks, 24 MiB written as 96 whole-block iovecs over one
+ * 256 KiB buffer goes out as it is (no copy), and reads back; 24 MiB in
+ * iovecs that are not whole blocks (a bounce is needed) fails instead
+ * of being copied; 4 MiB of those is bounced, three times in a row (the
+ * budget given back each time), and reads back.  Fails if either large
+ * one makes the engine allocate its length, or the budget leaks.
+ */
+static void test_bounce_bounded(void **state)
+{
+	const uint64_t big = 24 * MIB, piece = 256 * KIB;
+	uint8_t *one_buf = malloc(piece), *all = malloc(big);
+	struct iovec *iov = calloc(big / piece * 2, sizeof(*iov));
+	struct nbd_server s;
+	struct disk_conf c;
+	unsigned int i, n;
+	struct req q;
+	struct disk *d;
+
+	assert_true(one_buf && all && iov);
+	start_memory(&s, false, "size=32M", "--filter=blocksize-policy", NULL,
+		     "blocksize-minimum=4096");
+	c = conf(&s, false);
+	c.logical_block = c.physical_block = 4096;
+	assert_int_equal(disk_open(&d, &c), 0);
+	fill(one_buf, piece, 5);
+	memset(all, 0, big);
+	n = big / piece;
+	for (i = 0; i < n; i++)
+		iov[i] = (struct iovec){ one_buf, piece };
+	memset(&q, 0, sizeof(q));
+	q.io = (struct disk_io){ .op = DISK_OP_WRITE, .len = big, .iov = iov, .cnt = n };
+	assert_int_equal(one_lean(d, &q), 0);
+	iov[0] = (struct iovec){ all, big };
+	memset(&q, 0, sizeof(q));
+	q.io = (struct disk_io){ .op = DISK_OP_READ, .len = big, .iov = iov, .cnt = 1 };
+	assert_int_equal(one_lean(d, &q), 0);
+	for (i = 0; i < n; i++)
+		assert_memory_equal(all + i * piece, one_buf, piece);
+
+	/* Halves that are not whole blocks: 2 KiB over and 2 KiB short. */
+	for (i = 0; i < 2 * n; i++)
+		iov[i] = (struct iovec){ all + i * (piece / 2) + (i & 1 ? 2048 : 0),
+					 piece / 2 + (i & 1 ? -2048 : 2048) };
+	memset(&q, 0, sizeof(q));
+	q.io = (struct disk_io){ .op = DISK_OP_WRITE, .len = big, .iov = iov, .cnt = 2 * n };
+	assert_int_not_equal(one_lean(d, &q), 0);
+	/* Three times in a row: each must find the budget given back. */
+	for (i = 0; i < 3; i++) {
+		fill(all, big, 6 + i);
+		memset(&q, 0, sizeof(q));
+		q.io = (struct disk_io){ .op = DISK_OP_WRITE, .len = 4 * MIB, .iov = iov,
+					 .cnt = 4 * MIB / piece * 2 };
+		assert_int_equal(one(d, &q), 0);
+	}
+	memset(one_buf, 0, piece);
+	for (i = 0; i < 4 * MIB / piece; i++) {
+		assert_int_equal(do_rw(d, DISK_OP_READ, i * piece, one_buf, piece, 0), 0);
+		assert_memory_equal(one_buf, all + i * piece, piece);
+	}
+	disk_close(d);
+	nbd_server_stop(&s);
+	free(one_buf);
+	free(all);
+	free(iov);
+}
+
 /*
  * nbdkit's error filter fails every read with EIO: reads are -EIO (never
  * 0), writes still succeed.  Fails if a server error is lost.
@@ -1169,6 +1267,7 @@ int main(void)
 		cmocka_unit_test(test_blk_one_queue),
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_silent_server),
+		cmocka_unit_test(test_bounce_bounded),
 		cmocka_unit_test(test_server_errors),
 		cmocka_unit_test(test_short_read),
 		cmocka_unit_test(test_wrong_handle),
