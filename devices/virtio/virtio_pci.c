@@ -318,11 +318,21 @@ static void vp_write_pfn(struct virtio_pci *vp, uint32_t pfn)
 	if (n >= vp->nr_queues || (vp->status & VIRTIO_STATUS_NEEDS_RESET))
 		goto out_unlock;
 	if (pfn == 0) {
-		virtq_reset(&vp->vq[n]);
+		/*
+		 * A live queue is taken away as by a device reset (QEMU does
+		 * the same): the device must stop and finish its requests on
+		 * that ring first, which only vp_reset() waits for.  Linux
+		 * writes 0 only after resetting, to queues already gone.
+		 */
+		if (vp->vq[n].ready) {
+			pthread_mutex_unlock(&vp->lock);
+			vp_reset(vp);
+			return;
+		}
 		goto out_unlock;
 	}
 	if (vp->vq[n].ready) {
-		/* Moving a live ring under the device: the driver must write 0 first. */
+		/* Moving a live ring under the device: a reset (or PFN 0) first. */
 		if (vp_warn_first(vp, VP_WARN_PFN_BUSY))
 			pr_warn("%s: queue %u: PFN %#x written while active, ignored",
 				vp->pci.name, n, pfn);

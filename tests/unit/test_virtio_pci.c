@@ -408,13 +408,29 @@ static void test_pfn_bad_and_busy(void **state)
 
 	setup_queue(f, 0, RING_PFN);
 	assert_int_equal(f->queue_ready[0], 1);
+	wr(f, VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER |
+	   VIRTIO_STATUS_DRIVER_OK);
 	/* Moving a live ring is refused; PFN 0 first, then it may move. */
 	wr(f, VIRTIO_PCI_QUEUE_PFN, 4, RING_PFN + 8);
 	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_PFN, 4), RING_PFN);
 	assert_int_equal(f->queue_ready[0], 1);
+	/*
+	 * PFN 0 of a live queue resets the device, as only a reset waits for
+	 * the device to finish with the ring (fails if the queue is just
+	 * dropped under a device that may still be serving it).
+	 */
+	f->reset = 0;
 	wr(f, VIRTIO_PCI_QUEUE_PFN, 4, 0);
+	assert_int_equal(f->reset, 1);
+	assert_true(f->queue_ready_at_reset);
 	assert_false(f->vp.vq[0].ready);
+	assert_int_equal(rd(f, VIRTIO_PCI_STATUS, 1), 0);
 	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_PFN, 4), 0);
+	/* PFN 0 of a queue not set up changes nothing. */
+	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, 1);
+	wr(f, VIRTIO_PCI_QUEUE_PFN, 4, 0);
+	assert_int_equal(f->reset, 1);
+	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, 0);
 	wr(f, VIRTIO_PCI_QUEUE_PFN, 4, RING_PFN + 8);
 	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_PFN, 4), RING_PFN + 8);
 	assert_int_equal(f->queue_ready[0], 2);
