@@ -43,6 +43,7 @@
 #include "disk/fault.h"
 #include "disk/mem.h"
 #include "lib/util.h"
+#include "tests/driver/proc.h"
 #include "tests/peer/nbd_server.h"
 
 #define DISK_SIZE	(8ULL << 20)
@@ -1663,27 +1664,16 @@ static void test_direct_bypass(void **state)
 	t_free(t);
 }
 
-/* Bytes of this process resident in memory (/proc/self/statm). */
-static uint64_t rss_bytes(void)
-{
-	unsigned long long size, res = 0;
-	FILE *f = fopen("/proc/self/statm", "re");
-
-	assert_non_null(f);
-	assert_int_equal(fscanf(f, "%llu %llu", &size, &res), 2);
-	fclose(f);
-	return res * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 /* Submit io, failing if that left more than slack bytes more resident. */
 static void submit_lean(struct t *t, struct batch *b, const struct disk_io *io,
 			uint64_t slack)
 {
-	uint64_t before = rss_bytes(), after;
+	uint64_t before = proc_rss_bytes(), after;
 
+	assert_true(before > 0);
 	batch_add(b, io);
 	batch_submit(t, b);
-	after = rss_bytes();
+	after = proc_rss_bytes();
 	if (after > before + slack)
 		fail_msg("%s: %llu MiB more resident after submitting a %s of %llu MiB "
 			 "(buffers not aligned): the bounce buffers are not bounded",

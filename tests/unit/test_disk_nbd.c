@@ -37,6 +37,7 @@
 #include "disk/disk.h"
 #include "lib/util.h"
 #include "tests/driver/capture.h"
+#include "tests/driver/proc.h"
 #include "tests/peer/nbd_fake.h"
 #include "tests/peer/nbd_server.h"
 #include "vmm/seccomp.h"
@@ -506,25 +507,14 @@ static void test_silent_server(void **state)
 			 WEXITSTATUS(st) == 2 ? "opened" : "another error");
 }
 
-/* Bytes of this process resident in memory (/proc/self/statm). */
-static uint64_t rss_bytes(void)
-{
-	unsigned long long size, res = 0;
-	FILE *f = fopen("/proc/self/statm", "re");
-
-	assert_non_null(f);
-	assert_int_equal(fscanf(f, "%llu %llu", &size, &res), 2);
-	fclose(f);
-	return res * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 /* One request; its result, failing if submitting it left 4 MiB more resident. */
 static int one_lean(struct disk *d, struct req *r)
 {
-	uint64_t before = rss_bytes(), after;
+	uint64_t before = proc_rss_bytes(), after;
 
+	assert_true(before > 0);
 	submit_all(d, r, 1);
-	after = rss_bytes();
+	after = proc_rss_bytes();
 	if (!reap_all(d, r, 1, WAIT_MS))
 		fail_msg("a request still in flight after %d ms", WAIT_MS);
 	if (after > before + 4 * MIB)
