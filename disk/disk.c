@@ -11,10 +11,11 @@
  * aligned bounce buffer of the layer's, so every engine gets I/O the
  * kernel takes.  Each operation then holds a slot (the caller's cookie,
  * the bounce buffer) until it is reaped.  What bounce buffers may hold is
- * bounded (DISK_BOUNCE_BUDGET): one request of a guest's can name 4 GiB
- * of buffers over a few pages of its RAM, and a queue holds depth of
- * them.  An operation that does not fit is done on the spot instead, a
- * chunk at a time through one buffer of the disk's.
+ * bounded (DISK_BOUNCE_BUDGET a struct disk, so a queue): one request
+ * of a guest's can name 4 GiB of buffers over a few pages of its RAM,
+ * and a queue holds depth of them.  An operation that does not fit is
+ * done on the spot instead, a chunk at a time through one buffer of the
+ * disk's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -155,35 +156,12 @@ static bool disk_iov_aligned(const struct disk *d, const struct iovec *iov, unsi
 	return true;
 }
 
-/* Copy len bytes between the caller's iovecs, from byte pos on, and a flat buffer. */
-static void disk_iov_copy(const struct iovec *iov, unsigned int cnt, uint64_t pos,
-			  uint8_t *buf, uint64_t len, bool to_iov)
-{
-	unsigned int i;
-	uint64_t n;
-
-	for (i = 0; i < cnt && len; i++) {
-		if (pos >= iov[i].iov_len) {
-			pos -= iov[i].iov_len;
-			continue;
-		}
-		n = MIN(iov[i].iov_len - pos, len);
-		if (to_iov)
-			memcpy((uint8_t *)iov[i].iov_base + pos, buf, n);
-		else
-			memcpy(buf, (uint8_t *)iov[i].iov_base + pos, n);
-		buf += n;
-		len -= n;
-		pos = 0;
-	}
-}
-
 /* A slot's operation ended with result: copy a bounced READ back, free the slot. */
 static int disk_slot_done(struct disk *d, struct disk_slot *s, int result)
 {
 	if (s->bounce) {
 		if (s->read && !result)
-			disk_iov_copy(s->iov, s->cnt, 0, s->bounce, s->len, true);
+			iov_from_buf(s->iov, s->cnt, 0, s->bounce, s->len);
 		free(s->bounce);
 		s->bounce = NULL;
 		d->bounce_held -= s->len;
@@ -220,7 +198,7 @@ static int disk_slot_take(struct disk *d, struct disk_io *m, bool bounce,
 		s->cnt = m->cnt;
 		s->len = m->len;
 		if (!s->read)
-			disk_iov_copy(m->iov, m->cnt, 0, s->bounce, m->len, false);
+			iov_to_buf(m->iov, m->cnt, 0, s->bounce, m->len);
 		s->biov = (struct iovec){ .iov_base = s->bounce, .iov_len = m->len };
 		m->iov = &s->biov;
 		m->cnt = 1;
@@ -261,10 +239,10 @@ static int disk_bounce_sync(struct disk *d, const struct disk_io *m)
 		c.offset = m->offset + pos;
 		c.len = n;
 		if (m->op == DISK_OP_WRITE)
-			disk_iov_copy(m->iov, m->cnt, pos, d->chunk, n, false);
+			iov_to_buf(m->iov, m->cnt, pos, d->chunk, n);
 		ret = disk_file_exec(d->file, &c, 0);
 		if (!ret && m->op == DISK_OP_READ)
-			disk_iov_copy(m->iov, m->cnt, pos, d->chunk, n, true);
+			iov_from_buf(m->iov, m->cnt, pos, d->chunk, n);
 	}
 	return ret;
 }
@@ -273,13 +251,16 @@ static int disk_bounce_sync(struct disk *d, const struct disk_io *m)
 static int disk_direct_prepare(struct disk *d, struct disk_io *m, struct disk_slot **s)
 {
 	bool bounce;
+	int ret;
 
 	if (m->op != DISK_OP_FLUSH && ((m->offset | m->len) & (d->props.dio_off_align - 1)))
 		return -EINVAL;
 	bounce = disk_bounces(d, m);
 	if (bounce && m->len > DISK_BOUNCE_BUDGET - d->bounce_held)
 		return disk_bounce_sync(d, m);
-	return disk_slot_take(d, m, bounce, s);
+	ret = disk_slot_take(d, m, bounce, s);
+	/* No memory for the copy: a chunk at a time needs less. */
+	return ret == -ENOMEM ? disk_bounce_sync(d, m) : ret;
 }
 
 int disk_submit(struct disk *d, const struct disk_io *io)

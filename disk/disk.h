@@ -101,8 +101,9 @@ struct disk_props {
 	/*
 	 * direct: what O_DIRECT asks of buffers (address and length) and of
 	 * offsets.  The layer bounces buffers that are not aligned (in flight,
-	 * up to DISK_BOUNCE_BUDGET bytes a disk; an operation past it is done
-	 * at submit); offsets and lengths not aligned are refused (-EINVAL).
+	 * up to DISK_BOUNCE_BUDGET bytes a struct disk, that is a queue; an
+	 * operation past it is done at submit); offsets and lengths not
+	 * aligned are refused (-EINVAL).
 	 */
 	bool direct;
 	uint32_t dio_mem_align, dio_off_align;
@@ -111,7 +112,7 @@ struct disk_props {
 	const char *engine;		/* the engine's name, e.g. "io_uring" */
 };
 
-/* direct: bytes of bounce buffers a disk's operations in flight may hold */
+/* direct: bytes of bounce buffers a struct disk's operations in flight may hold */
 #define DISK_BOUNCE_BUDGET	(8u << 20)
 
 struct disk;

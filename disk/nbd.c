@@ -100,9 +100,11 @@
 /*
  * Bytes of bounce buffers the operations in flight may hold: a guest's
  * request can name 4 GiB of buffers over a few pages of its RAM.  Past
- * it, whole-block iovecs go out as they are however many; others fail.
+ * it, whole-block iovecs go out as they are however many; others are
+ * done at submit, NBD_CHUNK at a time (whole blocks of any server).
  */
 #define NBD_BOUNCE_BUDGET	(8u << 20)
+#define NBD_CHUNK		(1u << 20)
 /* a command's payload unless the server says less (the protocol's advice) */
 #define NBD_MAX_PAYLOAD		(32u << 20)
 /* a TRIM or WRITE_ZEROES command (their length is 32 bits on the wire) */
@@ -235,22 +237,6 @@ static void nbd_note(struct disk_nbd *n)
 
 /* ---- finishing ------------------------------------------------------------- */
 
-static void nbd_scatter(const struct disk_io *io, const uint8_t *buf)
-{
-	unsigned int i;
-
-	for (i = 0; i < io->cnt; buf += io->iov[i++].iov_len)
-		memcpy(io->iov[i].iov_base, buf, io->iov[i].iov_len);
-}
-
-static void nbd_gather(const struct disk_io *io, uint8_t *buf)
-{
-	unsigned int i;
-
-	for (i = 0; i < io->cnt; buf += io->iov[i++].iov_len)
-		memcpy(buf, io->iov[i].iov_base, io->iov[i].iov_len);
-}
-
 /* What a finished op means for the promise a FLUSH makes (see the top). */
 static void nbd_account(struct disk_nbd *n, struct nbd_op *op)
 {
@@ -280,7 +266,7 @@ static void nbd_finish(struct disk_nbd *n, struct nbd_op *op)
 	}
 	if (op->bounce) {
 		if (op->io.op == DISK_OP_READ && !op->result)
-			nbd_scatter(&op->io, op->bounce);
+			iov_from_buf(op->io.iov, op->io.cnt, 0, op->bounce, op->io.len);
 		free(op->bounce);
 		op->bounce = NULL;
 		n->bounce_held -= op->io.len;
@@ -385,8 +371,9 @@ static bool nbd_iov_whole(const struct disk_nbd *n, const struct disk_io *io)
 
 /*
  * A flat copy of io's iovecs, held by op, when they are not whole blocks
- * or too many to send one by one, and the budget has room.  0 (bounced,
- * or sent as they are), or -ENOMEM.
+ * or too many to send one by one, and the budget has room (nbd_submit()
+ * made sure of it for those that are not whole).  0 (bounced, or sent
+ * as they are), or -ENOMEM.
  */
 static int nbd_bounce(struct disk_nbd *n, struct nbd_op *op)
 {
@@ -402,7 +389,7 @@ static int nbd_bounce(struct disk_nbd *n, struct nbd_op *op)
 		return whole ? 0 : -ENOMEM;
 	n->bounce_held += io->len;
 	if (io->op == DISK_OP_WRITE)
-		nbd_gather(io, op->bounce);
+		iov_to_buf(io->iov, io->cnt, 0, op->bounce, io->len);
 	return 0;
 }
 
@@ -850,34 +837,6 @@ static void *nbd_thread(void *arg)
 
 /* ---- the engine's interface ------------------------------------------------ */
 
-static int nbd_submit(struct disk_engine *e, const struct disk_io *io)
-{
-	struct disk_nbd *n = nbd_of(e);
-	struct nbd_op *op;
-
-	pthread_mutex_lock(&n->hlock);
-	/* Disconnected: fail now (see the top), the guest sees it at once. */
-	if (n->state != NBD_UP) {
-		pthread_mutex_unlock(&n->hlock);
-		return -EIO;
-	}
-	pthread_mutex_lock(&n->lock);
-	op = n->free;
-	if (op)
-		n->free = op->next;
-	pthread_mutex_unlock(&n->lock);
-	if (!op) {
-		pthread_mutex_unlock(&n->hlock);
-		return -EBUSY;
-	}
-	op->io = *io;
-	op->sync = NULL;
-	nbd_start(n, op);
-	nbd_issued(n);
-	pthread_mutex_unlock(&n->hlock);
-	return DISK_SUBMITTED;
-}
-
 /*
  * Up to max of the done list; its eventfd quietened when the list is
  * emptied, in the same hold of the lock, as nbd_finish() rings it.
@@ -923,17 +882,111 @@ static bool nbd_sync_done(struct disk_nbd *n, const struct nbd_sync *s)
 }
 
 /*
- * A FLUSH issued here (any thread), its answer read here too: the queue
- * thread reads replies only while it has requests of its own in flight.
- * Whichever thread reads the answer, the done flag says so; the poll is
- * bounded because another thread may read it first.
+ * op (with its sync) started here and its answers read here, any thread,
+ * hlock held (dropped while waiting): the queue thread reads replies
+ * only while it has requests of its own in flight.  Whichever thread
+ * reads the answer, the done flag says so; the poll is bounded because
+ * another thread may read it first.  op's result.
  */
+static int nbd_run_sync(struct disk_nbd *n, struct nbd_op *op)
+{
+	struct pollfd p;
+
+	nbd_start(n, op);
+	nbd_issued(n);
+	while (!nbd_sync_done(n, op->sync)) {
+		p.fd = n->sock_fd;
+		p.events = POLLIN | (n->sock_out ? POLLOUT : 0);
+		pthread_mutex_unlock(&n->hlock);
+		poll(&p, p.fd >= 0, 10);
+		pthread_mutex_lock(&n->hlock);
+		nbd_pump(n);
+	}
+	return op->result;
+}
+
+/* A READ or WRITE that would need a copy the budget has no room for. */
+static bool nbd_needs_chunks(const struct disk_nbd *n, const struct disk_io *io)
+{
+	return (io->op == DISK_OP_READ || io->op == DISK_OP_WRITE) &&
+	       io->len > NBD_BOUNCE_BUDGET - n->bounce_held && !nbd_iov_whole(n, io);
+}
+
+/*
+ * Such a READ or WRITE, done here (hlock held), a chunk at a time through
+ * a buffer of its own, each chunk answered (and with FUA durable) before
+ * the next.  0 or -errno.
+ */
+static int nbd_rw_chunked(struct disk_nbd *n, const struct disk_io *io)
+{
+	bool read = io->op == DISK_OP_READ;
+	uint8_t *buf = malloc(NBD_CHUNK);
+	struct iovec v;
+	uint64_t pos, len;
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (pos = 0; pos < io->len && !ret; pos += len) {
+		struct nbd_sync s = { .done = false };
+		struct nbd_op op = { .io = *io, .sync = &s };
+
+		len = MIN(io->len - pos, NBD_CHUNK);
+		v = (struct iovec){ .iov_base = buf, .iov_len = len };
+		op.io.offset += pos;
+		op.io.len = len;
+		op.io.iov = &v;
+		op.io.cnt = 1;
+		if (!read)
+			iov_to_buf(io->iov, io->cnt, pos, buf, len);
+		ret = nbd_run_sync(n, &op);
+		if (!ret && read)
+			iov_from_buf(io->iov, io->cnt, pos, buf, len);
+	}
+	free(buf);
+	return ret;
+}
+
+static int nbd_submit(struct disk_engine *e, const struct disk_io *io)
+{
+	struct disk_nbd *n = nbd_of(e);
+	struct nbd_op *op;
+	int ret;
+
+	pthread_mutex_lock(&n->hlock);
+	/* Disconnected: fail now (see the top), the guest sees it at once. */
+	if (n->state != NBD_UP) {
+		pthread_mutex_unlock(&n->hlock);
+		return -EIO;
+	}
+	if (nbd_needs_chunks(n, io)) {
+		ret = nbd_rw_chunked(n, io);
+		pthread_mutex_unlock(&n->hlock);
+		return ret;
+	}
+	pthread_mutex_lock(&n->lock);
+	op = n->free;
+	if (op)
+		n->free = op->next;
+	pthread_mutex_unlock(&n->lock);
+	if (!op) {
+		pthread_mutex_unlock(&n->hlock);
+		return -EBUSY;
+	}
+	op->io = *io;
+	op->sync = NULL;
+	nbd_start(n, op);
+	nbd_issued(n);
+	pthread_mutex_unlock(&n->hlock);
+	return DISK_SUBMITTED;
+}
+
+/* A FLUSH issued here (any thread), its answer read here too. */
 static int nbd_flush_sync(struct disk_engine *e)
 {
 	struct disk_nbd *n = nbd_of(e);
 	struct nbd_sync s = { .done = false };
 	struct nbd_op op = { .io = { .op = DISK_OP_FLUSH }, .sync = &s };
-	struct pollfd p;
 
 	pthread_mutex_lock(&n->hlock);
 	if (n->stopping) {
@@ -952,16 +1005,7 @@ static int nbd_flush_sync(struct disk_engine *e)
 		pthread_mutex_unlock(&n->hlock);
 		return op.result;
 	}
-	nbd_start(n, &op);
-	nbd_issued(n);
-	while (!nbd_sync_done(n, &s)) {
-		p.fd = n->sock_fd;
-		p.events = POLLIN | (n->sock_out ? POLLOUT : 0);
-		pthread_mutex_unlock(&n->hlock);
-		poll(&p, p.fd >= 0, 10);
-		pthread_mutex_lock(&n->hlock);
-		nbd_pump(n);
-	}
+	nbd_run_sync(n, &op);
 	pthread_mutex_unlock(&n->hlock);
 	return op.result;
 }

@@ -155,3 +155,38 @@ ssize_t write_full(int fd, const void *buf, size_t len)
 	}
 	return done;
 }
+
+static void iov_copy(const struct iovec *iov, unsigned int cnt, uint64_t pos, uint8_t *buf,
+		     uint64_t len, bool to_iov)
+{
+	unsigned int i;
+	uint64_t n;
+
+	for (i = 0; i < cnt && len; i++) {
+		if (pos >= iov[i].iov_len) {
+			pos -= iov[i].iov_len;
+			continue;
+		}
+		n = MIN(iov[i].iov_len - pos, len);
+		if (to_iov)
+			memcpy((uint8_t *)iov[i].iov_base + pos, buf, n);
+		else
+			memcpy(buf, (uint8_t *)iov[i].iov_base + pos, n);
+		buf += n;
+		len -= n;
+		pos = 0;
+	}
+}
+
+void iov_to_buf(const struct iovec *iov, unsigned int cnt, uint64_t pos, void *buf,
+		uint64_t len)
+{
+	iov_copy(iov, cnt, pos, buf, len, false);
+}
+
+void iov_from_buf(const struct iovec *iov, unsigned int cnt, uint64_t pos, const void *buf,
+		  uint64_t len)
+{
+	/* Only read from: the one walker serves both directions. */
+	iov_copy(iov, cnt, pos, (uint8_t *)buf, len, true);
+}

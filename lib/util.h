@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define ALIGN_UP(x, a)	(((x) + ((a) - 1)) & ~((__typeof__(x))(a) - 1))
@@ -56,5 +57,14 @@ int parse_u64(const char *s, uint64_t *out);
 ssize_t read_full(int fd, void *buf, size_t len);
 ssize_t pread_full(int fd, void *buf, size_t len, off_t off);
 ssize_t write_full(int fd, const void *buf, size_t len);
+
+/*
+ * Copy len bytes out of the iovecs, from byte pos of theirs on, into buf;
+ * or from buf into them.  What the iovecs lack past their end is left.
+ */
+void iov_to_buf(const struct iovec *iov, unsigned int cnt, uint64_t pos, void *buf,
+		uint64_t len);
+void iov_from_buf(const struct iovec *iov, unsigned int cnt, uint64_t pos, const void *buf,
+		  uint64_t len);
 
 #endif

@@ -40,21 +40,6 @@ void blk_dwz_setup(struct blk_dev *b)
 	}
 }
 
-/* Copy len bytes out of the iovecs (which hold at least len). */
-static void blk_iov_gather(const struct iovec *iov, unsigned int cnt, void *dst, size_t len)
-{
-	uint8_t *p = dst;
-	unsigned int i;
-
-	for (i = 0; i < cnt && len; i++) {
-		size_t n = MIN(len, iov[i].iov_len);
-
-		memcpy(p, iov[i].iov_base, n);
-		p += n;
-		len -= n;
-	}
-}
-
 /* One raw segment into *s: 0, or the status that refuses the request. */
 static uint8_t blk_dwz_seg(const struct blk_dev *b, const uint8_t *raw, bool zeroes,
 			   struct blk_seg *s)
@@ -114,7 +99,7 @@ void blk_dwz_parse(struct blk_dev *b, struct virtq_elem *e, struct blk_req *r, u
 	/* Copied once: the guest may change the buffer under us. */
 	e->iov[0].iov_base = (uint8_t *)e->iov[0].iov_base + BLK_OUTHDR_SIZE;
 	e->iov[0].iov_len -= BLK_OUTHDR_SIZE;
-	blk_iov_gather(e->iov, e->nr_out, raw, len);
+	iov_to_buf(e->iov, e->nr_out, 0, raw, len);
 	r->nseg = len / BLK_DWZ_SEG_SIZE;
 	for (i = 0; i < r->nseg; i++) {
 		st = blk_dwz_seg(b, raw + i * BLK_DWZ_SEG_SIZE, zeroes, &r->seg[i]);

@@ -87,21 +87,6 @@ static uint64_t blk_iov_sum(const struct iovec *iov, unsigned int cnt)
 	return total;
 }
 
-/* Scatter len bytes of src over iov (which holds at least len). */
-static void blk_iov_fill(const struct iovec *iov, unsigned int cnt, const void *src, size_t len)
-{
-	const uint8_t *p = src;
-	unsigned int i;
-
-	for (i = 0; i < cnt && len; i++) {
-		size_t n = MIN(len, iov[i].iov_len);
-
-		memcpy(iov[i].iov_base, p, n);
-		p += n;
-		len -= n;
-	}
-}
-
 /* what: "read"/"write" (with len bytes at sector) or "flush". */
 static void blk_warn_ioerr(struct blk_dev *b, const char *what, uint64_t sector, uint64_t len,
 			   int err)
@@ -326,7 +311,7 @@ void blk_req_parse(struct blk_dev *b, struct virtq_elem *e, struct blk_req *r)
 	case VIRTIO_BLK_T_GET_ID:
 		/* 20 bytes, NUL-padded, not terminated when full (as Linux reads it). */
 		n = MIN((uint64_t)BLK_ID_BYTES, in_len);
-		blk_iov_fill(wr, e->nr_in, b->serial, n);
+		iov_from_buf(wr, e->nr_in, 0, b->serial, n);
 		r->used += n;
 		blk_req_set_done(r, VIRTIO_BLK_S_OK);
 		break;

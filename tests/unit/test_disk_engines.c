@@ -1685,10 +1685,11 @@ static void submit_lean(struct t *t, struct batch *b, const struct disk_io *io,
 /*
  * direct: what bounce buffers hold is bounded (DISK_BOUNCE_BUDGET).  A
  * guest can name the same few pages of its RAM as a request's buffers
- * over and over: 3 budgets written from one unaligned 1 MiB buffer named
- * again and again, then read into one unaligned buffer, must not make the
- * layer allocate their length (fails if it does), and must move the right
- * bytes.  Then three WRITEs of half a budget each, in flight together:
+ * over and over: 3 budgets written (FUA) from two unaligned 1 MiB buffers
+ * named again and again in uneven halves, then read into one unaligned
+ * buffer, must be done at submit (a chunk at a time, chunks spanning
+ * iovecs) without the layer allocating their length (fails if it does),
+ * and must move the right bytes.  Then three WRITEs of half a budget each, in flight together:
  * the third, past the budget, is done at submit, and once the first two
  * are reaped the budget is back (fails if the layer miscounts either way).
  */
@@ -1697,26 +1698,35 @@ static void test_direct_bounce_bounded(void **state)
 	const uint64_t big = 3 * (uint64_t)DISK_BOUNCE_BUDGET, half = DISK_BOUNCE_BUDGET / 2;
 	const struct opts o = { .size = big + MIB };
 	struct t *t = t_new(state, &o, __func__);
-	unsigned int i, n = big / MIB;
+	unsigned int i, n = big / MIB * 2;
 	struct batch b = { .n = 0 };
 	struct iovec *iov = calloc(n, sizeof(*iov));
-	uint8_t *one = malloc(MIB + 1), *all = calloc(1, big + 1), *part[4];
+	uint8_t *src[2] = { malloc(MIB + 1), malloc(MIB + 1) }, *all = calloc(1, big + 1);
+	uint8_t *part[4];
 
-	assert_true(iov && one && all);
+	assert_true(iov && src[0] && src[1] && all);
 	memset(all, 0xee, big + 1);	/* resident before the READ is measured */
-	rnd_fill(one + 1, MIB);
+	rnd_fill(src[0] + 1, MIB);
+	rnd_fill(src[1] + 1, MIB);
+	/* Halves of either 1 MiB, 512 bytes over and short: chunks span iovecs. */
 	for (i = 0; i < n; i++)
-		iov[i] = (struct iovec){ .iov_base = one + 1, .iov_len = MIB };
-	submit_lean(t, &b, &(struct disk_io){ .op = DISK_OP_WRITE, .len = big, .iov = iov,
-					      .cnt = n }, 4 * MIB);
+		iov[i] = (struct iovec){ .iov_base = src[i / 2 % 2] + 1 +
+						     (i & 1 ? MIB / 2 + 512 : 0),
+					 .iov_len = MIB / 2 + (i & 1 ? -512 : 512) };
+	submit_lean(t, &b, &(struct disk_io){ .op = DISK_OP_WRITE, .flags = DISK_F_FUA,
+					      .len = big, .iov = iov, .cnt = n }, 4 * MIB);
+	if (b.op[0].state != OP_DONE_NOW)
+		fail_msg("%s: a WRITE past the bounce budget went in flight", t->k->name);
 	batch_wait(t, &b);
 	assert_int_equal(b.op[0].result, 0);
-	for (i = 0; i < n; i++)
-		memcpy(t->model + i * MIB, one + 1, MIB);
+	for (i = 0; i < big / MIB; i++)
+		memcpy(t->model + i * MIB, src[i % 2] + 1, MIB);
 	b.n = 0;
 	iov[0] = (struct iovec){ .iov_base = all + 1, .iov_len = big };
 	submit_lean(t, &b, &(struct disk_io){ .op = DISK_OP_READ, .len = big, .iov = iov,
 					      .cnt = 1 }, 4 * MIB);
+	if (b.op[0].state != OP_DONE_NOW)
+		fail_msg("%s: a READ past the bounce budget went in flight", t->k->name);
 	batch_wait(t, &b);
 	assert_int_equal(b.op[0].result, 0);
 	if (memcmp(all + 1, t->model, big))
@@ -1753,7 +1763,8 @@ static void test_direct_bounce_bounded(void **state)
 	}
 	t_verify(t, 0, t->size);
 	free(iov);
-	free(one);
+	free(src[0]);
+	free(src[1]);
 	free(all);
 	t_free(t);
 }

@@ -5,6 +5,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <string.h>
+
 #include "lib/util.h"
 
 static void test_mem_size_suffixes(void **state)
@@ -65,6 +67,38 @@ static void test_align_macros(void **state)
 	assert_false(IS_POW2(0));
 }
 
+/*
+ * iov_to_buf/iov_from_buf from every position over every length, on
+ * iovecs of 3, 0 (empty), 1 and 5 bytes: the bytes match a flat model,
+ * nothing past the iovecs or past len is touched.  Fails on an off-by-one
+ * in skipping to pos, in an empty iovec, or at the end.
+ */
+static void test_iov_copy(void **state)
+{
+	uint8_t mem[9], flat[9], buf[12];
+	const struct iovec iov[4] = {
+		{ mem, 3 }, { mem + 3, 0 }, { mem + 3, 1 }, { mem + 4, 5 },
+	};
+	unsigned int pos, len, i;
+
+	(void)state;
+	for (i = 0; i < sizeof(flat); i++)
+		flat[i] = (uint8_t)(0x40 + i);
+	for (pos = 0; pos <= 9; pos++) {
+		for (len = 0; len <= 9 - pos + 2; len++) {
+			memcpy(mem, flat, sizeof(mem));
+			memset(buf, 0xee, sizeof(buf));
+			iov_to_buf(iov, 4, pos, buf, len);
+			for (i = 0; i < sizeof(buf); i++)
+				assert_int_equal(buf[i], i < len && pos + i < 9 ? flat[pos + i] : 0xee);
+			memset(mem, 0, sizeof(mem));
+			iov_from_buf(iov, 4, pos, flat, len);
+			for (i = 0; i < sizeof(mem); i++)
+				assert_int_equal(mem[i], i >= pos && i < pos + len ? flat[i - pos] : 0);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -72,6 +106,7 @@ int main(void)
 		cmocka_unit_test(test_mem_size_rejects),
 		cmocka_unit_test(test_parse_u64),
 		cmocka_unit_test(test_align_macros),
+		cmocka_unit_test(test_iov_copy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
