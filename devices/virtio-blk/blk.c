@@ -211,6 +211,33 @@ static void blk_reset(void *dev)
 		blk_flush_media(b, "flush at reset");
 }
 
+/*
+ * Every request finished (the device paused for it), then queue n
+ * forgotten.  The other queues' threads are woken after: a pop blocked
+ * by the pause waits for no kick the driver still owes.
+ */
+static void blk_queue_reset(void *dev, unsigned int n)
+{
+	struct blk_dev *b = dev;
+	unsigned int i;
+	bool running;
+
+	pthread_mutex_lock(&b->lock);
+	b->paused = true;
+	while (b->in_flight)
+		pthread_cond_wait(&b->idle_cond, &b->lock);
+	if (n < b->nr_queues) {
+		virtq_set_notify(b->q[n].vq, true);
+		virtq_reset(b->q[n].vq);
+	}
+	b->paused = false;
+	running = b->running;
+	pthread_mutex_unlock(&b->lock);
+	for (i = 0; running && i < b->nr_queues; i++)
+		if (i != n)
+			efd_signal(b->q[i].wake_efd);
+}
+
 static const struct virtio_dev_ops blk_dev_ops = {
 	.config_read = blk_config_read,
 	.config_write = blk_config_write,
@@ -218,6 +245,7 @@ static const struct virtio_dev_ops blk_dev_ops = {
 	.queue_ready = blk_queue_ready,
 	.queue_notify = blk_queue_notify,
 	.reset = blk_reset,
+	.queue_reset = blk_queue_reset,
 };
 
 /* ---- life cycle ---------------------------------------------------------- */

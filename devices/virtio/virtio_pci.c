@@ -286,6 +286,25 @@ static void vp_reset(struct virtio_pci *vp)
 		msix_clear_pending(&vp->msix);
 }
 
+/*
+ * A live ring taken away (PFN 0): the device must have finished with it
+ * first, as at a reset, or a queue thread could still be serving it.
+ * Features and status stay: Linux does this while probing, to retry its
+ * queue set-up with fewer MSI-X vectors.  A device that cannot do one
+ * queue is reset whole (as QEMU does).
+ */
+static void vp_queue_reset(struct virtio_pci *vp, unsigned int n)
+{
+	if (!vp->ops->queue_reset) {
+		vp_reset(vp);
+		return;
+	}
+	vp->ops->queue_reset(vp->dev, n);
+	pthread_mutex_lock(&vp->lock);
+	virtq_reset(&vp->vq[n]);
+	pthread_mutex_unlock(&vp->lock);
+}
+
 static void vp_write_status(struct virtio_pci *vp, uint8_t val)
 {
 	uint8_t old;
@@ -318,15 +337,9 @@ static void vp_write_pfn(struct virtio_pci *vp, uint32_t pfn)
 	if (n >= vp->nr_queues || (vp->status & VIRTIO_STATUS_NEEDS_RESET))
 		goto out_unlock;
 	if (pfn == 0) {
-		/*
-		 * A live queue is taken away as by a device reset (QEMU does
-		 * the same): the device must stop and finish its requests on
-		 * that ring first, which only vp_reset() waits for.  Linux
-		 * writes 0 only after resetting, to queues already gone.
-		 */
 		if (vp->vq[n].ready) {
 			pthread_mutex_unlock(&vp->lock);
-			vp_reset(vp);
+			vp_queue_reset(vp, n);
 			return;
 		}
 		goto out_unlock;

@@ -78,6 +78,12 @@ struct virtio_dev_ops {
 	 * happen after this returns.
 	 */
 	void (*reset)(void *dev);
+	/*
+	 * PFN 0 written to live queue n: as reset, but for that ring alone
+	 * (the device finished with it, and forgot it, when this returns).
+	 * Without it, the whole device is reset.
+	 */
+	void (*queue_reset)(void *dev, unsigned int n);
 };
 
 /*

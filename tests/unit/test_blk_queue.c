@@ -1551,16 +1551,11 @@ static void test_event_idx_features(void **state)
 	evidx_qd1(t, 20, &r);
 	assert_true(r.kicks > 0);
 
-	/*
-	 * PFN 0 of the live queue resets the device (as QEMU does), EVENT_IDX
-	 * with it; set up again, the driver has it back.
-	 */
+	/* The queue set up again after DRIVER_OK keeps EVENT_IDX. */
 	bar_write(t, VIRTIO_PCI_QUEUE_SEL, 2, 0);
 	bar_write(t, VIRTIO_PCI_QUEUE_PFN, 4, 0);
 	assert_false(virtq_has_event_idx(vq));
-	assert_int_equal(bar_read(t, VIRTIO_PCI_STATUS, 1), 0);
-	t->event_idx = true;
-	driver_setup(t);
+	assert_int_equal(vdrv_setup_queue(&t->drv, 0, RING_GPA, false), 0);
 	assert_true(virtq_has_event_idx(vq));
 	evidx_qd1(t, 20, &r);
 
@@ -1805,11 +1800,17 @@ static void test_unanswerable(void **state)
 	free(t);
 }
 
-/* A reset with requests in flight waits for them; nothing is used after it. */
-static void test_reset_in_flight(void **state)
+/*
+ * A reset with requests in flight waits for them; nothing is used after
+ * it.  pfn0: the queue's PFN set to 0 instead of the status (Linux does
+ * it to retry its queue set-up): the same for that ring, but features
+ * and status stay, and setting the ring up again serves it.
+ */
+static void reset_in_flight(struct t *t, bool pfn0)
 {
-	struct t *t = t_new(state);
 	unsigned int round, i, partial = 0, total = 0, busy = 0;
+	uint8_t status = bar_read(t, VIRTIO_PCI_STATUS, 1);
+	uint32_t features = bar_read(t, VIRTIO_PCI_GUEST_FEATURES, 4);
 	uint16_t used;
 	uint64_t popped;
 
@@ -1824,7 +1825,12 @@ static void test_reset_in_flight(void **state)
 		if (round % 2)
 			usleep(100 * round);
 		busy += __atomic_load_n(&t->b->in_flight, __ATOMIC_RELAXED) > 0;
-		bar_write(t, VIRTIO_PCI_STATUS, 1, 0);		/* reset */
+		if (pfn0) {
+			bar_write(t, VIRTIO_PCI_QUEUE_SEL, 2, 0);
+			bar_write(t, VIRTIO_PCI_QUEUE_PFN, 4, 0);
+		} else {
+			bar_write(t, VIRTIO_PCI_STATUS, 1, 0);
+		}
 		assert_int_equal(t->b->in_flight, 0);
 		/* Every request that was popped was completed, exactly once. */
 		used = vdrv_used_idx(&t->drv);
@@ -1834,16 +1840,40 @@ static void test_reset_in_flight(void **state)
 		partial += popped > 0 && popped < MAX_REQS;
 		usleep(2000);
 		assert_int_equal(vdrv_used_idx(&t->drv), used);
-		assert_int_equal(bar_read(t, VIRTIO_PCI_ISR, 1), 0);
+		if (pfn0) {
+			assert_int_equal(bar_read(t, VIRTIO_PCI_QUEUE_PFN, 4), 0);
+			assert_int_equal(bar_read(t, VIRTIO_PCI_STATUS, 1), status);
+			assert_int_equal(bar_read(t, VIRTIO_PCI_GUEST_FEATURES, 4), features);
+			assert_int_equal(vdrv_setup_queue(&t->drv, 0, RING_GPA, false), 0);
+		} else {
+			assert_int_equal(bar_read(t, VIRTIO_PCI_ISR, 1), 0);
+			driver_setup(t);
+		}
 		/* And the device works after it. */
-		driver_setup(t);
 		queue_req(t, 0, VIRTIO_BLK_T_IN, 16, 4096, 1);
 		kick(t);
 		wait_used(t, 1);
 		assert_int_equal(*slot_status(t, 0), VIRTIO_BLK_S_OK);
 	}
-	fprintf(stderr, "reset (%s): %u requests completed across 20 resets, %u resets mid-batch, %u with requests in flight\n",
-		t->aio == BLK_AIO_IO_URING ? "io_uring" : "threads", total, partial, busy);
+	fprintf(stderr, "%s (%s): %u requests completed across 20 resets, %u resets mid-batch, %u with requests in flight\n",
+		pfn0 ? "PFN 0" : "reset", t->aio == BLK_AIO_IO_URING ? "io_uring" : "threads",
+		total, partial, busy);
+}
+
+static void test_reset_in_flight(void **state)
+{
+	struct t *t = t_new(state);
+
+	reset_in_flight(t, false);
+	assert_int_equal(dev_down(t), 0);
+	free(t);
+}
+
+static void test_pfn0_in_flight(void **state)
+{
+	struct t *t = t_new(state);
+
+	reset_in_flight(t, true);
 	assert_int_equal(dev_down(t), 0);
 	free(t);
 }
@@ -1976,6 +2006,7 @@ int main(void)
 		BOTH(test_errors),
 		BOTH(test_unanswerable),
 		BOTH(test_reset_in_flight),
+		BOTH(test_pfn0_in_flight),
 		BOTH(test_destroy_in_flight),
 		BOTH(test_durability_order_writethru),
 		BOTH(test_durability_order_writeback),

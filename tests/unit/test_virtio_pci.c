@@ -42,6 +42,7 @@ struct fake {
 	struct guest_mem gm;
 	uint8_t cfg[CONFIG_LEN];
 	unsigned int driver_ok, reset, queue_ready[VIRTIO_MAX_QUEUES];
+	unsigned int queue_reset[VIRTIO_MAX_QUEUES];
 	unsigned int queue_notify[VIRTIO_MAX_QUEUES];
 	unsigned int cfg_writes;
 	uint32_t cfg_write_off, cfg_write_len;
@@ -144,6 +145,17 @@ static void fake_reset(void *dev)
 	}
 }
 
+static void fake_queue_reset(void *dev, unsigned int n)
+{
+	struct fake *f = dev;
+
+	check_unlocked(f);
+	assert_true(n < VIRTIO_MAX_QUEUES);
+	f->queue_reset[n]++;
+	/* The device quiesces before the transport drops the ring. */
+	f->queue_ready_at_reset = f->vp.vq[n].ready;
+}
+
 static const struct virtio_dev_ops fake_ops = {
 	.config_read = fake_config_read,
 	.config_write = fake_config_write,
@@ -151,6 +163,7 @@ static const struct virtio_dev_ops fake_ops = {
 	.queue_ready = fake_queue_ready,
 	.queue_notify = fake_queue_notify,
 	.reset = fake_reset,
+	.queue_reset = fake_queue_reset,
 };
 
 /* A level line: it must follow ISR exactly, even with threads racing. */
@@ -415,21 +428,24 @@ static void test_pfn_bad_and_busy(void **state)
 	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_PFN, 4), RING_PFN);
 	assert_int_equal(f->queue_ready[0], 1);
 	/*
-	 * PFN 0 of a live queue resets the device, as only a reset waits for
-	 * the device to finish with the ring (fails if the queue is just
-	 * dropped under a device that may still be serving it).
+	 * PFN 0 of a live queue: the device finishes with that ring first
+	 * (fails if the ring is just dropped under a device that may still
+	 * be serving it); features and status stay, no whole reset.
 	 */
 	f->reset = 0;
 	wr(f, VIRTIO_PCI_QUEUE_PFN, 4, 0);
-	assert_int_equal(f->reset, 1);
+	assert_int_equal(f->queue_reset[0], 1);
 	assert_true(f->queue_ready_at_reset);
+	assert_int_equal(f->reset, 0);
 	assert_false(f->vp.vq[0].ready);
-	assert_int_equal(rd(f, VIRTIO_PCI_STATUS, 1), 0);
+	assert_int_equal(rd(f, VIRTIO_PCI_STATUS, 1), VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER |
+			 VIRTIO_STATUS_DRIVER_OK);
 	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_PFN, 4), 0);
 	/* PFN 0 of a queue not set up changes nothing. */
 	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, 1);
 	wr(f, VIRTIO_PCI_QUEUE_PFN, 4, 0);
-	assert_int_equal(f->reset, 1);
+	assert_int_equal(f->queue_reset[1], 0);
+	assert_int_equal(f->reset, 0);
 	wr(f, VIRTIO_PCI_QUEUE_SEL, 2, 0);
 	wr(f, VIRTIO_PCI_QUEUE_PFN, 4, RING_PFN + 8);
 	assert_int_equal(rd(f, VIRTIO_PCI_QUEUE_PFN, 4), RING_PFN + 8);
