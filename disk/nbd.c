@@ -920,7 +920,7 @@ static bool nbd_needs_chunks(const struct disk_nbd *n, const struct disk_io *io)
 static int nbd_rw_chunked(struct disk_nbd *n, const struct disk_io *io)
 {
 	bool read = io->op == DISK_OP_READ;
-	uint8_t *buf = malloc(NBD_CHUNK);
+	uint8_t *buf = malloc(MIN(io->len, NBD_CHUNK));
 	struct iovec v;
 	uint64_t pos, len;
 	int ret = 0;
