@@ -177,6 +177,13 @@ static void fp_reset(void *dev)
 	fp_check_unlocked();
 }
 
+static void fp_queue_reset(void *dev, unsigned int n)
+{
+	fp_check_unlocked();
+	/* Only a live ring is taken away through the device. */
+	FP_CHECK(n < fp.vp.nr_queues && fp.vp.vq[n].ready);
+}
+
 static const struct virtio_dev_ops fp_ops = {
 	.config_read = fp_config_read,
 	.config_write = fp_config_write,
@@ -184,6 +191,7 @@ static const struct virtio_dev_ops fp_ops = {
 	.queue_ready = fp_queue_ready,
 	.queue_notify = fp_queue_notify,
 	.reset = fp_reset,
+	.queue_reset = fp_queue_reset,
 };
 
 /*
