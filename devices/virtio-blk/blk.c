@@ -182,6 +182,25 @@ static void blk_queue_notify(void *dev, unsigned int n)
 		blk_queue_drain_sync(&b->q[n]);
 }
 
+/* Under b->lock: pop nothing more, and wait until every request in flight is completed. */
+static void blk_quiesce_locked(struct blk_dev *b)
+{
+	b->paused = true;
+	while (b->in_flight)
+		pthread_cond_wait(&b->idle_cond, &b->lock);
+}
+
+/* Under b->lock, quiesced: the ring forgotten, nothing to pop until set up again. */
+static void blk_queue_forget(struct blk_queue *q)
+{
+	/*
+	 * A polling queue thread may have left kicks off in the ring; do not
+	 * leave that in memory the driver may set up as a ring again.
+	 */
+	virtq_set_notify(q->vq, true);
+	virtq_reset(q->vq);
+}
+
 static void blk_reset(void *dev)
 {
 	struct blk_dev *b = dev;
@@ -189,19 +208,9 @@ static void blk_reset(void *dev)
 	uint8_t old;
 
 	pthread_mutex_lock(&b->lock);
-	b->paused = true;
-	while (b->in_flight)
-		pthread_cond_wait(&b->idle_cond, &b->lock);
-	for (i = 0; i < b->nr_queues; i++) {
-		/*
-		 * A polling queue thread may have left kicks off in the ring;
-		 * do not leave that in memory the driver may set up as a ring
-		 * again.
-		 */
-		virtq_set_notify(b->q[i].vq, true);
-		/* Not ready until the driver sets it up again: nothing to pop. */
-		virtq_reset(b->q[i].vq);
-	}
+	blk_quiesce_locked(b);
+	for (i = 0; i < b->nr_queues; i++)
+		blk_queue_forget(&b->q[i]);
 	old = b->cfg.wce;
 	__atomic_store_n(&b->cfg.wce, b->opts.writeback, __ATOMIC_RELAXED);
 	b->paused = false;
@@ -223,13 +232,9 @@ static void blk_queue_reset(void *dev, unsigned int n)
 	bool running;
 
 	pthread_mutex_lock(&b->lock);
-	b->paused = true;
-	while (b->in_flight)
-		pthread_cond_wait(&b->idle_cond, &b->lock);
-	if (n < b->nr_queues) {
-		virtq_set_notify(b->q[n].vq, true);
-		virtq_reset(b->q[n].vq);
-	}
+	blk_quiesce_locked(b);
+	if (n < b->nr_queues)
+		blk_queue_forget(&b->q[n]);
 	b->paused = false;
 	running = b->running;
 	pthread_mutex_unlock(&b->lock);
