@@ -40,9 +40,10 @@
  * NO_HOLE unless DISK_F_UNMAP.  libnbd takes one flat buffer per command,
  * so an operation's iovecs go as one command each (consecutive offsets,
  * no copy) when each is a multiple of the server's minimum block, else
- * through one bounce buffer (within NBD_BOUNCE_BUDGET); commands longer
- * than the server takes are split.  An error from the server, a short read, or a lost connection
- * is -EIO, never 0.
+ * through one bounce buffer (within NBD_BOUNCE_BUDGET, else a chunk at
+ * a time at submit); commands longer than the server takes are split.
+ * An error from the server, a short read, or a lost connection is -EIO,
+ * never 0.
  *
  * Every handle is opened without structured replies.  With them a server
  * may answer a READ with chunks covering only part of the range and a

@@ -591,7 +591,8 @@ static void test_bounce_bounded(void **state)
 		for (i = 0; i < 3; i++) {
 			memset(&r[i], 0, sizeof(r[i]));
 			r[i].io = (struct disk_io){ .op = DISK_OP_WRITE, .offset = i * 4 * MIB,
-						    .len = 4 * MIB, .iov = iov + i * 32, .cnt = 32 };
+						    .len = 4 * MIB, .iov = iov + i * 32,
+						    .cnt = 32 };
 		}
 		submit_all(d, r, 3);
 		if (r[0].done || r[1].done || !r[2].done)

@@ -90,11 +90,13 @@ static void test_iov_copy(void **state)
 			memset(buf, 0xee, sizeof(buf));
 			iov_to_buf(iov, 4, pos, buf, len);
 			for (i = 0; i < sizeof(buf); i++)
-				assert_int_equal(buf[i], i < len && pos + i < 9 ? flat[pos + i] : 0xee);
+				assert_int_equal(buf[i],
+						 i < len && pos + i < 9 ? flat[pos + i] : 0xee);
 			memset(mem, 0, sizeof(mem));
 			iov_from_buf(iov, 4, pos, flat, len);
 			for (i = 0; i < sizeof(mem); i++)
-				assert_int_equal(mem[i], i >= pos && i < pos + len ? flat[i - pos] : 0);
+				assert_int_equal(mem[i],
+						 i >= pos && i < pos + len ? flat[i - pos] : 0);
 		}
 	}
 }
