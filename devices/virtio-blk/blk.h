@@ -177,6 +177,9 @@ struct blk_dev {
 	struct blk_config cfg;
 	uint64_t features;
 	char serial[BLK_ID_BYTES];
+	/* The media as opened (blk_dev_setup_media): read on every request. */
+	uint64_t media_bytes;
+	bool media_ro;			/* ro=, or media that cannot be written */
 
 	/*
 	 * Device-wide: the queues' pools and pops, in_flight, paused,

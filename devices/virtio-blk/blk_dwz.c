@@ -24,15 +24,14 @@ void blk_dwz_setup(struct blk_dev *b)
 	struct blk_config *c = &b->cfg;
 	uint32_t align = b->opts.logical_block / BLK_SECTOR_SIZE;
 	uint32_t max = BLK_DWZ_MAX_SECTORS / align * align;
-	bool ro = b->opts.ro || p->ro;
 
-	if (!ro && p->discard && !b->opts.discard_ignore) {
+	if (!b->media_ro && p->discard && !b->opts.discard_ignore) {
 		b->features |= 1ULL << VIRTIO_BLK_F_DISCARD;
 		c->max_discard_sectors = htole32(max);
 		c->max_discard_seg = htole32(BLK_DWZ_MAX_SEG);
 		c->discard_sector_alignment = htole32(align);
 	}
-	if (!ro && p->write_zeroes) {
+	if (!b->media_ro && p->write_zeroes) {
 		b->features |= 1ULL << VIRTIO_BLK_F_WRITE_ZEROES;
 		c->max_write_zeroes_sectors = htole32(max);
 		c->max_write_zeroes_seg = htole32(BLK_DWZ_MAX_SEG);
@@ -80,7 +79,7 @@ void blk_dwz_parse(struct blk_dev *b, struct virtq_elem *e, struct blk_req *r, u
 
 	r->kind = BLK_REQ_DONE;
 	/* An RO device changes nothing, whatever the driver ignored. */
-	if (b->opts.ro || disk_props(b->disk)->ro) {
+	if (b->media_ro) {
 		r->status = VIRTIO_BLK_S_IOERR;
 		return;
 	}

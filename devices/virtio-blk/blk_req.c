@@ -22,7 +22,7 @@
 
 uint64_t blk_capacity(const struct blk_dev *b)
 {
-	return disk_props(b->disk)->size / BLK_SECTOR_SIZE;
+	return b->media_bytes / BLK_SECTOR_SIZE;
 }
 
 /* A name for the default serial that survives restarts and renames. */
@@ -53,6 +53,8 @@ void blk_dev_setup_media(struct blk_dev *b)
 	struct blk_config *c = &b->cfg;
 	uint32_t ratio = o->physical_block / o->logical_block;
 
+	b->media_bytes = disk_props(b->disk)->size;
+	b->media_ro = o->ro || disk_props(b->disk)->ro;
 	memset(b->serial, 0, sizeof(b->serial));
 	if (o->has_serial)
 		memcpy(b->serial, o->serial, strnlen(o->serial, BLK_ID_BYTES));
@@ -111,7 +113,7 @@ static bool blk_data_ok(const struct blk_dev *b, uint64_t sector, uint64_t len)
 	if (len % BLK_SECTOR_SIZE || sector > UINT64_MAX / BLK_SECTOR_SIZE)
 		return false;
 	off = sector * BLK_SECTOR_SIZE;
-	return off <= disk_props(b->disk)->size && len <= disk_props(b->disk)->size - off;
+	return off <= b->media_bytes && len <= b->media_bytes - off;
 }
 
 static uint8_t blk_flush_status(struct blk_dev *b, int err)
@@ -238,7 +240,7 @@ static void blk_parse_out(struct blk_dev *b, struct virtq_elem *e, struct blk_re
 	rd[0].iov_len -= BLK_OUTHDR_SIZE;
 	r->len = blk_iov_sum(rd, e->nr_out);
 	/* An RO device writes no data, whatever the driver ignored. */
-	if (b->opts.ro || disk_props(b->disk)->ro || !blk_data_ok(b, r->sector, r->len)) {
+	if (b->media_ro || !blk_data_ok(b, r->sector, r->len)) {
 		blk_req_set_done(r, VIRTIO_BLK_S_IOERR);
 	} else if (!r->len) {
 		blk_req_set_done(r, VIRTIO_BLK_S_OK);

@@ -1,0 +1,53 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# make kick-path: which source files one request passes through on the
+# queue thread, and how often a call crosses from one file into another.
+# Builds bench/blkbench from SRC (and from BASE, an older source tree,
+# when given) with -finstrument-functions in a temporary directory, runs
+# randread 4 KiB QD1 and randwrite 4 KiB QD32 writeback on aio=io_uring,
+# and prints bench/kickpath/report.py's table for each.
+#
+#   bench/kickpath/run.sh SRC [BASE]     (make kick-path KICKPATH_BASE=...)
+#
+# A tree configured in place cannot be built out of tree: give a clean
+# checkout (git worktree add /tmp/base COMMIT; autoreconf -fi there).
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+die() { echo "kick-path: $*" >&2; exit 1; }
+[ $# -ge 1 ] || die "usage: run.sh SRC [BASE]"
+command -v python3 >/dev/null || die "python3 not found"
+command -v addr2line >/dev/null || die "addr2line not found (Debian package binutils)"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tinyvmm-kickpath.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT INT TERM
+${CC:-gcc} -O2 -c "$here/hook.c" -o "$WORK/hook.o"
+FILE=$WORK/disk.img
+dd if=/dev/urandom of="$FILE" bs=1M count=256 status=none
+cat "$FILE" >/dev/null
+
+# -fno-inline: every call in the source is a call in the binary, so its
+# call site names its caller's file.
+CFLAGS_KP="-O1 -fno-inline -g -finstrument-functions"
+CFLAGS_KP="$CFLAGS_KP -finstrument-functions-exclude-file-list=bench/,tests/,/usr/include"
+
+for src in "$@"; do
+	src=$(cd "$src" && pwd)
+	[ -x "$src/configure" ] || die "$src: no configure script (autoreconf -fi there)"
+	rev=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo "?")
+	[ -z "$(git -C "$src" status --porcelain --untracked-files=no 2>/dev/null)" ] || rev="$rev+changes"
+	b=$WORK/build-$rev
+	mkdir -p "$b"
+	echo "kick-path: building $src ($rev) instrumented in $b"
+	(cd "$b" && "$src/configure" -q CFLAGS="$CFLAGS_KP" LDFLAGS="-no-pie $WORK/hook.o" >/dev/null &&
+		make -j"$(nproc)" bench/blkbench >build.log 2>&1) ||
+		die "build of $src failed (see $b/build.log)"
+	for w in "randread-4k-qd1 randread 1" "randwrite-4k-qd32-writeback randwrite 32 ,writeback"; do
+		set -- $w
+		KICKPATH_OUT=$WORK/events "$b/bench/blkbench" --rw="$2" --bs=4096 --qd="$3" --runtime=1 \
+			--disk "$FILE,qsize=256,aio=io_uring${4:-}" >"$WORK/bb.out" 2>&1 ||
+			{ cat "$WORK/bb.out" >&2; die "blkbench failed"; }
+		python3 "$here/report.py" "$b/bench/blkbench" "$WORK/events" "$rev:$1" "$src" "$b"
+	done
+done
