@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #define NOINST __attribute__((no_instrument_function))
-#define KP_MAX_EVENTS (1UL << 25)
+#define KP_MAX_EVENTS (1UL << 24)
 
 struct kp_event {
 	uint64_t fn, site, tid;
@@ -67,6 +67,6 @@ NOINST __attribute__((destructor)) static void kp_dump(void)
 	f = fopen(path, "w");
 	if (!f || fwrite(kp_events, sizeof(*kp_events), n, f) != n || fclose(f)) {
 		perror(path);
-		exit(1);
+		_exit(1);	/* exit() again from a destructor is undefined */
 	}
 }

@@ -6,8 +6,9 @@ Reads the events bench/kickpath/hook.c recorded in an instrumented blkbench
 (built -O1 -fno-inline, so that every source-level call is a real call and
 its call site is in its caller) and prints, per request (calls of
 blk_req_parse):
-  - the modules entered (x.c and x.h count as one module) for at least
-    one request in twenty (an interrupt may serve a batch of requests);
+  - the modules entered (x.c and x.h count as one module): those with at
+    least one function call in them per twenty requests (an interrupt may
+    serve a batch of requests);
   - the calls from one module into another (crossings), and which.
 The idle avail-ring polling (virtq_avail_pending and what it calls) is left
 out: its count grows with the time the thread waits, not with the work.

@@ -30,24 +30,29 @@ cat "$FILE" >/dev/null
 # -fno-inline: every call in the source is a call in the binary, so its
 # call site names its caller's file.
 CFLAGS_KP="-O1 -fno-inline -g -finstrument-functions"
-CFLAGS_KP="$CFLAGS_KP -finstrument-functions-exclude-file-list=bench/,tests/,/usr/include"
+CFLAGS_KP="$CFLAGS_KP -finstrument-functions-exclude-file-list=bench/blkbench,tests/driver/,/usr/include"
 
+n=0
 for src in "$@"; do
 	src=$(cd "$src" && pwd)
 	[ -x "$src/configure" ] || die "$src: no configure script (autoreconf -fi there)"
+	[ ! -f "$src/config.status" ] ||
+		die "$src is configured in place, so it cannot be built out of tree: use a build directory (mkdir build && cd build && ../configure) or a clean checkout"
 	rev=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo "?")
 	[ -z "$(git -C "$src" status --porcelain --untracked-files=no 2>/dev/null)" ] || rev="$rev+changes"
-	b=$WORK/build-$rev
+	n=$((n + 1))
+	b=$WORK/build-$n
 	mkdir -p "$b"
-	echo "kick-path: building $src ($rev) instrumented in $b"
-	(cd "$b" && "$src/configure" -q CFLAGS="$CFLAGS_KP" LDFLAGS="-no-pie $WORK/hook.o" >/dev/null &&
-		make -j"$(nproc)" bench/blkbench >build.log 2>&1) ||
-		die "build of $src failed (see $b/build.log)"
+	echo "kick-path: building $src ($rev) instrumented"
+	(cd "$b" && "$src/configure" -q CFLAGS="$CFLAGS_KP" LDFLAGS="-no-pie $WORK/hook.o" >build.log 2>&1 &&
+		make -j"$(nproc)" bench/blkbench >>build.log 2>&1) ||
+		{ tail -n 20 "$b/build.log" >&2; die "build of $src failed"; }
 	for w in "randread-4k-qd1 randread 1" "randwrite-4k-qd32-writeback randwrite 32 ,writeback"; do
 		set -- $w
 		KICKPATH_OUT=$WORK/events "$b/bench/blkbench" --rw="$2" --bs=4096 --qd="$3" --runtime=1 \
 			--disk "$FILE,qsize=256,aio=io_uring${4:-}" >"$WORK/bb.out" 2>&1 ||
 			{ cat "$WORK/bb.out" >&2; die "blkbench failed"; }
+		grep '^kick-path:' "$WORK/bb.out" >&2 || true
 		python3 "$here/report.py" "$b/bench/blkbench" "$WORK/events" "$rev:$1" "$src" "$b"
 	done
 done

@@ -177,7 +177,7 @@ struct blk_dev {
 	struct blk_config cfg;
 	uint64_t features;
 	char serial[BLK_ID_BYTES];
-	/* The media as opened (blk_dev_setup_media): read on every request. */
+	/* The media as opened: blk_dev_setup_media() again whenever disk changes. */
 	uint64_t media_bytes;
 	bool media_ro;			/* ro=, or media that cannot be written */
 
