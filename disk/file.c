@@ -434,6 +434,7 @@ int disk_file_open(struct disk_file *f, const struct disk_conf *c, struct disk_p
 		goto err;
 	f->fd = fd;
 	f->is_blockdev = S_ISBLK(st.st_mode);
+	f->direct = c->direct;
 	p->logical_block = c->logical_block;
 	p->physical_block = c->physical_block;
 	p->ro = c->ro;

@@ -17,6 +17,7 @@
 struct disk_file {
 	int fd;
 	bool is_blockdev;
+	bool direct;		/* opened O_DIRECT */
 	/* Set once the kernel refused: answered without asking again. */
 	bool no_rwf_dsync;
 	bool no_zero_range;	/* FALLOC_FL_ZERO_RANGE (a hole is punched instead) */

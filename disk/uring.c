@@ -12,7 +12,7 @@
  *    completes.  Not WRITEV with RWF_DSYNC: io_uring's io-wq serialises
  *    the writes to one regular file (hashed work) and a RWF_DSYNC write
  *    always goes there, so deep writethru queues ran one synchronous
- *    write at a time; a plain write mostly completes inline, and fsyncs
+ *    write at a time; a plain write is done inline or (below) here, and fsyncs
  *    are not hashed: they run in parallel and the file system batches
  *    their journal commits.  The fsync covers the write, which completed
  *    before it was submitted;
@@ -25,6 +25,31 @@
  * and on file systems without non-blocking buffered writes every
  * buffered write, to an io-wq worker, a wake-up there and one back for
  * no parallelism.
+ *
+ * Plain buffered writes to a regular file on such a file system, at any
+ * depth.  io_uring gives all of them to the one io-wq worker it keeps for
+ * the file (hashed work), which does them one at a time: the
+ * serialisation of doing them on the submitting thread, plus a wake-up
+ * there and one back for each write, and on a small host a third busy
+ * thread.  So buffered writes first go to the ring with RWF_NOWAIT, which
+ * makes one that io_uring would hand to a worker come back -EAGAIN (or
+ * -EOPNOTSUPP) instead; it is then submitted again as usual.  Once
+ * URING_PROBE_WRITES of them came back, and nearly all so, plain writes
+ * are done here at submit.  (Block devices are left alone: their io-wq
+ * work is not hashed, so it runs in parallel.)  Doing them here must not
+ * hold up the rest of the queue:
+ *  - not while an FSYNC is in the ring, nor a FUA write: a write can wait
+ *    there for the journal commit a sync is making, which a worker does
+ *    without stopping the queue;
+ *  - SQEs already queued (reads) are submitted before each write done
+ *    here, and after URING_TURN_BUDGET_NS of writing here since the last
+ *    commit the rest go to the ring;
+ *  - a write that blocked here anyway (dirty page throttling, a journal
+ *    commit: slower than URING_SLOW_WRITE_NS plus a slow copy of its
+ *    length) sends writes back to the ring for a while, twice as long
+ *    each time it happens again in a row, and the engine learns again
+ *    meanwhile (a file system that can write without blocking may have
+ *    had to block while it was being learnt).
  *
  * The ring is created disabled and restricted to the operations above
  * before it runs anything: what a ring does is not seen by the seccomp
@@ -45,6 +70,15 @@
 
 /* -EAGAIN/-EINTR on one operation before it is an error */
 #define URING_MAX_RETRIES	64
+/* buffered writes looked at before deciding where they are done */
+#define URING_PROBE_WRITES	32
+/* a write done here slower than this (plus 4 ns a byte) blocked */
+#define URING_SLOW_WRITE_NS	2000000ull
+#define URING_SLOW_NS_PER_BYTE	4
+/* writing done here between two commits before the rest go to the ring */
+#define URING_TURN_BUDGET_NS	1000000ull
+#define URING_HOLD_MIN_NS	10000000ull
+#define URING_HOLD_MAX_NS	1000000000ull
 
 enum uring_phase {
 	URING_RW,		/* READV/WRITEV in flight */
@@ -58,7 +92,18 @@ struct uring_op {
 	enum uring_phase phase;
 	unsigned int retries;
 	int mode;		/* URING_FALLOC: the fallocate mode */
+	bool probe;		/* a write sent with RWF_NOWAIT to learn from */
 	struct uring_op *next;
+};
+
+/* Where buffered writes are done: see "Buffered writes" above. */
+struct uring_writes {
+	bool probing;		/* still learning */
+	bool here;		/* done on the submitting thread */
+	unsigned int seen, handed_off;
+	uint64_t turn_ns;	/* spent writing here since the last commit */
+	uint64_t hold_ns;	/* the last hold; 0: the last write here was quick */
+	uint64_t ring_until_ns;	/* held: writes go to the ring until then */
 };
 
 struct disk_uring {
@@ -67,7 +112,9 @@ struct disk_uring {
 	struct disk_file *f;
 	struct uring_op *ops, *free;
 	unsigned int in_ring;		/* SQEs queued or submitted, not reaped */
+	unsigned int syncs_in_ring;	/* of them FSYNCs (URING_SYNC, URING_FLUSH) */
 	bool falloc;			/* the kernel has IORING_OP_FALLOCATE */
+	struct uring_writes wr;
 };
 
 static struct disk_uring *uring_of(struct disk_engine *e)
@@ -145,10 +192,13 @@ static bool uring_prep(struct disk_uring *u, struct uring_op *op)
 			io_uring_prep_readv(sqe, fd, io->iov, io->cnt, io->offset);
 		else
 			io_uring_prep_writev(sqe, fd, io->iov, io->cnt, io->offset);
+		if (op->probe)
+			sqe->rw_flags = RWF_NOWAIT;
 		break;
 	case URING_SYNC:
 	case URING_FLUSH:
 		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+		u->syncs_in_ring++;
 		break;
 	case URING_FALLOC:
 		io_uring_prep_fallocate(sqe, fd, op->mode, io->offset, io->len);
@@ -169,10 +219,14 @@ static int uring_start(struct disk_uring *u, const struct disk_io *io)
 	op->io = *io;
 	op->retries = 0;
 	op->mode = 0;
+	op->probe = false;
 	switch (io->op) {
 	case DISK_OP_READ:
+		op->phase = URING_RW;
+		break;
 	case DISK_OP_WRITE:
 		op->phase = URING_RW;
+		op->probe = u->wr.probing;
 		break;
 	case DISK_OP_FLUSH:
 		op->phase = URING_FLUSH;
@@ -189,12 +243,64 @@ static int uring_start(struct disk_uring *u, const struct disk_io *io)
 	return DISK_SUBMITTED;
 }
 
+/* Whether io, a write, is done here (see "Buffered writes"). */
+static bool uring_write_here(struct disk_uring *u, const struct disk_io *io)
+{
+	const struct uring_writes *w = &u->wr;
+
+	if (!w->here || (io->flags & DISK_F_FUA) || u->syncs_in_ring ||
+	    w->turn_ns >= URING_TURN_BUDGET_NS)
+		return false;
+	return !w->ring_until_ns || mono_ns() >= w->ring_until_ns;
+}
+
+/* Learn again from the next URING_PROBE_WRITES buffered writes. */
+static void uring_probe_again(struct disk_uring *u)
+{
+	u->wr.probing = true;
+	u->wr.seen = 0;
+	u->wr.handed_off = 0;
+}
+
+/* A write of len bytes took ns here: one that blocked holds writes back to the ring. */
+static void uring_write_timed(struct disk_uring *u, uint64_t len, uint64_t ns)
+{
+	struct uring_writes *w = &u->wr;
+
+	w->turn_ns += ns;
+	if (ns <= URING_SLOW_WRITE_NS + URING_SLOW_NS_PER_BYTE * len) {
+		w->hold_ns = 0;
+		w->ring_until_ns = 0;
+		return;
+	}
+	w->hold_ns = w->hold_ns ? MIN(2 * w->hold_ns, URING_HOLD_MAX_NS) : URING_HOLD_MIN_NS;
+	w->ring_until_ns = mono_ns() + w->hold_ns;
+	uring_probe_again(u);
+}
+
+/* A plain buffered write, done here. */
+static int uring_write_now(struct disk_uring *u, const struct disk_io *io)
+{
+	uint64_t t0;
+	int ret;
+
+	/* What was queued before it (reads) does not wait for it. */
+	if (io_uring_sq_ready(&u->ring))
+		io_uring_submit(&u->ring);
+	t0 = mono_ns();
+	ret = disk_file_exec(u->f, io, 0);
+	uring_write_timed(u, io->len, mono_ns() - t0);
+	return ret;
+}
+
 static int uring_submit(struct disk_engine *e, const struct disk_io *io)
 {
 	struct disk_uring *u = uring_of(e);
 
 	if (io->op == DISK_OP_WRITE && (io->flags & DISK_F_ALONE) && !u->in_ring)
 		return disk_file_exec(u->f, io, 0);
+	if (io->op == DISK_OP_WRITE && uring_write_here(u, io))
+		return uring_write_now(u, io);
 	if ((io->op == DISK_OP_DISCARD || io->op == DISK_OP_WRITE_ZEROES) &&
 	    (!u->falloc || !disk_file_falloc_mode(u->f, io)))
 		return disk_file_exec(u->f, io, 0);
@@ -209,6 +315,7 @@ static int uring_commit(struct disk_engine *e)
 	struct disk_uring *u = uring_of(e);
 	int ret;
 
+	u->wr.turn_ns = 0;
 	if (!io_uring_sq_ready(&u->ring))
 		return 0;
 	ret = io_uring_submit(&u->ring);
@@ -230,6 +337,25 @@ static int uring_rest(struct disk_uring *u, const struct disk_io *io, uint64_t d
 	return ret;
 }
 
+/* A probed write came back with res: true when io_uring would have handed it off. */
+static bool uring_probed(struct disk_uring *u, int res)
+{
+	struct uring_writes *w = &u->wr;
+	bool handed_off = res == -EAGAIN || res == -EOPNOTSUPP;
+
+	/* Probes still in flight when the decision was made are not counted. */
+	if (!w->probing)
+		return handed_off;
+	w->seen++;
+	w->handed_off += handed_off;
+	if (w->seen >= URING_PROBE_WRITES) {
+		w->probing = false;
+		/* Nearly all: a write into a page not yet cached may block anywhere. */
+		w->here = w->handed_off * 8 >= w->seen * 7;
+	}
+	return handed_off;
+}
+
 /*
  * The CQE of op's SQE came back with res.  True when op is finished with
  * *result; false when it has its next SQE.
@@ -238,6 +364,16 @@ static bool uring_cqe(struct disk_uring *u, struct uring_op *op, int res, int *r
 {
 	const struct disk_io *io = &op->io;
 
+	if (op->probe) {
+		op->probe = false;
+		if (uring_probed(u, res)) {
+			/* Again, as any write: this time io_uring may hand it off. */
+			if (uring_prep(u, op))
+				return false;
+			*result = uring_rest(u, io, 0);
+			return true;
+		}
+	}
 	if ((res == -EAGAIN || res == -EINTR) && ++op->retries <= URING_MAX_RETRIES &&
 	    uring_prep(u, op))
 		return false;
@@ -294,6 +430,7 @@ static unsigned int uring_reap(struct disk_engine *e, struct disk_done *out, uns
 			break;
 		op = io_uring_cqe_get_data(cqe);
 		u->in_ring--;
+		u->syncs_in_ring -= op->phase == URING_SYNC || op->phase == URING_FLUSH;
 		seen++;
 		if (uring_cqe(u, op, cqe->res, &out[n].result)) {
 			out[n++].cookie = op->io.cookie;
@@ -383,6 +520,11 @@ int disk_uring_create(struct disk_engine **out, struct disk_file *f, unsigned in
 	u->e.ops = &uring_ops;
 	u->e.notify_fd = u->ring.ring_fd;
 	u->f = f;
+	/*
+	 * O_DIRECT writes go to the device, not to a worker; a block device's
+	 * go to workers that run in parallel: nothing to learn.
+	 */
+	u->wr.probing = !f->direct && !f->is_blockdev;
 	*out = &u->e;
 	return 0;
 err:

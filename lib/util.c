@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/util.h"
@@ -189,4 +190,12 @@ void iov_from_buf(const struct iovec *iov, unsigned int cnt, uint64_t pos, const
 {
 	/* Only read from: the one walker serves both directions. */
 	iov_copy(iov, cnt, pos, (uint8_t *)buf, len, true);
+}
+
+uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }

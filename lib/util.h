@@ -53,6 +53,9 @@ int parse_mem_size(const char *s, uint64_t *bytes);
 /* Strict unsigned parse: the whole string, base 0 (0x.. ok), no sign. */
 int parse_u64(const char *s, uint64_t *out);
 
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t mono_ns(void);
+
 /* read()/pread() until len bytes or EOF/error; returns bytes or -errno. */
 ssize_t read_full(int fd, void *buf, size_t len);
 ssize_t pread_full(int fd, void *buf, size_t len, off_t off);

@@ -201,14 +201,6 @@ static int vm_wire_disks(struct vm *vm)
 	return 0;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
 uint64_t vm_now_ns(void)
 {
 	struct timespec ts;

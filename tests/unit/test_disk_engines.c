@@ -1511,6 +1511,105 @@ static void test_fua_durable(void **state)
 	t_free(t);
 }
 
+/* A batch of n writes of len bytes from off on, 8 KiB apart; how many were done at submit. */
+static unsigned int writes_run(struct t *t, uint64_t off, unsigned int n, uint64_t len,
+			       uint32_t flags)
+{
+	struct batch b = { .n = 0 };
+	unsigned int i, now = 0;
+
+	for (i = 0; i < n; i++)
+		batch_rw(&b, DISK_OP_WRITE, off + i * (len + 8 * KIB), len, 1 + rnd() % 4,
+			 SG_RANDOM, flags);
+	batch_run(t, &b);
+	for (i = 0; i < n; i++)
+		now += b.op[i].state == OP_DONE_NOW;
+	batch_free(&b);
+	return now;
+}
+
+/*
+ * Whether the temp directory's file system takes buffered writes without
+ * blocking at all: a RWF_NOWAIT one into a cached page is refused if
+ * not.  io_uring's choice (hand every buffered write to a worker)
+ * follows the same support on the usual file systems.
+ */
+static bool buffered_writes_block(void)
+{
+	char path[PATH_MAX], buf[4096];
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	ssize_t ret;
+	int fd, err;
+
+	snprintf(path, sizeof(path), "%s/tvmm-nowait-XXXXXX", tmp_dir());
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	memset(buf, 1, sizeof(buf));
+	/* The page in the cache first: only the file system's support is asked. */
+	assert_int_equal(pwrite(fd, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	ret = pwritev2(fd, &iov, 1, 0, RWF_NOWAIT);
+	err = errno;
+	close(fd);
+	return ret < 0 && (err == EAGAIN || err == EOPNOTSUPP);
+}
+
+/*
+ * io_uring where the file system hands buffered writes to a worker:
+ * after learning from the first few dozen (the decision falls inside a
+ * batch, with writes still in flight), the engine does plain writes
+ * itself at submit, but not FUA ones and not while a FLUSH is in the
+ * ring.  In that mode the data lands where it should and a FLUSH leaves
+ * nothing dirty.  Where the file system writes without blocking the mode
+ * is not entered, and the case says so (skipped) after checking the
+ * data.  Fails if data is lost or misplaced, if the engine did not
+ * learn, if it writes at submit while a sync is in flight, or if a FLUSH
+ * completes before the writes done at submit are on the media.
+ */
+static void test_writes_here(void **state)
+{
+	const struct disk_io flush = { .op = DISK_OP_FLUSH };
+	struct t *t = t_plain(state, __func__);
+	struct batch b = { .n = 0 };
+	unsigned int i, now = 0;
+
+	need_cachestat(t);
+	rnd_seed(21);
+	/* Twelve at a time, never alone: how the engine learns where they go. */
+	for (i = 0; i < 3; i++)
+		writes_run(t, i * 256 * KIB, 12, 16 * KIB, 0);
+	if (!buffered_writes_block()) {
+		t_verify(t, 0, t->size);
+		t_skip(t, "buffered writes do not block here (RWF_NOWAIT ones are taken): "
+			  "the engine leaves them to the ring");
+	}
+	/*
+	 * The file system blocks, so io_uring hands them off: the engine
+	 * must have learnt.  A write that took long here (this thread
+	 * preempted) sends the next ones to the ring for a while: a few tries.
+	 */
+	for (i = 0; i < 5 && now != 8; i++)
+		now = writes_run(t, 1 * MIB + i * 8 * 24 * KIB, 8, 16 * KIB, 0);
+	assert_int_equal(now, 8);
+	writes_run(t, 2 * MIB, 8, 64 * KIB, 0);
+	need_dirty(t, 2 * MIB, 8 * 72 * KIB);
+	/* Behind a FLUSH not yet reaped, writes go to the ring. */
+	batch_add(&b, &flush);
+	for (i = 0; i < 4; i++)
+		batch_rw(&b, DISK_OP_WRITE, 3 * MIB + i * 64 * KIB, 32 * KIB, 2, SG_RANDOM, 0);
+	batch_run(t, &b);
+	for (i = 1; i < b.n; i++)
+		if (b.op[i].state == OP_DONE_NOW)
+			fail_msg("%s: a write was done at submit with a FLUSH in the ring",
+				 t->k->name);
+	batch_free(&b);
+	assert_clean(t, 2 * MIB, 8 * 72 * KIB, "a FLUSH after writes done at submit");
+	/* FUA writes go to the ring too. */
+	assert_int_equal(writes_run(t, 4 * MIB, 8, 16 * KIB, DISK_F_FUA), 0);
+	t_verify(t, 0, t->size);
+	t_free(t);
+}
+
 /* Eight plain writes in flight together, reaped; the file must be dirty. */
 static void dirty_the_file(struct t *t)
 {
@@ -1807,9 +1906,9 @@ int main(void)
 		COMMON_CASES(0), CASE(test_mem_sizes, 0), CASE(test_refused_unsupported, 0),
 	};
 	const struct CMUnitTest threads[] = { FILE_CASES(1) };
-	const struct CMUnitTest uring[] = { FILE_CASES(2) };
+	const struct CMUnitTest uring[] = { FILE_CASES(2), CASE(test_writes_here, 2) };
 	const struct CMUnitTest fault_threads[] = { FILE_CASES(3) };
-	const struct CMUnitTest fault_uring[] = { FILE_CASES(4) };
+	const struct CMUnitTest fault_uring[] = { FILE_CASES(4), CASE(test_writes_here, 4) };
 	const struct CMUnitTest direct_threads[] = { DIRECT_CASES(5) };
 	const struct CMUnitTest direct_uring[] = { DIRECT_CASES(6) };
 	const struct CMUnitTest nbd[] = { COMMON_CASES(7) };
