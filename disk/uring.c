@@ -12,9 +12,8 @@
  *    completes.  Not WRITEV with RWF_DSYNC: io_uring's io-wq serialises
  *    the writes to one regular file (hashed work) and a RWF_DSYNC write
  *    always goes there, so deep writethru queues ran one synchronous
- *    write at a time; a plain write is done inline or (below) here, and fsyncs
- *    are not hashed: they run in parallel and the file system batches
- *    their journal commits.  The fsync covers the write, which completed
+ *    write at a time; fsyncs are not hashed: they run in parallel and the
+ *    file system batches their journal commits.  The fsync covers the write, which completed
  *    before it was submitted;
  *  - FLUSH: FSYNC(DATASYNC);
  *  - DISCARD/WRITE_ZEROES: FALLOCATE on a regular file (a refused mode is
@@ -26,28 +25,30 @@
  * buffered write, to an io-wq worker, a wake-up there and one back for
  * no parallelism.
  *
- * Plain buffered writes to a regular file on such a file system, at any
- * depth.  io_uring gives all of them to the one io-wq worker it keeps for
- * the file (hashed work), which does them one at a time: the
- * serialisation of doing them on the submitting thread, plus a wake-up
- * there and one back for each write, and on a small host a third busy
- * thread.  So buffered writes first go to the ring with RWF_NOWAIT, which
- * makes one that io_uring would hand to a worker come back -EAGAIN (or
- * -EOPNOTSUPP) instead; it is then submitted again as usual.  Once
- * URING_PROBE_WRITES of them came back, and nearly all so, plain writes
- * are done here at submit.  (Block devices are left alone: their io-wq
- * work is not hashed, so it runs in parallel.)  Doing them here must not
- * hold up the rest of the queue:
- *  - not while an FSYNC is in the ring, nor a FUA write: a write can wait
- *    there for the journal commit a sync is making, which a worker does
- *    without stopping the queue;
+ * Buffered writes.  On such a file system io_uring gives every buffered
+ * write to a regular file to the one io-wq worker it keeps for the file
+ * (hashed work), which does them one at a time: the serialisation of
+ * doing them on the submitting thread, plus a wake-up there and one back
+ * for each write, and on a small host a third busy thread.  So plain
+ * buffered writes first go to the ring with RWF_NOWAIT, which makes one
+ * that io_uring would hand to a worker come back -EAGAIN (or -EOPNOTSUPP)
+ * instead; it is then submitted again as usual.  Once URING_PROBE_WRITES
+ * of them came back, and nearly all so, plain writes are done here at
+ * submit.  (Block devices are left alone: their io-wq work is not
+ * hashed, so it runs in parallel.  FUA writes always go to the ring.)
+ * Doing them here must not hold up the rest of the queue:
+ *  - not while an FSYNC or a FALLOCATE is in this ring: a write can wait
+ *    for the journal commit or the inode lock those hold, which a worker
+ *    does without stopping the queue (a disk with several queues has a
+ *    ring per queue: another queue's syncs are not seen);
  *  - SQEs already queued (reads) are submitted before each write done
  *    here, and after URING_TURN_BUDGET_NS of writing here since the last
  *    commit the rest go to the ring;
  *  - a write that blocked here anyway (dirty page throttling, a journal
  *    commit: slower than URING_SLOW_WRITE_NS plus a slow copy of its
- *    length) sends writes back to the ring for a while, twice as long
- *    each time it happens again in a row, and the engine learns again
+ *    length; or this thread preempted that long) sends writes back to
+ *    the ring for a while, twice as long each time it happens again
+ *    before twice the last hold has passed, and the engine learns again
  *    meanwhile (a file system that can write without blocking may have
  *    had to block while it was being learnt).
  *
@@ -102,7 +103,8 @@ struct uring_writes {
 	bool here;		/* done on the submitting thread */
 	unsigned int seen, handed_off;
 	uint64_t turn_ns;	/* spent writing here since the last commit */
-	uint64_t hold_ns;	/* the last hold; 0: the last write here was quick */
+	uint64_t hold_ns;	/* the last hold; 0: none lately */
+	uint64_t slow_at_ns;	/* when the last slow write here ended */
 	uint64_t ring_until_ns;	/* held: writes go to the ring until then */
 };
 
@@ -112,7 +114,7 @@ struct disk_uring {
 	struct disk_file *f;
 	struct uring_op *ops, *free;
 	unsigned int in_ring;		/* SQEs queued or submitted, not reaped */
-	unsigned int syncs_in_ring;	/* of them FSYNCs (URING_SYNC, URING_FLUSH) */
+	unsigned int blockers_in_ring;	/* of them FSYNCs and FALLOCATEs */
 	bool falloc;			/* the kernel has IORING_OP_FALLOCATE */
 	struct uring_writes wr;
 };
@@ -198,7 +200,6 @@ static bool uring_prep(struct disk_uring *u, struct uring_op *op)
 	case URING_SYNC:
 	case URING_FLUSH:
 		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
-		u->syncs_in_ring++;
 		break;
 	case URING_FALLOC:
 		io_uring_prep_fallocate(sqe, fd, op->mode, io->offset, io->len);
@@ -206,6 +207,7 @@ static bool uring_prep(struct disk_uring *u, struct uring_op *op)
 	}
 	io_uring_sqe_set_data(sqe, op);
 	u->in_ring++;
+	u->blockers_in_ring += op->phase != URING_RW;
 	return true;
 }
 
@@ -226,7 +228,7 @@ static int uring_start(struct disk_uring *u, const struct disk_io *io)
 		break;
 	case DISK_OP_WRITE:
 		op->phase = URING_RW;
-		op->probe = u->wr.probing;
+		op->probe = u->wr.probing && !(io->flags & DISK_F_FUA);
 		break;
 	case DISK_OP_FLUSH:
 		op->phase = URING_FLUSH;
@@ -248,7 +250,7 @@ static bool uring_write_here(struct disk_uring *u, const struct disk_io *io)
 {
 	const struct uring_writes *w = &u->wr;
 
-	if (!w->here || (io->flags & DISK_F_FUA) || u->syncs_in_ring ||
+	if (!w->here || (io->flags & DISK_F_FUA) || u->blockers_in_ring ||
 	    w->turn_ns >= URING_TURN_BUDGET_NS)
 		return false;
 	return !w->ring_until_ns || mono_ns() >= w->ring_until_ns;
@@ -262,19 +264,26 @@ static void uring_probe_again(struct disk_uring *u)
 	u->wr.handed_off = 0;
 }
 
-/* A write of len bytes took ns here: one that blocked holds writes back to the ring. */
-static void uring_write_timed(struct disk_uring *u, uint64_t len, uint64_t ns)
+/*
+ * A write of len bytes done here from t0 to t1: one that blocked holds
+ * writes back to the ring.  Throttling comes and goes (quick writes, then
+ * a long pause), so the hold only starts small again after twice the
+ * last one has passed without a slow write.
+ */
+static void uring_write_timed(struct disk_uring *u, uint64_t len, uint64_t t0, uint64_t t1)
 {
 	struct uring_writes *w = &u->wr;
 
-	w->turn_ns += ns;
-	if (ns <= URING_SLOW_WRITE_NS + URING_SLOW_NS_PER_BYTE * len) {
-		w->hold_ns = 0;
-		w->ring_until_ns = 0;
+	w->turn_ns += t1 - t0;
+	if (t1 - t0 <= URING_SLOW_WRITE_NS + URING_SLOW_NS_PER_BYTE * len) {
+		if (w->hold_ns && t1 - w->slow_at_ns > 2 * w->hold_ns)
+			w->hold_ns = 0;
+		w->ring_until_ns = 0;	/* over, or it would not be here */
 		return;
 	}
 	w->hold_ns = w->hold_ns ? MIN(2 * w->hold_ns, URING_HOLD_MAX_NS) : URING_HOLD_MIN_NS;
-	w->ring_until_ns = mono_ns() + w->hold_ns;
+	w->slow_at_ns = t1;
+	w->ring_until_ns = t1 + w->hold_ns;
 	uring_probe_again(u);
 }
 
@@ -289,7 +298,7 @@ static int uring_write_now(struct disk_uring *u, const struct disk_io *io)
 		io_uring_submit(&u->ring);
 	t0 = mono_ns();
 	ret = disk_file_exec(u->f, io, 0);
-	uring_write_timed(u, io->len, mono_ns() - t0);
+	uring_write_timed(u, io->len, t0, mono_ns());
 	return ret;
 }
 
@@ -430,7 +439,7 @@ static unsigned int uring_reap(struct disk_engine *e, struct disk_done *out, uns
 			break;
 		op = io_uring_cqe_get_data(cqe);
 		u->in_ring--;
-		u->syncs_in_ring -= op->phase == URING_SYNC || op->phase == URING_FLUSH;
+		u->blockers_in_ring -= op->phase != URING_RW;
 		seen++;
 		if (uring_cqe(u, op, cqe->res, &out[n].result)) {
 			out[n++].cookie = op->io.cookie;
