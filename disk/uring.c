@@ -13,8 +13,8 @@
  *    the writes to one regular file (hashed work) and a RWF_DSYNC write
  *    always goes there, so deep writethru queues ran one synchronous
  *    write at a time; fsyncs are not hashed: they run in parallel and the
- *    file system batches their journal commits.  The fsync covers the write, which completed
- *    before it was submitted;
+ *    file system batches their journal commits.  The fsync covers the
+ *    write, which completed before it was submitted;
  *  - FLUSH: FSYNC(DATASYNC);
  *  - DISCARD/WRITE_ZEROES: FALLOCATE on a regular file (a refused mode is
  *    remembered and the operation redone the other way), then, for FUA
