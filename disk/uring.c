@@ -221,14 +221,11 @@ static int uring_start(struct disk_uring *u, const struct disk_io *io)
 	op->io = *io;
 	op->retries = 0;
 	op->mode = 0;
-	op->probe = false;
+	op->probe = io->op == DISK_OP_WRITE && u->wr.probing && !(io->flags & DISK_F_FUA);
 	switch (io->op) {
 	case DISK_OP_READ:
-		op->phase = URING_RW;
-		break;
 	case DISK_OP_WRITE:
 		op->phase = URING_RW;
-		op->probe = u->wr.probing && !(io->flags & DISK_F_FUA);
 		break;
 	case DISK_OP_FLUSH:
 		op->phase = URING_FLUSH;
