@@ -41,7 +41,9 @@
  * so an operation's iovecs go as one command each (consecutive offsets,
  * no copy) when each is a multiple of the server's minimum block, else
  * through one bounce buffer (within NBD_BOUNCE_BUDGET, else a chunk at
- * a time at submit); commands longer than the server takes are split.
+ * a time at submit); commands longer than the server takes are split,
+ * and an operation that would take the commands in flight past
+ * NBD_CMD_BUDGET is done a chunk at a time at submit too.
  * An error from the server, a short read, or a lost connection is -EIO,
  * never 0.
  *
@@ -106,6 +108,16 @@
  */
 #define NBD_BOUNCE_BUDGET	(8u << 20)
 #define NBD_CHUNK		(1u << 20)
+/*
+ * Commands the ops in flight may have out.  Each costs libnbd a little
+ * memory, and a server that takes tiny payloads would otherwise turn one
+ * 4 GiB request into millions of them.  Past it, a READ or WRITE is done
+ * at submit, a chunk of at most NBD_CHUNK_CMDS commands at a time.  With
+ * a server that takes 32 MiB, a request of whole-block pieces is a
+ * command a piece: 1024 requests of 64 pieces in flight reach it.
+ */
+#define NBD_CMD_BUDGET		65536u
+#define NBD_CHUNK_CMDS		256u
 /* a command's payload unless the server says less (the protocol's advice) */
 #define NBD_MAX_PAYLOAD		(32u << 20)
 /* a TRIM or WRITE_ZEROES command (their length is 32 bits on the wire) */
@@ -145,6 +157,7 @@ struct nbd_op {
 	uint64_t gen;		/* FLUSH: the write generation it covers */
 	int64_t start_ms;	/* when its commands went out */
 	uint8_t *bounce;	/* flat copy of the iovecs, NULL: none */
+	unsigned int cmds;	/* commands issued, counted in cmds_held */
 	struct nbd_sync *sync;	/* disk_flush_sync()'s, NULL: the queue thread's */
 	struct nbd_op *next;	/* free, ready or done list */
 	struct nbd_op *lprev, *lnext;	/* live list: commands issued */
@@ -173,6 +186,7 @@ struct disk_nbd {
 	bool can_fua, can_flush;
 	uint32_t min_block, max_payload;
 	uint64_t bounce_held;		/* bytes the ops' bounce buffers hold */
+	uint64_t cmds_held;		/* commands the ops in flight issued */
 	unsigned int delay_ms, next_delay_ms;
 	unsigned int timeout_ms;
 	int64_t next_ms;
@@ -272,6 +286,8 @@ static void nbd_finish(struct disk_nbd *n, struct nbd_op *op)
 		op->bounce = NULL;
 		n->bounce_held -= op->io.len;
 	}
+	n->cmds_held -= op->cmds;
+	op->cmds = 0;
 	pthread_mutex_lock(&n->lock);
 	if (op->sync) {
 		op->sync->done = true;
@@ -342,7 +358,10 @@ static void nbd_issue(struct disk_nbd *n, struct nbd_op *op, enum nbd_cmd cmd, v
 		pr_debug("%s: %s: %s", n->who, n->uri, nbd_why());
 		op->pending--;
 		op->result = -EIO;
+		return;
 	}
+	op->cmds++;
+	n->cmds_held++;
 }
 
 /* buf[0, len) at off, in commands of at most max bytes. */
@@ -370,6 +389,33 @@ static bool nbd_iov_whole(const struct disk_nbd *n, const struct disk_io *io)
 	return true;
 }
 
+/* Whether io goes out through a bounce buffer (whole: nbd_iov_whole()). */
+static bool nbd_goes_flat(const struct disk_nbd *n, const struct disk_io *io, bool whole)
+{
+	if (whole && io->cnt <= NBD_MAX_PIECES)
+		return false;
+	return io->len <= NBD_BOUNCE_BUDGET - n->bounce_held;
+}
+
+/* Commands of at most the server's payload that len bytes take. */
+static uint64_t nbd_span_cmds(const struct disk_nbd *n, uint64_t len)
+{
+	return (len + n->max_payload - 1) / n->max_payload;
+}
+
+/* The commands nbd_issue_rw() will issue for a READ or WRITE that is not chunked. */
+static uint64_t nbd_rw_cmds(const struct disk_nbd *n, const struct disk_io *io, bool whole)
+{
+	uint64_t k = 0;
+	unsigned int i;
+
+	if (nbd_goes_flat(n, io, whole))
+		return nbd_span_cmds(n, io->len);
+	for (i = 0; i < io->cnt; i++)
+		k += nbd_span_cmds(n, io->iov[i].iov_len);
+	return k;
+}
+
 /*
  * A flat copy of io's iovecs, held by op, when they are not whole blocks
  * or too many to send one by one, and the budget has room (nbd_submit()
@@ -381,9 +427,7 @@ static int nbd_bounce(struct disk_nbd *n, struct nbd_op *op)
 	const struct disk_io *io = &op->io;
 	bool whole = nbd_iov_whole(n, io);
 
-	if (whole && io->cnt <= NBD_MAX_PIECES)
-		return 0;
-	if (io->len > NBD_BOUNCE_BUDGET - n->bounce_held)
+	if (!nbd_goes_flat(n, io, whole))
 		return whole ? 0 : -ENOMEM;
 	op->bounce = malloc(io->len);
 	if (!op->bounce)
@@ -429,6 +473,7 @@ static void nbd_start(struct disk_nbd *n, struct nbd_op *op)
 	op->n = n;
 	op->result = 0;
 	op->pending = 1;
+	op->cmds = 0;
 	op->flushing = false;
 	op->flush_after = (io->flags & DISK_F_FUA) && !n->can_fua;
 	op->live = true;
@@ -906,11 +951,30 @@ static int nbd_run_sync(struct disk_nbd *n, struct nbd_op *op)
 	return op->result;
 }
 
-/* A READ or WRITE that would need a copy the budget has no room for. */
+/*
+ * A READ or WRITE that would need a copy the bounce budget has no room
+ * for, or more commands than the command budget has.
+ */
 static bool nbd_needs_chunks(const struct disk_nbd *n, const struct disk_io *io)
 {
-	return (io->op == DISK_OP_READ || io->op == DISK_OP_WRITE) &&
-	       io->len > NBD_BOUNCE_BUDGET - n->bounce_held && !nbd_iov_whole(n, io);
+	if (io->op != DISK_OP_READ && io->op != DISK_OP_WRITE)
+		return false;
+	if (io->len > NBD_BOUNCE_BUDGET - n->bounce_held && !nbd_iov_whole(n, io))
+		return true;
+	/* A bound on nbd_rw_cmds() first, with no walk of the iovecs: most fit. */
+	if (n->cmds_held + io->cnt + io->len / n->max_payload <= NBD_CMD_BUDGET)
+		return false;
+	return n->cmds_held + nbd_rw_cmds(n, io, nbd_iov_whole(n, io)) > NBD_CMD_BUDGET;
+}
+
+/*
+ * A chunk: whole blocks of the server (max_payload and NBD_CHUNK are),
+ * one iovec, so at most NBD_CHUNK_CMDS commands.  Asked again for every
+ * chunk: a reconnect while one waits may bring other block sizes.
+ */
+static uint64_t nbd_chunk_len(const struct disk_nbd *n)
+{
+	return MIN((uint64_t)NBD_CHUNK, (uint64_t)n->max_payload * NBD_CHUNK_CMDS);
 }
 
 /*
@@ -932,7 +996,7 @@ static int nbd_rw_chunked(struct disk_nbd *n, const struct disk_io *io)
 		struct nbd_sync s = { .done = false };
 		struct nbd_op op = { .io = *io, .sync = &s };
 
-		len = MIN(io->len - pos, NBD_CHUNK);
+		len = MIN(io->len - pos, nbd_chunk_len(n));
 		v = (struct iovec){ .iov_base = buf, .iov_len = len };
 		op.io.offset += pos;
 		op.io.len = len;

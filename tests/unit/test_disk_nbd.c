@@ -616,6 +616,76 @@ static void test_bounce_bounded(void **state)
 }
 
 /*
+ * The commands in flight are bounded.  A server that takes 512-byte
+ * payloads (blocksize-policy) turns a request into a command per 512
+ * bytes.  Two rounds of three 16 MiB writes at once, each 16 whole 1 MiB
+ * iovecs over one buffer (32768 commands each): two in flight, the third
+ * past the budget done at submit.  Then 40 MiB written and read back in
+ * one request each (81920 commands): each done at submit, a chunk at a
+ * time.  Fails if the budget is not kept or not given back, or if a byte
+ * is lost or moved.
+ */
+static void test_command_budget(void **state)
+{
+	const uint64_t piece = MIB, big = 40 * MIB;
+	uint8_t *one_buf = malloc(piece), *all = malloc(big), *back = malloc(big);
+	struct iovec iov[16];
+	struct nbd_server s;
+	struct req q, r[3];
+	unsigned int i, k;
+	struct disk *d;
+	const char *args[] = { "--filter=blocksize-policy", "memory", "size=64M",
+			       "blocksize-preferred=512", "blocksize-maximum=512", NULL };
+
+	nbd_server_init(&s, false);
+	nbd_server_start(&s, args);
+	assert_true(one_buf && all && back);
+	d = open_disk(&s, false);
+	for (i = 0; i < 16; i++)
+		iov[i] = (struct iovec){ one_buf, piece };
+	for (k = 0; k < 2; k++) {
+		fill(one_buf, piece, 11 + k);
+		for (i = 0; i < 3; i++) {
+			memset(&r[i], 0, sizeof(r[i]));
+			r[i].io = (struct disk_io){ .op = DISK_OP_WRITE, .offset = i * 16 * MIB,
+						    .len = 16 * MIB, .iov = iov, .cnt = 16 };
+		}
+		submit_all(d, r, 3);
+		if (r[0].done || r[1].done || !r[2].done)
+			fail_msg("round %u: in flight %d %d %d, want 1 1 0: the command budget is "
+				 "not kept", k, !r[0].done, !r[1].done, !r[2].done);
+		if (!reap_all(d, r, 3, WAIT_MS))
+			fail_msg("writes still in flight after %d ms", WAIT_MS);
+		for (i = 0; i < 3; i++)
+			assert_int_equal(r[i].result, 0);
+	}
+	fill(all, big, 21);
+	memset(back, 0, big);
+	/* One whole iovec: no copy is needed, only the command budget chunks it. */
+	iov[0] = (struct iovec){ all, big };
+	memset(&q, 0, sizeof(q));
+	q.io = (struct disk_io){ .op = DISK_OP_WRITE, .len = big, .iov = iov, .cnt = 1 };
+	submit_all(d, &q, 1);
+	if (!q.done)
+		fail_msg("a write of 81920 commands was not done at submit: the budget is not kept");
+	assert_int_equal(q.result, 0);
+	iov[0] = (struct iovec){ back, big };
+	memset(&q, 0, sizeof(q));
+	q.io = (struct disk_io){ .op = DISK_OP_READ, .len = big, .iov = iov, .cnt = 1 };
+	submit_all(d, &q, 1);
+	if (!q.done)
+		fail_msg("a read of 81920 commands was not done at submit: the budget is not kept");
+	assert_int_equal(q.result, 0);
+	if (memcmp(all, back, big))
+		fail_msg("40 MiB written and read back with 512-byte commands differ");
+	disk_close(d);
+	nbd_server_stop(&s);
+	free(one_buf);
+	free(all);
+	free(back);
+}
+
+/*
  * nbdkit's error filter fails every read with EIO: reads are -EIO (never
  * 0), writes still succeed.  Fails if a server error is lost.
  */
@@ -1279,6 +1349,7 @@ int main(void)
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_silent_server),
 		cmocka_unit_test(test_bounce_bounded),
+		cmocka_unit_test(test_command_budget),
 		cmocka_unit_test(test_server_errors),
 		cmocka_unit_test(test_short_read),
 		cmocka_unit_test(test_wrong_handle),
