@@ -616,6 +616,24 @@ static void test_bounce_bounded(void **state)
 }
 
 /*
+ * buf[0, len) at offset 0 in one whole iovec (no copy needed): its result,
+ * failing unless it was done at submit.
+ */
+static int whole_at_submit(struct disk *d, enum disk_op op, uint8_t *buf, uint64_t len)
+{
+	struct iovec v = { buf, len };
+	struct req q;
+
+	memset(&q, 0, sizeof(q));
+	q.io = (struct disk_io){ .op = op, .len = len, .iov = &v, .cnt = 1 };
+	submit_all(d, &q, 1);
+	if (!q.done)
+		fail_msg("a %s of %llu commands was not done at submit: the budget is not kept",
+			 op == DISK_OP_READ ? "read" : "write", (unsigned long long)(len / 512));
+	return q.result;
+}
+
+/*
  * The commands in flight are bounded.  A server that takes 512-byte
  * payloads (blocksize-policy) turns a request into a command per 512
  * bytes.  Two rounds of three 16 MiB writes at once, each 16 whole 1 MiB
@@ -631,7 +649,7 @@ static void test_command_budget(void **state)
 	uint8_t *one_buf = malloc(piece), *all = malloc(big), *back = malloc(big);
 	struct iovec iov[16];
 	struct nbd_server s;
-	struct req q, r[3];
+	struct req r[3];
 	unsigned int i, k;
 	struct disk *d;
 	const char *args[] = { "--filter=blocksize-policy", "memory", "size=64M",
@@ -661,21 +679,8 @@ static void test_command_budget(void **state)
 	}
 	fill(all, big, 21);
 	memset(back, 0, big);
-	/* One whole iovec: no copy is needed, only the command budget chunks it. */
-	iov[0] = (struct iovec){ all, big };
-	memset(&q, 0, sizeof(q));
-	q.io = (struct disk_io){ .op = DISK_OP_WRITE, .len = big, .iov = iov, .cnt = 1 };
-	submit_all(d, &q, 1);
-	if (!q.done)
-		fail_msg("a write of 81920 commands was not done at submit: the budget is not kept");
-	assert_int_equal(q.result, 0);
-	iov[0] = (struct iovec){ back, big };
-	memset(&q, 0, sizeof(q));
-	q.io = (struct disk_io){ .op = DISK_OP_READ, .len = big, .iov = iov, .cnt = 1 };
-	submit_all(d, &q, 1);
-	if (!q.done)
-		fail_msg("a read of 81920 commands was not done at submit: the budget is not kept");
-	assert_int_equal(q.result, 0);
+	assert_int_equal(whole_at_submit(d, DISK_OP_WRITE, all, big), 0);
+	assert_int_equal(whole_at_submit(d, DISK_OP_READ, back, big), 0);
 	if (memcmp(all, back, big))
 		fail_msg("40 MiB written and read back with 512-byte commands differ");
 	disk_close(d);
