@@ -10,6 +10,10 @@
 #
 #   bench/kickpath/run.sh SRC [BASE]     (make kick-path KICKPATH_BASE=...)
 #
+# KICKPATH_OPTS: more virtio-blk options for SRC's runs only (an older
+# BASE may not take them), e.g. ",msix=off" to compare with a base that
+# had INTx only.
+#
 # A tree configured in place cannot be built out of tree: give a clean
 # checkout (git worktree add /tmp/base COMMIT; autoreconf -fi there).
 set -eu
@@ -33,6 +37,7 @@ CFLAGS_KP="-O1 -fno-inline -g -finstrument-functions"
 CFLAGS_KP="$CFLAGS_KP -finstrument-functions-exclude-file-list=bench/blkbench,tests/driver/,/usr/include"
 
 n=0
+opts=${KICKPATH_OPTS:-}
 for src in "$@"; do
 	src=$(cd "$src" && pwd)
 	[ -x "$src/configure" ] || die "$src: no configure script (autoreconf -fi there)"
@@ -50,9 +55,10 @@ for src in "$@"; do
 	for w in "randread-4k-qd1 randread 1" "randwrite-4k-qd32-writeback randwrite 32 ,writeback"; do
 		set -- $w
 		KICKPATH_OUT=$WORK/events "$b/bench/blkbench" --rw="$2" --bs=4096 --qd="$3" --runtime=1 \
-			--disk "$FILE,qsize=256,aio=io_uring${4:-}" >"$WORK/bb.out" 2>&1 ||
+			--disk "$FILE,qsize=256,aio=io_uring${4:-}$opts" >"$WORK/bb.out" 2>&1 ||
 			{ cat "$WORK/bb.out" >&2; die "blkbench failed"; }
 		grep '^kick-path:' "$WORK/bb.out" >&2 || true
-		python3 "$here/report.py" "$b/bench/blkbench" "$WORK/events" "$rev:$1" "$src" "$b"
+		python3 "$here/report.py" "$b/bench/blkbench" "$WORK/events" "$rev:$1$opts" "$src" "$b"
 	done
+	opts=
 done
