@@ -3,7 +3,8 @@
  * disk_open() of files: what it opens (flags, props, engine), the range=
  * window (bytes land at the right file offsets, nothing past it), the
  * error lines, ro, the layer's bounds checks, a file that shrank, more
- * iovecs than one syscall takes, and the OFD image locks.  Cases where
+ * iovecs than one syscall takes, the OFD image locks, and a file system's
+ * refusal of DISCARD or zeroing remembered.  Cases where
  * the engine matters run under each file engine (io_uring skipped,
  * loudly, if the kernel refuses it); what every engine does with
  * reads, writes, flushes and faults is tests/unit/test_disk_engines.c.
@@ -16,16 +17,24 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "disk/disk.h"
 #include "disk/mem.h"
+#include "lib/util.h"
 #include "tests/driver/capture.h"
 
 /* How long one operation may take before the test fails rather than hang. */
@@ -713,6 +722,143 @@ static void test_lock_other_process(void **state)
 	unlink(path);
 }
 
+/* ---- a refusal remembered ------------------------------------------------ */
+
+/* What the child of test_refusal_remembered() saw, in memory shared with the test. */
+struct refusal_seen {
+	int refused;		/* fallocate() calls of the trapped mode */
+	int result[3];		/* of the three operations */
+	int stage;		/* 3: all done; less: where the child stopped */
+};
+
+static struct refusal_seen *seen;
+
+/* SIGSYS from the filter: the file system "refuses" the mode, counted. */
+static void refuse_fallocate(int sig, siginfo_t *si, void *ctx)
+{
+	ucontext_t *uc = ctx;
+
+	(void)sig;
+	(void)si;
+	__atomic_add_fetch(&seen->refused, 1, __ATOMIC_RELAXED);
+	uc->uc_mcontext.gregs[REG_RAX] = -EOPNOTSUPP;
+}
+
+/* fallocate() with a mode holding bit traps, on every thread; 0 or -1. */
+static int trap_fallocate(unsigned int bit)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fallocate, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, bit, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = ARRAY_SIZE(f), .filter = f };
+	struct sigaction sa = { .sa_sigaction = refuse_fallocate, .sa_flags = SA_SIGINFO };
+
+	if (sigaction(SIGSYS, &sa, NULL) || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -1;
+	return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
+}
+
+/* One DISCARD or WRITE_ZEROES in the child, waited for without cmocka. */
+static int child_op(struct disk *d, enum disk_op op, uint64_t off)
+{
+	struct disk_io io = { .op = op, .offset = off, .len = 4096, .cookie = 1 };
+	struct pollfd p = { .fd = disk_notify_fd(d), .events = POLLIN };
+	struct disk_done done;
+	int i, ret = disk_submit(d, &io);
+
+	if (ret != DISK_SUBMITTED)
+		return ret;
+	disk_commit(d);
+	for (i = 0; i < IO_TIMEOUT_MS / 10; i++) {
+		if (disk_reap(d, &done, 1))
+			return done.result;
+		poll(&p, 1, 10);
+	}
+	return -ETIMEDOUT;
+}
+
+/* The child: the disk opened, then fallocate() with bit refused, then op three times. */
+static void child_refused(const char *path, unsigned int bit, enum disk_op op)
+{
+	struct disk_conf c = conf(path, DISK_ENGINE_THREADS);
+	struct disk *d;
+	int i;
+
+	alarm(IO_TIMEOUT_MS / 1000 * 3);	/* a child that loops is killed, not waited for */
+	if (disk_open(&d, &c))
+		_exit(1);
+	seen->stage = 1;
+	if (trap_fallocate(bit))
+		_exit(1);
+	seen->stage = 2;
+	for (i = 0; i < 3; i++)
+		seen->result[i] = child_op(d, op, i * 4096);
+	disk_close(d);
+	seen->stage = 3;
+	_exit(0);
+}
+
+/* The child for bit and op run to its end; what it saw is in *seen. */
+static void run_refused(const char *path, unsigned int bit, enum disk_op op)
+{
+	pid_t pid;
+	int st;
+
+	memset(seen, 0, sizeof(*seen));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		child_refused(path, bit, op);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (WIFSIGNALED(st))
+		fail_msg("the child was killed by signal %d at stage %d (SIGALRM: it looped)",
+			 WTERMSIG(st), seen->stage);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) || seen->stage != 3)
+		fail_msg("the child stopped at stage %d (status %#x)", seen->stage, st);
+}
+
+/*
+ * A file system that refuses an fallocate() mode is asked once: a
+ * seccomp filter answers EOPNOTSUPP for FALLOC_FL_ZERO_RANGE (then for
+ * FALLOC_FL_PUNCH_HOLE) and counts the calls, from after the open (whose
+ * probe would otherwise take the offer away).  Three WRITE_ZEROES: one
+ * refused zeroing, then punched holes only, all 0 and zeros in the file.
+ * Three DISCARDs: one refused punch, all -EOPNOTSUPP (UNSUPP to the
+ * guest).  Fails if a refusal is not remembered (asked again each time)
+ * or turned into success.
+ */
+static void test_refusal_remembered(void **state)
+{
+	char path[64];
+	uint8_t buf[3 * 4096], zero[3 * 4096] = { 0 };
+	int i;
+
+	(void)state;
+	seen = mmap(NULL, sizeof(*seen), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(seen != MAP_FAILED);
+	make_file(path, 64 * 1024);
+	run_refused(path, FALLOC_FL_ZERO_RANGE, DISK_OP_WRITE_ZEROES);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(seen->result[i], 0);
+	if (seen->refused != 1)
+		fail_msg("zeroing asked for %d times after the file system refused it", seen->refused);
+	file_read(path, buf, sizeof(buf), 0);
+	assert_memory_equal(buf, zero, sizeof(buf));
+
+	run_refused(path, FALLOC_FL_PUNCH_HOLE, DISK_OP_DISCARD);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(seen->result[i], -EOPNOTSUPP);
+	if (seen->refused != 1)
+		fail_msg("a hole asked for %d times after the file system refused it", seen->refused);
+	unlink(path);
+	munmap(seen, sizeof(*seen));
+}
+
 /* f once per file engine, named after it. */
 #define PER_ENGINE(f)								\
 	{ #f "(threads)", f, NULL, NULL, (void *)&eng_threads },		\
@@ -732,6 +878,7 @@ int main(void)
 		cmocka_unit_test(test_memory_disk),
 		PER_ENGINE(test_lock),
 		PER_ENGINE(test_lock_other_process),
+		cmocka_unit_test(test_refusal_remembered),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

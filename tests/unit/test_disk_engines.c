@@ -8,7 +8,8 @@
  *   fault(threads)   the fault filter with no rules over each file engine:
  *   fault(io_uring)  it must behave exactly like the engine underneath
  *   nbd              disk_open() of an nbdkit memory export on a unix
- *                    socket (nbdkit started per case; tests/peer/nbd_server.c)
+ *                    socket (nbdkit started per case; tests/peer/nbd_server.c),
+ *                    or of a file export where a case needs known bytes
  * and the fault filter's own rules, trace and holding on top of each.
  *
  * Every wait is bounded (WAIT_MS): a broken engine fails, never hangs.
@@ -209,13 +210,15 @@ static void open_file_disk(struct t *t, const struct opts *o)
 }
 
 /*
- * An nbdkit memory export of o->size (zeros, as the model starts), on a
- * unix socket; ro opens it read-only (the export stays writable).
+ * An nbdkit export of o->size on a unix socket: memory (zeros, as the
+ * model starts), or with o->fill a file of pattern() (file plugin), kept
+ * open in t->fd for checks as the file kinds do; ro opens it read-only
+ * (the export stays writable).
  */
 static void open_nbd_disk(struct t *t, const struct opts *o)
 {
-	char size[32];
-	const char *args[] = { "memory", size, NULL };
+	char size[32], file[PATH_MAX + 8];
+	const char *mem[] = { "memory", size, NULL }, *on_file[] = { "file", file, NULL };
 	struct disk_conf c = {
 		.ro = o->ro,
 		.logical_block = 512,
@@ -229,10 +232,20 @@ static void open_nbd_disk(struct t *t, const struct opts *o)
 	};
 
 	snprintf(size, sizeof(size), "size=%llu", (unsigned long long)o->size);
+	if (o->fill) {
+		make_file(t, o);
+		snprintf(file, sizeof(file), "file=%s", t->path);
+		t->fd = open(t->path, O_RDONLY | O_CLOEXEC);
+		assert_true(t->fd >= 0);
+	}
 	nbd_server_init(&t->srv, false);
-	nbd_server_start(&t->srv, args);
+	nbd_server_start(&t->srv, o->fill ? on_file : mem);
 	c.path = t->srv.uri;
 	assert_int_equal(disk_open(&t->d, &c), 0);
+	/* The server opened it when the disk connected; these cases never reconnect. */
+	if (o->fill)
+		unlink(t->path);
+	t->start = o->has_range ? o->start : 0;
 }
 
 /* The disk of the engine kind in *state; a missing io_uring skips, loudly. */
@@ -264,7 +277,7 @@ static struct t *t_new(void **state, const struct opts *o, const char *test)
 	t->size = disk_props(t->d)->size;
 	t->model = calloc(1, t->size);
 	assert_non_null(t->model);
-	if (o->fill && k->file)
+	if (o->fill && (k->file || k->nbd))
 		assert_int_equal(pread(t->fd, t->model, t->size, t->start), (ssize_t)t->size);
 	return t;
 }
@@ -1924,7 +1937,7 @@ int main(void)
 	const struct CMUnitTest fault_uring[] = { FILE_CASES(4), CASE(test_writes_here, 4) };
 	const struct CMUnitTest direct_threads[] = { DIRECT_CASES(5) };
 	const struct CMUnitTest direct_uring[] = { DIRECT_CASES(6) };
-	const struct CMUnitTest nbd[] = { COMMON_CASES(7) };
+	const struct CMUnitTest nbd[] = { COMMON_CASES(7), CASE(test_range_window, 7) };
 	int failed = 0;
 
 	uring_ok = probe_uring();
