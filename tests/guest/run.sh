@@ -67,7 +67,7 @@ reset_inflight|||199:1:0x5a|$(for i in $(seq 0 15); do printf '%d:1:%#x ' $((180
 any_layout|||5:2:0x1c|
 avail_bad_head|||176:1:0x1e|
 regs_misuse|||177:1:0x1f|
-dwz_driver|||cap=$SECTORS|400:16:0x23 420:8:0x24 402:2:z 406:4:z 412:2:z 420:2:z 424:2:z|
+dwz_driver||cap=$SECTORS|400:16:0x23 420:8:0x24 402:2:z 406:4:z 412:2:z 420:2:z 424:2:z|
 dwz_hostile||cap=$SECTORS|430:4:0x25 432:2:z|
 dwz_ro|,ro|||
 dwz_range|,range=1024/512|cap=512|1534:2:z 1024:2:z|

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # DISCARD and WRITE_ZEROES from a Linux guest (tests/workload/guest.sh
 # wl=discard): blkdiscard and blkdiscard -z on vdb, fstrim of a deleted file on
-# an ext4 vdc, blkdiscard of a whole range= window on vdd.  The guest checks that
-# the ranges read back as zeros; the host, that the image files gave their
-# blocks back (st_blocks), that the data around the ranges is untouched, and
-# that nothing outside the window changed.  The images live in a directory that
-# punches holes (tests/workload/discard-run.sh; 9p in the nested runner does not).
+# an ext4 vdc; on vdd, a range= window: blkdiscard -z of its first 8 MiB, an
+# ext4 in it with a deleted file trimmed, then blkdiscard of the whole window.
+# The guest checks that the ranges read back as zeros; the host, that the image
+# files gave their blocks back (st_blocks), that the data around the ranges is
+# untouched, and that nothing outside the window changed.  The images live in a
+# directory that punches holes (tests/workload/discard-run.sh; 9p in the nested
+# runner does not).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/common.sh"
 
@@ -30,7 +32,8 @@ cat "$WORK/blocks"
 [ "$rc" -eq 0 ] || fail "tinyvmm exit status $rc (the guest's checks: 0 expected)"
 assert_contains "$WORK/discard.console" '^discard: PASS' "the guest's zero checks passed"
 assert_contains "$WORK/discard.console" '^discard: /dev/vdb max_discard=[1-9]' "vdb offers discard"
-assert_contains "$WORK/discard.console" '^discard: fstrim: /mnt: [0-9.]+ MiB' "fstrim trimmed"
+assert_contains "$WORK/discard.console" '^discard: fstrim vdc: /mnt: [0-9.]+ MiB' "fstrim of vdc trimmed"
+assert_contains "$WORK/discard.console" '^discard: fstrim vdd: /mnt: [0-9.]+ MiB' "fstrim in vdd's window trimmed"
 
 # blocks NAME WHEN: st_blocks recorded by discard-run.sh
 blocks() { awk -v n="$1" -v w="$2" '$1 == n && $2 == w { print $3 }' "$WORK/blocks"; }

@@ -290,6 +290,23 @@ zeros_at() {	# zeros_at DEV OFF LEN
 	  "$(head -c $(($3 * 1048576)) /dev/zero | sha256sum)" ]
 }
 
+# A fresh ext4 on DEV, a file of MIB written, synced, deleted, and the free space trimmed.
+trim_fs() {	# trim_fs DEV MIB
+	local out
+	mkfs.ext4 -q -F -E nodiscard "/dev/$1" && mount -t ext4 "/dev/$1" /mnt ||
+		{ echo "discard: mkfs/mount $1 failed"; return 1; }
+	head -c $(($2 << 20)) /dev/urandom > /mnt/big && sync -f /mnt && rm /mnt/big && sync -f /mnt
+	echo "discard: $1 wrote and deleted $2 MiB"
+	if out=$(fstrim -v /mnt); then
+		echo "discard: fstrim $1: $out"
+	else
+		echo "discard: fstrim $1 failed"
+		umount /mnt
+		return 1
+	fi
+	umount /mnt
+}
+
 wl_discard() {
 	rc=0
 	for d in vdb vdc vdd; do
@@ -303,14 +320,13 @@ wl_discard() {
 	zeros_at /dev/vdb 8 16 && echo "discard: vdb discarded range reads zeros" || rc=1
 	zeros_at /dev/vdb 32 8 && echo "discard: vdb zeroed range reads zeros" || rc=1
 	# vdc: a file system whose deleted file goes back to the host through fstrim.
-	mkfs.ext4 -q -F -E nodiscard /dev/vdc && mount -t ext4 /dev/vdc /mnt || { echo "discard: mkfs/mount vdc failed"; return 1; }
-	head -c $((32 << 20)) /dev/urandom > /mnt/big && sync -f /mnt
-	echo "discard: vdc wrote 32 MiB"
-	rm /mnt/big && sync -f /mnt
-	fstrim -v /mnt | sed 's/^/discard: fstrim: /' || { echo "discard: fstrim failed"; rc=1; }
-	umount /mnt
-	# vdd: the whole range= window discarded.
-	blkdiscard /dev/vdd || { echo "discard: blkdiscard vdd failed"; rc=1; }
+	trim_fs vdc 32 || rc=1
+	# vdd, a range= window: WRITE_ZEROES, a file system trimmed, then the whole window discarded.
+	blkdiscard -z -l $((8 << 20)) /dev/vdd || { echo "discard: blkdiscard -z vdd failed"; rc=1; }
+	zeros_at /dev/vdd 0 8 && echo "discard: vdd zeroed range reads zeros" || rc=1
+	trim_fs vdd 16 || rc=1
+	# -f: blkdiscard refuses a device holding a file system signature without it.
+	blkdiscard -f /dev/vdd || { echo "discard: blkdiscard vdd failed"; rc=1; }
 	zeros_at /dev/vdd 0 $(($(cat /sys/block/vdd/size) / 2048)) && echo "discard: vdd window reads zeros" || rc=1
 	sync
 	[ $rc -eq 0 ] && echo "discard: PASS"
