@@ -19,8 +19,8 @@ summary() {	# summary DIR: add up automake's per-test results
 	cat "$1"/tests/unit/*.trs "$1"/tests/*/*.trs 2>/dev/null |
 		awk '/^:test-result:/ { n[$2]++ } END { printf "%d %d %d\n", n["PASS"], n["FAIL"] + n["ERROR"] + n["XPASS"], n["SKIP"] }'
 }
-# Cases a unit test skipped (cmocka's skip()) while the test as a whole passed:
-# "COUNT program:case ...".  automake sees only the program, so they are counted here.
+# Cases a unit test skipped (cmocka's skip()): "COUNT program:case ...".  automake
+# sees only the program, which passes with them, so they are counted here.
 cases_skipped() {	# cases_skipped DIR
 	local log n=0 k names=""
 	for log in "$1"/tests/unit/*.log; do
@@ -29,7 +29,7 @@ cases_skipped() {	# cases_skipped DIR
 		k=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test(s), listed below:$/\1/p' "$log" |
 			awk '{ s += $1 } END { print s + 0 }')
 		n=$((n + k))
-		[ "$k" -eq 0 ] || names="$names $(sed -n 's/^\[  SKIPPED \] \([A-Za-z_][A-Za-z0-9_]*\)$/\1/p' "$log" |
+		[ "$k" -eq 0 ] || names="$names $(sed -n 's/^\[  SKIPPED \] \([^ ]*\)$/\1/p' "$log" |
 			sort -u | sed "s|^|$(basename "$log" .log):|" | tr '\n' ' ')"
 	done
 	echo "$n$names"

@@ -161,14 +161,19 @@ static const char *tmp_dir(void)
 	return access("/var/tmp", W_OK) == 0 ? "/var/tmp" : "/tmp";
 }
 
+/* The file of o->size at t->path, or a new temp file when t->path is empty. */
 static void make_file(struct t *t, const struct opts *o)
 {
 	uint8_t *buf;
 	uint64_t i;
 	int fd;
 
-	snprintf(t->path, sizeof(t->path), "%s/tvmm-engines-XXXXXX", tmp_dir());
-	fd = mkstemp(t->path);
+	if (t->path[0]) {
+		fd = open(t->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	} else {
+		snprintf(t->path, sizeof(t->path), "%s/tvmm-engines-XXXXXX", tmp_dir());
+		fd = mkstemp(t->path);
+	}
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, o->size), 0);
 	if (o->fill) {
@@ -232,19 +237,18 @@ static void open_nbd_disk(struct t *t, const struct opts *o)
 	};
 
 	snprintf(size, sizeof(size), "size=%llu", (unsigned long long)o->size);
+	nbd_server_init(&t->srv, false);
 	if (o->fill) {
+		/* In the server's temp dir: it goes with the server, however the case ends. */
+		nbd_server_path(&t->srv, "disk.img", t->path, sizeof(t->path));
 		make_file(t, o);
 		snprintf(file, sizeof(file), "file=%s", t->path);
 		t->fd = open(t->path, O_RDONLY | O_CLOEXEC);
 		assert_true(t->fd >= 0);
 	}
-	nbd_server_init(&t->srv, false);
 	nbd_server_start(&t->srv, o->fill ? on_file : mem);
 	c.path = t->srv.uri;
 	assert_int_equal(disk_open(&t->d, &c), 0);
-	/* The server opened it when the disk connected; these cases never reconnect. */
-	if (o->fill)
-		unlink(t->path);
 	t->start = o->has_range ? o->start : 0;
 }
 
@@ -1716,6 +1720,9 @@ static void test_range_window(void **state)
 
 	assert_int_equal(t->size, WIN_LEN);
 	need_prop(t, disk_props(t->d)->discard, "discard");
+	/* nbdkit's file plugin offers trim everywhere and drops it where it cannot punch. */
+	if (t->k->nbd && !fs_punches(fs_type(t)))
+		t_skip(t, "the file export's directory does not punch holes (the server's trim does nothing)");
 	rnd_seed(15);
 	t_verify(t, 0, WIN_LEN);
 	assert_int_equal(t_do(t, DISK_OP_WRITE, 0, 4 * KIB, 0), 0);

@@ -295,7 +295,12 @@ trim_fs() {	# trim_fs DEV MIB
 	local out
 	mkfs.ext4 -q -F -E nodiscard "/dev/$1" && mount -t ext4 "/dev/$1" /mnt ||
 		{ echo "discard: mkfs/mount $1 failed"; return 1; }
-	head -c $(($2 << 20)) /dev/urandom > /mnt/big && sync -f /mnt && rm /mnt/big && sync -f /mnt
+	if ! { head -c $(($2 << 20)) /dev/urandom > /mnt/big && sync -f /mnt && rm /mnt/big &&
+	       sync -f /mnt; }; then
+		echo "discard: $1: writing, syncing or deleting the file failed"
+		umount /mnt
+		return 1
+	fi
 	echo "discard: $1 wrote and deleted $2 MiB"
 	if out=$(fstrim -v /mnt); then
 		echo "discard: fstrim $1: $out"
@@ -325,7 +330,7 @@ wl_discard() {
 	blkdiscard -z -l $((8 << 20)) /dev/vdd || { echo "discard: blkdiscard -z vdd failed"; rc=1; }
 	zeros_at /dev/vdd 0 8 && echo "discard: vdd zeroed range reads zeros" || rc=1
 	trim_fs vdd 16 || rc=1
-	# -f: blkdiscard refuses a device holding a file system signature without it.
+	# -f: blkdiscard may refuse a device holding a file system signature without it.
 	blkdiscard -f /dev/vdd || { echo "discard: blkdiscard vdd failed"; rc=1; }
 	zeros_at /dev/vdd 0 $(($(cat /sys/block/vdd/size) / 2048)) && echo "discard: vdd window reads zeros" || rc=1
 	sync
