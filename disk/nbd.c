@@ -91,7 +91,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "disk/engine.h"
@@ -215,10 +214,7 @@ static struct disk_nbd *nbd_of(struct disk_engine *e)
 
 static int64_t nbd_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)(mono_ns() / 1000000);
 }
 
 static void nbd_list_add(struct nbd_op **head, struct nbd_op **tail, struct nbd_op *op)
